@@ -1,0 +1,276 @@
+"""The probe contract: what a probe receives, what it returns, how it fails.
+
+A probe is one module with one class that satisfies :class:`Probe`. It collects
+(I/O through the context only) and evaluates (pure functions over what it
+collected), and returns a :class:`ProbeResult`. It never touches storage.
+
+Errors are values. Inside a probe, library exceptions (ssl, httpx, dnspython,
+nmap, playwright) are translated at the edge into this tree; the scan runner
+turns any of them into a :class:`ProbeError` on the result, so one failing
+probe never takes the others down::
+
+    ProbeFailure                 (base; .kind says which ErrorKind)
+    ├── ResolveFailure           name unknown, resolver unreachable    -> ErrorKind.DNS
+    ├── OutOfScope               address/URL outside the configured scope -> ErrorKind.SCOPE
+    ├── ConnectFailure           refused, unreachable, reset on connect -> ErrorKind.CONNECT
+    ├── DeadlineExceeded         an overall deadline passed             -> ErrorKind.TIMEOUT
+    ├── ProtocolFailure          garbage, aborted handshake, bad HTTP   -> ErrorKind.PROTOCOL
+    ├── BudgetExhausted          per-host request budget spent          -> ErrorKind.BUDGET
+    └── ToolUnavailable          nmap / browser binary missing          -> ErrorKind.TOOL
+
+Anything else escaping a probe is a bug; the runner records it as
+ErrorKind.INTERNAL with the exception's one-line message.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from probes.net.connector import Connector
+    from probes.net.http import HttpClient
+
+JSON = Any  # a value json.dumps accepts: dict/list/str/int/float/bool/None
+
+
+class Severity(enum.StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse: critical 4 .. info 0."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {
+    Severity.CRITICAL: 4,
+    Severity.HIGH: 3,
+    Severity.MEDIUM: 2,
+    Severity.LOW: 1,
+    Severity.INFO: 0,
+}
+
+
+class AssetKind(enum.StrEnum):
+    WEBSITE = "website"
+    TRADING = "trading"
+    API = "api"
+
+
+class ProbeStatus(enum.StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class ErrorKind(enum.StrEnum):
+    DNS = "dns"
+    SCOPE = "scope"
+    CONNECT = "connect"
+    TIMEOUT = "timeout"
+    PROTOCOL = "protocol"
+    BUDGET = "budget"
+    TOOL = "tool"
+    INTERRUPTED = "interrupted"
+    INTERNAL = "internal"
+
+
+class ProbeFailure(Exception):
+    """Base of every failure a probe lets out. ``str(exc)`` is one line."""
+
+    kind: ErrorKind = ErrorKind.INTERNAL
+
+
+class ResolveFailure(ProbeFailure):
+    kind = ErrorKind.DNS
+
+
+class OutOfScope(ProbeFailure):
+    kind = ErrorKind.SCOPE
+
+
+class ConnectFailure(ProbeFailure):
+    kind = ErrorKind.CONNECT
+
+
+class DeadlineExceeded(ProbeFailure):
+    kind = ErrorKind.TIMEOUT
+
+
+class ProtocolFailure(ProbeFailure):
+    kind = ErrorKind.PROTOCOL
+
+
+class BudgetExhausted(ProbeFailure):
+    kind = ErrorKind.BUDGET
+
+
+class ToolUnavailable(ProbeFailure):
+    kind = ErrorKind.TOOL
+
+
+@dataclass(frozen=True)
+class ProbeError:
+    probe: str
+    kind: ErrorKind
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"probe": self.probe, "kind": self.kind.value, "error": self.message}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One instance of a catalog check.
+
+    ``key`` tells instances of one check apart on one asset and must be stable
+    from scan to scan (host:port for TLS, the port for ports, provocation kind
+    and signature for leaks, the normalised href for social links).
+    ``severity`` overrides the catalog default for this instance only; when
+    set, ``severity_reason`` says why (it is copied into the evidence).
+    """
+
+    check_id: str
+    key: str
+    evidence: Mapping[str, JSON] = field(default_factory=dict)
+    severity: Severity | None = None
+    severity_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    probe: str
+    status: ProbeStatus
+    observations: Mapping[str, JSON] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    error: ProbeError | None = None
+    skip_reason: str | None = None
+
+    @staticmethod
+    def skipped(probe: str, reason: str) -> ProbeResult:
+        return ProbeResult(probe=probe, status=ProbeStatus.SKIPPED, skip_reason=reason)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One asset as a probe sees it, with its names already resolved and pinned.
+
+    ``addresses`` are the only IPs any probe may connect to for ``host``;
+    ``skipped_addresses`` maps an address this machine cannot reach (e.g. no
+    IPv6 route) to the reason. ``active`` is the effective permission for
+    active probes in this run (config ``active_probes``, quiet windows,
+    ``--force-active``).
+    """
+
+    name: str
+    url: str
+    scheme: str  # https | http | wss | tls
+    host: str
+    port: int
+    path: str = "/"
+    kind: AssetKind = AssetKind.WEBSITE
+    addresses: tuple[str, ...] = ()
+    skipped_addresses: Mapping[str, str] = field(default_factory=dict)
+    cname_chain: tuple[str, ...] = ()
+    allowed_ports: frozenset[int] | None = None
+    active: bool = True
+    declared: Mapping[str, str] = field(default_factory=dict)
+    settings: Mapping[str, Mapping[str, JSON]] = field(default_factory=dict)
+
+    @property
+    def is_web(self) -> bool:
+        return self.scheme in ("http", "https", "wss")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.scheme in ("https", "wss", "tls")
+
+    @property
+    def http_scheme(self) -> str:
+        """The scheme to speak HTTP with (wss is https on the wire)."""
+        return {"wss": "https", "https": "https", "http": "http"}.get(self.scheme, "https")
+
+    @property
+    def origin(self) -> str:
+        default = 443 if self.http_scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = "" if self.port == default else f":{self.port}"
+        return f"{self.http_scheme}://{host}{port}"
+
+    def probe_settings(self, probe: str) -> Mapping[str, JSON]:
+        return self.settings.get(probe, {})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds every probe honours. Seconds, bytes, counts."""
+
+    connect_timeout: float = 5.0
+    request_deadline: float = 15.0  # whole request: connect, headers and body
+    probe_deadline: float = 120.0  # one probe on one asset
+    max_body: int = 1 << 20
+    max_redirects: int = 5
+    host_budget: int = 300  # HTTP requests per host per scan
+    per_host_concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a probe may use. Built by the agent for one asset's scan."""
+
+    http: HttpClient
+    connector: Connector
+    clock: Callable[[], datetime]
+    limits: Limits = Limits()
+    ca_bundle: str | None = None  # extra trust anchors (PEM) on top of the system store
+    resolver: str | None = None  # "ip[:port]" the scan resolves through, for the record
+
+
+@runtime_checkable
+class Probe(Protocol):
+    """One probe. ``name`` is its registry name and the ``--probe`` value."""
+
+    name: str
+    #: True when the probe sends traffic an asset may not want (provocations,
+    #: port scans); it then runs only where ``target.active`` is true.
+    active: bool
+
+    def applies(self, target: Target) -> bool:
+        """Whether this probe is part of a full scan of ``target``."""
+        ...
+
+    def run(self, target: Target, ctx: ProbeContext) -> Awaitable[ProbeResult]: ...
+
+
+def error_result(
+    probe: str,
+    exc: BaseException,
+    *,
+    observations: Mapping[str, JSON] | None = None,
+    findings: tuple[Finding, ...] = (),
+) -> ProbeResult:
+    """A result carrying what was gathered before ``exc`` stopped the probe."""
+    kind = exc.kind if isinstance(exc, ProbeFailure) else ErrorKind.INTERNAL
+    message = one_line(exc)
+    return ProbeResult(
+        probe=probe,
+        status=ProbeStatus.ERROR,
+        observations=dict(observations or {}),
+        findings=findings,
+        error=ProbeError(probe=probe, kind=kind, message=message),
+    )
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, ProbeFailure):
+        text = f"{type(exc).__name__}: {text}"
+    return text[:300]

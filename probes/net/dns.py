@@ -1,0 +1,166 @@
+"""Name resolution: the only place posture resolves names.
+
+Resolves A and AAAA through dnspython (a given resolver, or the system's),
+records the CNAME chain and every address, refuses addresses no scan may touch
+and marks address families this machine cannot reach as skipped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from probes.base import OutOfScope, ResolveFailure
+from probes.net.scope import normalise_host, refusal_reason
+
+
+@dataclass(frozen=True)
+class Resolution:
+    name: str
+    resolver: str  # "ip:port" or "system" or "literal"
+    cname_chain: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()  # every A/AAAA answer, in answer order
+    usable: tuple[str, ...] = ()  # what probes may connect to
+    skipped: dict[str, str] = field(default_factory=dict)  # address -> why (unreachable family)
+    refused: dict[str, str] = field(default_factory=dict)  # address -> why (never a target)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "resolver": self.resolver,
+            "cname_chain": list(self.cname_chain),
+            "addresses": list(self.addresses),
+            "skipped": dict(self.skipped),
+            "refused": dict(self.refused),
+        }
+
+
+def parse_resolver(spec: str) -> tuple[str, int]:
+    """``"127.0.0.1"``, ``"127.0.0.1:5353"``, ``"[::1]:53"`` -> (ip, port)."""
+    spec = spec.strip()
+    host, port = spec, 53
+    if spec.startswith("["):
+        host, _, rest = spec[1:].partition("]")
+        if rest.startswith(":"):
+            port = int(rest[1:])
+    elif spec.count(":") == 1:
+        host, _, p = spec.partition(":")
+        port = int(p)
+    ipaddress.ip_address(host)  # raises ValueError on a name
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} out of range")
+    return host, port
+
+
+def reachable(address: str) -> bool:
+    """Whether this machine has a route to ``address`` (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((address, 9))
+        return True
+    except OSError:
+        return False
+
+
+def _classify(name: str, resolver: str, chain: tuple[str, ...], addresses: list[str]) -> Resolution:
+    usable: list[str] = []
+    skipped: dict[str, str] = {}
+    refused: dict[str, str] = {}
+    for a in addresses:
+        reason = refusal_reason(a)
+        if reason:
+            refused[a] = reason
+        elif not reachable(a):
+            skipped[a] = "no route from this machine (address family unreachable)"
+        else:
+            usable.append(a)
+    res = Resolution(name, resolver, chain, tuple(addresses), tuple(usable), skipped, refused)
+    if not usable and refused and not skipped:
+        raise OutOfScope(f"{name} resolves only to addresses posture never probes: {', '.join(refused)}")
+    return res
+
+
+async def resolve(name: str, resolver: str | None = None, *, timeout: float = 5.0) -> Resolution:
+    """Resolve ``name`` (or accept an IP literal). Raises ResolveFailure/OutOfScope."""
+    host = normalise_host(name)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return _classify(host, "literal", (), [host])
+
+    import dns.asyncresolver
+    import dns.exception
+    import dns.rdatatype
+    import dns.resolver
+
+    if resolver:
+        ip, port = parse_resolver(resolver)
+        r = dns.asyncresolver.Resolver(configure=False)
+        r.nameservers = [ip]
+        r.port = port
+        label = f"{ip}:{port}"
+    else:
+        try:
+            r = dns.asyncresolver.Resolver()
+        except dns.resolver.NoResolverConfiguration:
+            raise ResolveFailure("no DNS resolver configured on this machine; pass --resolver") from None
+        label = "system"
+    r.lifetime = timeout
+    r.timeout = min(timeout, 2.0)
+
+    chain: list[str] = []
+    addresses: list[str] = []
+    nx = 0
+    failure: ResolveFailure | None = None
+    for rdtype in ("A", "AAAA"):
+        try:
+            answer = await r.resolve(host, rdtype, search=False)
+        except dns.resolver.NXDOMAIN:
+            nx += 1
+            continue
+        except dns.resolver.NoAnswer as exc:
+            _cnames_from(exc.kwargs.get("response"), chain)
+            continue
+        except dns.resolver.NoNameservers as exc:
+            failure = failure or ResolveFailure(f"DNS servers failed to answer {rdtype} for {host}: {exc}")
+            continue
+        except dns.exception.Timeout:
+            failure = failure or ResolveFailure(
+                f"DNS lookup of {host} via {label} timed out after {timeout:g}s"
+            )
+            continue
+        except dns.exception.DNSException as exc:
+            failure = failure or ResolveFailure(f"DNS lookup of {host} failed: {exc}")
+            continue
+        _cnames_from(answer.response, chain)
+        for rr in answer:
+            text = rr.to_text()
+            if text not in addresses:
+                addresses.append(text)
+    if not addresses:
+        # One family failing while the other answered is normal; only an
+        # empty result is an error, and a server failure says more than NXDOMAIN.
+        if failure is not None:
+            raise failure
+        if nx:
+            raise ResolveFailure(f"{host}: no such domain (NXDOMAIN via {label})")
+        raise ResolveFailure(f"{host} has no A or AAAA record (via {label})")
+    return _classify(host, label, tuple(chain), addresses)
+
+
+def _cnames_from(response: Any, chain: list[str]) -> None:
+    if response is None:
+        return
+    import dns.rdatatype
+
+    for rrset in response.answer:
+        if rrset.rdtype == dns.rdatatype.CNAME:
+            for rr in rrset:
+                target = rr.target.to_text().rstrip(".").lower()
+                if target not in chain:
+                    chain.append(target)

@@ -1,0 +1,96 @@
+"""Which addresses posture will ever connect to, and per-host accounting.
+
+The agent resolves each asset's name once and pins the result; every
+connection afterwards goes through :class:`Pins`, which refuses any host or
+address it was not given. That is how "probes only configured assets" is
+enforced in one place instead of in every probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from probes.base import BudgetExhausted, OutOfScope
+
+# Cloud instance-metadata endpoints: never a scan target, whatever DNS says.
+METADATA_ADDRESSES = frozenset(
+    {
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack
+        "169.254.170.2",  # AWS ECS task metadata
+        "100.100.100.200",  # Alibaba Cloud
+        "fd00:ec2::254",  # AWS IPv6
+    }
+)
+
+
+def refusal_reason(address: str) -> str | None:
+    """Why ``address`` may never be probed, or None when it may."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "not an IP address"
+    if str(ip) in METADATA_ADDRESSES:
+        return "cloud metadata address"
+    if ip.is_link_local:
+        return "link-local address"
+    if ip.is_multicast:
+        return "multicast address"
+    if ip.is_unspecified:
+        return "unspecified address"
+    if isinstance(ip, ipaddress.IPv4Address) and ip == ipaddress.IPv4Address("255.255.255.255"):
+        return "broadcast address"
+    return None
+
+
+def normalise_host(host: str) -> str:
+    return host.strip("[]").rstrip(".").lower()
+
+
+@dataclass
+class Pins:
+    """host -> pinned addresses, plus per-host concurrency and budgets."""
+
+    hosts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    per_host_concurrency: int = 4
+    host_budget: int = 300
+    requests: Counter[str] = field(default_factory=Counter)
+    connections: Counter[str] = field(default_factory=Counter)
+    _gates: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, hosts: Mapping[str, Iterable[str]], **kw: int) -> Pins:
+        return cls(hosts={normalise_host(h): tuple(a) for h, a in hosts.items()}, **kw)
+
+    def add(self, host: str, addresses: Iterable[str]) -> None:
+        self.hosts[normalise_host(host)] = tuple(addresses)
+
+    def addresses(self, host: str) -> tuple[str, ...]:
+        key = normalise_host(host)
+        if key not in self.hosts:
+            raise OutOfScope(f"{host} is not a configured asset host")
+        return self.hosts[key]
+
+    def check(self, host: str, address: str) -> None:
+        if address not in self.addresses(host):
+            raise OutOfScope(f"{address} is not a pinned address of {host}")
+        reason = refusal_reason(address)
+        if reason:
+            raise OutOfScope(f"refusing {address}: {reason}")
+
+    def gate(self, host: str) -> asyncio.Semaphore:
+        key = normalise_host(host)
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = asyncio.Semaphore(self.per_host_concurrency)
+        return gate
+
+    def spend(self, host: str) -> None:
+        """Count one HTTP request against the host's budget."""
+        key = normalise_host(host)
+        if self.requests[key] >= self.host_budget:
+            raise BudgetExhausted(f"request budget of {self.host_budget} for {host} is spent")
+        self.requests[key] += 1

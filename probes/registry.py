@@ -1,0 +1,35 @@
+"""Probe registry: name -> class, imported only when used (keeps CLI start-up light).
+
+Adding a probe is adding a line here, a module, and its catalog entries.
+Order is the order a scan runs and reports them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from probes.base import Probe
+
+_PROBES: dict[str, str] = {
+    "tls": "probes.tls:TlsProbe",
+    "http": "probes.http:HttpProbe",
+    "edge": "probes.edge:EdgeProbe",
+    "leak": "probes.leak:LeakProbe",
+    "social": "probes.social:SocialProbe",
+    "ports": "probes.ports:PortsProbe",
+}
+
+
+def probe_names() -> list[str]:
+    return list(_PROBES)
+
+
+def load_probe(name: str) -> Probe:
+    try:
+        spec = _PROBES[name]
+    except KeyError:
+        raise KeyError(f"unknown probe {name!r} (known: {', '.join(_PROBES)})") from None
+    module_name, _, cls_name = spec.partition(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    probe: Probe = cls()
+    return probe

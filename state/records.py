@@ -1,0 +1,86 @@
+"""What the agent hands to storage, and the enums storage keeps.
+
+Frozen, storage-agnostic records: the agent builds them from probe results;
+:mod:`state.store` writes each :class:`ScanRecord` in one transaction.
+``state`` imports nothing from ``agent``, ``probes`` or ``schedules``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class ScanStatus(enum.StrEnum):
+    COMPLETE = "complete"  # every probe asked for ran and succeeded
+    PARTIAL = "partial"  # at least one probe failed; the rest is stored
+    FAILED = "failed"  # nothing could be probed (e.g. the name does not resolve)
+    INTERRUPTED = "interrupted"  # the agent was stopped mid-scan
+    RUNNING = "running"  # claimed, not finished (daemon jobs)
+
+
+class RunStatus(enum.StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class FindingState(enum.StrEnum):
+    OPEN = "open"
+    FIXED = "fixed"
+    REOPENED = "reopened"
+    ACCEPTED = "accepted"
+    FALSE_POSITIVE = "false_positive"
+
+
+class Trigger(enum.StrEnum):
+    MANUAL = "manual"
+    SCHEDULED = "scheduled"
+
+
+@dataclass(frozen=True)
+class AssetRecord:
+    name: str
+    url: str  # normalised
+    kind: str  # website | trading | api
+    configured: bool  # from the config file, not an ad-hoc URL on the command line
+
+
+@dataclass(frozen=True)
+class FindingRecord:
+    check_id: str
+    key: str
+    severity: str  # effective severity for this instance
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProbeRunRecord:
+    probe: str
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime
+    observations: dict[str, Any] = field(default_factory=dict)
+    findings: tuple[FindingRecord, ...] = ()
+    error_kind: str | None = None
+    error: str | None = None
+    skip_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanRecord:
+    asset: AssetRecord
+    status: ScanStatus
+    started_at: datetime  # timezone-aware
+    finished_at: datetime
+    posture_version: str
+    catalog_version: str
+    config_hash: str
+    probe_runs: tuple[ProbeRunRecord, ...] = ()
+    trigger: Trigger = Trigger.MANUAL
+    full: bool = True  # every applicable probe was asked for (no --probe narrowing)
+    forced_active: bool = False
+    dns: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # scan-level error (e.g. DNS failure), one line
