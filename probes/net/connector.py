@@ -72,7 +72,8 @@ class Connector:
             except TimeoutError:
                 raise DeadlineExceeded(f"connect to {_addr(address, port)} timed out after {limit:g}s") from None
             except ssl.SSLError as exc:
-                raise ProtocolFailure(f"TLS handshake with {_addr(address, port)} failed: {exc.reason or exc}") from None
+                why = exc.reason or exc
+                raise ProtocolFailure(f"TLS handshake with {_addr(address, port)} failed: {why}") from None
             except ConnectionRefusedError:
                 raise ConnectFailure(f"{_addr(address, port)} refused the connection") from None
             except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:

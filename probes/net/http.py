@@ -17,6 +17,7 @@ certificates; the other probes must still see a site whose certificate is bad.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -155,10 +156,8 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        try:
+        with contextlib.suppress(ssl.SSLError):
             ctx.set_ciphers("ALL:@SECLEVEL=0")
-        except ssl.SSLError:
-            pass
         ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ctx,

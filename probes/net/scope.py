@@ -62,8 +62,12 @@ class Pins:
     _gates: dict[str, asyncio.Semaphore] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, hosts: Mapping[str, Iterable[str]], **kw: int) -> Pins:
-        return cls(hosts={normalise_host(h): tuple(a) for h, a in hosts.items()}, **kw)
+    def of(cls, hosts: Mapping[str, Iterable[str]], *, per_host_concurrency: int = 4, host_budget: int = 300) -> Pins:
+        return cls(
+            hosts={normalise_host(h): tuple(a) for h, a in hosts.items()},
+            per_host_concurrency=per_host_concurrency,
+            host_budget=host_budget,
+        )
 
     def add(self, host: str, addresses: Iterable[str]) -> None:
         self.hosts[normalise_host(host)] = tuple(addresses)

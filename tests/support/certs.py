@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -99,6 +99,8 @@ class Authority:
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.issuer.key.public_key()), critical=False
             )
         sign_key = key if self_signed else self.issuer.key
+        if isinstance(hash_alg, hashes.SHA1 | hashes.MD5):
+            return Issued(_sign_legacy(builder, sign_key, hash_alg), key)
         cert = builder.sign(sign_key, hash_alg or hashes.SHA256())
         return Issued(cert, key)
 
@@ -138,6 +140,49 @@ def _ca(name: str, parent: Issued | None) -> Issued:
         )
     cert = builder.sign(parent.key if parent else key, hashes.SHA256())
     return Issued(cert, key)
+
+
+# cryptography (>= 45) refuses to sign with SHA-1 or MD5, so such certificates are
+# built as SHA-256 ones and re-signed: the TBS's AlgorithmIdentifier is swapped
+# for the legacy one and the DER re-assembled around a signature made with the
+# low-level key API, which still accepts those hashes.
+_ALG_IDS = {
+    ("rsa", "sha256"): bytes.fromhex("300d06092a864886f70d01010b0500"),
+    ("rsa", "sha1"): bytes.fromhex("300d06092a864886f70d0101050500"),
+    ("rsa", "md5"): bytes.fromhex("300d06092a864886f70d0101040500"),
+    ("ec", "sha256"): bytes.fromhex("300a06082a8648ce3d040302"),
+    ("ec", "sha1"): bytes.fromhex("300906072a8648ce3d0401"),
+}
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content
+
+
+def _der_content(tlv: bytes) -> bytes:
+    first = tlv[1]
+    if first < 0x80:
+        return tlv[2:]
+    return tlv[2 + (first & 0x7F):]
+
+
+def _sign_legacy(builder: x509.CertificateBuilder, sign_key: PrivateKey,
+                 hash_alg: hashes.HashAlgorithm) -> x509.Certificate:
+    kind = "rsa" if isinstance(sign_key, rsa.RSAPrivateKey) else "ec"
+    if (kind, hash_alg.name) not in _ALG_IDS:
+        raise ValueError(f"no {hash_alg.name} signature for {kind} keys")
+    modern = builder.sign(sign_key, hashes.SHA256())
+    old_id, new_id = _ALG_IDS[(kind, "sha256")], _ALG_IDS[(kind, hash_alg.name)]
+    tbs = _der(0x30, _der_content(modern.tbs_certificate_bytes).replace(old_id, new_id, 1))
+    if isinstance(sign_key, rsa.RSAPrivateKey):
+        signature = sign_key.sign(tbs, padding.PKCS1v15(), hash_alg)
+    else:
+        signature = sign_key.sign(tbs, ec.ECDSA(hash_alg))
+    return x509.load_der_x509_certificate(_der(0x30, tbs + new_id + _der(0x03, b"\x00" + signature)))
 
 
 def write_pair(directory: Path, name: str, chain_pem: bytes, key_pem: bytes) -> tuple[Path, Path]:

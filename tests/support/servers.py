@@ -11,7 +11,7 @@ import socketserver
 import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,7 +43,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _serve(self) -> None:
@@ -146,10 +146,8 @@ class _RawHandler(socketserver.BaseRequestHandler):
     server: _RawServer
 
     def handle(self) -> None:
-        try:
+        with suppress(OSError):
             self.server.behaviour(self.request)
-        except OSError:
-            pass
 
 
 class _RawServer(socketserver.ThreadingTCPServer):
@@ -159,7 +157,9 @@ class _RawServer(socketserver.ThreadingTCPServer):
 
 
 @contextmanager
-def raw_server(behaviour: Callable[[socket.socket], None], *, host: str = "127.0.0.1", port: int = 0) -> Iterator[Running]:
+def raw_server(
+    behaviour: Callable[[socket.socket], None], *, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[Running]:
     """A TCP server whose every connection is handed to ``behaviour`` (garbage, silence, trickle...)."""
     srv = _RawServer((host, port), _RawHandler)
     srv.behaviour = behaviour

@@ -1,0 +1,67 @@
+"""The ``posture`` command line.
+
+Global options come before the command. Exit codes: 0 the work was done,
+1 a runtime failure, 2 bad input (usage, config, unparsable URL); failures
+print one line on stderr, never a traceback. Heavy modules are imported by
+the command that needs them, so ``posture --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from agent import __version__
+from agent.errors import AgentError
+
+# command modules, each with register(subparsers); imported lazily only to build the parser
+_COMMANDS = ("scan", "findings", "config")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"posture: {message} (see posture --help)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="posture",
+        description="Scheduled external-posture scanning agent for securities and futures firms.",
+    )
+    parser.add_argument("--version", action="version", version=f"posture {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="config file (TOML); also env POSTURE_CONFIG")
+    parser.add_argument("--db", metavar="URL", help="SQLAlchemy database URL (overrides the config)")
+    parser.add_argument("--now", metavar="ISO8601", help="the clock for this invocation (tests, backfills)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in _COMMANDS:
+        importlib.import_module(f"agent.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except AgentError as exc:
+        sys.stderr.write(f"posture: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("posture: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # last line of defence: one line, never a traceback
+        text = " ".join(str(exc).split())[:300]
+        sys.stderr.write(f"posture: internal error: {type(exc).__name__}: {text}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

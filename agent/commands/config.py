@@ -1,0 +1,54 @@
+"""``posture config check``: validate a config and show the assets it defines."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("config", help="configuration commands")
+    csub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
+    csub.required = True
+    check = csub.add_parser("check", help="validate the config and print the assets it defines")
+    check.add_argument("--format", choices=("table", "json"), default="table")
+    check.set_defaults(func=check_config)
+
+
+def check_config(args: argparse.Namespace) -> int:
+    from agent.config import load_config
+    from agent.output import dump_json
+
+    cfg, digest = load_config(args.config)
+    specs = cfg.asset_specs()
+    if args.format == "json":
+        dump_json(
+            {
+                "valid": True,
+                "config_hash": digest,
+                "assets": [
+                    {
+                        "name": s.name,
+                        "url": s.url.normalised,
+                        "kind": s.kind,
+                        "allowed_ports": sorted(s.allowed_ports) if s.allowed_ports is not None else None,
+                        "active_probes": s.active_probes,
+                        "declared": s.declared,
+                    }
+                    for s in specs
+                ],
+            }
+        )
+        return 0
+    print(f"config OK ({digest}): {len(specs)} asset(s)")
+    for s in specs:
+        extras = []
+        if s.allowed_ports is not None:
+            extras.append("ports " + ",".join(str(p) for p in sorted(s.allowed_ports)))
+        if not s.active_probes:
+            extras.append("passive only")
+        if s.declared:
+            extras.append("declared " + ", ".join(sorted(s.declared)))
+        suffix = f"  ({'; '.join(extras)})" if extras else ""
+        print(f"  {s.name:<24} {s.kind:<8} {s.url.normalised}{suffix}")
+    return 0

@@ -1,0 +1,248 @@
+"""The TOML config, validated: an unknown key or a bad value is an error naming the key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from agent.errors import ConfigError
+from agent.targets import AssetSpec, parse_target_url
+
+Severity = Literal["critical", "high", "medium", "low", "info"]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentSection(_Strict):
+    database: str | None = None
+    ca_bundle: str | None = None
+    resolver: str | None = None
+    timezone: str = "Asia/Taipei"
+    concurrency: int = Field(16, ge=1, le=1024)
+    per_host_concurrency: int = Field(4, ge=1, le=64)
+    host_budget: int = Field(300, ge=10, le=100_000)
+    request_timeout: float = Field(15.0, gt=0, le=300)
+    probe_timeout: float = Field(120.0, gt=0, le=3600)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("resolver")
+    @classmethod
+    def _resolver(cls, v: str | None) -> str | None:
+        if v is not None:
+            from probes.net.dns import parse_resolver
+
+            try:
+                parse_resolver(v)
+            except ValueError:
+                raise ValueError(f"resolver must be IP[:PORT], got {v!r}") from None
+        return v
+
+
+class TlsSection(_Strict):
+    expiry_warning_days: int = Field(30, ge=0, le=3650)
+
+
+class HttpSection(_Strict):
+    http_port: Port | None = None
+
+
+class SocialSection(_Strict):
+    max_pages: int = Field(30, ge=1, le=1000)
+    max_depth: int = Field(2, ge=0, le=10)
+    browser: bool | Literal["auto"] = "auto"
+
+
+class PortsSection(_Strict):
+    ports: list[Port] | None = None
+    nmap_path: str | None = None
+
+
+class ScheduleSection(_Strict):
+    scan_every: str = "7d"
+    cadence_days: int = Field(183, ge=1, le=3650)
+    cadence_warn_days: int = Field(14, ge=0, le=365)
+    digest: str = "weekly"
+    jitter: str = "10m"
+
+
+class RemediationSection(_Strict):
+    critical: int | None = Field(7, ge=0)
+    high: int | None = Field(30, ge=0)
+    medium: int | None = Field(90, ge=0)
+    low: int | None = Field(180, ge=0)
+    info: int | None = None
+    reopened_keeps_deadline: bool = True
+    kinds: dict[Literal["website", "trading", "api"], dict[Severity, int]] = Field(default_factory=dict)
+
+
+class NotifySection(_Strict):
+    url: str
+    events: list[Literal["alert", "digest"]] = Field(default_factory=lambda: ["alert", "digest"])  # type: ignore[arg-type]
+    min_severity: Severity = "info"
+    language: Literal["zh-TW", "en"] = "zh-TW"
+
+
+class Declared(_Strict):
+    ddos: str | None = None
+    waf: str | None = None
+
+
+class AssetSection(_Strict):
+    url: str
+    name: str | None = None
+    kind: Literal["website", "trading", "api"] = "website"
+    allowed_ports: list[Port] | None = None
+    active_probes: bool = True
+    declared: Declared = Declared()
+    quiet: list[str] | None = None
+    scan_every: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        from agent.errors import UsageError
+
+        try:
+            parse_target_url(v)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+
+class Config(_Strict):
+    agent: AgentSection = AgentSection()
+    tls: TlsSection = TlsSection()
+    http: HttpSection = HttpSection()
+    social: SocialSection = SocialSection()
+    ports: PortsSection = PortsSection()
+    severity: dict[str, Severity] = Field(default_factory=dict)
+    schedule: ScheduleSection = ScheduleSection()
+    remediation: RemediationSection = RemediationSection()
+    notify: list[NotifySection] = Field(default_factory=list)
+    assets: list[AssetSection] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        seen: set[str] = set()
+        for i, a in enumerate(self.assets):
+            name = a.name or parse_target_url(a.url).normalised
+            if name in seen:
+                raise ValueError(f"assets[{i}].name: duplicate asset name {name!r}")
+            seen.add(name)
+        return self
+
+    @field_validator("severity")
+    @classmethod
+    def _known_checks(cls, v: dict[str, str]) -> dict[str, str]:
+        from probes.catalog import load_catalog
+
+        catalog = load_catalog()
+        for check_id in v:
+            if check_id not in catalog:
+                raise ValueError(f"unknown check id {check_id!r}")
+        return v
+
+    def asset_specs(self) -> list[AssetSpec]:
+        specs = []
+        for a in self.assets:
+            parsed = parse_target_url(a.url)
+            specs.append(
+                AssetSpec(
+                    name=a.name or parsed.normalised,
+                    url=parsed,
+                    kind=a.kind,
+                    allowed_ports=frozenset(a.allowed_ports) if a.allowed_ports is not None else None,
+                    active_probes=a.active_probes,
+                    declared={k: v for k, v in a.declared.model_dump().items() if v},
+                    configured=True,
+                    quiet=tuple(a.quiet) if a.quiet is not None else None,
+                    scan_every=a.scan_every,
+                )
+            )
+        return specs
+
+    def probe_settings(self) -> dict[str, dict[str, Any]]:
+        return {
+            "tls": self.tls.model_dump(),
+            "http": self.http.model_dump(exclude_none=True),
+            "social": self.social.model_dump(),
+            "ports": self.ports.model_dump(exclude_none=True),
+        }
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        where = _loc(tuple(first["loc"]))
+        msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            msg = "unknown key"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: {where}: {msg}{more}") from None
+
+
+def load_config(path: str | None) -> tuple[Config, str]:
+    """Load the config (or the defaults when no file); returns it with its hash."""
+    path = path or os.environ.get("POSTURE_CONFIG")
+    if not path:
+        default = _default_config_path()
+        if default is None:
+            cfg = Config()
+            return cfg, config_hash(cfg)
+        path = str(default)
+    p = Path(path)
+    try:
+        text = p.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    cfg = parse_config(text, str(p))
+    return cfg, config_hash(cfg)
+
+
+def _default_config_path() -> Path | None:
+    """systemd's ConfigurationDirectory, then the user's config dir, if a file is there."""
+    candidates = []
+    if os.environ.get("CONFIGURATION_DIRECTORY"):
+        candidates.append(Path(os.environ["CONFIGURATION_DIRECTORY"].split(":")[0]) / "posture.toml")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    candidates.append(Path(xdg) / "posture" / "posture.toml")
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def config_hash(cfg: Config) -> str:
+    canonical = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

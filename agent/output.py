@@ -1,0 +1,160 @@
+"""Rendering scans and findings: JSON for scripts, tables for people."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+from probes.catalog import Catalog, load_catalog
+
+SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+_COLOURS = {"critical": "\033[1;97;41m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",
+            "info": "\033[2m"}
+_STATUS_COLOURS = {"complete": "\033[32m", "partial": "\033[33m", "failed": "\033[31m", "interrupted": "\033[35m"}
+_RESET = "\033[0m"
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def use_colour(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def paint(text: str, code: str | None, colour: bool) -> str:
+    return f"{code}{text}{_RESET}" if colour and code else text
+
+
+def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
+    """One scan as the documented JSON object (``outcome`` is a runner.ScanOutcome)."""
+    catalog = catalog or load_catalog()
+    rec = outcome.record
+    ids: Mapping[tuple[str, str], int] = getattr(outcome.stored, "finding_ids", {}) or {}
+    findings = []
+    observations: dict[str, Any] = {}
+    errors = []
+    if rec.dns:
+        observations["dns"] = rec.dns
+    for run in rec.probe_runs:
+        observations[run.probe] = {"status": run.status.value, **run.observations}
+        if run.skip_reason:
+            observations[run.probe]["skip_reason"] = run.skip_reason
+        if run.error:
+            errors.append({"probe": run.probe, "kind": run.error_kind, "error": run.error})
+        for f in run.findings:
+            check = catalog[f.check_id]
+            findings.append(
+                {
+                    "id": ids.get((f.check_id, f.key)),
+                    "check_id": f.check_id,
+                    "key": f.key,
+                    "severity": f.severity,
+                    "title": check.title_en,
+                    "title_zh": check.title_zh,
+                    "evidence": f.evidence,
+                    "references": list(check.references),
+                    "probe": run.probe,
+                }
+            )
+    if rec.error:
+        errors.insert(0, {"probe": "scan", "kind": "scan", "error": rec.error})
+    findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["check_id"], f["key"]))
+    return {
+        "target": rec.asset.url,
+        "asset": rec.asset.name,
+        "kind": rec.asset.kind,
+        "status": rec.status.value,
+        "started_at": iso(rec.started_at),
+        "finished_at": iso(rec.finished_at),
+        "findings": findings,
+        "observations": observations,
+        "errors": errors,
+    }
+
+
+def dump_json(doc: Any, stream: TextIO = sys.stdout) -> None:
+    json.dump(doc, stream, ensure_ascii=False, indent=2, default=str)
+    stream.write("\n")
+
+
+def _summary(evidence: Mapping[str, Any]) -> str:
+    """A short human line from evidence: the few fields people look at first."""
+    for key in ("reason", "summary", "days_left", "protocols", "suites", "service", "signature", "platform",
+                "max_age", "addresses"):
+        if key in evidence and evidence[key] not in (None, "", [], {}):
+            value = evidence[key]
+            if isinstance(value, list | tuple):
+                value = ", ".join(str(v) for v in value[:4]) + (" …" if len(value) > 4 else "")
+            elif isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in list(value.items())[:3])
+            return f"{key}: {value}"
+    return ""
+
+
+def print_scans(docs: Sequence[Mapping[str, Any]], stream: TextIO = sys.stdout) -> None:
+    colour = use_colour(stream)
+    for doc in docs:
+        status = doc["status"]
+        head = f"{doc['target']}  [{paint(status, _STATUS_COLOURS.get(status), colour)}]"
+        if doc.get("asset") and doc["asset"] != doc["target"]:
+            head = f"{doc['asset']}  {head}"
+        stream.write(head + "\n")
+        rows = [
+            (f["severity"], f["check_id"], f["key"], f["title"], _summary(f["evidence"]), f.get("id"))
+            for f in doc["findings"]
+        ]
+        if rows:
+            _table(rows, stream, colour)
+        else:
+            stream.write("  no findings\n")
+        for err in doc["errors"]:
+            stream.write(f"  ! {err['probe']}: {err['error']}\n")
+        stream.write("\n")
+    total = sum(len(d["findings"]) for d in docs)
+    by_sev: dict[str, int] = {}
+    for d in docs:
+        for f in d["findings"]:
+            by_sev[f["severity"]] = by_sev.get(f["severity"], 0) + 1
+    parts = [f"{n} {s}" for s, n in sorted(by_sev.items(), key=lambda kv: SEVERITY_ORDER.get(kv[0], 9))]
+    stream.write(f"{len(docs)} scan(s), {total} finding(s)" + (f": {', '.join(parts)}" if parts else "") + "\n")
+
+
+def _table(rows: Iterable[tuple[str, str, str, str, str, int | None]], stream: TextIO, colour: bool) -> None:
+    rows = list(rows)
+    w_sev = max(len(r[0]) for r in rows)
+    w_check = max(len(r[1]) for r in rows)
+    w_key = min(max(len(r[2]) for r in rows), 40)
+    for sev, check, key, title, summary, fid in rows:
+        ident = f"#{fid}" if fid is not None else ""
+        line = (
+            f"  {paint(sev.ljust(w_sev), _COLOURS.get(sev), colour)}  {check.ljust(w_check)}  "
+            f"{key[:40].ljust(w_key)}  {title}"
+        )
+        if summary:
+            line += f" ({summary})"
+        if ident:
+            line += f"  {ident}"
+        stream.write(line + "\n")
+
+
+class Progress:
+    """A one-line progress display on stderr, only for people (a TTY, not JSON)."""
+
+    def __init__(self, enabled: bool, stream: TextIO = sys.stderr) -> None:
+        self.enabled = enabled and stream.isatty()
+        self.stream = stream
+
+    def update(self, done: int, total: int) -> None:
+        if self.enabled:
+            self.stream.write(f"\rscanned {done}/{total} asset(s)…")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()

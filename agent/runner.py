@@ -1,0 +1,282 @@
+"""Scan orchestration: resolve and pin each asset, run its probes, build the record.
+
+One scan run shares one pin table, HTTP client and connector, so per-host
+concurrency and budgets hold across assets that share a host. Each probe runs
+under its own deadline; a probe that fails becomes an error value on the scan
+and never stops the others. Each finished scan is handed to ``on_done`` at
+once (the CLI and daemon store it), so a crash loses only scans in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.targets import AssetSpec
+from probes.base import (
+    AssetKind,
+    DeadlineExceeded,
+    Limits,
+    Probe,
+    ProbeContext,
+    ProbeFailure,
+    ProbeResult,
+    ProbeStatus,
+    Severity,
+    Target,
+    error_result,
+    one_line,
+)
+from probes.catalog import Catalog, load_catalog
+from probes.net.connector import Connector
+from probes.net.dns import Resolution, resolve
+from probes.net.http import HttpClient
+from probes.net.scope import Pins
+from probes.registry import load_probe, probe_names
+from state.records import (
+    AssetRecord,
+    FindingRecord,
+    ProbeRunRecord,
+    RunStatus,
+    ScanRecord,
+    ScanStatus,
+    Trigger,
+)
+
+Clock = Callable[[], datetime]
+
+
+def make_clock(now: datetime | None) -> Clock:
+    """The real clock, or one that starts at ``now`` and advances in real time."""
+    if now is None:
+        return lambda: datetime.now(UTC)
+    base = now.astimezone(UTC)
+    start = time.monotonic()
+
+    def clock() -> datetime:
+        from datetime import timedelta
+
+        return base + timedelta(seconds=time.monotonic() - start)
+
+    return clock
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    clock: Clock
+    config_hash: str
+    posture_version: str
+    probes: tuple[str, ...] | None = None  # None: every probe that applies
+    resolver: str | None = None
+    ca_bundle: str | None = None
+    limits: Limits = Limits()
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    severity_overrides: dict[str, str] = field(default_factory=dict)
+    concurrency: int = 16
+    force_active: bool = False
+    trigger: Trigger = Trigger.MANUAL
+    dns_timeout: float = 5.0
+
+
+@dataclass
+class ScanOutcome:
+    asset: AssetSpec
+    record: ScanRecord
+    results: list[ProbeResult]
+    resolution: Resolution | None = None
+    stored: Any = None  # what the store returned (ids), set by the caller
+
+
+def asset_record(spec: AssetSpec) -> AssetRecord:
+    return AssetRecord(name=spec.name, url=spec.url.normalised, kind=spec.kind, configured=spec.configured)
+
+
+def _target(spec: AssetSpec, res: Resolution, opts: ScanOptions) -> Target:
+    return Target(
+        name=spec.name,
+        url=spec.url.normalised,
+        scheme=spec.url.scheme,
+        host=spec.url.host,
+        port=spec.url.port,
+        path=spec.url.path,
+        kind=AssetKind(spec.kind),
+        addresses=res.usable,
+        skipped_addresses=dict(res.skipped),
+        cname_chain=res.cname_chain,
+        allowed_ports=spec.allowed_ports,
+        active=spec.active_probes or opts.force_active,
+        declared=dict(spec.declared),
+        settings=opts.settings,
+    )
+
+
+def finding_records(result: ProbeResult, catalog: Catalog, overrides: dict[str, str]) -> tuple[FindingRecord, ...]:
+    out = []
+    for f in result.findings:
+        check = catalog[f.check_id]
+        severity = f.severity or Severity(overrides.get(f.check_id, check.severity))
+        evidence = dict(f.evidence)
+        if f.severity is not None and f.severity_reason:
+            evidence.setdefault("severity_reason", f.severity_reason)
+        out.append(FindingRecord(check_id=f.check_id, key=f.key, severity=severity.value, evidence=evidence))
+    return tuple(out)
+
+
+def _run_record(result: ProbeResult, started: datetime, finished: datetime, opts: ScanOptions,
+                catalog: Catalog) -> ProbeRunRecord:
+    try:
+        findings = finding_records(result, catalog, opts.severity_overrides)
+    except KeyError as exc:  # a probe named a check the catalog lacks: a bug, recorded as such
+        result = error_result(result.probe, exc, observations=result.observations)
+        findings = ()
+    return ProbeRunRecord(
+        probe=result.probe,
+        status=RunStatus(result.status.value),
+        started_at=started,
+        finished_at=finished,
+        observations=dict(result.observations),
+        findings=findings,
+        error_kind=result.error.kind.value if result.error else None,
+        error=result.error.message if result.error else None,
+        skip_reason=result.skip_reason,
+    )
+
+
+def scan_status(results: Sequence[ProbeResult]) -> ScanStatus:
+    ran = [r for r in results if r.status is not ProbeStatus.SKIPPED]
+    errors = [r for r in ran if r.status is ProbeStatus.ERROR]
+    if not errors:
+        return ScanStatus.COMPLETE
+    if len(errors) == len(ran):
+        return ScanStatus.FAILED
+    return ScanStatus.PARTIAL
+
+
+class Scanner:
+    """Runs scans for one invocation (CLI command or daemon cycle)."""
+
+    def __init__(self, opts: ScanOptions) -> None:
+        self.opts = opts
+        self.catalog = load_catalog()
+        limits = opts.limits
+        self.pins = Pins(per_host_concurrency=limits.per_host_concurrency, host_budget=limits.host_budget)
+        self.http = HttpClient(self.pins, limits)
+        self.connector = Connector(self.pins, connect_timeout=limits.connect_timeout)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def selected(self) -> list[str]:
+        return list(self.opts.probes) if self.opts.probes else probe_names()
+
+    async def scan_many(
+        self,
+        specs: Sequence[AssetSpec],
+        on_done: Callable[[ScanOutcome], None] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> list[ScanOutcome]:
+        gate = asyncio.Semaphore(self.opts.concurrency)
+        outcomes: list[ScanOutcome] = []
+
+        async def one(spec: AssetSpec) -> None:
+            async with gate:
+                outcome = await self.scan(spec)
+            outcomes.append(outcome)
+            if on_done:
+                on_done(outcome)
+            if on_progress:
+                on_progress(len(outcomes), len(specs))
+
+        await asyncio.gather(*(one(s) for s in specs))
+        order = {s.name: i for i, s in enumerate(specs)}
+        outcomes.sort(key=lambda o: order.get(o.asset.name, 0))
+        return outcomes
+
+    async def scan(self, spec: AssetSpec) -> ScanOutcome:
+        clock, opts = self.opts.clock, self.opts
+        started = clock()
+        try:
+            res = await resolve(spec.url.host, opts.resolver, timeout=opts.dns_timeout)
+        except ProbeFailure as exc:
+            return self._failed(spec, started, one_line(exc))
+        if not res.usable:
+            why = "; ".join(f"{a}: {r}" for a, r in {**res.skipped, **res.refused}.items())
+            return self._failed(spec, started, f"{spec.url.host} has no address this machine can probe ({why})", res)
+        self.pins.add(spec.url.host, res.usable)
+        target = _target(spec, res, opts)
+        ctx = ProbeContext(
+            http=self.http,
+            connector=self.connector,
+            clock=clock,
+            limits=opts.limits,
+            ca_bundle=opts.ca_bundle,
+            resolver=opts.resolver,
+        )
+        runs: dict[str, tuple[ProbeResult, datetime, datetime]] = {}
+        probes: list[Probe] = []
+        for name in self.selected():
+            probe = load_probe(name)
+            if probe.active and not target.active:
+                now = clock()
+                runs[name] = (ProbeResult.skipped(name, "active probes are not allowed for this asset"), now, now)
+            elif probe.applies(target):
+                probes.append(probe)
+
+        async def run(probe: Probe) -> None:
+            t0 = clock()
+            runs[probe.name] = (await self._run_probe(probe, target, ctx), t0, clock())
+
+        try:
+            await asyncio.gather(*(run(p) for p in probes))
+            interrupted = False
+        except asyncio.CancelledError:
+            interrupted = True
+        ordered = [runs[n] for n in self.selected() if n in runs]
+        results = [r for r, _, _ in ordered]
+        status = ScanStatus.INTERRUPTED if interrupted else scan_status(results)
+        record = ScanRecord(
+            asset=asset_record(spec),
+            status=status,
+            started_at=started,
+            finished_at=clock(),
+            posture_version=opts.posture_version,
+            catalog_version=self.catalog.version,
+            config_hash=opts.config_hash,
+            probe_runs=tuple(_run_record(r, a, b, opts, self.catalog) for r, a, b in ordered),
+            trigger=opts.trigger,
+            full=opts.probes is None,
+            forced_active=opts.force_active and not spec.active_probes,
+            dns=res.to_json(),
+            error="interrupted before every probe finished" if interrupted else None,
+        )
+        return ScanOutcome(spec, record, results, res)
+
+    async def _run_probe(self, probe: Probe, target: Target, ctx: ProbeContext) -> ProbeResult:
+        deadline = self.opts.limits.probe_deadline
+        try:
+            async with asyncio.timeout(deadline + 2):
+                return await probe.run(target, ctx)
+        except TimeoutError:
+            return error_result(probe.name, DeadlineExceeded(f"probe {probe.name} exceeded {deadline:g}s"))
+        except Exception as exc:  # the contract says probes return errors; a bug must not sink the scan
+            return error_result(probe.name, exc)
+
+    def _failed(self, spec: AssetSpec, started: datetime, error: str, res: Resolution | None = None) -> ScanOutcome:
+        record = ScanRecord(
+            asset=asset_record(spec),
+            status=ScanStatus.FAILED,
+            started_at=started,
+            finished_at=self.opts.clock(),
+            posture_version=self.opts.posture_version,
+            catalog_version=self.catalog.version,
+            config_hash=self.opts.config_hash,
+            trigger=self.opts.trigger,
+            full=self.opts.probes is None,
+            dns=res.to_json() if res else {},
+            error=error,
+        )
+        return ScanOutcome(spec, record, [], res)

@@ -1,0 +1,68 @@
+"""What every command needs: the config, the clock, the database."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from agent.config import Config, load_config
+from agent.errors import StorageUnavailable, UsageError
+
+if TYPE_CHECKING:
+    from state.store import Store
+
+
+def parse_now(text: str | None, tz: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise UsageError(f"--now {text!r} is not an ISO 8601 date or time") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(tz))
+    return value.astimezone(UTC)
+
+
+@dataclass
+class Session:
+    config: Config
+    config_hash: str
+    db_url: str | None
+    now: datetime | None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Session:
+        config, digest = load_config(args.config)
+        now = parse_now(args.now, config.agent.timezone)
+        return cls(config, digest, args.db or config.agent.database, now)
+
+    def clock_now(self) -> datetime:
+        return self.now or datetime.now(UTC)
+
+    def open_store(self) -> Store:
+        from state.store import Store, default_db_url
+
+        url = self.db_url or default_db_url()
+        try:
+            return Store.open(url)
+        except Exception as exc:
+            text = " ".join(str(exc).split())[:240]
+            raise StorageUnavailable(f"cannot open database {mask_url(url)}: {text}") from None
+
+
+def mask_url(url: str) -> str:
+    """Hide a password in a database URL before it is shown anywhere."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":****@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

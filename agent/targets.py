@@ -1,0 +1,90 @@
+"""Scan targets as URLs: parsing, normalising, matching against configured assets."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from agent.errors import UsageError
+
+DEFAULT_PORTS = {"https": 443, "wss": 443, "http": 80}
+SCHEMES = ("https", "http", "wss", "tls")
+
+
+@dataclass(frozen=True)
+class ParsedURL:
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+    @property
+    def normalised(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = DEFAULT_PORTS.get(self.scheme)
+        netloc = host if self.port == default else f"{host}:{self.port}"
+        path = "" if self.scheme == "tls" else self.path
+        return urlunsplit((self.scheme, netloc, path, "", ""))
+
+
+def parse_target_url(url: str) -> ParsedURL:
+    """Parse and normalise a target URL; UsageError (exit 2) when it is not one."""
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"unparsable URL {url!r}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise UsageError(f"unparsable URL {url!r}: scheme must be one of {', '.join(SCHEMES)}")
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        raise UsageError(f"unparsable URL {url!r}: no host")
+    if parts.username or parts.password:
+        raise UsageError(f"unparsable URL {url!r}: credentials in URLs are not accepted")
+    if not _valid_host(host):
+        raise UsageError(f"unparsable URL {url!r}: {host!r} is not a valid host name or address")
+    if port is None:
+        if scheme == "tls":
+            raise UsageError(f"unparsable URL {url!r}: tls:// targets need a port (tls://host:port)")
+        port = DEFAULT_PORTS[scheme]
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    return ParsedURL(scheme, host, port, path)
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    if len(host) > 253:
+        return False
+    labels = host.split(".")
+    return all(
+        0 < len(label) <= 63
+        and all(c.isalnum() or c in "-_" for c in label)
+        and not label.startswith("-")
+        and not label.endswith("-")
+        for label in labels
+    )
+
+
+@dataclass(frozen=True)
+class AssetSpec:
+    """An asset to scan: from the config file, or ad hoc from the command line."""
+
+    name: str
+    url: ParsedURL
+    kind: str = "website"
+    allowed_ports: frozenset[int] | None = None
+    active_probes: bool = True
+    declared: dict[str, str] = field(default_factory=dict)
+    configured: bool = True
+    quiet: tuple[str, ...] | None = None
+    scan_every: str | None = None
+    added_at: str | None = None

@@ -1,0 +1,1 @@
+"""I/O at the edge shared by probes: DNS, pinned connections, the HTTP layer."""

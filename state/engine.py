@@ -1,0 +1,119 @@
+"""Engines for SQLite and PostgreSQL, and where the default database lives.
+
+SQLite runs in WAL mode (readers never wait for the writer), with foreign keys on
+and a busy timeout; write transactions start with ``BEGIN IMMEDIATE`` so two
+writers queue on the lock instead of failing when one upgrades a read snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from state.errors import BadUrl
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
+
+BUSY_TIMEOUT_MS = 15_000
+_BEGIN_OPTION = "posture_sqlite_begin"
+
+
+def default_db_path(environ: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
+    """$STATE_DIRECTORY (systemd StateDirectory=) or the XDG state dir; the directory is created."""
+    env = os.environ if environ is None else environ
+    systemd = env.get("STATE_DIRECTORY", "")
+    if systemd:
+        # systemd joins several StateDirectory= entries with ':'; the first is ours.
+        directory = Path(systemd.split(":")[0])
+    else:
+        xdg = env.get("XDG_STATE_HOME", "")
+        # The XDG spec says relative values are invalid and must be ignored.
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else (home or Path.home()) / ".local" / "state"
+        directory = base / "posture"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return directory / "posture.db"
+
+
+def default_db_url(environ: Mapping[str, str] | None = None, home: Path | None = None) -> str:
+    return f"sqlite:///{default_db_path(environ, home)}"
+
+
+def parse_url(url: str) -> URL:
+    """Parse and normalise: ``postgres://`` and bare ``postgresql://`` use psycopg 3."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise BadUrl(f"cannot parse database URL {url!r}: {exc}") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in {"postgres", "postgresql"}:
+        if driver not in {"", "psycopg"}:
+            raise BadUrl(f"unsupported PostgreSQL driver {driver!r}: use postgresql+psycopg://")
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        if driver not in {"", "pysqlite"}:
+            raise BadUrl(f"unsupported SQLite driver {driver!r}: use sqlite:///PATH")
+        return parsed
+    raise BadUrl(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://...")
+
+
+def safe_url(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def make_engine(url: URL) -> Engine:
+    from sqlalchemy import create_engine
+
+    from state.jsoncodec import dumps
+
+    kwargs: dict[str, Any] = {"json_serializer": dumps}
+    if url.get_backend_name() == "sqlite":
+        memory = url.database in (None, "", ":memory:")
+        if memory:
+            from sqlalchemy.pool import StaticPool
+
+            # One shared connection, or every pooled connection would see its own empty database.
+            kwargs["poolclass"] = StaticPool
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
+        engine = create_engine(url, **kwargs)
+        _sqlite_events(engine, wal=not memory)
+        return engine
+    kwargs["pool_pre_ping"] = True
+    kwargs["connect_args"] = {"connect_timeout": 10}
+    return create_engine(url, **kwargs)
+
+
+def writer(engine: Engine) -> Engine:
+    """The same pool, but transactions take SQLite's write lock up front."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+
+
+def _sqlite_events(engine: Engine, *, wal: bool) -> None:
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the sqlite3 module: it would BEGIN lazily,
+        # only before the first write, leaving our reads outside the transaction.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if wal:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,87 @@
+"""The storage exception tree. Every database or driver error leaves the store as
+one of these, with a one-line message fit for the CLI's stderr (no password, no SQL).
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base of every error the store raises."""
+
+
+class NotFound(StoreError):
+    """No finding, scan or asset with that id or name."""
+
+
+class InvalidRequest(StoreError):
+    """The caller asked for something the store refuses (bad value, naive datetime)."""
+
+
+class InvalidTransition(InvalidRequest):
+    """The finding or scan is not in a state that allows this change."""
+
+
+class BadUrl(StoreError):
+    """The database URL cannot be parsed or names an unsupported database."""
+
+
+class SchemaError(StoreError):
+    """The database schema cannot be brought to this version (unknown revision, foreign tables)."""
+
+
+class ConnectionFailed(StoreError):
+    """The database cannot be reached, opened, or dropped the connection."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first meaningful line of an exception, unwrapping SQLAlchemy's DBAPI wrapper."""
+    inner = getattr(exc, "orig", None)
+    source = inner if isinstance(inner, BaseException) else exc
+    for line in str(source).splitlines():
+        line = line.strip()
+        if line:
+            return line
+    return type(source).__name__
+
+
+def translate(exc: Exception, doing: str) -> StoreError:
+    """Map a SQLAlchemy/driver exception to the store's tree; ``doing`` says what failed."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, StoreError):
+        return exc
+    message = f"{doing}: {one_line(exc)}"
+    if _missing_schema(exc):
+        return SchemaError(f"{message} (the database was not created by posture, or was damaged)")
+    if isinstance(exc, sa_exc.InterfaceError | sa_exc.DisconnectionError) or (
+        isinstance(exc, sa_exc.OperationalError) and _unreachable(exc)
+    ):
+        return ConnectionFailed(message)
+    if isinstance(exc, sa_exc.ArgumentError | sa_exc.NoSuchModuleError):
+        return BadUrl(message)
+    if isinstance(exc, sa_exc.DBAPIError):
+        return StoreError(message)
+    if isinstance(exc, sa_exc.StatementError):
+        # Raised before the database saw anything: a value the column cannot take.
+        return InvalidRequest(message)
+    return StoreError(message)
+
+
+def _missing_schema(exc: Exception) -> bool:
+    text = one_line(exc)
+    if "no such table" in text or "no such column" in text:  # SQLite
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return sqlstate in {"42P01", "42703"}  # PostgreSQL undefined_table, undefined_column
+
+
+# sqlite3 raises OperationalError for SQL mistakes too; only these mean "cannot get at the file".
+_SQLITE_UNREACHABLE = ("unable to open", "database is locked", "disk i/o error", "readonly database")
+
+
+def _unreachable(exc: Exception) -> bool:
+    orig = getattr(exc, "orig", None)
+    if type(orig).__module__.startswith("sqlite3"):
+        text = one_line(exc).lower()
+        return any(marker in text for marker in _SQLITE_UNREACHABLE)
+    return True  # psycopg's OperationalError is about the connection or the server

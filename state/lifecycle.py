@@ -1,0 +1,314 @@
+"""Writing scans and moving findings through their lifecycle.
+
+Functions here take an open session and never commit: the store wraps each call
+in one transaction, so a scan and every transition it causes land together or
+not at all.
+
+States (issue 9): a reported finding that is new opens; a fixed one reopens; any
+other is refreshed (last_seen, severity, evidence) and keeps its state. A probe
+that ran OK in a COMPLETE or PARTIAL scan and no longer reports an open finding
+of its own proves it fixed. A probe that errored or was skipped, and a scan that
+failed or was interrupted, prove nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table
+from sqlmodel import Session, col, select
+
+from state.coltypes import as_utc
+from state.errors import InvalidRequest, InvalidTransition, NotFound
+from state.records import AssetRecord, FindingRecord, FindingState, RunStatus, ScanRecord, ScanStatus, Trigger
+from state.tables import AssetRow, EventRow, FindingRow, OccurrenceRow, ProbeRunRow, ScanRow
+from state.views import EventKind, StoredScan
+
+NEEDS_FIX = (FindingState.OPEN, FindingState.REOPENED)
+# Only these scans can prove a finding fixed; the others stopped before their probes could.
+CONCLUSIVE = (ScanStatus.COMPLETE, ScanStatus.PARTIAL)
+
+
+def aware(value: datetime, name: str) -> datetime:
+    try:
+        return as_utc(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name}: {exc}") from None
+
+
+def upsert_asset(session: Session, asset: AssetRecord, at: datetime) -> AssetRow:
+    """Insert the asset if new, refresh url/kind/configured, and lock its row.
+
+    The row lock (PostgreSQL) serialises concurrent scans of one asset, so two of them
+    never both create the same finding; SQLite already serialises writers.
+    """
+    if not asset.name:
+        raise InvalidRequest("an asset needs a name")
+    table: Table = AssetRow.__table__  # type: ignore[assignment]
+    values = {"name": asset.name, "url": asset.url, "kind": asset.kind,
+              "configured": asset.configured, "added_at": aware(at, "added_at")}
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(table).values(values).on_conflict_do_nothing(index_elements=["name"]))
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(table).values(values).on_conflict_do_nothing(index_elements=["name"]))
+    row = session.exec(select(AssetRow).where(AssetRow.name == asset.name).with_for_update()).one()
+    row.url, row.kind, row.configured = asset.url, asset.kind, asset.configured
+    return row
+
+
+@dataclass(frozen=True)
+class ScanHeader:
+    started_at: datetime
+    trigger: Trigger
+    full: bool
+    forced_active: bool
+    posture_version: str
+    catalog_version: str
+    config_hash: str
+
+
+def begin_scan(session: Session, asset: AssetRecord, header: ScanHeader) -> ScanRow:
+    started = aware(header.started_at, "started_at")
+    asset_row = upsert_asset(session, asset, started)
+    scan = ScanRow(
+        asset_id=_id(asset_row.id), status=ScanStatus.RUNNING, trigger=Trigger(header.trigger),
+        full=header.full, forced_active=header.forced_active, started_at=started, finished_at=None,
+        posture_version=header.posture_version, catalog_version=header.catalog_version,
+        config_hash=header.config_hash, dns={}, error=None,
+    )
+    session.add(scan)
+    session.flush()
+    return scan
+
+
+def running_scan(session: Session, scan_id: int) -> ScanRow:
+    scan = session.get(ScanRow, scan_id, with_for_update=True)
+    if scan is None:
+        raise NotFound(f"no scan with id {scan_id}")
+    if scan.status != ScanStatus.RUNNING:
+        raise InvalidTransition(f"scan {scan_id} is {scan.status.value}, not running")
+    return scan
+
+
+def mark_interrupted(session: Session, scan_id: int, at: datetime, error: str | None) -> None:
+    scan = running_scan(session, scan_id)
+    scan.status = ScanStatus.INTERRUPTED
+    scan.finished_at = aware(at, "at")
+    scan.error = error or "interrupted before the scan finished"
+
+
+@dataclass
+class _Outcome:
+    finding_ids: dict[tuple[str, str], int] = field(default_factory=dict)
+    opened: list[int] = field(default_factory=list)
+    reopened: list[int] = field(default_factory=list)
+    fixed: list[int] = field(default_factory=list)
+    expired: list[int] = field(default_factory=list)
+    seen_again: list[int] = field(default_factory=list)
+
+
+def finish_scan(session: Session, scan: ScanRow, rec: ScanRecord) -> StoredScan:
+    """Complete a RUNNING scan row with everything ``rec`` holds and apply the lifecycle."""
+    if rec.status == ScanStatus.RUNNING:
+        raise InvalidRequest("a finished scan cannot have status running")
+    finished = aware(rec.finished_at, "finished_at")
+    asset_row = upsert_asset(session, rec.asset, aware(rec.started_at, "started_at"))
+    if asset_row.id != scan.asset_id:
+        raise InvalidRequest(f"scan {scan.id} was begun for another asset than {rec.asset.name!r}")
+    scan.status, scan.finished_at = ScanStatus(rec.status), finished
+    scan.started_at = aware(rec.started_at, "started_at")
+    scan.trigger, scan.full, scan.forced_active = Trigger(rec.trigger), rec.full, rec.forced_active
+    scan.posture_version, scan.catalog_version = rec.posture_version, rec.catalog_version
+    scan.config_hash, scan.dns, scan.error = rec.config_hash, dict(rec.dns), rec.error
+
+    runs = [
+        ProbeRunRow(
+            scan_id=_id(scan.id), probe=run.probe, status=RunStatus(run.status),
+            started_at=aware(run.started_at, f"{run.probe}.started_at"),
+            finished_at=aware(run.finished_at, f"{run.probe}.finished_at"),
+            observations=dict(run.observations), error_kind=run.error_kind, error=run.error,
+            skip_reason=run.skip_reason,
+        )
+        for run in rec.probe_runs
+    ]
+    session.add_all(runs)
+    session.flush()
+
+    # The same identity reported twice in one scan is one finding; the last report wins.
+    reported: dict[tuple[str, str], tuple[FindingRecord, ProbeRunRow]] = {}
+    for run_rec, run_row in zip(rec.probe_runs, runs, strict=True):
+        for finding in run_rec.findings:
+            reported[(finding.check_id, finding.key)] = (finding, run_row)
+
+    asset_id = _id(asset_row.id)
+    known = {
+        (row.check_id, row.key): row
+        for row in session.exec(select(FindingRow).where(FindingRow.asset_id == asset_id))
+    }
+    outcome = _Outcome()
+    scan_id = _id(scan.id)
+    outcome.expired = expire_acceptances(session, finished, asset_id=asset_id, scan_id=scan_id)
+    _apply_reported(session, scan_id, asset_id, finished, reported, known, outcome)
+    if scan.status in CONCLUSIVE:
+        ok_runs = {row.probe: row for row in runs if row.status == RunStatus.OK}
+        _apply_fixed(session, scan_id, finished, ok_runs, reported, known, outcome)
+    session.flush()
+    return StoredScan(
+        scan_id=scan_id, finding_ids=outcome.finding_ids, opened=tuple(outcome.opened),
+        reopened=tuple(outcome.reopened), fixed=tuple(outcome.fixed), expired=tuple(outcome.expired),
+        seen_again=tuple(outcome.seen_again),
+    )
+
+
+def _apply_reported(
+    session: Session,
+    scan_id: int,
+    asset_id: int,
+    at: datetime,
+    reported: dict[tuple[str, str], tuple[FindingRecord, ProbeRunRow]],
+    known: dict[tuple[str, str], FindingRow],
+    outcome: _Outcome,
+) -> None:
+    new_rows: list[FindingRow] = []
+    events: list[tuple[FindingRow, EventKind, FindingState | None, dict[str, Any]]] = []
+    for ident, (finding, run) in reported.items():
+        row = known.get(ident)
+        if row is None:
+            row = FindingRow(
+                asset_id=asset_id, check_id=finding.check_id, key=finding.key, probe=run.probe,
+                severity=str(finding.severity), state=FindingState.OPEN, first_seen=at, last_seen=at,
+                fixed_at=None, reopened_count=0, evidence=dict(finding.evidence),
+            )
+            new_rows.append(row)
+            known[ident] = row
+            events.append((row, EventKind.OPENED, None, {"severity": row.severity}))
+            continue
+        if row.state == FindingState.FIXED:
+            events.append((row, EventKind.REOPENED, FindingState.FIXED,
+                           {"severity": str(finding.severity), "fixed_at": _iso(row.fixed_at)}))
+            row.state, row.fixed_at = FindingState.REOPENED, None
+            row.reopened_count += 1
+        row.last_seen, row.severity, row.probe = at, str(finding.severity), run.probe
+        row.evidence = dict(finding.evidence)
+    session.add_all(new_rows)
+    session.flush()  # assigns the new findings' ids
+
+    for ident, (finding, run) in reported.items():
+        row = known[ident]
+        finding_id = _id(row.id)
+        outcome.finding_ids[ident] = finding_id
+        session.add(OccurrenceRow(scan_id=scan_id, finding_id=finding_id, probe_run_id=_id(run.id),
+                                  severity=str(finding.severity), evidence=dict(finding.evidence)))
+    new_ids = {id(row) for row in new_rows}
+    for row, kind, from_state, detail in events:
+        (outcome.opened if id(row) in new_ids else outcome.reopened).append(_id(row.id))
+        session.add(EventRow(finding_id=_id(row.id), scan_id=scan_id, at=at, kind=kind,
+                             from_state=from_state, to_state=row.state, detail=detail))
+    changed = {_id(row.id) for row, _, _, _ in events}
+    outcome.seen_again.extend(i for i in outcome.finding_ids.values() if i not in changed)
+
+
+def _apply_fixed(
+    session: Session,
+    scan_id: int,
+    at: datetime,
+    ok_runs: dict[str, ProbeRunRow],
+    reported: dict[tuple[str, str], tuple[FindingRecord, ProbeRunRow]],
+    known: dict[tuple[str, str], FindingRow],
+    outcome: _Outcome,
+) -> None:
+    for ident, row in known.items():
+        run = ok_runs.get(row.probe)
+        if run is None or ident in reported or row.state not in NEEDS_FIX:
+            continue
+        previous = row.state
+        row.state, row.fixed_at = FindingState.FIXED, at
+        outcome.fixed.append(_id(row.id))
+        session.add(EventRow(finding_id=_id(row.id), scan_id=scan_id, at=at, kind=EventKind.FIXED,
+                             from_state=previous, to_state=FindingState.FIXED,
+                             detail={"probe": row.probe, "probe_run_id": run.id}))
+
+
+def expire_acceptances(
+    session: Session, now: datetime, *, asset_id: int | None = None, scan_id: int | None = None
+) -> list[int]:
+    """Accepted findings whose acceptance ended by ``now`` go back to open."""
+    query = select(FindingRow).where(
+        FindingRow.state == FindingState.ACCEPTED, col(FindingRow.accepted_until) <= now
+    )
+    if asset_id is not None:
+        query = query.where(FindingRow.asset_id == asset_id)
+    expired: list[int] = []
+    for row in session.exec(query.order_by(col(FindingRow.id)).with_for_update()):
+        row.state = FindingState.OPEN
+        expired.append(_id(row.id))
+        session.add(EventRow(finding_id=_id(row.id), scan_id=scan_id, at=now,
+                             kind=EventKind.ACCEPTANCE_EXPIRED, from_state=FindingState.ACCEPTED,
+                             to_state=FindingState.OPEN,
+                             detail={"until": _iso(row.accepted_until), "reason": row.accepted_reason,
+                                     "by": row.accepted_by}))
+    return expired
+
+
+def _decision_target(session: Session, finding_id: int) -> FindingRow:
+    row = session.get(FindingRow, finding_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"no finding with id {finding_id}")
+    return row
+
+
+def _required(value: str, name: str) -> str:
+    if not value or not value.strip():
+        raise InvalidRequest(f"{name} must not be empty")
+    return value.strip()
+
+
+def accept(session: Session, finding_id: int, reason: str, by: str, until: datetime, at: datetime) -> None:
+    row = _decision_target(session, finding_id)
+    until, at = aware(until, "until"), aware(at, "at")
+    if row.state == FindingState.FIXED:
+        raise InvalidTransition(f"finding {finding_id} is fixed: there is no risk left to accept")
+    if until <= at:
+        raise InvalidRequest(f"acceptance must end after it starts ({until.isoformat()} <= {at.isoformat()})")
+    reason, by = _required(reason, "reason"), _required(by, "by")
+    previous = row.state
+    row.state = FindingState.ACCEPTED
+    row.accepted_reason, row.accepted_by, row.accepted_until = reason, by, until
+    session.add(EventRow(finding_id=finding_id, scan_id=None, at=at, kind=EventKind.ACCEPTED,
+                         from_state=previous, to_state=FindingState.ACCEPTED,
+                         detail={"reason": reason, "by": by, "until": until.isoformat()}))
+
+
+def mark_false_positive(session: Session, finding_id: int, reason: str, by: str, at: datetime) -> None:
+    row = _decision_target(session, finding_id)
+    at = aware(at, "at")
+    reason, by = _required(reason, "reason"), _required(by, "by")
+    previous = row.state
+    row.state = FindingState.FALSE_POSITIVE
+    row.false_positive_reason, row.false_positive_by = reason, by
+    session.add(EventRow(finding_id=finding_id, scan_id=None, at=at, kind=EventKind.FALSE_POSITIVE,
+                         from_state=previous, to_state=FindingState.FALSE_POSITIVE,
+                         detail={"reason": reason, "by": by}))
+
+
+def add_note(session: Session, finding_id: int, text: str, by: str, at: datetime) -> None:
+    row = _decision_target(session, finding_id)
+    session.add(EventRow(finding_id=finding_id, scan_id=None, at=aware(at, "at"), kind=EventKind.NOTE,
+                         from_state=row.state, to_state=row.state,
+                         detail={"text": _required(text, "note"), "by": _required(by, "by")}))
+
+
+def _id(value: int | None) -> int:
+    if value is None:  # only before a flush; every caller flushes first
+        raise RuntimeError("row has no id yet")
+    return value
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
