@@ -1,0 +1,91 @@
+"""Remediation deadlines and the half-yearly scan cadence (CC-19000 (十五)).
+
+Pure functions of stored facts and a clock. Deadlines are computed, not
+stored, so a changed policy applies to every open finding at once.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+DEFAULT_DAYS: Mapping[str, int | None] = {"critical": 7, "high": 30, "medium": 90, "low": 180, "info": None}
+
+
+@dataclass(frozen=True)
+class DeadlinePolicy:
+    days: Mapping[str, int | None] = field(default_factory=lambda: dict(DEFAULT_DAYS))
+    per_kind: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    reopened_keeps_deadline: bool = True
+
+    def days_for(self, severity: str, kind: str | None = None) -> int | None:
+        if kind and severity in self.per_kind.get(kind, {}):
+            return self.per_kind[kind][severity]
+        return self.days.get(severity)
+
+
+def deadline(
+    policy: DeadlinePolicy,
+    severity: str,
+    first_seen: datetime,
+    *,
+    kind: str | None = None,
+    reopened_at: datetime | None = None,
+) -> datetime | None:
+    """first_seen + days for the severity (None when the severity has no deadline).
+
+    A reopened finding keeps its original deadline unless the policy says the
+    clock restarts when it comes back.
+    """
+    days = policy.days_for(severity, kind)
+    if days is None:
+        return None
+    start = first_seen
+    if reopened_at is not None and not policy.reopened_keeps_deadline:
+        start = reopened_at
+    return start + timedelta(days=days)
+
+
+def is_overdue(due: datetime | None, now: datetime) -> bool:
+    return due is not None and now > due
+
+
+class CadenceState(enum.StrEnum):
+    OK = "ok"
+    WARNING = "warning"  # due within cadence_warn_days
+    OVERDUE = "overdue"
+
+
+@dataclass(frozen=True)
+class Cadence:
+    state: CadenceState
+    last_complete: datetime | None
+    due: datetime
+    days_left: int  # negative when overdue
+
+
+def cadence(
+    last_complete: datetime | None,
+    added_at: datetime,
+    now: datetime,
+    *,
+    cadence_days: int = 183,
+    warn_days: int = 14,
+) -> Cadence:
+    """Whether an asset's last complete scan is young enough.
+
+    An asset never scanned counts from when it was added.
+    """
+    start = last_complete or added_at
+    due = start + timedelta(days=cadence_days)
+    left = due - now
+    days_left = int(left.total_seconds() // 86400)
+    if now >= due:
+        state = CadenceState.OVERDUE
+    elif left <= timedelta(days=warn_days):
+        state = CadenceState.WARNING
+    else:
+        state = CadenceState.OK
+    return Cadence(state, last_complete, due, days_left)
