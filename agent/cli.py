@@ -18,7 +18,7 @@ from agent import __version__
 from agent.errors import AgentError
 
 # command modules, each with register(subparsers); imported lazily only to build the parser
-_COMMANDS = ("scan", "findings", "config")
+_COMMANDS = ("scan", "findings", "config", "catalog")
 
 
 class _Parser(argparse.ArgumentParser):

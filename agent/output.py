@@ -77,7 +77,8 @@ def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
     }
 
 
-def dump_json(doc: Any, stream: TextIO = sys.stdout) -> None:
+def dump_json(doc: Any, stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
     json.dump(doc, stream, ensure_ascii=False, indent=2, default=str)
     stream.write("\n")
 
@@ -96,7 +97,8 @@ def _summary(evidence: Mapping[str, Any]) -> str:
     return ""
 
 
-def print_scans(docs: Sequence[Mapping[str, Any]], stream: TextIO = sys.stdout) -> None:
+def print_scans(docs: Sequence[Mapping[str, Any]], stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
     colour = use_colour(stream)
     for doc in docs:
         status = doc["status"]
@@ -145,7 +147,8 @@ def _table(rows: Iterable[tuple[str, str, str, str, str, int | None]], stream: T
 class Progress:
     """A one-line progress display on stderr, only for people (a TTY, not JSON)."""
 
-    def __init__(self, enabled: bool, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
+        stream = stream or sys.stderr
         self.enabled = enabled and stream.isatty()
         self.stream = stream
 

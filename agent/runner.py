@@ -219,7 +219,12 @@ class Scanner:
         runs: dict[str, tuple[ProbeResult, datetime, datetime]] = {}
         probes: list[Probe] = []
         for name in self.selected():
-            probe = load_probe(name)
+            try:
+                probe = load_probe(name)
+            except Exception as exc:  # a probe that cannot even load is an error on this scan, not a crash
+                now = clock()
+                runs[name] = (error_result(name, exc), now, now)
+                continue
             if probe.active and not target.active:
                 now = clock()
                 runs[name] = (ProbeResult.skipped(name, "active probes are not allowed for this asset"), now, now)

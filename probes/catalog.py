@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from pathlib import Path
 
 from probes.base import Severity
 
@@ -90,5 +90,5 @@ def parse_catalog(text: str) -> Catalog:
 
 @cache
 def load_catalog() -> Catalog:
-    text = resources.files("probes").joinpath("data/catalog.toml").read_text("utf-8")
+    text = (Path(__file__).parent / "data" / "catalog.toml").read_text("utf-8")
     return parse_catalog(text)
