@@ -71,8 +71,11 @@ class SocialSection(_Strict):
 
 
 class PortsSection(_Strict):
-    ports: list[Port] | None = None
+    ports: list[Port] | None = None  # default: probes/data/ports.toml
     nmap_path: str | None = None
+    max_rate: int = Field(200, ge=1, le=10000)  # packets per second
+    host_timeout: float = Field(60.0, gt=0, le=3600)  # seconds per nmap run
+    eol_data: str | None = None  # a refreshed end-of-life data file (posture eol refresh)
 
 
 class ScheduleSection(_Strict):
@@ -114,6 +117,7 @@ class AssetSection(_Strict):
     declared: Declared = Declared()
     quiet: list[str] | None = None
     scan_every: str | None = None
+    ports: list[Port] | None = None  # ports to scan on this asset (default: [ports] ports)
 
     @field_validator("url")
     @classmethod
@@ -175,6 +179,7 @@ class Config(_Strict):
                     configured=True,
                     quiet=tuple(a.quiet) if a.quiet is not None else None,
                     scan_every=a.scan_every,
+                    scan_ports=tuple(a.ports) if a.ports is not None else None,
                 )
             )
         return specs

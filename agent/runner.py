@@ -96,6 +96,9 @@ def asset_record(spec: AssetSpec) -> AssetRecord:
 
 
 def _target(spec: AssetSpec, res: Resolution, opts: ScanOptions) -> Target:
+    settings = opts.settings
+    if spec.scan_ports is not None:
+        settings = {**settings, "ports": {**settings.get("ports", {}), "ports": list(spec.scan_ports)}}
     return Target(
         name=spec.name,
         url=spec.url.normalised,
@@ -110,7 +113,7 @@ def _target(spec: AssetSpec, res: Resolution, opts: ScanOptions) -> Target:
         allowed_ports=spec.allowed_ports,
         active=spec.active_probes or opts.force_active,
         declared=dict(spec.declared),
-        settings=opts.settings,
+        settings=settings,
     )
 
 

@@ -88,3 +88,4 @@ class AssetSpec:
     quiet: tuple[str, ...] | None = None
     scan_every: str | None = None
     added_at: str | None = None
+    scan_ports: tuple[int, ...] | None = None
