@@ -17,6 +17,10 @@ class InvalidRequest(StoreError):
     """The caller asked for something the store refuses (bad value, naive datetime)."""
 
 
+class UnstorableValue(InvalidRequest):
+    """Evidence or observations hold a value JSON cannot represent (a set, NaN, bytes)."""
+
+
 class InvalidTransition(InvalidRequest):
     """The finding or scan is not in a state that allows this change."""
 
@@ -49,7 +53,10 @@ def translate(exc: Exception, doing: str) -> StoreError:
     from sqlalchemy import exc as sa_exc
 
     if isinstance(exc, StoreError):
-        return exc
+        return type(exc)(f"{doing}: {exc}")
+    inner = getattr(exc, "orig", None)
+    if isinstance(inner, StoreError):  # our own error, raised while SQLAlchemy bound a parameter
+        return type(inner)(f"{doing}: {inner}")
     message = f"{doing}: {one_line(exc)}"
     if _missing_schema(exc):
         return SchemaError(f"{message} (the database was not created by posture, or was damaged)")

@@ -6,6 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from state.errors import UnstorableValue
+
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        # Raised inside the driver on PostgreSQL, inside SQLAlchemy on SQLite: one type for both.
+        raise UnstorableValue(f"a value cannot be stored as JSON: {exc}") from None

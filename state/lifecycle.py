@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table
 from sqlmodel import Session, col, select
 
 from state.coltypes import as_utc
 from state.errors import InvalidRequest, InvalidTransition, NotFound
 from state.records import AssetRecord, FindingRecord, FindingState, RunStatus, ScanRecord, ScanStatus, Trigger
-from state.tables import AssetRow, EventRow, FindingRow, OccurrenceRow, ProbeRunRow, ScanRow
+from state.tables import AssetRow, EventRow, FindingRow, OccurrenceRow, ProbeRunRow, ScanRow, metadata
 from state.views import EventKind, StoredScan
 
 NEEDS_FIX = (FindingState.OPEN, FindingState.REOPENED)
@@ -46,7 +45,7 @@ def upsert_asset(session: Session, asset: AssetRecord, at: datetime) -> AssetRow
     """
     if not asset.name:
         raise InvalidRequest("an asset needs a name")
-    table: Table = AssetRow.__table__  # type: ignore[assignment]
+    table = metadata.tables["assets"]
     values = {"name": asset.name, "url": asset.url, "kind": asset.kind,
               "configured": asset.configured, "added_at": aware(at, "added_at")}
     if session.get_bind().dialect.name == "postgresql":
@@ -57,7 +56,7 @@ def upsert_asset(session: Session, asset: AssetRecord, at: datetime) -> AssetRow
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         session.execute(sqlite_insert(table).values(values).on_conflict_do_nothing(index_elements=["name"]))
-    row = session.exec(select(AssetRow).where(AssetRow.name == asset.name).with_for_update()).one()
+    row = session.exec(select(AssetRow).where(AssetRow.name == asset.name)).one()
     row.url, row.kind, row.configured = asset.url, asset.kind, asset.configured
     return row
 
@@ -302,6 +301,21 @@ def add_note(session: Session, finding_id: int, text: str, by: str, at: datetime
     session.add(EventRow(finding_id=finding_id, scan_id=None, at=aware(at, "at"), kind=EventKind.NOTE,
                          from_state=row.state, to_state=row.state,
                          detail={"text": _required(text, "note"), "by": _required(by, "by")}))
+
+
+def prune_scans(session: Session, before: datetime) -> int:
+    """Delete finished scans started before ``before`` with their probe runs and occurrences.
+
+    Findings and their events stay: the events lose their scan link, not their history.
+    The retention floor (three years by default) is the caller's policy, not enforced here.
+    """
+    from sqlalchemy import delete
+
+    cutoff = aware(before, "before")
+    result = session.execute(
+        delete(ScanRow).where(col(ScanRow.started_at) < cutoff, col(ScanRow.status) != ScanStatus.RUNNING)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _id(value: int | None) -> int:

@@ -6,6 +6,7 @@ advisory lock (PostgreSQL) so concurrent openers of a fresh database migrate onc
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import as_file, files
@@ -16,6 +17,10 @@ from state.errors import SchemaError, StoreError, translate
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.engine import Connection, Engine
+
+# alembic's `context` is a module-global proxy: two threads migrating at once would
+# share it. Processes are kept apart by the database (write lock / advisory lock).
+_IN_PROCESS = threading.Lock()
 
 
 @contextmanager
@@ -52,7 +57,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic.util import CommandError
 
     try:
-        with engine.connect() as connection, alembic_config(connection) as config:
+        with _IN_PROCESS, engine.connect() as connection, alembic_config(connection) as config:
             command.upgrade(config, revision)
             connection.commit()
     except CommandError as exc:
@@ -75,6 +80,6 @@ def downgrade(engine: Engine, revision: str) -> None:
     """For tests and emergencies; posture itself only ever upgrades."""
     from alembic import command
 
-    with engine.connect() as connection, alembic_config(connection) as config:
+    with _IN_PROCESS, engine.connect() as connection, alembic_config(connection) as config:
         command.downgrade(config, revision)
         connection.commit()

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from probes.base import ConnectFailure, DeadlineExceeded, ProtocolFailure
-from probes.net.scope import Pins
+from probes.net.scope import Pins, normalise_host
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Connector:
         self.pins.check(host, address)
         limit = timeout if timeout is not None else self.connect_timeout
         async with self.pins.gate(host):
-            self.pins.connections[host.lower()] += 1
+            self.pins.connections[normalise_host(host)] += 1
             try:
                 async with asyncio.timeout(limit):
                     reader, writer = await asyncio.open_connection(
@@ -82,6 +82,8 @@ class Connector:
                 if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
                     raise ConnectFailure(f"{_addr(address, port)} is unreachable") from None
                 raise ConnectFailure(f"cannot connect to {_addr(address, port)}: {exc.strerror or exc}") from None
+            except ValueError as exc:  # e.g. a server name the IDNA codec rejects
+                raise ConnectFailure(f"cannot connect to {_addr(address, port)}: {exc}") from None
             conn = Connection(reader, writer, address, port)
             try:
                 yield conn

@@ -7,6 +7,7 @@ and marks address families this machine cannot reach as skipped.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass, field
@@ -99,7 +100,10 @@ async def resolve(name: str, resolver: str | None = None, *, timeout: float = 5.
     import dns.resolver
 
     if resolver:
-        ip, port = parse_resolver(resolver)
+        try:
+            ip, port = parse_resolver(resolver)
+        except ValueError as exc:
+            raise ResolveFailure(f"invalid resolver {resolver!r}: {exc}") from None
         r = dns.asyncresolver.Resolver(configure=False)
         r.nameservers = [ip]
         r.port = port
@@ -113,32 +117,44 @@ async def resolve(name: str, resolver: str | None = None, *, timeout: float = 5.
     r.lifetime = timeout
     r.timeout = min(timeout, 2.0)
 
+    async def lookup(rdtype: str) -> Any:
+        """The answer, or the exception that stood for no answer."""
+        try:
+            return await r.resolve(host, rdtype, search=False)
+        except (dns.exception.DNSException, OSError) as exc:
+            return exc
+
+    # A and AAAA at once: a resolver that never answers costs one timeout, not two.
+    try:
+        async with asyncio.timeout(timeout + 0.5):
+            outcomes = await asyncio.gather(lookup("A"), lookup("AAAA"))
+    except TimeoutError:
+        raise ResolveFailure(f"DNS lookup of {host} via {label} timed out after {timeout:g}s") from None
+
     chain: list[str] = []
     addresses: list[str] = []
     nx = 0
     failure: ResolveFailure | None = None
-    for rdtype in ("A", "AAAA"):
-        try:
-            answer = await r.resolve(host, rdtype, search=False)
-        except dns.resolver.NXDOMAIN:
+    for rdtype, outcome in zip(("A", "AAAA"), outcomes, strict=True):
+        if isinstance(outcome, dns.resolver.NXDOMAIN):
             nx += 1
             continue
-        except dns.resolver.NoAnswer as exc:
-            _cnames_from(exc.kwargs.get("response"), chain)
+        if isinstance(outcome, dns.resolver.NoAnswer):
+            _cnames_from(outcome.kwargs.get("response"), chain)
             continue
-        except dns.resolver.NoNameservers as exc:
-            failure = failure or ResolveFailure(f"DNS servers failed to answer {rdtype} for {host}: {exc}")
+        if isinstance(outcome, dns.resolver.NoNameservers):
+            failure = failure or ResolveFailure(f"DNS servers failed to answer {rdtype} for {host}: {outcome}")
             continue
-        except dns.exception.Timeout:
+        if isinstance(outcome, dns.exception.Timeout):
             failure = failure or ResolveFailure(
                 f"DNS lookup of {host} via {label} timed out after {timeout:g}s"
             )
             continue
-        except dns.exception.DNSException as exc:
-            failure = failure or ResolveFailure(f"DNS lookup of {host} failed: {exc}")
+        if isinstance(outcome, (dns.exception.DNSException, OSError)):
+            failure = failure or ResolveFailure(f"DNS lookup of {host} failed: {outcome}")
             continue
-        _cnames_from(answer.response, chain)
-        for rr in answer:
+        _cnames_from(outcome.response, chain)
+        for rr in outcome:
             text = rr.to_text()
             if text not in addresses:
                 addresses.append(text)

@@ -6,6 +6,11 @@
   not only per-read timeouts, so a server trickling a byte a second cannot
   hold a probe.
 * Bodies are capped; what is over the cap is dropped and marked truncated.
+  Content decoding is bounded too (:mod:`probes.net.bodies`), so a gzip
+  bomb costs no more memory than the cap.
+* A failed TLS handshake is a :class:`ProtocolFailure` (the port answered,
+  but not with TLS we could finish), a refused connection a
+  :class:`ConnectFailure`.
 * Redirects are followed only within the host, up to a limit; a redirect off
   the host is returned, never followed.
 * Each request counts against the host's budget and holds its concurrency gate.
@@ -29,10 +34,12 @@ import httpcore
 import httpx
 
 from probes.base import ConnectFailure, DeadlineExceeded, Limits, ProtocolFailure
+from probes.net.bodies import ACCEPT_ENCODING, read_capped
 from probes.net.scope import Pins, normalise_host
 
 USER_AGENT = "posture/0.1 (external posture scan; +https://github.com/posture)"
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+HTTP_SCHEMES = frozenset({"http", "https"})
 
 
 @dataclass(frozen=True)
@@ -91,8 +98,14 @@ class HttpExchange:
 
     @property
     def location(self) -> str | None:
-        loc = self.header("location")
-        return urljoin(self.url, loc) if loc else None
+        """The Location header made absolute; as sent when it cannot be parsed."""
+        loc = (self.header("location") or "").strip()
+        if not loc:
+            return None
+        try:
+            return urljoin(self.url, loc)
+        except ValueError:  # e.g. "http://[bad" from a hostile server
+            return loc
 
     @property
     def is_textual(self) -> bool:
@@ -127,13 +140,51 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
             self._pins.check(host, self._address)
         self._pins.check(self._host, self._address)
         self._pins.connections[normalise_host(self._host)] += 1
-        return await self._inner.connect_tcp(self._address, port, timeout=timeout)
+        stream = await self._inner.connect_tcp(self._address, port, timeout=timeout)
+        return _HandshakeGuard(stream, f"{self._address}:{port}")
 
     async def connect_unix_socket(self, *a: Any, **kw: Any) -> httpcore.AsyncNetworkStream:
         raise ConnectFailure("unix sockets are not scan targets")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+class _HandshakeGuard(httpcore.AsyncNetworkStream):
+    """Tells a failed TLS handshake apart from a failed TCP connect.
+
+    httpcore reports both as ConnectError; a port that accepts TCP and then
+    speaks something other than TLS (or aborts the handshake) is a protocol
+    failure, not a connect failure.
+    """
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream, where: str) -> None:
+        self._inner = inner
+        self._where = where
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            return await self._inner.start_tls(ssl_context, server_hostname, timeout)
+        except httpcore.ConnectError as exc:
+            why = _why(exc) if str(exc).strip() else "connection closed during the handshake"
+            raise ProtocolFailure(f"TLS handshake with {self._where} failed: {why}") from None
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
 
 
 class _Stream(httpx.AsyncByteStream):
@@ -193,31 +244,33 @@ class PinnedTransport(httpx.AsyncBaseTransport):
 
 
 class HttpClient:
-    """Pinned, bounded HTTP for probes. One per scan run; ``aclose`` when done."""
+    """Pinned, bounded HTTP for probes. One per scan run; ``aclose`` when done.
+
+    Requests go straight to the pinned transport, not through ``httpx.AsyncClient.send``:
+    that builds the next request from every Location header even when not
+    following it, so a hostile Location (``javascript:...``) raised there and
+    lost the response. No cookies are kept between requests: every probe
+    request stands alone.
+    """
 
     def __init__(self, pins: Pins, limits: Limits | None = None, *, user_agent: str = USER_AGENT) -> None:
         self.pins = pins
         self.limits = limits or Limits()
         self.user_agent = user_agent
-        self._clients: dict[tuple[str, str], httpx.AsyncClient] = {}
+        self._transports: dict[tuple[str, str], PinnedTransport] = {}
+        self._timeout = httpx.Timeout(self.limits.request_deadline, connect=self.limits.connect_timeout)
 
-    def _client(self, host: str, address: str) -> httpx.AsyncClient:
+    def _transport(self, host: str, address: str) -> PinnedTransport:
         key = (normalise_host(host), address)
-        client = self._clients.get(key)
-        if client is None:
-            client = httpx.AsyncClient(
-                transport=PinnedTransport(self.pins, host, address, self.limits),
-                timeout=httpx.Timeout(self.limits.request_deadline, connect=self.limits.connect_timeout),
-                follow_redirects=False,
-                trust_env=False,
-            )
-            self._clients[key] = client
-        return client
+        transport = self._transports.get(key)
+        if transport is None:
+            transport = self._transports[key] = PinnedTransport(self.pins, host, address, self.limits)
+        return transport
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for c in clients:
-            await c.aclose()
+        transports, self._transports = list(self._transports.values()), {}
+        for t in transports:
+            await t.aclose()
 
     async def request(
         self,
@@ -240,7 +293,7 @@ class HttpClient:
         limit = deadline if deadline is not None else self.limits.request_deadline
         hops: list[Hop] = []
         current, current_raw, current_method = url, raw_path, method
-        seen: set[str] = set()
+        seen: set[str] = {url}
         try:
             async with asyncio.timeout(limit):
                 while True:
@@ -248,7 +301,7 @@ class HttpClient:
                     if not follow_redirects or ex.status not in REDIRECT_CODES or not ex.location:
                         return _with_hops(ex, hops)
                     target = ex.location
-                    if not self.same_host(url, target):
+                    if not self.same_host(url, target) or _scheme(target) not in HTTP_SCHEMES:
                         return _with_hops(ex, hops)  # off-host: recorded, never followed
                     hops.append(Hop(ex.status, ex.url, target))
                     if len(hops) > self.limits.max_redirects or target in seen:
@@ -264,7 +317,11 @@ class HttpClient:
 
     @staticmethod
     def same_host(a: str, b: str) -> bool:
-        return normalise_host(urlsplit(a).hostname or "") == normalise_host(urlsplit(b).hostname or "")
+        try:
+            host_a, host_b = urlsplit(a).hostname, urlsplit(b).hostname
+        except ValueError:  # unparsable (hostile) Location: never "the same host"
+            return False
+        return bool(host_a) and normalise_host(host_a or "") == normalise_host(host_b or "")
 
     async def _once(
         self,
@@ -281,6 +338,8 @@ class HttpClient:
             raise ProtocolFailure(f"invalid URL {url!r}: {exc}") from None
         if raw_path is not None:
             parsed = parsed.copy_with(raw_path=raw_path)
+        if parsed.scheme not in HTTP_SCHEMES:
+            raise ProtocolFailure(f"refusing {url!r}: not an http(s) URL")
         host = parsed.host
         addresses = self.pins.addresses(host)
         if not addresses:
@@ -289,16 +348,21 @@ class HttpClient:
         self.pins.check(host, addr)
         self.pins.spend(host)
         cap = self.limits.max_body if max_body is None else max_body
-        hdrs = {"user-agent": self.user_agent, "accept": "*/*"}
+        hdrs = {"user-agent": self.user_agent, "accept": "*/*", "accept-encoding": ACCEPT_ENCODING}
         hdrs.update({k.lower(): v for k, v in (headers or {}).items()})
-        client = self._client(host, addr)
+        transport = self._transport(host, addr)
+        try:
+            request = httpx.Request(method, parsed, headers=hdrs, extensions={"timeout": self._timeout.as_dict()})
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ProtocolFailure(f"cannot build {method} {url}: {_why(exc)}") from None
         started = time.monotonic()
         async with self.pins.gate(host):
             try:
-                request = client.build_request(method, parsed, headers=hdrs)
-                response = await client.send(request, stream=True)
+                response = await transport.handle_async_request(request)
                 try:
-                    body, truncated = await _read_capped(response, cap)
+                    body, truncated = await read_capped(
+                        response.aiter_raw(), response.headers.get("content-encoding"), cap
+                    )
                 finally:
                     await response.aclose()
             except (httpcore.ConnectError, httpx.ConnectError) as exc:
@@ -307,7 +371,7 @@ class HttpClient:
                 raise DeadlineExceeded(f"{method} {url}: {type(exc).__name__}") from None
             except (httpcore.ProtocolError, httpx.ProtocolError, httpx.DecodingError) as exc:
                 raise ProtocolFailure(f"{method} {url}: bad HTTP from {addr}: {_why(exc)}") from None
-            except (httpcore.NetworkError, httpx.NetworkError, httpx.TransportError, ssl.SSLError) as exc:
+            except (httpcore.NetworkError, httpx.HTTPError, ssl.SSLError, httpcore.UnsupportedProtocol) as exc:
                 raise ProtocolFailure(f"{method} {url}: connection to {addr} failed: {_why(exc)}") from None
             except OSError as exc:
                 raise ConnectFailure(f"cannot connect to {host} ({addr}): {exc.strerror or exc}") from None
@@ -327,16 +391,11 @@ class HttpClient:
         )
 
 
-async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        if size + len(chunk) > cap:
-            chunks.append(chunk[: cap - size])
-            return b"".join(chunks), True
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks), False
+def _scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme.lower()
+    except ValueError:
+        return ""
 
 
 def _with_hops(ex: HttpExchange, hops: list[Hop]) -> HttpExchange:

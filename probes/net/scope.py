@@ -33,6 +33,12 @@ def refusal_reason(address: str) -> str | None:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return "not an IP address"
+    embedded = _embedded_ipv4(ip)
+    if embedded is not None:
+        # ::ffff:169.254.169.254 reaches the metadata service as surely as the IPv4 form.
+        inner = refusal_reason(str(embedded))
+        if inner:
+            return f"{inner} (embedded in {ip})"
     if str(ip) in METADATA_ADDRESSES:
         return "cloud metadata address"
     if ip.is_link_local:
@@ -43,6 +49,20 @@ def refusal_reason(address: str) -> str | None:
         return "unspecified address"
     if isinstance(ip, ipaddress.IPv4Address) and ip == ipaddress.IPv4Address("255.255.255.255"):
         return "broadcast address"
+    return None
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (IPv4-mapped or NAT64), if any."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 
 

@@ -100,7 +100,7 @@ class Authority:
             )
         sign_key = key if self_signed else self.issuer.key
         if isinstance(hash_alg, hashes.SHA1 | hashes.MD5):
-            return Issued(_sign_legacy(builder, sign_key, hash_alg), key)
+            return Issued(sign_legacy(builder, sign_key, hash_alg), key)
         cert = builder.sign(sign_key, hash_alg or hashes.SHA256())
         return Issued(cert, key)
 
@@ -170,8 +170,8 @@ def _der_content(tlv: bytes) -> bytes:
     return tlv[2 + (first & 0x7F):]
 
 
-def _sign_legacy(builder: x509.CertificateBuilder, sign_key: PrivateKey,
-                 hash_alg: hashes.HashAlgorithm) -> x509.Certificate:
+def sign_legacy(builder: x509.CertificateBuilder, sign_key: PrivateKey,
+                hash_alg: hashes.HashAlgorithm) -> x509.Certificate:
     kind = "rsa" if isinstance(sign_key, rsa.RSAPrivateKey) else "ec"
     if (kind, hash_alg.name) not in _ALG_IDS:
         raise ValueError(f"no {hash_alg.name} signature for {kind} keys")

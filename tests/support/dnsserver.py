@@ -68,7 +68,8 @@ class DnsServer:
         for zone in self.zones:
             args.append(f"--local=/{zone}/")
         for name, addrs in self.records.items():
-            args.append(f"--host-record={name},{','.join(addrs)}")
+            # One --host-record per address: a single record holds at most one IPv4 and one IPv6.
+            args.extend(f"--host-record={name},{addr}" for addr in addrs)
         for alias, target in self.cnames.items():
             args.append(f"--cname={alias},{target}")
         return args

@@ -23,7 +23,7 @@ TS = sa.DateTime(timezone=True)
 ENUM = sa.String(32)
 
 
-def _id() -> sa.Column:
+def _id() -> sa.Column[int]:
     return sa.Column("id", sa.Integer(), primary_key=True, nullable=False)
 
 

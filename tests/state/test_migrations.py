@@ -1,0 +1,122 @@
+"""The schema is alembic's: migrations match the tables, upgrade in place, refuse strangers."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import threading
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect, text
+
+from state import migrate
+from state.engine import make_engine, parse_url
+from state.errors import SchemaError
+from state.records import FindingState
+from state.store import Store
+from state.tables import metadata
+from tests.state.factory import DAY, T0, finding, run, scan
+
+TABLES = {"assets", "scans", "probe_runs", "findings", "finding_occurrences", "finding_events"}
+
+
+def schema_diff(engine: Engine) -> list[object]:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        return list(compare_metadata(context, metadata))
+
+
+def test_head_matches_the_tables(store_url: str) -> None:
+    with Store.open(store_url) as store:
+        assert migrate.current_revision(store.engine) == migrate.head_revision()
+        assert set(inspect(store.engine).get_table_names()) >= TABLES
+        assert schema_diff(store.engine) == []
+
+
+def test_comparison_sees_a_missing_schema(store_url: str) -> None:
+    # Guards the test above: the comparison is not vacuous.
+    with Store.open(store_url) as store:
+        migrate.downgrade(store.engine, "base")
+        assert migrate.current_revision(store.engine) is None
+        diff = schema_diff(store.engine)
+        assert {d[1].name for d in diff if isinstance(d, tuple) and d[0] == "add_table"} == TABLES
+
+
+def test_reopening_upgrades_in_place_keeping_history(store_url: str) -> None:
+    with Store.open(store_url) as store:
+        fid = store.record_scan(scan(T0, [run("tls", finding("tls.cert.expired", "h:443"))])).opened[0]
+        store.record_scan(scan(T0 + DAY, [run("tls")]))
+    with Store.open(store_url) as store:
+        assert migrate.current_revision(store.engine) == migrate.head_revision()
+        assert len(store.scans()) == 2 and store.finding(fid).state == FindingState.FIXED
+        assert len(store.events(fid)) == 2
+        # The next scan continues the same history.
+        back = store.record_scan(scan(T0 + 2 * DAY, [run("tls", finding("tls.cert.expired", "h:443"))]))
+        assert back.reopened == (fid,)
+
+
+def test_every_revision_applies_in_order_from_an_empty_database(store_url: str) -> None:
+    engine = make_engine(parse_url(store_url))
+    try:
+        with migrate.alembic_config() as config:
+            revisions = list(reversed(list(ScriptDirectory.from_config(config).walk_revisions())))
+        assert revisions[0].down_revision is None and revisions[-1].revision == migrate.head_revision()
+        for script in revisions:  # linear history, each step upgrades what the last one left
+            migrate.upgrade(engine, script.revision)
+            assert migrate.current_revision(engine) == script.revision
+        assert schema_diff(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_database_from_a_newer_posture_is_refused(store_url: str) -> None:
+    with Store.open(store_url) as store, store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    with pytest.raises(SchemaError, match="9999_future"):
+        Store.open(store_url)
+
+
+def test_tables_alembic_did_not_create_are_refused(store_url: str) -> None:
+    engine = make_engine(parse_url(store_url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE assets (id INTEGER PRIMARY KEY, label TEXT)"))
+    finally:
+        engine.dispose()
+    with pytest.raises(SchemaError, match="posture database") as raised:
+        Store.open(store_url)
+    assert "\n" not in str(raised.value)
+
+
+def _open_and_close(url: str) -> None:
+    Store.open(url).close()
+
+
+def test_concurrent_openers_of_a_fresh_database_migrate_once(store_url: str) -> None:
+    # Separate processes, like a daemon and a CLI started together on a new database.
+    fork = multiprocessing.get_context("fork")  # fast: no re-import; the parent holds no connection
+    with concurrent.futures.ProcessPoolExecutor(max_workers=3, mp_context=fork) as pool:
+        results = [pool.submit(_open_and_close, store_url) for _ in range(3)]
+        for result in results:
+            result.result(timeout=60)
+    # And threads of one process (alembic's global context is guarded by a lock).
+    errors: list[BaseException] = []
+
+    def opener() -> None:
+        try:
+            _open_and_close(store_url)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with Store.open(store_url) as store:
+        assert migrate.current_revision(store.engine) == migrate.head_revision()
+        assert schema_diff(store.engine) == []

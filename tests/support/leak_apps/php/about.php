@@ -1,0 +1,1 @@
+<?php echo "<html><body><p>About us</p></body></html>";
