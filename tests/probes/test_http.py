@@ -83,9 +83,11 @@ async def test_http_asset_upgrading_to_https_with_strong_hsts_is_clean(tls: ssl.
     assert result.findings == ()
     obs = plain_obs(result, plain.port)
     assert (obs["state"], obs["status"], obs["location"]) == ("upgrades", 301, f"https://{HOST}:{secure.port}/")
+    assert obs["server"].startswith("BaseHTTP/")
     landing = https_obs(result, secure.port)
     assert landing["hsts"]["max_age"] == 31536000
     assert landing["hsts"]["include_subdomains"] and landing["hsts"]["preload"]
+    assert landing["status"] == 200 and landing["server"].startswith("BaseHTTP/")
     assert result.observations["https"][f"{HOST}:{secure.port}"]["role"] == "https_landing"
     assert plain.seen[0].headers["host"] == f"{HOST}:{plain.port}"
 

@@ -20,14 +20,15 @@ from probes.http_judge import (
     no_https_finding,
     parse_hsts,
     pick_hsts,
+    url_port,
 )
 
 HOST = "www.example.test"
 URL = f"http://{HOST}/"
 
 
-def ans(status: int, location: str | None = None, body: int = 0, **kw: object) -> Answer:
-    return Answer(url=URL, status=status, location=location, body_length=body, **kw)  # type: ignore[arg-type]
+def ans(status: int, location: str | None = None, body: int = 0, *, truncated: bool = False) -> Answer:
+    return Answer(url=URL, status=status, location=location, body_length=body, truncated=truncated)
 
 
 @pytest.mark.parametrize(
@@ -54,6 +55,7 @@ def ans(status: int, location: str | None = None, body: int = 0, **kw: object) -
         (ans(302, "ftp://files.test/"), PlainState.BAD_REDIRECT),
         (ans(301, "http://[bad"), PlainState.BAD_REDIRECT),
         (ans(301, "javascript:alert(1)"), PlainState.BAD_REDIRECT),
+        (ans(301, f"https://{HOST}:99999/"), PlainState.BAD_REDIRECT),
     ],
 )
 def test_judge_plain(answer: Answer, state: PlainState) -> None:
@@ -204,3 +206,11 @@ def test_verdict_json_records_first_answer() -> None:
                    "truncated": False, "server": "nginx"}],
     }
     assert Hsts(raw=None).state is HstsState.MISSING
+
+
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [("https://h/", 443), ("http://h/", 80), ("https://h:8443/x", 8443), ("HTTP://h:8080", 8080)],
+)
+def test_url_port(url: str, port: int) -> None:
+    assert url_port(url) == port

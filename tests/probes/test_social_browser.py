@@ -36,6 +36,7 @@ class Scan:
     server: Running
     outside: list[Seen]
     seconds: float
+    http_requests: dict[str, int]  # host -> requests posture's HTTP client sent (the only way out)
 
     def url(self, path: str) -> str:
         return f"http://{site.HOST}:{self.server.port}{path}"
@@ -58,14 +59,14 @@ def scan(routes: Any, settings: dict[str, Any] | None = None, limits: Limits | N
         with http_server(routes) as srv:
             target = make_target(f"http://{site.HOST}:{srv.port}/", settings={"social": settings or {}})
 
-            async def run() -> tuple[ProbeResult, float]:
+            async def run() -> tuple[ProbeResult, float, dict[str, int]]:
                 async with probe_context(target, limits=limits) as ctx:
                     started = time.monotonic()
                     result = await SocialProbe().run(target, ctx)
-                    return result, time.monotonic() - started
+                    return result, time.monotonic() - started, dict(ctx.http.pins.requests)
 
-            result, seconds = asyncio.run(run())
-            return Scan(result, srv, list(outside.seen), seconds)
+            result, seconds, requests = asyncio.run(run())
+            return Scan(result, srv, list(outside.seen), seconds, requests)
 
 
 @pytest.fixture(scope="module")
@@ -137,14 +138,20 @@ def test_no_request_leaves_the_asset(browser_scan: Scan) -> None:
     s = browser_scan
     browser = s.result.observations["browser"]
     traffic = browser["traffic"]
-    assert traffic["served_hosts"] == [site.HOST]  # every request answered was for the asset
-    assert s.outside == []  # the other local server saw nothing: images, scripts, frames, fetch()
-    blocked = {b["url"] for b in traffic["blocked"]}
+    # The browser asked for the asset, the outside server and the platforms...
+    assert {site.HOST, "127.0.0.1", "www.facebook.com", "t.me"} <= set(traffic["requested_hosts"])
+    # ...but only the asset's requests were answered, all through posture's pinned client,
+    # and the other local server (images, scripts, frames, fetch, WebSocket) saw nothing.
+    assert traffic["served_hosts"] == [site.HOST]
+    assert set(s.http_requests) == {site.HOST}
+    assert s.outside == []
+    blocked = {b["url"]: b["why"] for b in traffic["blocked"]}
     for path in ("/pixel.png", "/track.js", "/frame", "/beacon"):
         assert any(u.endswith(path) and u.startswith("http://127.0.0.1:") for u in blocked), path
+    assert any(u.startswith("ws://127.0.0.1:") and why == "websocket" for u, why in blocked.items())
     for href in (site.PLAIN, site.RENDERED, site.SUBPAGE, site.POPUP, "https://www.facebook.com/tr?id=1"):
-        assert href in blocked
-    assert "https://www.tiktok.com/@posture" in blocked
+        assert blocked[href] == "off-host"
+    assert blocked["https://www.tiktok.com/@posture"].startswith("off-host redirect from")
     # Only GETs reached the server; the crawl fetched each page once and the browser reused them.
     assert {x.method for x in s.server.seen} == {"GET"}
     assert traffic["fetched"] <= 4  # the two scripts, plus the redirector, cache misses only
@@ -224,6 +231,7 @@ def test_hung_page_is_a_typed_error_keeping_what_was_judged() -> None:
     assert r.error.kind is ErrorKind.TIMEOUT
     assert r.error.message == f"the browser hung on {s.url('/spin')}"
     assert r.observations["browser"]["hung_pages"] == [s.url("/spin")]
+    assert r.observations["browser"]["pages_static_only"] == [s.url("/spin")]
     # The home page was judged in the browser before /spin hung; /spin's own links fall back to static.
     plain = s.findings[s.key(site.PLAIN)]
     assert plain["method"] == "browser" and plain["pages_without_warning"] == [s.url("/"), s.url("/spin")]

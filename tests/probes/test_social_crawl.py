@@ -122,6 +122,18 @@ def test_decode_html_uses_meta_charset_when_the_header_has_none() -> None:
     ex = HttpExchange("GET", "https://a.test/", "/", "127.0.0.1", 200, "OK", "HTTP/1.1",
                       (("content-type", "text/html"),), body, False, 0.0)
     assert "您即將離開本網站" in decode_html(ex)
+    body = "<p>外部網站</p>".encode("big5")
     declared = HttpExchange("GET", "https://a.test/", "/", "127.0.0.1", 200, "OK", "HTTP/1.1",
-                            (("content-type", "text/html; charset=big5"),), "<p>外部網站</p>".encode("big5"), False, 0.0)
+                            (("content-type", "text/html; charset=big5"),), body, False, 0.0)
     assert "外部網站" in decode_html(declared)
+
+
+async def test_origin_is_where_the_start_page_landed() -> None:
+    # An http:// asset that redirects to its https:// twin is crawled there (here: another port).
+    with http_server({"/": html("/a"), "/a": html()}) as landed:
+        routes = {"/": Reply(301, "", headers={"Location": f"http://{HOST}:{landed.port}/"})}
+        with http_server(routes) as start:
+            target = make_target(f"http://{HOST}:{start.port}/")
+            async with probe_context(target) as ctx:
+                result = await crawl(target, ctx, max_pages=30, max_depth=2)
+    assert [p.url for p in result.pages] == [f"http://{HOST}:{landed.port}/", f"http://{HOST}:{landed.port}/a"]

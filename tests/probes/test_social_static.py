@@ -249,7 +249,9 @@ def test_chromium_args() -> None:
     args = chromium_args("www.broker.test", "127.0.0.1")
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-proxy-server"):
+                 "--proxy-bypass-list=<-loopback>"):
         assert flag in args
+    # Connections outside intercepted requests go to a proxy whose name cannot resolve.
+    assert "--proxy-server=http://no-proxy.posture.invalid:9" in args
     assert args[-1] == "--host-resolver-rules=MAP www.broker.test 127.0.0.1, MAP * ~NOTFOUND"
     assert not any("EXCLUDE" in a for a in args)  # localhost must not resolve for scanned pages either

@@ -116,14 +116,14 @@ def huge_body(*, chunk: int = 65536, total: int = 1 << 30, gzip: bool = False) -
     return behaviour
 
 
-_BOMB_PIECE = 64 << 20
+_BOMB_PIECE = 16 << 20
 _bomb_cache: list[tuple[bytes, bytes]] = []
 
 
 def _gzip_zero_pieces() -> tuple[bytes, bytes]:
     """A gzip stream's opening piece, and a piece that may repeat forever.
 
-    Each piece inflates to 64 MiB of zeros from about 64 KiB on the wire; the
+    Each piece inflates to 16 MiB of zeros from about 16 KiB on the wire; the
     steady piece only refers back to zeros, so repeating it stays valid deflate.
     """
     if not _bomb_cache:

@@ -10,6 +10,8 @@ Reuse in any conftest.py::
     from tests.support.pg import pg_url, store_url  # noqa: F401  (fixtures)
 
 ``store_url`` runs the test twice, on an SQLite file and on a fresh PostgreSQL database.
+Creating a database costs a few hundred milliseconds; suites with many tests can share
+one per module (``pg_module_url``) and call :func:`empty_tables` before each test.
 """
 
 from __future__ import annotations
@@ -95,6 +97,49 @@ def fresh_database(prefix: str = "posture_test") -> Iterator[str]:
         yield url
     finally:
         drop_database(url)
+
+
+def empty_tables(url: str) -> None:
+    """Delete every row (ids restart at 1) but keep the schema and its alembic revision.
+
+    DELETE in foreign-key order rather than TRUNCATE: on tables this small it is several
+    times faster (TRUNCATE writes and syncs new files for every table and index).
+    """
+    from psycopg import sql
+
+    with _admin_connection(url) as conn, conn.transaction():
+        names = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            " AND tablename <> 'alembic_version'"
+        )]
+        refers: dict[str, set[str]] = {name: set() for name in names}
+        for child, parent in conn.execute(
+            "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint"
+            " WHERE contype = 'f' AND connamespace = current_schema()::regnamespace"
+        ):
+            if child in refers and parent != child:
+                refers[child].add(parent)
+        # Children before parents: repeatedly take the tables nothing left refers to.
+        while refers:
+            leaves = [t for t in refers if not any(t in parents for parents in refers.values())]
+            if not leaves:  # a reference cycle: give up on ordering, let CASCADE sort it out
+                conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                    sql.SQL(", ").join(sql.Identifier(t) for t in refers)))
+                return
+            for table in leaves:
+                conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+                del refers[table]
+        for (sequence,) in conn.execute(
+            "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()"
+        ).fetchall():
+            conn.execute(sql.SQL("ALTER SEQUENCE {} RESTART").format(sql.Identifier(sequence)))
+
+
+@pytest.fixture(scope="module")
+def pg_module_url() -> Iterator[str]:
+    """One fresh PostgreSQL database shared by a test module, dropped after it."""
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture

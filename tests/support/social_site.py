@@ -79,7 +79,8 @@ def scenario_routes(off_host: str) -> dict[str, Route]:
         f'<script src="{off_host}/track.js"></script>'
         f'<iframe src="{off_host}/frame" width="10" height="10"></iframe>'
         f"<script>fetch('{off_host}/beacon').catch(function () {{}});"
-        f"new Image().src = 'https://www.facebook.com/tr?id=1';</script>"
+        f"new Image().src = 'https://www.facebook.com/tr?id=1';"
+        f"try {{ new WebSocket('{off_host.replace('http', 'ws')}/socket'); }} catch (e) {{}}</script>"
         '<link rel="preconnect" href="https://www.facebook.com">'
     )
     return {
@@ -132,7 +133,10 @@ def bench_routes(pages: int = 30) -> dict[str, Route]:
 <main><h1>{title}</h1>{filler * 5}</main><footer>{footer}</footer></body></html>"""
         return Reply(200, html)
 
-    routes: dict[str, Route] = {"/": one("首頁"), "/static/site.js": Reply(200, BENCH_JS, content_type="text/javascript")}
+    routes: dict[str, Route] = {
+        "/": one("首頁"),
+        "/static/site.js": Reply(200, BENCH_JS, content_type="text/javascript"),
+    }
     for i in range(1, pages):
         routes[f"/p/{i}"] = one(f"第 {i} 頁")
     return routes

@@ -1,0 +1,268 @@
+"""Pure judging for the ``http`` probe: plain-HTTP answers and HSTS headers.
+
+Nothing here does I/O. The probe walks redirects and records each response as
+an :class:`Answer`; these functions decide what the answers mean.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from probes.base import JSON, Finding
+
+NO_HTTPS = "http.no_https"
+HSTS_MISSING = "http.hsts.missing"
+ONE_YEAR = 31_536_000  # seconds; the max-age below which HSTS counts as weak
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+
+
+class PlainState(enum.StrEnum):
+    """What a plain-HTTP endpoint does with a visitor."""
+
+    CLOSED = "closed"  # connection refused: nothing is served
+    FILTERED = "filtered"  # connect timed out: nothing is served
+    UPGRADES = "upgrades"  # redirect to https on the same host
+    UPGRADES_OFF_HOST = "upgrades_off_host"  # redirect to https on another host
+    SERVES_CONTENT = "serves_content"  # 2xx/4xx with a body over plain HTTP
+    REDIRECTS_TO_PLAIN = "redirects_to_plain"  # redirect to http on another host
+    NO_CONTENT = "no_content"  # e.g. an empty 204: nothing served, nothing upgraded
+    SERVER_ERROR = "server_error"  # 5xx: says nothing stable about the endpoint
+    BAD_REDIRECT = "bad_redirect"  # redirect status with no usable http(s) Location
+
+    @property
+    def is_finding(self) -> bool:
+        return self in (PlainState.SERVES_CONTENT, PlainState.REDIRECTS_TO_PLAIN)
+
+
+class HstsState(enum.StrEnum):
+    OK = "ok"
+    MISSING = "missing"
+    MALFORMED = "malformed"  # browsers ignore it, so it is as good as missing
+    SHORT = "short_max_age"  # valid, but max-age under a year (0 switches HSTS off)
+
+    @property
+    def is_finding(self) -> bool:
+        return self is not HstsState.OK
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What judging needs of one HTTP response."""
+
+    url: str
+    status: int
+    location: str | None = None  # absolute when it could be resolved
+    body_length: int = 0
+    truncated: bool = False
+    hsts: str | None = None  # the first Strict-Transport-Security field, as sent
+    server: str | None = None
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status in REDIRECT_CODES
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "url": self.url,
+            "status": self.status,
+            "location": self.location,
+            "body_length": self.body_length,
+            "truncated": self.truncated,
+            "server": self.server,
+        }
+
+
+@dataclass(frozen=True)
+class Hsts:
+    raw: str | None
+    max_age: int | None = None
+    include_subdomains: bool = False
+    preload: bool = False
+    problem: str | None = None  # why the header is malformed
+
+    @property
+    def present(self) -> bool:
+        return self.raw is not None
+
+    @property
+    def state(self) -> HstsState:
+        if self.raw is None:
+            return HstsState.MISSING
+        if self.problem is not None or self.max_age is None:
+            return HstsState.MALFORMED
+        return HstsState.SHORT if self.max_age < ONE_YEAR else HstsState.OK
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "present": self.present,
+            "header": self.raw,
+            "max_age": self.max_age,
+            "include_subdomains": self.include_subdomains,
+            "preload": self.preload,
+            "problem": self.problem,
+            "state": self.state.value,
+        }
+
+
+@dataclass(frozen=True)
+class PlainVerdict:
+    """One address of a plain-HTTP endpoint: where the walk started, what it met, what it means."""
+
+    state: PlainState
+    url: str
+    chain: tuple[Answer, ...] = ()  # every answer of the walk, first to last
+
+    @property
+    def final(self) -> Answer | None:
+        return self.chain[-1] if self.chain else None
+
+    def to_json(self) -> dict[str, JSON]:
+        first = self.chain[0] if self.chain else None
+        return {
+            "state": self.state.value,
+            "status": first.status if first else None,
+            "location": first.location if first else None,
+            "server": first.server if first else None,
+            "chain": [a.to_json() for a in self.chain],
+        }
+
+
+def _split_url(url: str | None) -> tuple[str, str] | None:
+    """(scheme, normalised host) of ``url``, or None when it is not a usable http(s) URL."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        parts.port  # noqa: B018 -- raises on a port out of range
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not host:
+        return None
+    return scheme, host.rstrip(".").lower()
+
+
+def same_host(url: str | None, host: str) -> bool:
+    split = _split_url(url)
+    return split is not None and split[1] == host.strip("[]").rstrip(".").lower()
+
+
+def url_port(url: str) -> int:
+    """The port of a URL :func:`next_hop`/:func:`judge_plain` accepted (explicit or the scheme's default)."""
+    parts = urlsplit(url.strip())
+    return parts.port or (443 if parts.scheme.lower() == "https" else 80)
+
+
+def next_hop(answer: Answer, host: str, scheme: str) -> str | None:
+    """The Location to follow from ``answer``: a redirect to ``scheme`` on ``host``; else None."""
+    if not answer.is_redirect:
+        return None
+    split = _split_url(answer.location)
+    if split is None or split[0] != scheme or not same_host(answer.location, host):
+        return None
+    return answer.location
+
+
+def judge_plain(final: Answer, host: str) -> PlainState:
+    """What the last plain-HTTP answer of a walk within ``host`` means for a visitor."""
+    if final.is_redirect:
+        split = _split_url(final.location)
+        if split is None:
+            return PlainState.BAD_REDIRECT
+        if split[0] == "https":
+            return PlainState.UPGRADES if same_host(final.location, host) else PlainState.UPGRADES_OFF_HOST
+        return PlainState.REDIRECTS_TO_PLAIN
+    if final.status >= 500:
+        return PlainState.SERVER_ERROR
+    return PlainState.SERVES_CONTENT if final.body_length > 0 else PlainState.NO_CONTENT
+
+
+def parse_hsts(value: str | None) -> Hsts:
+    """Parse a Strict-Transport-Security value as RFC 6797 section 6.1 describes.
+
+    Directive names are case-insensitive, each may appear once, max-age is
+    required and is a non-negative integer (optionally quoted). Unknown
+    directives are ignored, as browsers do.
+    """
+    if value is None:
+        return Hsts(raw=None)
+    seen: set[str] = set()
+    max_age: int | None = None
+    include_subdomains = preload = False
+    for part in value.split(";"):
+        name, eq, arg = part.partition("=")
+        name = name.strip().lower()
+        if not name:
+            continue
+        if name in seen:
+            return Hsts(raw=value, problem=f"directive {name!r} appears more than once")
+        seen.add(name)
+        arg = arg.strip()
+        if len(arg) >= 2 and arg[0] == arg[-1] == '"':
+            arg = arg[1:-1]
+        if name == "max-age":
+            if not eq or not arg.isascii() or not arg.isdigit():
+                return Hsts(raw=value, problem=f"max-age value {arg!r} is not a non-negative integer")
+            max_age = int(arg)
+        elif name == "includesubdomains":
+            include_subdomains = True
+        elif name == "preload":
+            preload = True
+    if max_age is None:
+        return Hsts(raw=value, include_subdomains=include_subdomains, preload=preload,
+                    problem="max-age is missing")
+    return Hsts(raw=value, max_age=max_age, include_subdomains=include_subdomains, preload=preload)
+
+
+def pick_hsts(chain: Sequence[Answer]) -> tuple[Hsts, str | None]:
+    """The HSTS policy a browser takes from an HTTPS redirect chain within one host.
+
+    The first response that carries the header sets it (a site that redirects
+    ``/`` to ``/en/`` and sends HSTS only on the page is still protected).
+    Returns the policy and the URL it came from.
+    """
+    for answer in chain:
+        if answer.hsts is not None:
+            return parse_hsts(answer.hsts), answer.url
+    return Hsts(raw=None), (chain[0].url if chain else None)
+
+
+def no_https_finding(key: str, verdicts: Mapping[str, PlainVerdict]) -> Finding | None:
+    """One finding for a plain-HTTP endpoint, listing every address that fails."""
+    bad = {addr: v for addr, v in sorted(verdicts.items()) if v.state.is_finding}
+    if not bad:
+        return None
+    first = next(iter(bad.values()))
+    evidence: dict[str, JSON] = {
+        "url": first.url,
+        "reason": first.state.value,
+        "addresses": list(bad),
+    }
+    if first.final is not None:
+        evidence["status"] = first.final.status
+        evidence["final_url"] = first.final.url
+        if first.final.location:
+            evidence["location"] = first.final.location
+    if len(first.chain) > 1:
+        evidence["chain"] = [a.url for a in first.chain]
+    return Finding(check_id=NO_HTTPS, key=key, evidence=evidence)
+
+
+def hsts_finding(key: str, policies: Mapping[str, tuple[Hsts, str | None]]) -> Finding | None:
+    """One finding for an HTTPS endpoint whose HSTS is missing, malformed or short, per address."""
+    bad = {addr: p for addr, p in sorted(policies.items()) if p[0].state.is_finding}
+    if not bad:
+        return None
+    hsts, url = next(iter(bad.values()))
+    evidence: dict[str, JSON] = {"url": url, "reason": hsts.state.value, "addresses": list(bad)}
+    if hsts.raw is not None:
+        evidence["header"] = hsts.raw
+    if hsts.max_age is not None:
+        evidence["max_age"] = hsts.max_age
+    if hsts.problem:
+        evidence["problem"] = hsts.problem
+    return Finding(check_id=HSTS_MISSING, key=key, evidence=evidence)
