@@ -44,11 +44,16 @@ class Session:
         return self.now or datetime.now(UTC)
 
     def open_store(self) -> Store:
+        from state.errors import BadUrl, StoreError
         from state.store import Store, default_db_url
 
         url = self.db_url or default_db_url()
         try:
             return Store.open(url)
+        except BadUrl as exc:  # the store's messages are one line, password hidden
+            raise UsageError(str(exc)) from None
+        except StoreError as exc:
+            raise StorageUnavailable(str(exc)) from None
         except Exception as exc:
             text = " ".join(str(exc).split())[:240]
             raise StorageUnavailable(f"cannot open database {mask_url(url)}: {text}") from None

@@ -56,7 +56,7 @@ def upsert_asset(session: Session, asset: AssetRecord, at: datetime) -> AssetRow
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         session.execute(sqlite_insert(table).values(values).on_conflict_do_nothing(index_elements=["name"]))
-    row = session.exec(select(AssetRow).where(AssetRow.name == asset.name)).one()
+    row = session.exec(select(AssetRow).where(AssetRow.name == asset.name).with_for_update()).one()
     row.url, row.kind, row.configured = asset.url, asset.kind, asset.configured
     return row
 

@@ -56,7 +56,7 @@ def test_concurrent_scans_of_one_asset_share_findings(store_url: str) -> None:
     rounds = 8
     barrier = threading.Barrier(2)
     try:
-        def worker(index: int) -> list[int]:
+        def rounds_of(index: int) -> list[int]:
             ids = []
             for n in range(rounds):
                 # Everything found so far is still there, plus one finding new this round.
@@ -66,6 +66,13 @@ def test_concurrent_scans_of_one_asset_share_findings(store_url: str) -> None:
                 stored = stores[index].record_scan(scan(at, [run("leak", *reports)]))
                 ids.append(stored.finding_ids[("leak.stack_trace", f"/probe-{n}")])
             return ids
+
+        def worker(index: int) -> list[int]:
+            try:
+                return rounds_of(index)
+            except BaseException:
+                barrier.abort()  # release the other worker at once instead of after its timeout
+                raise
 
         with ThreadPoolExecutor(max_workers=2) as pool:
             first, second = (f.result(timeout=60) for f in [pool.submit(worker, i) for i in range(2)])

@@ -5,14 +5,17 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import threading
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import JSON, Boolean, Engine, bindparam, inspect, text
+from sqlalchemy.types import TypeEngine
 
 from state import migrate
+from state.coltypes import UTCDateTime
 from state.engine import make_engine, parse_url
 from state.errors import SchemaError
 from state.records import FindingState
@@ -20,7 +23,8 @@ from state.store import Store
 from state.tables import metadata
 from tests.state.factory import DAY, T0, finding, run, scan
 
-TABLES = {"assets", "scans", "probe_runs", "findings", "finding_occurrences", "finding_events"}
+TABLES = {"assets", "scans", "probe_runs", "findings", "finding_occurrences", "finding_events",
+          "deliveries", "external_scans", "jobs"}
 
 
 def schema_diff(engine: Engine) -> list[object]:
@@ -70,6 +74,53 @@ def test_every_revision_applies_in_order_from_an_empty_database(store_url: str) 
         assert schema_diff(engine) == []
     finally:
         engine.dispose()
+
+
+def test_a_first_revision_database_with_history_upgrades_in_place(store_url: str) -> None:
+    # A database written by the first release (raw SQL with 0001's columns only), then
+    # opened by this version: every later revision applies on top and the history stays.
+    engine = make_engine(parse_url(store_url))
+    try:
+        migrate.upgrade(engine, "0001")
+        statements = [
+            "INSERT INTO assets (name, url, kind, configured, added_at)"
+            " VALUES ('www', 'https://www.broker.test/', 'website', :yes, :at)",
+            "INSERT INTO scans (asset_id, status, trigger, \"full\", forced_active, started_at, finished_at,"
+            " posture_version, catalog_version, config_hash, dns) VALUES (1, 'complete', 'manual', :yes,"
+            " :no, :at, :at, '0.0.9', '2024.2', 'h', :blob)",
+            "INSERT INTO probe_runs (scan_id, probe, status, started_at, finished_at, observations)"
+            " VALUES (1, 'tls', 'ok', :at, :at, :blob)",
+            "INSERT INTO findings (asset_id, check_id, key, probe, severity, state, first_seen, last_seen,"
+            " reopened_count, evidence) VALUES (1, 'tls.cert.expired', 'h:443', 'tls', 'critical', 'open',"
+            " :at, :at, 0, :blob)",
+            "INSERT INTO finding_occurrences (scan_id, finding_id, probe_run_id, severity, evidence)"
+            " VALUES (1, 1, 1, 'critical', :blob)",
+            "INSERT INTO finding_events (finding_id, scan_id, at, kind, to_state, detail)"
+            " VALUES (1, 1, :at, 'opened', 'open', :blob)",
+        ]
+        # Typed parameters, so values are stored exactly as the tables' types store them.
+        params: dict[str, tuple[Any, TypeEngine[Any]]] = {
+            "at": (T0, UTCDateTime()), "blob": ({"from": "0001"}, JSON()),
+            "yes": (True, Boolean()), "no": (False, Boolean()),
+        }
+        with engine.begin() as conn:
+            for statement in statements:
+                used = [name for name in params if f":{name}" in statement]
+                clause = text(statement).bindparams(
+                    *(bindparam(name, params[name][0], type_=params[name][1]) for name in used))
+                conn.execute(clause)
+    finally:
+        engine.dispose()
+
+    with Store.open(store_url) as store:
+        assert migrate.current_revision(store.engine) == migrate.head_revision()
+        old = store.finding(1)
+        assert (old.check_id, old.state, old.first_seen, old.evidence) == (
+            "tls.cert.expired", FindingState.OPEN, T0, {"from": "0001"})
+        assert store.scan(1).scan.posture_version == "0.0.9"
+        fixed = store.record_scan(scan(T0 + DAY, [run("tls")]))
+        assert fixed.fixed == (1,)
+        assert [e.kind.value for e in store.events(1)] == ["opened", "fixed"]
 
 
 def test_database_from_a_newer_posture_is_refused(store_url: str) -> None:
