@@ -68,6 +68,9 @@ class SocialSection(_Strict):
     max_pages: int = Field(30, ge=1, le=1000)
     max_depth: int = Field(2, ge=0, le=10)
     browser: bool | Literal["auto"] = "auto"
+    chromium: str | None = None  # path; default: Debian's /usr/bin/chromium when present
+    page_timeout: float = Field(15.0, gt=0, le=300)
+    launch_timeout: float = Field(20.0, gt=0, le=300)
 
 
 class PortsSection(_Strict):
@@ -78,12 +81,79 @@ class PortsSection(_Strict):
     eol_data: str | None = None  # a refreshed end-of-life data file (posture eol refresh)
 
 
+def _schedule(v: str) -> str:
+    from schedules.timing import ScheduleError, parse_schedule
+
+    try:
+        parse_schedule(v)
+    except ScheduleError as exc:
+        raise ValueError(str(exc)) from None
+    return v
+
+
 class ScheduleSection(_Strict):
-    scan_every: str = "7d"
+    scan_every: str = "7d"  # a duration (s, m, h, d, w) or a 5-field cron expression
     cadence_days: int = Field(183, ge=1, le=3650)
     cadence_warn_days: int = Field(14, ge=0, le=365)
-    digest: str = "weekly"
+    digest: str = "weekly"  # "weekly" (Monday 09:00 in the agent's time zone), a cron expression, or "off"
     jitter: str = "10m"
+    holidays: str | None = None  # a file of YYYY-MM-DD dates on which quiet windows are lifted
+    quiet: dict[Literal["website", "trading", "api"], list[str]] = Field(default_factory=dict)  # windows by kind
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, v: str | None) -> str | None:
+        if v is not None:
+            from schedules.quiet import QuietError, parse_holidays
+
+            try:
+                parse_holidays(Path(v).read_text("utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"cannot read holiday file {v}: {getattr(exc, 'strerror', None) or exc}") from None
+            except QuietError as exc:
+                raise ValueError(f"{v}: {exc}") from None
+        return v
+
+    @field_validator("quiet")
+    @classmethod
+    def _quiet_by_kind(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        from schedules.quiet import QuietError, parse_windows
+
+        for kind, windows in v.items():
+            try:
+                parse_windows(windows)
+            except QuietError as exc:
+                raise ValueError(f"{kind}: {exc}") from None
+        return v
+
+    @field_validator("scan_every")
+    @classmethod
+    def _scan_every(cls, v: str) -> str:
+        return _schedule(v)
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, v: str) -> str:
+        from schedules.timing import ScheduleError, parse_digest
+
+        try:
+            parse_digest(v)
+        except ScheduleError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter(cls, v: str) -> str:
+        from schedules.timing import ScheduleError, parse_duration
+
+        if v.strip() in ("0", "off"):
+            return v
+        try:
+            parse_duration(v)
+        except ScheduleError as exc:
+            raise ValueError(str(exc)) from None
+        return v
 
 
 class RemediationSection(_Strict):
@@ -97,10 +167,20 @@ class RemediationSection(_Strict):
 
 
 class NotifySection(_Strict):
-    url: str
+    url: str  # an Apprise URL; it may hold secrets, which posture never shows
     events: list[Literal["alert", "digest"]] = Field(default_factory=lambda: ["alert", "digest"])  # type: ignore[arg-type]
-    min_severity: Severity = "info"
+    min_severity: Severity = "info"  # the least severe new finding alerted at once (default: all)
     language: Literal["zh-TW", "en"] = "zh-TW"
+    max_items: int = Field(20, ge=1, le=500)  # items listed in one grouped alert; the rest are counted
+
+    @field_validator("url")
+    @classmethod
+    def _apprise_url(cls, v: str) -> str:
+        scheme, sep, rest = v.strip().partition("://")
+        if not sep or not scheme.replace("+", "").replace("-", "").isalnum() or not rest:
+            # Never echo the value: a notification URL carries tokens and passwords.
+            raise ValueError(f"not an Apprise URL (scheme://...){' (scheme ' + scheme + ')' if sep else ''}")
+        return v.strip()
 
 
 class Declared(_Strict):
@@ -118,6 +198,23 @@ class AssetSection(_Strict):
     quiet: list[str] | None = None
     scan_every: str | None = None
     ports: list[Port] | None = None  # ports to scan on this asset (default: [ports] ports)
+
+    @field_validator("scan_every")
+    @classmethod
+    def _scan_every(cls, v: str | None) -> str | None:
+        return None if v is None else _schedule(v)
+
+    @field_validator("quiet")
+    @classmethod
+    def _quiet(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            from schedules.quiet import QuietError, parse_windows
+
+            try:
+                parse_windows(v)
+            except QuietError as exc:
+                raise ValueError(str(exc)) from None
+        return v
 
     @field_validator("url")
     @classmethod
@@ -188,7 +285,7 @@ class Config(_Strict):
         return {
             "tls": self.tls.model_dump(),
             "http": self.http.model_dump(exclude_none=True),
-            "social": self.social.model_dump(),
+            "social": self.social.model_dump(exclude_none=True),
             "ports": self.ports.model_dump(exclude_none=True),
         }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import stat
 import threading
 import time
@@ -24,8 +25,9 @@ from probes.base import ErrorKind, Limits, ProbeResult, ProbeStatus
 from probes.social import SocialProbe
 from probes.social_links import normalise_href
 from tests.support import social_site as site
+from tests.support.certs import Authority, write_pair
 from tests.support.context import make_target, probe_context
-from tests.support.servers import Reply, Running, Seen, http_server
+from tests.support.servers import Reply, Running, Seen, http_server, server_context
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +41,7 @@ class Scan:
     http_requests: dict[str, int]  # host -> requests posture's HTTP client sent (the only way out)
 
     def url(self, path: str) -> str:
-        return f"http://{site.HOST}:{self.server.port}{path}"
+        return f"{self.server.scheme}://{site.HOST}:{self.server.port}{path}"
 
     def key(self, href: str) -> str:
         return normalise_href(href if href.startswith("http") else self.url(href))
@@ -53,11 +55,17 @@ class Scan:
         return {x["key"]: x for x in self.result.observations["links"]}
 
 
-def scan(routes: Any, settings: dict[str, Any] | None = None, limits: Limits | None = None) -> Scan:
+def scan(
+    routes: Any,
+    settings: dict[str, Any] | None = None,
+    limits: Limits | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> Scan:
     with http_server({"*": Reply(200, "outside")}) as outside:
         routes = routes(f"http://127.0.0.1:{outside.port}") if callable(routes) else routes
-        with http_server(routes) as srv:
-            target = make_target(f"http://{site.HOST}:{srv.port}/", settings={"social": settings or {}})
+        with http_server(routes, tls=tls) as srv:
+            scheme = "https" if tls else "http"
+            target = make_target(f"{scheme}://{site.HOST}:{srv.port}/", settings={"social": settings or {}})
 
             async def run() -> tuple[ProbeResult, float, dict[str, int]]:
                 async with probe_context(target, limits=limits) as ctx:
@@ -96,7 +104,8 @@ def test_browser_mode_judges_every_scenario(browser_scan: Scan) -> None:
     assert s.result.status is ProbeStatus.OK, s.result.error
     assert s.result.observations["mode"] == "browser"
     assert set(s.findings) == {
-        s.key(site.PLAIN), s.key(site.RENDERED), s.key(site.SUBPAGE), s.key(site.REDIRECT), s.key(site.POPUP)}
+        s.key(site.PLAIN), s.key(site.RENDERED), s.key(site.SUBPAGE), s.key(site.REDIRECT), s.key(site.POPUP),
+        s.key(site.HIDDEN), s.key(site.COVERED)}
     links = s.links
     confirm = links[s.key(site.CONFIRM)]
     assert (confirm["verdict"], confirm["method"], confirm["seen"]) == ("warned", "browser", "dialog")
@@ -132,6 +141,11 @@ def test_browser_findings_evidence(browser_scan: Scan) -> None:
     assert redirect["destination"] == "https://www.tiktok.com/@posture"
     assert redirect["detail"].startswith("navigated directly to https://www.tiktok.com/@posture (redirected by")
     assert f[s.key(site.POPUP)]["platform"] == "LinkedIn"
+    # A link in a collapsed menu (clicked from script) and a button under a cookie banner
+    # (clicked through it with a real click, so its window.open is not blocked as a popup).
+    assert f[s.key(site.HIDDEN)]["detail"] == f"navigated directly to {site.HIDDEN}"
+    assert f[s.key(site.COVERED)]["detail"] == f"navigated directly to {site.COVERED}"
+    assert f[s.key(site.COVERED)]["method"] == "browser"
 
 
 def test_no_request_leaves_the_asset(browser_scan: Scan) -> None:
@@ -155,16 +169,31 @@ def test_no_request_leaves_the_asset(browser_scan: Scan) -> None:
     # Only GETs reached the server; the crawl fetched each page once and the browser reused them.
     assert {x.method for x in s.server.seen} == {"GET"}
     assert traffic["fetched"] <= 4  # the two scripts, plus the redirector, cache misses only
-    assert browser["pages_loaded"] == len(s.result.observations["pages"]) == 11
+    assert browser["pages_loaded"] == len(s.result.observations["pages"]) == 12
 
 
 def test_pages_are_restored_without_reloading(browser_scan: Scan) -> None:
     browser = browser_scan.result.observations["browser"]
-    # 11 pages, 20 clicks; only the interstitial click navigated the tab, so only it needed a reload
+    # 12 pages, 23 clicks; only the interstitial click navigated the tab, so only it needed a reload
     # (the modal was closed by its cancel button, dialogs dismissed, off-host navigations refused).
-    assert browser["clicks"] == 20
+    assert browser["clicks"] == 23
     assert browser["reloads"] == 1
     assert browser["hung_pages"] == [] and browser["page_errors"] == []
+
+
+def test_https_site(authority: Authority, tmp_path: Path) -> None:
+    # Real broker sites are HTTPS: the crawl speaks TLS to the pinned address; the browser is
+    # served the same bytes, so it needs no certificate of its own (and verifies none).
+    leaf = authority.leaf(site.HOST)
+    cert, key = write_pair(tmp_path, "site", authority.chain_pem(leaf), leaf.key_pem)
+    routes = {"/": site.page(f'<a href="{site.CONFIRM}" onclick="return confirm(\'您即將離開本網站\')">LINE</a>',
+                             nav=False)}
+    s = scan(routes, tls=server_context(cert, key))
+    assert s.result.status is ProbeStatus.OK, s.result.error
+    assert s.url("/").startswith("https://")
+    assert set(s.findings) == {s.key(site.PLAIN)}
+    assert s.links[s.key(site.CONFIRM)]["seen"] == "dialog"
+    assert s.findings[s.key(site.PLAIN)]["pages"] == [s.url("/")]
 
 
 # ---------------------------------------------------------------- static mode and its limits
@@ -176,12 +205,12 @@ def test_static_mode_shows_its_documented_limits(static_scan: Scan) -> None:
     assert s.result.observations["mode"] == "static-only"
     assert s.result.observations["mode_reason"] == "browser disabled by settings (browser = false)"
     assert "browser" not in s.result.observations
-    # Right: plain link, subpage link, 302 redirector, popup link are findings.
+    # Right: plain, subpage, 302 redirector, popup, hidden and covered links are findings.
     # Wrong, as documented: the script-attached confirm (GLOBAL) and modal (MODAL) are invisible,
     # so those links are false positives; the script-rendered link (RENDERED) is not seen at all.
     assert set(s.findings) == {
-        s.key(site.PLAIN), s.key(site.SUBPAGE), s.key(site.REDIRECT), s.key(site.POPUP),
-        s.key(site.GLOBAL), s.key(site.MODAL)}
+        s.key(site.PLAIN), s.key(site.SUBPAGE), s.key(site.REDIRECT), s.key(site.POPUP), s.key(site.HIDDEN),
+        s.key(site.COVERED), s.key(site.GLOBAL), s.key(site.MODAL)}
     assert s.key(site.RENDERED) not in s.links
     links = s.links
     assert (links[s.key(site.CONFIRM)]["verdict"], links[s.key(site.CONFIRM)]["seen"]) == ("warned", "inline_handler")
@@ -198,7 +227,7 @@ def test_static_mode_shows_its_documented_limits(static_scan: Scan) -> None:
 def test_both_modes_agree_on_keys(browser_scan: Scan, static_scan: Scan) -> None:
     shared = set(browser_scan.links) & {k.replace(f":{static_scan.server.port}", f":{browser_scan.server.port}")
                                         for k in static_scan.links}
-    assert len(shared) == 9  # every link both can see, under the same key (RENDERED is browser-only)
+    assert len(shared) == 11  # every link both can see, under the same key (RENDERED is browser-only)
 
 
 # ---------------------------------------------------------------- speed

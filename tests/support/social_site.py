@@ -28,8 +28,11 @@ SUBPAGE = "https://www.threads.net/@posture.tw"  # only on /about/team (depth 2)
 REDIRECT = "/go?to=https://www.tiktok.com/@posture"  # same-origin 302 straight out
 POPUP = "https://www.linkedin.com/company/posture"  # target=_blank, no warning
 KNOWN = "https://www.plurk.com/posture"  # onclick calls leaveSite(), a known notice function
+HIDDEN = "https://www.pinterest.com/posture"  # in a collapsed (display:none) menu, no warning
+COVERED = "https://www.dcard.tw/@posture"  # a button under a cookie banner opening a window, no warning
 
-NAV = ["/confirm", "/interstitial", "/global", "/modal", "/rendered", "/about", "/redirect", "/popup", "/known"]
+NAV = ["/confirm", "/interstitial", "/global", "/modal", "/rendered", "/about", "/redirect", "/popup", "/known",
+       "/covered"]
 
 
 def page(body: str, *, head: str = "", nav: bool = True) -> Reply:
@@ -105,6 +108,12 @@ def scenario_routes(off_host: str) -> dict[str, Route]:
         "/known": page(
             f'<a href="#" onclick="leaveSite(\'{KNOWN}\'); return false;">Plurk</a>'
             "<script>function leaveSite(u) { if (confirm('即將連結至外部網站：' + u)) location.href = u; }</script>"
+        ),
+        "/covered": page(
+            f'<ul style="display:none"><li><a href="{HIDDEN}">Pinterest</a></li></ul>'
+            f"<button onclick=\"window.open('{COVERED}')\">Dcard</button>"
+            '<div style="position:fixed; top:0; left:0; right:0; bottom:0; background:rgba(0,0,0,.2)">'
+            "本網站使用 cookie。</div>"
         ),
     }
 
