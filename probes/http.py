@@ -16,6 +16,7 @@ import asyncio
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from probes.banners import Banner, from_headers
 from probes.base import (
     JSON,
     ConnectFailure,
@@ -42,6 +43,7 @@ from probes.http_judge import (
     pick_hsts,
     url_port,
 )
+from probes.eol import EolDataError, eol_findings, load_eol_data
 from probes.net.http import HttpExchange
 
 #: Judging needs to know whether a body exists, not what it says.
@@ -99,6 +101,8 @@ class _Run:
         self.policies: dict[str, dict[str, tuple[Hsts, str | None]]] = {}
         self.errors: list[BaseException] = []
         self.http_port: int | None = None
+        # Software named in response headers (Server, X-Powered-By...): judged for end of life.
+        self.banners: dict[tuple[str, str, str], Banner] = {}
 
     # -- collecting --------------------------------------------------------
 
@@ -201,13 +205,16 @@ class _Run:
         remaining = self.ends_at - asyncio.get_running_loop().time()
         if remaining <= 0:
             raise DeadlineExceeded(f"http probe deadline of {self.ctx.limits.probe_deadline:g}s passed")
-        return await self.ctx.http.request(
+        ex = await self.ctx.http.request(
             "GET",
             url,
             address=addr,
             max_body=min(BODY_SAMPLE, self.ctx.limits.max_body),
             deadline=min(self.ctx.limits.request_deadline, remaining),
         )
+        for banner in from_headers(ex.headers, where=url):
+            self.banners.setdefault((banner.product, banner.version, banner.where), banner)
+        return ex
 
     # -- results -----------------------------------------------------------
 
@@ -221,12 +228,26 @@ class _Run:
             f = hsts_finding(key, policies)
             if f is not None:
                 found.append(f)
+        found.extend(self.eol_findings())
         return tuple(found)
+
+    def eol_findings(self) -> list[Finding]:
+        if not self.banners:
+            return []
+        path = self.target.probe_settings("ports").get("eol_data")
+        try:
+            data = load_eol_data(path) if isinstance(path, str) else None
+        except EolDataError as exc:
+            self.errors.append(ProtocolFailure(f"end-of-life data {path}: {exc}"))
+            return []
+        return eol_findings(self.banners.values(), data, self.ctx.clock().date())
 
     def observations(self) -> dict[str, JSON]:
         obs: dict[str, JSON] = dict(self.endpoints)
         if self.http_port is not None:
             obs["http_port"] = self.http_port
+        if self.banners:
+            obs["banners"] = [b.to_json() for b in self.banners.values()]
         return obs
 
 

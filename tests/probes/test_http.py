@@ -364,3 +364,25 @@ async def test_tls_listener_on_the_twin_port_is_a_protocol_error(tls: ssl.SSLCon
     assert result.error is not None and result.error.kind is ErrorKind.PROTOCOL
     assert plain_obs(result, tls_on_twin.port)["error"]["kind"] == result.error.kind.value
 
+
+
+# -- end-of-life software named in headers (software.eol) ---------------------
+
+
+async def test_end_of_life_software_in_headers_is_found(tls: ssl.SSLContext) -> None:
+    old = {**STRONG, "Server": "Apache/2.2.34 (Unix)", "X-Powered-By": "PHP/5.6.40"}
+    with http_server({"/": Reply(200, "hi", headers=old)}, tls=tls) as secure:
+        result = await run(target(f"https://{HOST}:{secure.port}/", http_port=closed_port()))
+    eol = {f.key: f.evidence for f in result.findings if f.check_id == "software.eol"}
+    assert set(eol) == {"apache-http-server:2.2", "php:5.6"}, eol
+    for evidence in eol.values():
+        assert evidence["days_past"] > 0
+    assert {b["product"].lower() for b in result.observations["banners"]} >= {"apache", "php"}
+
+
+async def test_supported_software_in_headers_is_not_found(tls: ssl.SSLContext) -> None:
+    current = {**STRONG, "Server": "Apache/2.4.62 (Unix)"}
+    with http_server({"/": Reply(200, "hi", headers=current)}, tls=tls) as secure:
+        result = await run(target(f"https://{HOST}:{secure.port}/", http_port=closed_port()))
+    assert [f for f in result.findings if f.check_id == "software.eol"] == []
+    assert any(b["product"].lower() == "apache" for b in result.observations["banners"])
