@@ -31,6 +31,7 @@ from probes.base import (
     error_result,
     one_line,
 )
+from probes.eol import EolDataError, eol_findings, load_eol_data
 from probes.http_judge import (
     Answer,
     Hsts,
@@ -43,7 +44,6 @@ from probes.http_judge import (
     pick_hsts,
     url_port,
 )
-from probes.eol import EolDataError, eol_findings, load_eol_data
 from probes.net.http import HttpExchange
 
 #: Judging needs to know whether a body exists, not what it says.
