@@ -16,9 +16,11 @@ from typing import NoReturn
 
 from agent import __version__
 from agent.errors import AgentError
+from state.errors import BadUrl, InvalidRequest, NotFound, StoreError
 
 # command modules, each with register(subparsers); imported lazily only to build the parser
-_COMMANDS = ("scan", "findings", "config", "catalog")
+_COMMANDS = ("scan", "findings", "config", "catalog", "report",
+             "run", "digest", "notify", "history", "record_scan", "prune", "demo", "eol")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AgentError as exc:
         sys.stderr.write(f"posture: {exc}\n")
         return exc.exit_code
+    except StoreError as exc:  # a refused request (unknown id, bad transition) is bad input
+        sys.stderr.write(f"posture: {' '.join(str(exc).split())[:300]}\n")
+        return 2 if isinstance(exc, InvalidRequest | NotFound | BadUrl) else 1
     except KeyboardInterrupt:
         sys.stderr.write("posture: interrupted\n")
         return 130

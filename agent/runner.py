@@ -79,6 +79,8 @@ class ScanOptions:
     concurrency: int = 16
     force_active: bool = False
     trigger: Trigger = Trigger.MANUAL
+    # Why active probes must wait for this asset at this moment (its quiet hours), or None.
+    quiet: Callable[[AssetSpec, datetime], str | None] | None = None
     dns_timeout: float = 5.0
 
 
@@ -95,7 +97,7 @@ def asset_record(spec: AssetSpec) -> AssetRecord:
     return AssetRecord(name=spec.name, url=spec.url.normalised, kind=spec.kind, configured=spec.configured)
 
 
-def _target(spec: AssetSpec, res: Resolution, opts: ScanOptions) -> Target:
+def _target(spec: AssetSpec, res: Resolution, opts: ScanOptions, quiet: str | None = None) -> Target:
     settings = opts.settings
     if spec.scan_ports is not None:
         settings = {**settings, "ports": {**settings.get("ports", {}), "ports": list(spec.scan_ports)}}
@@ -111,7 +113,7 @@ def _target(spec: AssetSpec, res: Resolution, opts: ScanOptions) -> Target:
         skipped_addresses=dict(res.skipped),
         cname_chain=res.cname_chain,
         allowed_ports=spec.allowed_ports,
-        active=spec.active_probes or opts.force_active,
+        active=(spec.active_probes and quiet is None) or opts.force_active,
         declared=dict(spec.declared),
         settings=settings,
     )
@@ -210,7 +212,8 @@ class Scanner:
             why = "; ".join(f"{a}: {r}" for a, r in {**res.skipped, **res.refused}.items())
             return self._failed(spec, started, f"{spec.url.host} has no address this machine can probe ({why})", res)
         self.pins.add(spec.url.host, res.usable)
-        target = _target(spec, res, opts)
+        quiet = opts.quiet(spec, started) if opts.quiet else None
+        target = _target(spec, res, opts, quiet)
         ctx = ProbeContext(
             http=self.http,
             connector=self.connector,
@@ -230,7 +233,10 @@ class Scanner:
                 continue
             if probe.active and not target.active:
                 now = clock()
-                runs[name] = (ProbeResult.skipped(name, "active probes are not allowed for this asset"), now, now)
+                why = "active probes are not allowed for this asset"
+                if quiet and spec.active_probes:
+                    why = f"quiet hours: {quiet}"
+                runs[name] = (ProbeResult.skipped(name, why), now, now)
             elif probe.applies(target):
                 probes.append(probe)
 
@@ -257,7 +263,7 @@ class Scanner:
             probe_runs=tuple(_run_record(r, a, b, opts, self.catalog) for r, a, b in ordered),
             trigger=opts.trigger,
             full=opts.probes is None,
-            forced_active=opts.force_active and not spec.active_probes,
+            forced_active=opts.force_active and not (spec.active_probes and quiet is None),
             dns=res.to_json(),
             error="interrupted before every probe finished" if interrupted else None,
         )

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from state.errors import translate
 from state.lifecycle import aware
-from state.records import RunStatus
+from state.records import RunStatus, ScanStatus, Trigger
 from state.tables import AssetRow, EventRow, FindingRow, OccurrenceRow, ProbeRunRow, ScanRow
 from state.views import EventInfo
 
@@ -63,16 +63,77 @@ def _scan_window(query: Any, asset: str | None, since: datetime | None, until: d
     return query
 
 
+@dataclass(frozen=True)
+class ScanSummary:
+    """A scan's row without its DNS record and versions: what a report lists."""
+
+    id: int
+    asset: str
+    status: ScanStatus
+    trigger: Trigger
+    full: bool
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+
+def scan_summaries(
+    store: Store, *, asset: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> list[ScanSummary]:
+    """Scans started in [since, until), oldest first (plain columns: no ORM objects to build)."""
+    import sqlalchemy
+
+    query = _scan_window(
+        sqlalchemy.select(col(ScanRow.id), col(AssetRow.name), col(ScanRow.status), col(ScanRow.trigger),
+                          col(ScanRow.full), col(ScanRow.started_at), col(ScanRow.finished_at), col(ScanRow.error))
+        .join(AssetRow, col(AssetRow.id) == ScanRow.asset_id),
+        asset, since, until,
+    ).order_by(col(ScanRow.started_at), col(ScanRow.id))
+    return _read(store, "cannot list scans", lambda session: [ScanSummary(*row) for row in session.execute(query)])
+
+
+def last_complete_before(store: Store, before: datetime, *, asset: str | None = None) -> dict[str, datetime]:
+    """asset name -> its newest complete, full scan started before ``before`` (what cadence counts)."""
+    import sqlalchemy
+
+    from state.coltypes import from_db
+
+    query = (
+        sqlalchemy.select(col(AssetRow.name), func.max(col(ScanRow.started_at)))
+        .join(AssetRow, col(AssetRow.id) == ScanRow.asset_id)
+        .where(col(ScanRow.status) == ScanStatus.COMPLETE, col(ScanRow.full).is_(True),
+               col(ScanRow.started_at) < aware(before, "before"))
+        .group_by(AssetRow.name)
+    )
+    if asset is not None:
+        query = query.where(col(AssetRow.name) == asset)
+    # MAX() loses the column type on SQLite (a naive string): parse it back as the column would.
+    return _read(store, "cannot read the last complete scans",
+                 lambda session: {name: from_db(_as_datetime(at)) for name, at in session.execute(query)
+                                  if at is not None})
+
+
+def _as_datetime(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
 def run_summaries(
     store: Store, *, asset: str | None = None, since: datetime | None = None, until: datetime | None = None
 ) -> list[RunSummary]:
-    """Probe runs of the scans started in [since, until), by scan then run order."""
+    """The tls runs and the failed runs of the scans started in [since, until), by scan then run order.
+
+    Only these matter to a report (the grade, what went wrong); the others are most of the rows.
+    """
+    import sqlalchemy
+
     grade = col(ProbeRunRow.observations)[("grade", "grade")].as_string()
+    # Only the grade leaves the JSON column: decoding whole observations is what makes reports slow.
     query = _scan_window(
-        select(ProbeRunRow.scan_id, ProbeRunRow.probe, ProbeRunRow.status, ProbeRunRow.error_kind,
-               ProbeRunRow.error, ProbeRunRow.skip_reason, grade)
+        sqlalchemy.select(col(ProbeRunRow.scan_id), col(ProbeRunRow.probe), col(ProbeRunRow.status),
+                          col(ProbeRunRow.error_kind), col(ProbeRunRow.error), col(ProbeRunRow.skip_reason), grade)
         .join(ScanRow, col(ScanRow.id) == ProbeRunRow.scan_id)
-        .join(AssetRow, col(AssetRow.id) == ScanRow.asset_id),
+        .join(AssetRow, col(AssetRow.id) == ScanRow.asset_id)
+        .where(sqlalchemy.or_(col(ProbeRunRow.probe) == "tls", col(ProbeRunRow.status) == RunStatus.ERROR)),
         asset, since, until,
     ).order_by(col(ProbeRunRow.scan_id), col(ProbeRunRow.id))
 
@@ -80,7 +141,7 @@ def run_summaries(
         return [
             RunSummary(scan_id=s, probe=p, status=RunStatus(st), error_kind=ek, error=e, skip_reason=sk,
                        grade=g if p == "tls" else None)
-            for s, p, st, ek, e, sk, g in session.exec(query)
+            for s, p, st, ek, e, sk, g in session.execute(query)
         ]
 
     return _read(store, "cannot read probe runs", work)
@@ -119,8 +180,10 @@ def run_observations(store: Store, scan_ids: Iterable[int], probe: str) -> dict[
     return _read(store, f"cannot read {probe} observations", work)
 
 
-def events(store: Store, *, asset: str | None = None, until: datetime | None = None) -> list[EventInfo]:
-    """Every finding event before ``until`` (all assets or one), oldest first."""
+def events(
+    store: Store, *, asset: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> list[EventInfo]:
+    """Finding events in [since, until) (all assets or one), oldest first: one query for every asset."""
     query = (
         select(EventRow, FindingRow.check_id, FindingRow.key, AssetRow.name)
         .join(FindingRow, col(FindingRow.id) == EventRow.finding_id)
@@ -128,6 +191,8 @@ def events(store: Store, *, asset: str | None = None, until: datetime | None = N
     )
     if asset is not None:
         query = query.where(AssetRow.name == asset)
+    if since is not None:
+        query = query.where(col(EventRow.at) >= aware(since, "since"))
     if until is not None:
         query = query.where(col(EventRow.at) < aware(until, "until"))
     query = query.order_by(col(EventRow.at), col(EventRow.id))

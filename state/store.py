@@ -1,8 +1,8 @@
-"""The storage API the agent uses.
+"""The storage API the agent uses::
 
->>> with Store.open(default_db_url()) as store:
-...     stored = store.record_scan(record)
-...     store.findings(FindingFilter.OPEN)
+    with Store.open(default_db_url()) as store:
+        stored = store.record_scan(record)     # one transaction: scan + lifecycle
+        open_now = store.findings(FindingFilter.OPEN)
 
 Opening a store upgrades its schema to this version's head. Every write is one
 transaction; every read returns frozen dataclasses (state.views) with no session

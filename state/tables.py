@@ -170,3 +170,9 @@ class EventRow(Base, table=True):
     )
     to_state: FindingState = Field(sa_column=Column(StrEnumType(FindingState), nullable=False))
     detail: dict[str, Any] = _json()
+
+
+# Side tables share this metadata: remediation tracking's (delivery log, third-party
+# scans) and the daemon's job table (claims with a lease).
+import state.job_table  # noqa: E402
+import state.tables_notify  # noqa: E402, F401

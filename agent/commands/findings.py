@@ -1,21 +1,44 @@
-"""``posture findings``: list stored findings."""
+"""``posture findings``: list stored findings, and record people's decisions on them.
+
+    posture findings [--status open|fixed|accepted|false_positive|all] [--overdue] [--asset NAME]
+    posture findings accept ID --reason TEXT --until DATE [--by WHO]
+    posture findings false-positive ID --reason TEXT [--by WHO]
+"""
 
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("findings", help="list stored findings")
+    p = sub.add_parser("findings", help="list stored findings; accept a risk or mark a false positive")
     p.add_argument("--status", choices=("open", "fixed", "accepted", "false_positive", "all"), default="open")
     p.add_argument("--asset", metavar="NAME", help="only this asset")
+    p.add_argument("--overdue", action="store_true", help="only findings open past their remediation deadline")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=list_findings)
+    actions = p.add_subparsers(dest="findings_action", metavar="ACTION")
+    actions.required = False  # plain `posture findings` lists, as it always has
+    accept = actions.add_parser("accept", help="accept the risk of a finding until a date (it reopens then)")
+    accept.add_argument("id", type=int, metavar="ID", help="the finding's id (posture findings shows it)")
+    accept.add_argument("--reason", required=True, help="why the risk is accepted (kept as audit evidence)")
+    accept.add_argument("--until", required=True, metavar="DATE",
+                        help="ISO date or date-time; a date covers that whole day")
+    accept.add_argument("--by", metavar="WHO", help="who decided (default: the user running posture)")
+    accept.set_defaults(func=accept_finding)
+    fp = actions.add_parser("false-positive", help="mark a finding a false positive")
+    fp.add_argument("id", type=int, metavar="ID")
+    fp.add_argument("--reason", required=True, help="why it is not a real weakness (kept as audit evidence)")
+    fp.add_argument("--by", metavar="WHO", help="who decided (default: the user running posture)")
+    fp.set_defaults(func=false_positive)
 
 
-def finding_json(f: Any, catalog: Any) -> dict[str, Any]:
+def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetime | None = None) -> dict[str, Any]:
     from agent.output import iso
+    from schedules.remediation import is_overdue
+    from state.lifecycle import NEEDS_FIX
 
     check = catalog[f.check_id]
     return {
@@ -31,6 +54,12 @@ def finding_json(f: Any, catalog: Any) -> dict[str, Any]:
         "last_seen": iso(f.last_seen),
         "fixed_at": iso(f.fixed_at),
         "reopened_count": f.reopened_count,
+        "deadline": iso(due),
+        "overdue": bool(now is not None and f.state in NEEDS_FIX and is_overdue(due, now)),
+        "accepted": None if f.accepted_until is None else {
+            "reason": f.accepted_reason, "by": f.accepted_by, "until": iso(f.accepted_until)},
+        "false_positive": None if f.false_positive_reason is None else {
+            "reason": f.false_positive_reason, "by": f.false_positive_by},
         "evidence": f.evidence,
         "references": list(check.references),
     }
@@ -39,30 +68,68 @@ def finding_json(f: Any, catalog: Any) -> dict[str, Any]:
 def list_findings(args: argparse.Namespace) -> int:
     import sys
 
-    from agent.output import SEVERITY_ORDER, dump_json, paint, use_colour
+    from agent.output import _COLOURS, SEVERITY_ORDER, dump_json, paint, use_colour
     from agent.session import Session
+    from agent.tracking import deadline_policy, deadlines
     from probes.catalog import load_catalog
     from state.views import FindingFilter
 
     session = Session.from_args(args)
     catalog = load_catalog()
+    now = session.clock_now()
+    status = "open" if args.overdue and args.status == "open" else args.status
     with session.open_store() as store:
-        rows = store.findings(FindingFilter(args.status), asset=args.asset)
+        rows = store.findings(FindingFilter(status), asset=args.asset)
+        kinds = {a.name: a.kind for a in store.assets()}
+        due = deadlines(store, deadline_policy(session.config), rows, kinds)
     rows = sorted(rows, key=lambda f: (f.asset, SEVERITY_ORDER.get(f.severity, 9), f.check_id, f.key))
-    docs = [finding_json(f, catalog) for f in rows]
+    docs = [finding_json(f, catalog, due.get(f.id), now) for f in rows]
+    if args.overdue:
+        docs = [d for d in docs if d["overdue"]]
     if args.format == "json":
         dump_json({"findings": docs})
         return 0
     colour = use_colour(sys.stdout)
-    from agent.output import _COLOURS
-
     current = None
     for d in docs:
         if d["asset"] != current:
             current = d["asset"]
             print(current)
         sev = paint(d["severity"].ljust(8), _COLOURS.get(d["severity"]), colour)
+        deadline = f"  due {d['deadline'][:10]}" if d["deadline"] else ""
+        flag = paint("  OVERDUE", _COLOURS["high"], colour) if d["overdue"] else ""
         print(f"  #{d['id']:<5} {sev} {d['state']:<9} {d['check_id']:<28} {d['key'][:40]:<40} "
-              f"first {d['first_seen'][:10]}  last {d['last_seen'][:10]}")
-    print(f"{len(docs)} finding(s) ({args.status})")
+              f"first {d['first_seen'][:10]}  last {d['last_seen'][:10]}{deadline}{flag}")
+    what = f"{args.status}, overdue" if args.overdue else args.status
+    print(f"{len(docs)} finding(s) ({what})")
+    return 0
+
+
+def accept_finding(args: argparse.Namespace) -> int:
+    from agent.output import iso
+    from agent.session import Session
+    from agent.when import parse_when, who
+
+    session = Session.from_args(args)
+    until = parse_when(args.until, session.config.agent.timezone, "--until", end_of_day=True)
+    by = who(args.by)
+    with session.open_store() as store:
+        store.accept(args.id, args.reason, by, until, session.clock_now())
+        f = store.finding(args.id)
+    print(f"finding #{f.id} ({f.asset} {f.check_id} {f.key}) accepted until {iso(until)} by {by}: "
+          f"{f.accepted_reason}")
+    return 0
+
+
+def false_positive(args: argparse.Namespace) -> int:
+    from agent.session import Session
+    from agent.when import who
+
+    session = Session.from_args(args)
+    by = who(args.by)
+    with session.open_store() as store:
+        store.mark_false_positive(args.id, args.reason, by, session.clock_now())
+        f = store.finding(args.id)
+    print(f"finding #{f.id} ({f.asset} {f.check_id} {f.key}) marked a false positive by {by}: "
+          f"{f.false_positive_reason}")
     return 0

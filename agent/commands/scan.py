@@ -46,6 +46,7 @@ def select_assets(session: Session, urls: list[str]) -> list[AssetSpec]:
 
 def scan_options(session: Session, args: argparse.Namespace) -> Any:
     from agent import __version__
+    from agent.quiethours import QuietPolicy
     from agent.runner import ScanOptions, make_clock
     from probes.base import Limits
     from probes.registry import probe_names
@@ -80,25 +81,26 @@ def scan_options(session: Session, args: argparse.Namespace) -> Any:
         resolver=resolver,
         ca_bundle=ca_bundle,
         limits=limits,
-        settings=cfg.probe_settings(),
+        settings=probe_settings(cfg),
         severity_overrides=dict(cfg.severity),
         concurrency=cfg.agent.concurrency,
         force_active=bool(getattr(args, "force_active", False)),
+        quiet=QuietPolicy.from_config(cfg).reason,
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def scan_and_store(session: Session, specs: list[AssetSpec], opts: Any, *, progress: bool) -> list[Any]:
+    """Scan ``specs`` with ``opts`` (from :func:`scan_options`), storing each scan as it finishes.
+
+    Returns the runner's ScanOutcomes in ``specs`` order; ``posture demo`` runs its lab through here too.
+    """
     import asyncio
 
-    from agent.output import Progress, dump_json, print_scans, scan_json
+    from agent.output import Progress
     from agent.runner import Scanner, ScanOutcome
-    from agent.session import Session
 
-    session = Session.from_args(args)
-    specs = select_assets(session, args.urls)
-    opts = scan_options(session, args)
     store = session.open_store()
-    progress = Progress(enabled=args.format == "table" and len(specs) > 0)
+    display = Progress(enabled=progress and len(specs) > 0)
 
     def on_done(outcome: ScanOutcome) -> None:
         outcome.stored = store.record_scan(outcome.record)
@@ -106,15 +108,36 @@ def run(args: argparse.Namespace) -> int:
     async def go() -> list[ScanOutcome]:
         scanner = Scanner(opts)
         try:
-            return await scanner.scan_many(specs, on_done=on_done, on_progress=progress.update)
+            return await scanner.scan_many(specs, on_done=on_done, on_progress=display.update)
         finally:
             await scanner.aclose()
 
     try:
-        outcomes = asyncio.run(go())
+        return asyncio.run(go())
     finally:
-        progress.close()
+        display.close()
         store.close()
+
+
+def probe_settings(cfg: Any) -> dict[str, dict[str, Any]]:
+    """The config's probe sections, plus a refreshed end-of-life file when one exists."""
+    from agent.commands.eol import data_in_use
+
+    settings: dict[str, dict[str, Any]] = cfg.probe_settings()
+    eol = data_in_use(cfg.ports.eol_data)
+    if eol:
+        settings["ports"] = {**settings.get("ports", {}), "eol_data": eol}
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    from agent.output import dump_json, print_scans, scan_json
+    from agent.session import Session
+
+    session = Session.from_args(args)
+    specs = select_assets(session, args.urls)
+    opts = scan_options(session, args)
+    outcomes = scan_and_store(session, specs, opts, progress=args.format == "table")
     docs = [scan_json(o) for o in outcomes]
     if args.format == "json":
         dump_json({"scans": docs})
@@ -124,4 +147,18 @@ def run(args: argparse.Namespace) -> int:
     for d in failed:
         why = d["errors"][0]["error"] if d["errors"] else "no probe succeeded"
         sys.stderr.write(f"posture: scan of {d['target']} failed: {why}\n")
+    alert(session, outcomes)
     return 1 if failed else 0
+
+
+def alert(session: Session, outcomes: list[Any]) -> None:
+    """New findings of configured assets are alerted at once: an urgent one never waits for the daemon."""
+    from agent.cycle import alert_new_findings
+
+    if not outcomes or not session.config.notify:
+        return
+    now = max(o.record.finished_at for o in outcomes)
+    for d in alert_new_findings(session, outcomes, now):
+        if not d.ok:
+            retry = f"; retried after {d.retry_at.isoformat()}" if d.retry_at else ""
+            sys.stderr.write(f"posture: alert to {d.channel} failed: {d.error}{retry}\n")

@@ -1,7 +1,10 @@
 """Alembic environment. posture runs it in-process (state.migrate) on a connection
-it hands over in ``config.attributes["connection"]``; for developers writing a new
-revision, ``alembic -c <generated ini> revision --autogenerate`` also works with
-``sqlalchemy.url`` set.
+it hands over in ``config.attributes["connection"]``; a Config with ``sqlalchemy.url``
+set works too (handy for trying a new revision by hand).
+
+A new revision: copy the shape of versions/0001_initial.py (written by hand, portable,
+batch mode for SQLite ALTERs) and change state/tables.py to match;
+tests/state/test_migrations.py fails until the two agree.
 """
 
 from __future__ import annotations

@@ -1,0 +1,69 @@
+"""``posture digest``: the weekly digest for the week ending at --now; printed, and sent with --send."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from agent.errors import UsageError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("digest", help="build (and with --send, send) the digest of the week ending now")
+    p.add_argument("--send", action="store_true", help="send it to every channel that takes the digest")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--lang", choices=("zh-TW", "en"), help="language of the text (default: zh-TW)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from agent.notify import digest
+    from agent.output import dump_json
+    from agent.session import Session
+    from probes.catalog import load_catalog
+
+    session = Session.from_args(args)
+    cfg = session.config
+    if not cfg.assets:
+        raise UsageError("no assets configured: the digest covers configured assets (see posture config check)")
+    now = session.clock_now()
+    catalog = load_catalog()
+    with session.open_store() as store:
+        built = digest.build(cfg, store, now, catalog)
+        failed = send(session, store, built, now) if args.send else []
+    if args.format == "json":
+        dump_json(built.to_json())
+    else:
+        print(digest.render_text(built, args.lang or "zh-TW"), end="")
+    for d in failed:
+        sys.stderr.write(f"posture: digest to {d.channel} failed: {d.error}\n")
+    return 1 if failed else 0
+
+
+def send(session: Any, store: Any, built: Any, now: Any) -> list[Any]:
+    """A one-off send a person asked for: logged, not retried (a failure is reported now)."""
+    import uuid
+
+    from agent.notify import digest
+    from agent.notify.channels import channels
+    from agent.notify.dispatch import flush
+    from state.deliveries import Wanted, record
+    from state.tracking_views import DeliveryEvent
+
+    wanting = [c for c in channels(session.config) if c.wants("digest")]
+    if not wanting:
+        raise UsageError("--send: no [[notify]] channel takes the digest (events = [\"digest\"])")
+    condition = f"digest-manual:{now.isoformat()}:{uuid.uuid4().hex[:8]}"
+    record(store, [Wanted(c.id, c.label, DeliveryEvent.DIGEST, condition, {"manual": True,
+                                                                           "week_end": now.isoformat()})
+                   for c in wanting], now)
+
+    def render(channel: Any, rows: Any) -> Any:
+        return digest.message(built, channel.language, channel.max_items)
+
+    sent = flush(store, wanting, DeliveryEvent.DIGEST, now, render, retry=False, prefix=condition)
+    for d in sent:
+        if d.ok:
+            sys.stderr.write(f"posture: digest sent to {d.channel}\n")
+    return [d for d in sent if not d.ok]

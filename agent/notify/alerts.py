@@ -1,0 +1,162 @@
+"""Alert conditions and the grouped message that carries them.
+
+Each condition has a key that names it exactly once (the delivery log sends a key once
+per channel): a new finding is ``new:ID:N`` (N counts its reopenings, so a finding that
+comes back is news again), a missed deadline ``deadline:ID:DUE``, a slipping cadence
+``cadence:ASSET:STATE:DUE`` (a new complete scan moves DUE, so the next slip is news).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from agent.notify import i18n
+from agent.notify.channels import SEVERITY_RANK, Message
+from schedules.remediation import CadenceState
+
+if TYPE_CHECKING:
+    from agent.tracking import AssetCadence
+    from probes.catalog import Catalog
+    from state.views import FindingInfo
+
+CADENCE_CHECK = "cadence.scan_overdue"
+DEADLINE_CHECK = "remediation.deadline_missed"
+
+
+class AlertKind(enum.StrEnum):
+    CADENCE_OVERDUE = "cadence_overdue"
+    DEADLINE_MISSED = "deadline_missed"
+    NEW_FINDING = "new_finding"
+    CADENCE_WARNING = "cadence_warning"
+
+
+_ORDER = {k: i for i, k in enumerate(AlertKind)}
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: AlertKind
+    condition: str
+    asset: str
+    severity: str
+    check_id: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "asset": self.asset, "severity": self.severity,
+                "check_id": self.check_id, **self.detail}
+
+    @classmethod
+    def from_payload(cls, condition: str, payload: Mapping[str, Any]) -> Alert:
+        detail = {k: v for k, v in payload.items() if k not in ("kind", "asset", "severity", "check_id")}
+        return cls(AlertKind(payload["kind"]), condition, str(payload["asset"]), str(payload["severity"]),
+                   str(payload["check_id"]), detail)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def new_finding(f: FindingInfo) -> Alert:
+    return Alert(AlertKind.NEW_FINDING, f"new:{f.id}:{f.reopened_count}", f.asset, f.severity, f.check_id,
+                 {"finding_id": f.id, "key": f.key, "reopened": f.reopened_count > 0,
+                  "first_seen": _iso(f.first_seen)})
+
+
+def deadline_missed(f: FindingInfo, due: datetime, now: datetime) -> Alert:
+    days = int((now - due) / timedelta(days=1))
+    return Alert(AlertKind.DEADLINE_MISSED, f"deadline:{f.id}:{due.isoformat()}", f.asset, f.severity,
+                 f.check_id, {"finding_id": f.id, "key": f.key, "due": due.isoformat(), "days_over": days})
+
+
+def cadence_slipping(c: AssetCadence) -> Alert | None:
+    """The worst cadence state of the asset, or None when it is fine (overdue replaces the warning)."""
+    state = c.cadence.state
+    if state is CadenceState.OK:
+        return None
+    kind = AlertKind.CADENCE_OVERDUE if state is CadenceState.OVERDUE else AlertKind.CADENCE_WARNING
+    return Alert(kind, f"cadence:{c.asset}:{state.value}:{c.cadence.due.isoformat()}", c.asset,
+                 "high" if state is CadenceState.OVERDUE else "medium", CADENCE_CHECK,
+                 {"due": c.cadence.due.isoformat(), "days_left": c.cadence.days_left,
+                  "last_complete": _iso(c.cadence.last_complete)})
+
+
+def ordered(alerts: Iterable[Alert]) -> list[Alert]:
+    """Most pressing first: cadence overdue, deadlines, new findings, warnings; severity within."""
+    return sorted(alerts, key=lambda a: (_ORDER[a.kind], -SEVERITY_RANK.get(a.severity, 0), a.asset,
+                                         a.condition))
+
+
+def _parse(text: Any) -> datetime | None:
+    return datetime.fromisoformat(text) if isinstance(text, str) else None
+
+
+def _line(a: Alert, lang: str, tz: str, catalog: Catalog) -> str:
+    d = a.detail
+    check = catalog.checks.get(a.check_id)
+    title = check.title(lang) if check else a.check_id
+    sev = i18n.severity(lang, a.severity)
+    if a.kind is AlertKind.NEW_FINDING:
+        line = i18n.t(lang, "new_line", sev=sev, asset=a.asset, title=title, check=a.check_id,
+                      key=d.get("key", ""), id=d.get("finding_id"))
+        return line + (i18n.t(lang, "reopened") if d.get("reopened") else "")
+    if a.kind is AlertKind.DEADLINE_MISSED:
+        return i18n.t(lang, "deadline_line", sev=sev, asset=a.asset, title=title, check=a.check_id,
+                      key=d.get("key", ""), id=d.get("finding_id"), due=i18n.day(_parse(d.get("due")), tz, lang),
+                      days=d.get("days_over"))
+    last = i18n.day(_parse(d.get("last_complete")), tz, lang)
+    due = i18n.day(_parse(d.get("due")), tz, lang)
+    left = int(d.get("days_left", 0))
+    if a.kind is AlertKind.CADENCE_OVERDUE:
+        return i18n.t(lang, "cadence_overdue_line", asset=a.asset, title=title, due=due, days=-left, last=last)
+    return i18n.t(lang, "cadence_warning_line", asset=a.asset, due=due, days=left, last=last)
+
+
+_SECTIONS = (
+    ("section_cadence", (AlertKind.CADENCE_OVERDUE, AlertKind.CADENCE_WARNING)),
+    ("section_deadline", (AlertKind.DEADLINE_MISSED,)),
+    ("section_new", (AlertKind.NEW_FINDING,)),
+)
+
+
+def message(alerts: Sequence[Alert], language: str, tz: str, catalog: Catalog, cap: int) -> Message:
+    """One grouped message: at most ``cap`` items listed, the rest counted."""
+    lang = i18n.lang_of(language)
+    listed = ordered(alerts)[:cap]
+    text: list[str] = []
+    md: list[str] = []
+    for heading, kinds in _SECTIONS:
+        items = [a for a in listed if a.kind in kinds]
+        if not items:
+            continue
+        total = sum(1 for a in alerts if a.kind in kinds)
+        head = i18n.t(lang, heading, n=total)
+        text += ["", head] if text else [head]
+        md += ["", f"**{head}**", ""]
+        for a in items:
+            line = _line(a, lang, tz, catalog)
+            text.append(f"- {line}")
+            md.append(f"- {md_escape(line)}")
+    hidden = len(alerts) - len(listed)
+    if hidden > 0:
+        more = i18n.t(lang, "more", n=hidden)
+        text += ["", more]
+        md += ["", md_escape(more)]
+    worst = max((SEVERITY_RANK.get(a.severity, 0) for a in alerts), default=0)
+    return Message(
+        title=i18n.t(lang, "alert_title", n=len(alerts)),
+        text="\n".join(text),
+        markdown="\n".join(md).strip() + "\n",
+        kind="failure" if worst >= SEVERITY_RANK["critical"] else "warning",
+    )
+
+
+def md_escape(text: str) -> str:
+    """Keep keys and URLs literal in Markdown (underscores, asterisks, brackets)."""
+    for ch in ("\\", "*", "_", "[", "]", "`", "<", ">"):
+        text = text.replace(ch, "\\" + ch)
+    return text

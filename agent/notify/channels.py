@@ -1,0 +1,199 @@
+"""Notification channels: the ``[[notify]]`` entries, their masked labels, and sending.
+
+A channel's URL usually carries a token or a password. posture shows a channel only
+by its masked label (Apprise's own privacy rendering), identifies it in the database
+by a hash, and scrubs every secret of every URL from whatever text leaves a send
+(Apprise's warnings, exceptions) before it is logged, stored or printed.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    from agent.config import Config
+
+SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+_TOKEN_SPLIT = re.compile(r"[/:@?&=#,;+\s]+")
+_MIN_SECRET = 3  # shorter fragments would scrub ordinary words out of messages
+
+
+class Format(enum.StrEnum):
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    HTML = "html"
+
+
+@dataclass(frozen=True)
+class Channel:
+    index: int  # position in the config, for messages ("notify[1]")
+    url: str = field(repr=False)  # never printed: use label
+    events: frozenset[str] = frozenset({"alert", "digest"})
+    min_severity: str = "info"
+    language: str = "zh-TW"
+    max_items: int = 20
+
+    @property
+    def id(self) -> str:
+        """Stable identity in the delivery log (the URL itself is never stored)."""
+        return hashlib.sha256(self.url.encode()).hexdigest()[:32]
+
+    @cached_property
+    def _masked(self) -> tuple[str, frozenset[str], Format | None]:
+        return describe(self.url)
+
+    @property
+    def label(self) -> str:
+        return self._masked[0]
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return self._masked[1]
+
+    @property
+    def format(self) -> Format | None:
+        """What the channel takes natively; None when Apprise cannot use the URL."""
+        return self._masked[2]
+
+    def wants(self, event: str) -> bool:
+        return event in self.events
+
+    def hears(self, severity: str) -> bool:
+        """Whether a new finding of this severity is alerted on this channel."""
+        return SEVERITY_RANK.get(severity, 0) >= SEVERITY_RANK.get(self.min_severity, 0)
+
+
+def channels(cfg: Config) -> list[Channel]:
+    return [
+        Channel(i, n.url, frozenset(n.events), n.min_severity, n.language, n.max_items)
+        for i, n in enumerate(cfg.notify)
+    ]
+
+
+def _log_capture(apprise: Any, level: int) -> Any:
+    """Apprise's log capture (a context manager yielding a StringIO), untyped upstream."""
+    capture: Any = apprise.LogCapture
+    return capture(level=level)
+
+
+def _plugin(url: str) -> Any:
+    import apprise
+
+    apprise_log = logging.getLogger("apprise")
+    propagate, apprise_log.propagate = apprise_log.propagate, False
+    try:
+        with _log_capture(apprise, logging.ERROR):  # a bad URL is reported by us, masked
+            return apprise.Apprise.instantiate(url)
+    finally:
+        apprise_log.propagate = propagate
+
+
+def _tokens(text: str) -> set[str]:
+    return {unquote(t) for t in _TOKEN_SPLIT.split(text) if t}
+
+
+def describe(url: str) -> tuple[str, frozenset[str], Format | None]:
+    """(masked label, secrets, native format) of an Apprise URL.
+
+    The secrets are the parts of the URL that Apprise's privacy rendering hides: what
+    differs between the URL and its masked form, plus the password, whatever the service.
+    """
+    scheme = url.partition("://")[0] or "?"
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    plugin = _plugin(url)
+    if plugin is None:
+        label = f"{scheme}://****"
+        secrets = {t for t in _tokens(url.partition("://")[2]) if len(t) >= _MIN_SECRET}
+        return label, frozenset(secrets | ({password} if password else set())), None
+    masked = str(plugin.url(privacy=True))
+    secrets = {t for t in _tokens(url) - _tokens(masked) if len(t) >= _MIN_SECRET and t != scheme}
+    if password:
+        secrets.add(password)
+        secrets.add(unquote(password))
+    label = masked.split("?", 1)[0]  # Apprise appends every default parameter: noise for people
+    return label, frozenset(secrets), _native_format(plugin)
+
+
+def _native_format(plugin: Any) -> Format:
+    resolve = getattr(plugin, "resolve_format", None)
+    native = resolve(None) if callable(resolve) else plugin.notify_format
+    if isinstance(native, list | tuple):  # older Apprise: a tuple of formats, the first the default
+        native = native[0]
+    value = str(getattr(native, "value", native))
+    return Format(value) if value in Format.__members__.values() else Format.TEXT
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ****, longest first (one may contain another)."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "****")
+    return text
+
+
+@dataclass(frozen=True)
+class SendResult:
+    channel: Channel
+    ok: bool
+    error: str | None = None  # one line, secrets scrubbed
+
+
+@dataclass(frozen=True)
+class Message:
+    title: str
+    text: str  # plain text
+    markdown: str  # for channels that take Markdown or HTML (Apprise converts it to HTML)
+    kind: str = "info"  # Apprise notify type: info | warning | failure | success
+
+
+def send(channel: Channel, message: Message, all_secrets: Sequence[str] = ()) -> SendResult:
+    """Deliver one message to one channel; never raises, never lets a secret out."""
+    secrets = set(channel.secrets) | set(all_secrets)
+    try:
+        return _send(channel, message, secrets)
+    except Exception as exc:  # Apprise or a plugin failing in a way of its own: a failed delivery
+        text = scrub(" ".join(f"{type(exc).__name__}: {exc}".split()), secrets)[:300]
+        return SendResult(channel, False, text)
+
+
+def _send(channel: Channel, message: Message, secrets: set[str]) -> SendResult:
+    import apprise
+
+    fmt = channel.format
+    if fmt is None:
+        return SendResult(channel, False, f"Apprise cannot use the URL {channel.label}")
+    rich = fmt in (Format.MARKDOWN, Format.HTML)
+    notifier = apprise.Apprise()
+    # Apprise's debug log prints whole request URLs, tokens included: capture warnings
+    # only, and keep all of it away from whatever handlers the process has configured.
+    apprise_log = logging.getLogger("apprise")
+    propagate, apprise_log.propagate = apprise_log.propagate, False
+    try:
+        with _log_capture(apprise, logging.WARNING) as logs:
+            if not notifier.add(channel.url):
+                return SendResult(channel, False, f"Apprise cannot use the URL {channel.label}")
+            ok = bool(notifier.notify(
+                body=message.markdown if rich else message.text,
+                title=message.title,
+                body_format=apprise.NotifyFormat.MARKDOWN if rich else apprise.NotifyFormat.TEXT,
+                notify_type=message.kind,
+            ))
+            captured = logs.getvalue()
+    finally:
+        apprise_log.propagate = propagate
+    if ok:
+        return SendResult(channel, True)
+    lines = [ln.split(" - ", 2)[-1].strip() for ln in captured.splitlines() if " - " in ln]
+    why = lines[-1] if lines else "the service did not accept the message"
+    return SendResult(channel, False, scrub(" ".join(why.split()), secrets)[:300])

@@ -1,0 +1,271 @@
+"""The weekly digest: per configured asset, what changed this week and what needs doing.
+
+Built from stored history at a moment (the week ends there), then rendered as JSON
+(for scripts), plain text, or Markdown (channels that take Markdown or HTML), in
+Traditional Chinese or English.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from agent.notify import i18n
+from agent.notify.channels import Message
+from schedules.due import DueState, due_state
+from schedules.remediation import CadenceState
+from schedules.weekly import CertExpiry, changes, expiring_certificates, week_window
+
+if TYPE_CHECKING:
+    from agent.config import Config
+    from agent.tracking import AssetCadence
+    from probes.catalog import Catalog
+    from state.store import Store
+    from state.views import AssetInfo, FindingInfo
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+
+@dataclass(frozen=True)
+class Line:
+    id: int
+    check_id: str
+    key: str
+    severity: str
+    state: str
+    title_en: str
+    title_zh: str
+    due: datetime | None
+
+    def title(self, lang: str) -> str:
+        return self.title_zh if i18n.lang_of(lang) == "zh-TW" else self.title_en
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "check_id": self.check_id, "key": self.key, "severity": self.severity,
+                "state": self.state, "title": self.title_en, "title_zh": self.title_zh,
+                "due": None if self.due is None else self.due.isoformat()}
+
+
+@dataclass(frozen=True)
+class AssetDigest:
+    name: str
+    url: str
+    kind: str
+    new: tuple[Line, ...]
+    fixed: tuple[Line, ...]
+    open_by_severity: Mapping[str, int]
+    overdue: tuple[Line, ...]
+    due_soon: tuple[Line, ...]
+    certificates: tuple[CertExpiry, ...]
+    cadence: AssetCadence
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.cadence.cadence
+        return {
+            "asset": self.name, "url": self.url, "kind": self.kind,
+            "new": [x.to_json() for x in self.new], "fixed": [x.to_json() for x in self.fixed],
+            "open_by_severity": dict(self.open_by_severity),
+            "overdue": [x.to_json() for x in self.overdue], "due_soon": [x.to_json() for x in self.due_soon],
+            "certificates_expiring": [
+                {"address": x.address, "subject": x.subject, "not_after": x.not_after.isoformat(),
+                 "days_left": x.days_left} for x in self.certificates
+            ],
+            "cadence": {
+                "state": c.state.value, "due": c.due.isoformat(), "days_left": c.days_left,
+                "last_complete": None if c.last_complete is None else c.last_complete.isoformat(),
+                "last_scan": None if self.cadence.last_scan is None else self.cadence.last_scan.isoformat(),
+                "last_third_party_scan": None if self.cadence.last_external is None
+                else self.cadence.last_external.isoformat(),
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Digest:
+    start: datetime
+    end: datetime
+    tz: str
+    assets: tuple[AssetDigest, ...]
+
+    def totals(self) -> dict[str, int]:
+        return {
+            "new": sum(len(a.new) for a in self.assets),
+            "fixed": sum(len(a.fixed) for a in self.assets),
+            "open": sum(sum(a.open_by_severity.values()) for a in self.assets),
+            "overdue": sum(len(a.overdue) for a in self.assets),
+            "due_soon": sum(len(a.due_soon) for a in self.assets),
+            "certificates_expiring": sum(len(a.certificates) for a in self.assets),
+            "cadence_overdue": sum(a.cadence.cadence.state is CadenceState.OVERDUE for a in self.assets),
+            "cadence_warning": sum(a.cadence.cadence.state is CadenceState.WARNING for a in self.assets),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {"week_start": self.start.isoformat(), "week_end": self.end.isoformat(), "timezone": self.tz,
+                "totals": self.totals(), "assets": [a.to_json() for a in self.assets]}
+
+
+def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
+          stored: Mapping[str, AssetInfo] | None = None) -> Digest:
+    """The digest of the configured assets for the week ending at ``now``."""
+    from agent.tracking import cadences, deadline_policy, deadlines
+    from state.lifecycle import NEEDS_FIX
+    from state.tracking import latest_runs
+    from state.views import AssetInfo, FindingFilter, HistoryKind
+
+    start, end = week_window(now)
+    specs = cfg.asset_specs()
+    known = dict(stored) if stored is not None else {a.name: a for a in store.assets()}
+    # An asset not stored yet (never scanned, no run --once since it was configured) counts from now.
+    infos = {s.name: known.get(s.name) or AssetInfo(0, s.name, s.url.normalised, s.kind, True, now) for s in specs}
+    everything = [f for f in store.findings(FindingFilter.ALL) if f.asset in infos]
+    kinds = {name: info.kind for name, info in infos.items()}
+    due = deadlines(store, deadline_policy(cfg), [f for f in everything if f.state in NEEDS_FIX], kinds)
+    by_id = {f.id: f for f in everything}
+    cad = cadences(cfg, store, infos, now)
+    tls = latest_runs(store, "tls", [n for n in infos if n in known])
+    warn_days = cfg.tls.expiry_warning_days
+
+    def line(f: FindingInfo) -> Line:
+        check = catalog.checks.get(f.check_id)
+        return Line(f.id, f.check_id, f.key, f.severity, f.state.value, check.title_en if check else f.check_id,
+                    check.title_zh if check else f.check_id, due.get(f.id))
+
+    assets: list[AssetDigest] = []
+    for spec in specs:
+        name = spec.name
+        mine = [f for f in everything if f.asset == name]
+        events = []
+        if name in known:
+            events = [h.event for h in store.history(name, start, end) if h.kind is HistoryKind.EVENT and h.event]
+        week = changes(events, start, end)
+        open_now = sorted((f for f in mine if f.id in due), key=_rank)
+        states = {f.id: due_state(due[f.id], now) for f in open_now}
+        counts = {s: sum(1 for f in open_now if f.severity == s) for s in SEVERITIES}
+        certs = expiring_certificates(tls[name].observations, now, warn_days).certificates if name in tls else ()
+        assets.append(AssetDigest(
+            name=name, url=spec.url.normalised, kind=spec.kind,
+            new=tuple(line(by_id[i]) for i in week.new if i in by_id),
+            fixed=tuple(line(by_id[i]) for i in week.fixed if i in by_id),
+            open_by_severity={s: n for s, n in counts.items() if n},
+            overdue=tuple(line(f) for f in open_now if states[f.id] is DueState.OVERDUE),
+            due_soon=tuple(line(f) for f in open_now if states[f.id] is DueState.SOON),
+            certificates=tuple(certs),
+            cadence=cad[name],
+        ))
+    return Digest(start, end, cfg.agent.timezone, tuple(assets))
+
+
+def _rank(f: FindingInfo) -> tuple[int, str, str]:
+    return (SEVERITIES.index(f.severity) if f.severity in SEVERITIES else 9, f.check_id, f.key)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _finding(lang: str, x: Line, tz: str, with_due: bool) -> str:
+    sev = i18n.severity(lang, x.severity)
+    if with_due and x.due is not None:
+        return i18n.t(lang, "due_line", sev=sev, title=x.title(lang), check=x.check_id, key=x.key, id=x.id,
+                      due=i18n.day(x.due, tz, lang))
+    return i18n.t(lang, "finding_line", sev=sev, title=x.title(lang), check=x.check_id, key=x.key, id=x.id)
+
+
+def _cadence(lang: str, a: AssetDigest, tz: str) -> str:
+    c = a.cadence.cadence
+    values = {"due": i18n.day(c.due, tz, lang), "last": i18n.day(c.last_complete, tz, lang)}
+    if c.state is CadenceState.OVERDUE:
+        return i18n.t(lang, "cadence_overdue", days=-c.days_left, **values)
+    key = "cadence_warning" if c.state is CadenceState.WARNING else "cadence_ok"
+    return i18n.t(lang, key, days=c.days_left, **values)
+
+
+def _cert(lang: str, x: CertExpiry, tz: str) -> str:
+    values = {"address": x.address, "subject": x.subject, "not_after": i18n.day(x.not_after, tz, lang)}
+    if x.expired:
+        return i18n.t(lang, "cert_expired", **values)
+    return i18n.t(lang, "cert_line", days=x.days_left, **values)
+
+
+@dataclass(frozen=True)
+class _Section:
+    heading: str
+    items: tuple[str, ...]  # listed (capped)
+    total: int  # how many there are
+    inline: bool = False  # a one-line summary shown beside the heading
+
+
+def _sections(d: Digest, a: AssetDigest, lang: str, cap: int | None) -> list[_Section]:
+    tz = d.tz
+
+    def listed(key: str, items: Sequence[str]) -> _Section:
+        shown = list(items) if cap is None or len(items) <= cap else [
+            *items[:cap], i18n.t(lang, "more", n=len(items) - cap)]
+        return _Section(i18n.t(lang, key), tuple(shown), len(items))
+
+    joiner = "、" if lang == "zh-TW" else ", "
+    counts = joiner.join(f"{i18n.severity(lang, s)} {n}" for s, n in a.open_by_severity.items())
+    return [
+        listed("digest_new", [_finding(lang, x, tz, False) for x in a.new]),
+        listed("digest_fixed", [_finding(lang, x, tz, False) for x in a.fixed]),
+        _Section(i18n.t(lang, "digest_open"), (counts or i18n.t(lang, "digest_none"),),
+                 sum(a.open_by_severity.values()), inline=True),
+        listed("digest_overdue", [_finding(lang, x, tz, True) for x in a.overdue]),
+        listed("digest_soon", [_finding(lang, x, tz, True) for x in a.due_soon]),
+        listed("digest_certs", [_cert(lang, x, tz) for x in a.certificates]),
+        _Section(i18n.t(lang, "digest_cadence"), (_cadence(lang, a, tz),), 1, inline=True),
+    ]
+
+
+def title(d: Digest, language: str) -> str:
+    lang = i18n.lang_of(language)
+    return i18n.t(lang, "digest_title", start=i18n.day(d.start, d.tz, lang), end=i18n.day(d.end, d.tz, lang))
+
+
+def _header(d: Digest, lang: str) -> list[str]:
+    totals = d.totals()
+    return [
+        i18n.t(lang, "digest_intro", start=i18n.moment(d.start, d.tz), end=i18n.moment(d.end, d.tz), tz=d.tz,
+               n=len(d.assets)),
+        i18n.t(lang, "digest_totals", new=totals["new"], fixed=totals["fixed"], open=totals["open"],
+               overdue=totals["overdue"], soon=totals["due_soon"]),
+    ]
+
+
+def render_text(d: Digest, language: str, cap: int | None = None) -> str:
+    lang = i18n.lang_of(language)
+    out = [title(d, lang), *_header(d, lang)]
+    none = i18n.t(lang, "digest_none")
+    for a in d.assets:
+        out += ["", f"== {a.name}  {a.url}"]
+        for s in _sections(d, a, lang, cap):
+            if s.inline:
+                out.append(f"{s.heading}: {s.items[0]}")
+            else:
+                out.append(f"{s.heading}: {s.total or none}")
+                out += [f"  - {item}" for item in s.items]
+    return "\n".join(out) + "\n"
+
+
+def render_markdown(d: Digest, language: str, cap: int | None = None) -> str:
+    from agent.notify.alerts import md_escape
+
+    lang = i18n.lang_of(language)
+    out = [f"## {md_escape(title(d, lang))}", "", *(md_escape(x) + "  " for x in _header(d, lang))]
+    none = i18n.t(lang, "digest_none")
+    for a in d.assets:
+        out += ["", f"### {md_escape(a.name)}", "", md_escape(a.url), ""]
+        for s in _sections(d, a, lang, cap):
+            if s.inline:
+                out += [f"**{md_escape(s.heading)}**: {md_escape(s.items[0])}", ""]
+                continue
+            out += [f"**{md_escape(s.heading)}**: {s.total or none}", ""]
+            if s.items:
+                out += [*(f"- {md_escape(item)}" for item in s.items), ""]
+    return "\n".join(out).strip() + "\n"
+
+
+def message(d: Digest, language: str, cap: int) -> Message:
+    return Message(title=title(d, language), text=render_text(d, language, cap),
+                   markdown=render_markdown(d, language, cap), kind="info")

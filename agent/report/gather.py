@@ -1,0 +1,228 @@
+"""From the store to a :class:`ReportData`: a fixed number of bulk queries, whatever the asset count.
+
+The report's moment (``as_of``) is the end of the period, or ``now`` when that is
+earlier: states, deadlines and certificate days are as they stood then.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from agent.errors import UsageError
+from agent.report.model import (
+    SEVERITIES,
+    AssetReport,
+    CertificateEntry,
+    ClauseRef,
+    ExternalScanEntry,
+    FindingEntry,
+    Period,
+    Policy,
+    ProbeError,
+    ReportData,
+    ScanEntry,
+)
+from agent.report.timeline import NEEDS_FIX, cadence_record, open_intervals, replay, step_series
+from schedules.remediation import DeadlinePolicy, deadline
+from state.records import FindingState, RunStatus, ScanStatus
+from state.views import AssetInfo, EventInfo, FindingFilter, FindingInfo
+
+if TYPE_CHECKING:
+    from agent.config import Config
+    from agent.targets import AssetSpec
+    from probes.catalog import Catalog
+    from state.evidence import RunSummary, ScanSummary
+    from state.store import Store
+
+
+def _policy(config: Config, dp: DeadlinePolicy) -> Policy:
+    return Policy(dict(dp.days), {k: dict(v) for k, v in dp.per_kind.items()}, dp.reopened_keeps_deadline,
+                  config.schedule.cadence_days, config.schedule.cadence_warn_days, config.tls.expiry_warning_days)
+
+
+def _clauses(catalog: Catalog, check_id: str) -> tuple[str, str, tuple[ClauseRef, ...]]:
+    """(title_en, title_zh, clauses) of a check; a check since dropped from the catalog keeps its id."""
+    if check_id not in catalog:
+        return check_id, check_id, ()
+    check = catalog[check_id]
+    refs = tuple(
+        ClauseRef(c.label, c.source, c.zh, c.en)
+        for c in (catalog.clauses.get(label) for label in check.references)
+        if c is not None
+    )
+    return check.title_en, check.title_zh, refs
+
+
+def _select_assets(store: Store, config: Config, name: str | None, period: Period) -> list[AssetInfo | AssetSpec]:
+    """Stored assets that existed in the period, plus configured ones never stored (never scanned)."""
+    stored = [a for a in store.assets() if name is None or a.name == name]
+    chosen: list[AssetInfo | AssetSpec] = [a for a in stored if a.added_at < period.until]
+    known = {a.name for a in stored}
+    chosen.extend(spec for spec in config.asset_specs() if spec.name not in known and name in (None, spec.name))
+    if name is not None and not chosen:
+        raise UsageError(f"no asset named {name!r} in the database or the config")
+    return sorted(chosen, key=lambda a: a.name)
+
+
+def _scan_entry(info: ScanSummary, runs: Sequence[RunSummary], findings: int) -> ScanEntry:
+    grade = next((r.grade for r in runs if r.probe == "tls" and r.grade), None)
+    errors = tuple(ProbeError(r.probe, r.error_kind, r.error or "error") for r in runs if r.status is RunStatus.ERROR)
+    return ScanEntry(
+        id=info.id, started_at=info.started_at, finished_at=info.finished_at, status=info.status,
+        trigger=info.trigger, full=info.full, counts_for_cadence=_counts(info), grade=grade, findings=findings,
+        errors=errors, error=info.error,
+    )
+
+
+def _counts(info: ScanSummary) -> bool:
+    return info.status is ScanStatus.COMPLETE and info.full
+
+
+def _certificates(observations: dict[str, Any], scan: ScanSummary, as_of: datetime) -> tuple[CertificateEntry, ...]:
+    out = []
+    addresses = observations.get("addresses")
+    for address, facts in sorted(addresses.items()) if isinstance(addresses, dict) else ():
+        cert = facts.get("certificate") if isinstance(facts, dict) else None
+        if not isinstance(cert, dict) or not isinstance(cert.get("not_after"), str):
+            continue
+        try:
+            not_after = datetime.fromisoformat(cert["not_after"].replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        not_after = not_after if not_after.tzinfo else not_after.replace(tzinfo=UTC)
+        subject = cert.get("subject")
+        out.append(CertificateEntry(
+            address=str(address), subject=subject if isinstance(subject, str) else None, not_after=not_after,
+            days_left=int((not_after - as_of) / timedelta(days=1)), scan_id=scan.id, seen_at=scan.started_at,
+        ))
+    return tuple(out)
+
+
+def _finding(
+    info: FindingInfo, events: Sequence[EventInfo], kind: str, period: Period, as_of: datetime,
+    dp: DeadlinePolicy, catalog: Catalog,
+) -> FindingEntry | None:
+    now_state = replay(events, as_of, window_start=period.since) if events else None
+    if now_state is None:
+        if events or info.first_seen >= as_of:
+            return None  # opened after the report's moment
+        # No events at all (should not happen): the row as stored is the best evidence there is.
+        severity, state, fixed_at, reopened_at, reopened = (info.severity, info.state, info.fixed_at, None,
+                                                            info.reopened_count)
+        reason, by, until = info.accepted_reason or info.false_positive_reason, info.accepted_by, info.accepted_until
+    else:
+        at_start = replay(events, period.since - timedelta(microseconds=1))
+        live_at_start = at_start is not None and at_start.state in (*NEEDS_FIX, FindingState.ACCEPTED)
+        if not (live_at_start or now_state.changed_between):
+            return None  # settled before the period and untouched in it
+        severity = now_state.severity or info.severity
+        state, fixed_at, reopened_at = now_state.state, now_state.fixed_at, now_state.reopened_at
+        reopened = now_state.reopened_count
+        reason, by, until = now_state.decision_reason, now_state.decision_by, now_state.accepted_until
+    due = deadline(dp, severity, info.first_seen, kind=kind, reopened_at=reopened_at)
+    title_en, title_zh, clauses = _clauses(catalog, info.check_id)
+    return FindingEntry(
+        id=info.id, check_id=info.check_id, title_en=title_en, title_zh=title_zh, severity=severity,
+        clauses=clauses, key=info.key, probe=info.probe, first_seen=info.first_seen, deadline=due, state=state,
+        fixed_at=fixed_at if state is FindingState.FIXED else None, reopened_count=reopened,
+        overdue=state in NEEDS_FIX and due is not None and as_of > due,
+        fixed_late=state is FindingState.FIXED and due is not None and fixed_at is not None and fixed_at > due,
+        decision_reason=reason if state in (FindingState.ACCEPTED, FindingState.FALSE_POSITIVE) else None,
+        decision_by=by if state in (FindingState.ACCEPTED, FindingState.FALSE_POSITIVE) else None,
+        accepted_until=until if state is FindingState.ACCEPTED else None,
+    )
+
+
+_ORDER = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def gather(
+    store: Store,
+    config: Config,
+    catalog: Catalog,
+    *,
+    period: Period,
+    now: datetime,
+    asset: str | None = None,
+    posture_version: str,
+) -> ReportData:
+    from agent.tracking import deadline_policy
+    from state import evidence, external_scans
+
+    as_of = min(period.until, now)
+    dp = deadline_policy(config)
+    cadence_days, warn_days = config.schedule.cadence_days, config.schedule.cadence_warn_days
+    chosen = _select_assets(store, config, asset, period)
+    names = {a.name for a in chosen}
+
+    scans_by_asset: dict[str, list[ScanSummary]] = defaultdict(list)
+    for info in evidence.scan_summaries(store, asset=asset, since=period.since, until=as_of):
+        if info.asset in names:
+            scans_by_asset[info.asset].append(info)
+    before = evidence.last_complete_before(store, period.since, asset=asset)
+    runs: dict[int, list[RunSummary]] = defaultdict(list)
+    for run in evidence.run_summaries(store, asset=asset, since=period.since, until=as_of):
+        runs[run.scan_id].append(run)
+    counts = evidence.occurrence_counts(store, asset=asset, since=period.since, until=as_of)
+    events_by_finding: dict[int, list[EventInfo]] = defaultdict(list)
+    for event in evidence.events(store, asset=asset, until=as_of):
+        events_by_finding[event.finding_id].append(event)
+    # Third-party scans count for the cadence like complete scans of posture's own.
+    external: dict[str, list[ExternalScanEntry]] = defaultdict(list)
+    for x in external_scans.scans(store, asset, until=as_of):
+        external[x.asset].append(ExternalScanEntry(x.id, x.performed_at, x.performed_by, x.recorded_at,
+                                                   x.evidence_name, x.evidence_sha256, x.evidence_size, x.note))
+    findings_by_asset: dict[str, list[FindingInfo]] = defaultdict(list)
+    for f in store.findings(FindingFilter.ALL, asset):
+        findings_by_asset[f.asset].append(f)
+
+    # The asset's latest scan in the period with a TLS result: where its certificates come from.
+    tls_scan: dict[str, ScanSummary] = {}
+    for name in names:
+        for info in reversed(scans_by_asset[name]):
+            if any(
+                r.probe == "tls" and r.status is not RunStatus.SKIPPED for r in runs.get(info.id, ())
+            ):
+                tls_scan[name] = info
+                break
+    tls_obs = evidence.run_observations(store, (s.id for s in tls_scan.values()), "tls")
+
+    reports = []
+    everything: list[tuple[str, list[tuple[datetime, datetime]]]] = []
+    configured = {spec.name for spec in config.asset_specs()}
+    for a in chosen:
+        kind = a.kind
+        in_period = scans_by_asset.get(a.name, [])
+        others = external.get(a.name, [])
+        complete = sorted([s.started_at for s in in_period if _counts(s)] + [x.performed_at for x in others])
+        earlier = [t for t in (before.get(a.name), *(t for t in complete if t < period.since)) if t is not None]
+        previous = max(earlier, default=None)
+        added_at, url = (a.added_at, a.url) if isinstance(a, AssetInfo) else (None, a.url.normalised)
+        record = cadence_record(complete, previous, added_at, period.since, as_of,
+                                cadence_days=cadence_days, warn_days=warn_days)
+        entries = [_finding(f, events_by_finding.get(f.id, []), kind, period, as_of, dp, catalog)
+                   for f in findings_by_asset.get(a.name, [])]
+        findings = sorted((e for e in entries if e is not None),
+                          key=lambda e: (_ORDER.get(e.severity, 9), e.first_seen, e.id))
+        external_in = tuple(x for x in others if x.performed_at >= period.since)
+        if asset is None and a.name not in configured and not (in_period or findings or external_in):
+            continue  # an ad-hoc URL scanned once long ago, or an asset since removed: no evidence here
+        stretches = [(e.severity, open_intervals(events_by_finding.get(e.id, []), as_of)) for e in findings]
+        everything.extend(stretches)
+        seen = tls_scan.get(a.name)
+        certs = _certificates(tls_obs.get(seen.id, {}), seen, as_of) if seen else ()
+        reports.append(AssetReport(
+            name=a.name, url=url, kind=kind, added_at=added_at,
+            scans=tuple(_scan_entry(s, runs.get(s.id, ()), counts.get(s.id, 0)) for s in in_period),
+            external_scans=external_in,
+            findings=tuple(findings), cadence=record, certificates=certs,
+            series=step_series(stretches, period.since, as_of),
+        ))
+    return ReportData(
+        period=period, as_of=as_of, generated_at=now, posture_version=posture_version,
+        catalog_version=catalog.version, policy=_policy(config, dp), assets=tuple(reports),
+        series=step_series(everything, period.since, as_of),
+    )

@@ -1,0 +1,316 @@
+"""The report as one self-contained HTML file that prints well to A4 PDF.
+
+Built as plain strings. :data:`Html` marks text that is already safe markup, so
+mypy catches a raw value passed where markup is expected: every value from the
+database goes through :func:`_e` (``html.escape``) exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from html import escape
+from typing import NewType
+from zoneinfo import ZoneInfo
+
+from agent.report import svg
+from agent.report.labels import text, value
+from agent.report.model import (
+    SEVERITIES,
+    AssetReport,
+    CadenceRecord,
+    CertificateEntry,
+    ExternalScanEntry,
+    FindingEntry,
+    Lang,
+    ReportData,
+    ScanEntry,
+    SeriesPoint,
+)
+from state.records import FindingState
+
+Html = NewType("Html", str)
+
+
+class _Markup(str):
+    """A header cell given as markup rather than a label key (a runtime-visible Html)."""
+
+
+def _markup(raw: str) -> Html:
+    return Html(_Markup(raw))
+
+_CSS = """
+@page { size: A4; margin: 14mm 12mm 16mm 12mm; }
+* { box-sizing: border-box; }
+html { font-family: "Noto Sans CJK TC", "Noto Sans TC", "PingFang TC", "Microsoft JhengHei", "Heiti TC",
+       "Noto Sans CJK JP", sans-serif; font-size: 10pt; color: #111827; background: #fff; }
+body { margin: 0 auto; max-width: 200mm; padding: 10mm 6mm; }
+h1 { font-size: 18pt; margin: 0 0 2mm; }
+h2 { font-size: 14pt; margin: 0 0 3mm; border-bottom: 2px solid #1f2937; padding-bottom: 1mm; }
+h3 { font-size: 11pt; margin: 5mm 0 2mm; }
+p.sub { margin: 0 0 4mm; color: #374151; }
+table { border-collapse: collapse; width: 100%; margin: 0 0 3mm; }
+th, td { border: 1px solid #d1d5db; padding: 1.2mm 1.6mm; text-align: left; vertical-align: top; }
+th { background: #f3f4f6; font-weight: 600; }
+thead { display: table-header-group; }
+tr { break-inside: avoid; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+table.meta th { width: 34%; }
+.small { font-size: 8pt; color: #4b5563; }
+.key { font-family: "DejaVu Sans Mono", monospace; font-size: 7.5pt; word-break: break-all; color: #4b5563; }
+.sev { display: inline-block; min-width: 3.2em; padding: 0 1.2mm; border-radius: 1mm; color: #fff;
+       text-align: center; font-size: 8.5pt; print-color-adjust: exact; -webkit-print-color-adjust: exact; }
+.sev-critical { background: #7f1d1d; } .sev-high { background: #dc2626; } .sev-medium { background: #b45309; }
+.sev-low { background: #2563eb; } .sev-info { background: #6b7280; }
+.bad { color: #b91c1c; font-weight: 600; } .warn { color: #b45309; font-weight: 600; } .good { color: #15803d; }
+svg.chart { width: 100%; height: auto; display: block; margin: 1mm 0 3mm; break-inside: avoid; }
+section.asset { break-before: page; }
+.chart-box { break-inside: avoid; }
+footer { margin-top: 6mm; font-size: 8pt; color: #6b7280; }
+@media print {
+  body { padding: 0; max-width: none; }
+  a { color: inherit; text-decoration: none; }
+  h2, h3 { break-after: avoid; }
+}
+"""
+
+
+def _e(raw: object) -> Html:
+    return Html(escape(str(raw), quote=True))
+
+
+def _join(parts: Iterable[Html], sep: str = "") -> Html:
+    return Html(sep.join(parts))
+
+
+class _Page:
+    def __init__(self, data: ReportData, lang: Lang) -> None:
+        self.data, self.lang = data, lang
+        self.zone = ZoneInfo(data.period.timezone)
+
+    def t(self, key: str) -> Html:
+        return _e(text(self.lang, key))
+
+    def v(self, raw: str) -> Html:
+        return _e(value(self.lang, raw))
+
+    def when(self, at: datetime | None, *, date_only: bool = False) -> Html:
+        if at is None:
+            return Html("—")
+        local = at.astimezone(self.zone)
+        shown = local.strftime("%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M")
+        return Html(f'<time datetime="{_e(local.isoformat())}">{_e(shown)}</time>')
+
+    def sev(self, severity: str) -> Html:
+        return Html(f'<span class="sev sev-{_e(severity)}">{self.v(severity)}</span>')
+
+    def table(self, headers: Sequence[tuple[str | Html, bool]], rows: Iterable[Sequence[Html]]) -> Html:
+        """``headers``: (label key or markup, numeric) pairs."""
+        def cell(tag: str, numeric: bool, content: str) -> str:
+            return f'<{tag} class="n">{content}</{tag}>' if numeric else f"<{tag}>{content}</{tag}>"
+
+        head = "".join(cell("th", n, self._head(k)) for k, n in headers)
+        body = "".join(
+            "<tr>" + "".join(cell("td", n, c) for c, (_, n) in zip(row, headers, strict=True)) + "</tr>"
+            for row in rows
+        )
+        return Html(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+    def _head(self, label: str | Html) -> Html:
+        return Html(label) if isinstance(label, _Markup) else self.t(label)
+
+    def severity_labels(self) -> dict[str, str]:
+        return {s: value(self.lang, s) for s in SEVERITIES}
+
+    # -- the first page ------------------------------------------------------------------
+
+    def cover(self) -> Html:
+        d, p = self.data, self.data.period
+        last_day = (p.until - timedelta(microseconds=1)).astimezone(self.zone).date()  # --to is inclusive
+        period = Html(f"{self.when(p.since, date_only=True)} – {_e(last_day.isoformat())}"
+                      + (self.t("declaration") if p.declaration else ""))
+        meta = [
+            (self.t("period"), period),
+            (self.t("as_of"), self.when(d.as_of)),
+            (self.t("generated"), self.when(d.generated_at)),
+            (self.t("timezone"), _e(p.timezone)),
+            (self.t("versions"), _e(f"posture {d.posture_version} · catalog {d.catalog_version}")),
+            (self.t("policy"), self.policy()),
+            (self.t("cadence_policy"), _e(text(self.lang, "cadence_rule").format(
+                days=d.policy.cadence_days, warn=d.policy.cadence_warn_days))),
+        ]
+        rows = _join(Html(f"<tr><th>{k}</th><td>{v}</td></tr>") for k, v in meta)
+        return Html(f"<header><h1>{self.t('title')}</h1><p class=\"sub\">{self.t('subtitle')}</p>"
+                    f'<table class="meta"><tbody>{rows}</tbody></table></header>')
+
+    def policy(self) -> Html:
+        pol = self.data.policy
+        days = ", ".join(
+            f"{value(self.lang, s)} {n} {text(self.lang, 'days')}" if n is not None
+            else f"{value(self.lang, s)} {text(self.lang, 'no_deadline')}"
+            for s, n in ((s, pol.deadline_days.get(s)) for s in SEVERITIES)
+        )
+        kinds = "; ".join(
+            f"{value(self.lang, kind)}: " + ", ".join(f"{value(self.lang, s)} {n}" for s, n in sorted(over.items()))
+            for kind, over in sorted(pol.per_kind.items()) if over
+        )
+        rule = text(self.lang, "reopened_keeps" if pol.reopened_keeps_deadline else "reopened_restarts")
+        return Html(_e(days) + (Html("<br>" + _e(kinds)) if kinds else "") + Html(f"<br><span class=\"small\">"
+                                                                                   f"{_e(rule)}</span>"))
+
+    def summary(self) -> Html:
+        d = self.data
+        rows = []
+        for a in d.assets:
+            opened = a.open_by_severity()
+            rows.append([
+                Html(f'<a href="#asset-{_e(a.name)}">{_e(a.name)}</a>'), self.v(a.kind),
+                _e(len(a.scans)), _e(len(a.cadence.complete_scans)), _e(a.latest_grade or "—"),
+                *(_e(opened.get(s, 0)) for s in SEVERITIES[:4]),
+                Html(f'<span class="bad">{a.overdue}</span>' if a.overdue else "0"),
+                self.cadence_state(a.cadence),
+            ])
+        totals = d.open_by_severity()
+        rows.append([
+            Html(f"<strong>{self.t('total')}</strong>"), Html(""), _e(sum(len(a.scans) for a in d.assets)),
+            _e(sum(len(a.cadence.complete_scans) for a in d.assets)), Html(""),
+            *(_e(totals.get(s, 0)) for s in SEVERITIES[:4]), _e(sum(a.overdue for a in d.assets)), Html(""),
+        ])
+        headers: list[tuple[str | Html, bool]] = [
+            ("asset", False), ("kind", False), ("scans", True), ("complete_scans", True), ("grade", False),
+            *((_markup(f"{self.t('open')}<br>{self.sev(s)}"), True) for s in SEVERITIES[:4]),
+            ("overdue", True), ("cadence", False),
+        ]
+        table = self.table(headers, rows)
+        charts = self.charts(d.series, d.certificates())
+        return Html(f"<section class=\"summary\"><h2>{self.t('summary')}</h2>{table}{charts}"
+                    f"{self.clause_legend()}</section>")
+
+    def clause_legend(self) -> Html:
+        clauses = self.data.clauses()
+        if not clauses:
+            return Html("")
+        rows = [[_e(c.label), _e(c.source), _e(c.zh if self.lang is Lang.ZH_TW else c.en)] for c in clauses]
+        table = self.table([("label", False), ("source", False), ("requirement", False)], rows)
+        return Html(f"<h3>{self.t('clauses')}</h3>{table}")
+
+    def charts(self, points: Sequence[SeriesPoint], certs: Sequence[tuple[str, CertificateEntry]]) -> Html:
+        open_chart = svg.open_findings_chart(points, self.data.period.timezone, self.severity_labels(),
+                                             title=text(self.lang, "open_chart"))
+        warn = self.data.policy.expiry_warning_days
+        cert_chart = svg.certificate_chart(certs, warn_days=warn, title=text(self.lang, "cert_chart"),
+                                           expired_label=text(self.lang, "expired"), days_label=text(self.lang, "days"))
+        out = f"<div class=\"chart-box\"><h3>{self.t('open_chart')}</h3>{open_chart}</div>"
+        out += f"<div class=\"chart-box\"><h3>{self.t('cert_chart')}</h3>"
+        out += cert_chart if cert_chart else f"<p class=\"small\">{self.t('no_certificates')}</p>"
+        return Html(out + "</div>")
+
+    def cadence_state(self, record: CadenceRecord) -> Html:
+        css = {"ok": "good", "warning": "warn", "overdue": "bad"}[record.state.value]
+        return Html(f'<span class="{css}">{self.v(record.state.value)}</span>')
+
+    # -- one page (or more) per asset ------------------------------------------------------
+
+    def asset(self, a: AssetReport) -> Html:
+        added = self.when(a.added_at, date_only=True) if a.added_at else self.t("never_scanned")
+        meta = _join(Html(f"<tr><th>{k}</th><td>{v}</td></tr>") for k, v in (
+            (self.t("url"), _e(a.url)), (self.t("kind"), self.v(a.kind)), (self.t("added"), added),
+            (self.t("grade"), _e(a.latest_grade or "—")),
+        ))
+        certs = [(a.name, c) for c in sorted(a.certificates, key=lambda c: c.not_after)]
+        return Html(
+            f'<section class="asset" id="asset-{_e(a.name)}"><h2>{self.t("asset")}: {_e(a.name)}</h2>'
+            f'<table class="meta"><tbody>{meta}</tbody></table>'
+            f"<h3>{self.t('cadence_record')}</h3>{self.cadence(a.cadence)}"
+            f"{self.charts(a.series, certs)}"
+            f"<h3>{self.t('finding_list')}</h3>{self.findings(a.findings)}"
+            f"<h3>{self.t('scan_list')}</h3>{self.scans(a.scans)}{self.external(a.external_scans)}</section>"
+        )
+
+    def external(self, scans: Sequence[ExternalScanEntry]) -> Html:
+        if not scans:
+            return Html("")
+        headers: list[tuple[str | Html, bool]] = [
+            ("id", True), ("performed", False), ("performed_by", False), ("evidence", False), ("note", False)]
+        table = self.table(headers, ([
+            _e(x.id), self.when(x.performed_at), _e(x.performed_by),
+            Html(f'{_e(x.evidence_name)} ({x.evidence_size:,} B)<br><span class="key">sha256 '
+                 f"{_e(x.evidence_sha256)}</span>"),
+            _e(x.note or ""),
+        ] for x in scans))
+        return Html(f"<h3>{self.t('external_list')}</h3>{table}")
+
+    def cadence(self, r: CadenceRecord) -> Html:
+        gaps = _join((Html(f"{self.when(g.start, date_only=True)} – {self.when(g.end, date_only=True)}: "
+                           f"<span class=\"bad\">{g.days} {self.t('days')}</span>"
+                           + (self.t("ongoing") if g.ongoing else ""))
+                      for g in r.gaps), "<br>") or self.t("no_gaps")
+        rows = (
+            (self.t("complete_scans"), _e(len(r.complete_scans))),
+            (self.t("previous_complete"), self.when(r.previous_complete) if r.previous_complete else self.t("never")),
+            (self.t("last_complete"), self.when(r.last_complete) if r.last_complete else self.t("never")),
+            (self.t("cadence"), Html(f"{self.cadence_state(r)} · {self.t('due')} {self.when(r.due, date_only=True)}"
+                                     f" ({self.t('days_left')} {r.days_left})")),
+            (self.t("gaps"), gaps),
+        )
+        body = _join(Html(f"<tr><th>{k}</th><td>{v}</td></tr>") for k, v in rows)
+        return Html(f'<table class="meta"><tbody>{body}</tbody></table>')
+
+    def findings(self, findings: Sequence[FindingEntry]) -> Html:
+        if not findings:
+            return Html(f"<p>{self.t('no_findings')}</p>")
+        headers = [("id", True), ("check", False), ("severity", False), ("clause", False), ("first_seen", False),
+                   ("deadline", False), ("state", False)]
+        return self.table(headers, ([
+            _e(f.id),
+            Html(f"{_e(f.title(self.lang))}<br><span class=\"small\">{_e(f.check_id)}</span>"
+                 f"<br><span class=\"key\">{_e(f.key)}</span>"),
+            self.sev(f.severity),
+            _join((Html(f"{_e(c.label)}<br><span class=\"small\">{_e(c.source)}</span>") for c in f.clauses), "<br>")
+            or Html("—"),
+            self.when(f.first_seen, date_only=True),
+            Html(f'<span class="bad">{self.when(f.deadline, date_only=True)}</span>' if f.overdue
+                 else self.when(f.deadline, date_only=True)),
+            self.state(f),
+        ] for f in findings))
+
+    def state(self, f: FindingEntry) -> Html:
+        out = self.v(f.state.value)
+        if f.state is FindingState.FIXED:
+            out = Html(f"{out} {self.when(f.fixed_at, date_only=True)}"
+                       + (f'<br><span class="warn">{self.t("fixed_late")}</span>' if f.fixed_late else ""))
+        elif f.overdue:
+            out = Html(f'{out}<br><span class="bad">{self.t("overdue")}</span>')
+        if f.state is FindingState.ACCEPTED and f.accepted_until:
+            out = Html(f"{out} {self.t('until')} {self.when(f.accepted_until, date_only=True)}")
+        if f.decision_reason:
+            by = f" ({text(self.lang, 'by')} {f.decision_by})" if f.decision_by else ""
+            out = Html(f'{out}<br><span class="small">{_e(f.decision_reason + by)}</span>')
+        if f.reopened_count:
+            out = Html(f'{out}<br><span class="small">{self.v("reopened")} ×{f.reopened_count}</span>')
+        return out
+
+    def scans(self, scans: Sequence[ScanEntry]) -> Html:
+        if not scans:
+            return Html(f"<p class=\"bad\">{self.t('no_scans')}</p>")
+        headers = [("scan_id", True), ("started", False), ("status", False), ("trigger", False), ("scope", False),
+                   ("grade", False), ("findings", True), ("counts", False), ("errors", False)]
+        return self.table(headers, ([
+            _e(s.id), self.when(s.started_at), self.v(s.status.value), self.v(s.trigger.value),
+            self.t("full_scope" if s.full else "narrowed"), _e(s.grade or "—"), _e(s.findings),
+            self.t("yes" if s.counts_for_cadence else "no"),
+            _join((Html(f'<span class="small">{_e(e.probe)}: {_e(e.error)}</span>') for e in s.errors), "<br>")
+            or (Html(f'<span class="small">{_e(s.error)}</span>') if s.error else Html("")),
+        ] for s in scans))
+
+
+def render_html(data: ReportData, lang: Lang) -> str:
+    page = _Page(data, lang)
+    body = _join([page.cover(), page.summary(), *(page.asset(a) for a in data.assets)])
+    title = f"{text(lang, 'title')} {data.period.since.astimezone(page.zone).date().isoformat()}"
+    return (
+        f'<!DOCTYPE html>\n<html lang="{_e(lang.value)}"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
+        f"<body>{body}<footer>{page.t('page_note')}</footer></body></html>\n"
+    )

@@ -1,0 +1,63 @@
+"""Which stretch of time a report covers.
+
+Firms declare every half year, on 1–10 January and 1–10 July, with evidence for the
+half-year just ended. So the default period is the last *complete* calendar
+half-year before ``now`` in the agent's time zone (1 January–30 June or 1 July–31
+December): run on 5 January 2026 or on 20 March 2026, it covers 1 July–31 December
+2025. ``--from``/``--to`` are calendar dates in the agent's time zone, both days
+included; a full ISO time is taken as it is.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from agent.errors import UsageError
+from agent.report.model import Period
+
+
+def declaration_period(now: datetime, tz: str) -> Period:
+    zone = ZoneInfo(tz)
+    local = now.astimezone(zone)
+    current = datetime(local.year, 1 if local.month < 7 else 7, 1, tzinfo=zone)
+    previous = (
+        datetime(local.year - 1, 7, 1, tzinfo=zone) if current.month == 1 else datetime(local.year, 1, 1, tzinfo=zone)
+    )
+    return Period(previous.astimezone(UTC), current.astimezone(UTC), tz, declaration=True)
+
+
+def _months_back(moment: datetime, months: int, zone: ZoneInfo) -> datetime:
+    local = moment.astimezone(zone)
+    index = local.year * 12 + (local.month - 1) - months
+    year, month = divmod(index, 12)
+    day = min(local.day, 28)  # every month has a 28th: no overflow into the next month
+    return local.replace(year=year, month=month + 1, day=day).astimezone(UTC)
+
+
+def _parse(text: str, option: str, zone: ZoneInfo, *, end: bool) -> datetime:
+    """A date (a whole day: its start, or for --to the start of the next day) or a full time."""
+    try:
+        if "T" in text or " " in text.strip():
+            value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+            return (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC)
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
+    if end:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def resolve_period(since: str | None, until: str | None, now: datetime, tz: str) -> Period:
+    """The period from the options; ``now`` is the invocation's clock (--now)."""
+    if since is None and until is None:
+        return declaration_period(now, tz)
+    zone = ZoneInfo(tz)
+    hi = _parse(until, "--to", zone, end=True) if until is not None else now
+    lo = _parse(since, "--from", zone, end=False) if since is not None else _months_back(hi, 6, zone)
+    if lo >= now:
+        raise UsageError("the report period starts after now: nothing can have been scanned in it yet")
+    if lo >= hi:
+        raise UsageError("the report period is empty: --from must come before --to")
+    return Period(lo, hi, tz, declaration=False)

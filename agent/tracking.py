@@ -1,0 +1,78 @@
+"""Deadlines and cadence from the config and the stored history.
+
+The rules live in :mod:`schedules` (pure); this module gathers what they need from the
+store: each finding's deadline under ``[remediation]``, each configured asset's cadence
+under ``[schedule]`` counting complete scans and registered third-party scans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from schedules.remediation import Cadence, DeadlinePolicy, cadence, deadline
+
+if TYPE_CHECKING:
+    from agent.config import Config
+    from agent.targets import AssetSpec
+    from state.store import Store
+    from state.views import AssetInfo, FindingInfo
+
+
+def deadline_policy(cfg: Config) -> DeadlinePolicy:
+    r = cfg.remediation
+    return DeadlinePolicy(
+        days={"critical": r.critical, "high": r.high, "medium": r.medium, "low": r.low, "info": r.info},
+        per_kind={kind: {str(s): n for s, n in days.items()} for kind, days in r.kinds.items()},
+        reopened_keeps_deadline=r.reopened_keeps_deadline,
+    )
+
+
+def deadlines(store: Store, policy: DeadlinePolicy, findings: Iterable[FindingInfo],
+              kinds: Mapping[str, str]) -> dict[int, datetime | None]:
+    """finding id -> its deadline (None: its severity has none). ``kinds``: asset name -> kind."""
+    rows = list(findings)
+    reopened: dict[int, datetime] = {}
+    if not policy.reopened_keeps_deadline:
+        from state.tracking import reopened_at
+
+        reopened = reopened_at(store, [f.id for f in rows if f.reopened_count])
+    return {
+        f.id: deadline(policy, f.severity, f.first_seen, kind=kinds.get(f.asset), reopened_at=reopened.get(f.id))
+        for f in rows
+    }
+
+
+def register_assets(store: Store, specs: Iterable[AssetSpec], now: datetime) -> dict[str, AssetInfo]:
+    """Store every configured asset (new ones count for cadence from now); name -> stored info."""
+    from agent.runner import asset_record
+
+    return {spec.name: store.upsert_asset(asset_record(spec), now) for spec in specs}
+
+
+@dataclass(frozen=True)
+class AssetCadence:
+    asset: str
+    cadence: Cadence
+    last_scan: datetime | None  # posture's own last complete full scan
+    last_external: datetime | None  # the last registered third-party scan
+
+
+def cadences(cfg: Config, store: Store, assets: Mapping[str, AssetInfo], now: datetime) -> dict[str, AssetCadence]:
+    """Cadence of each asset named in ``assets`` (configured, already registered)."""
+    from state import external_scans, tracking
+
+    # Everything stored counts, even a scan a moment "after" a --now given to a later command.
+    times = tracking.scan_times(store)
+    external = external_scans.latest(store)
+    out: dict[str, AssetCadence] = {}
+    for name, info in assets.items():
+        own = times[name].last_complete if name in times else None
+        other = external.get(name)
+        last = max((t for t in (own, other) if t is not None), default=None)
+        c = cadence(last, info.added_at, now, cadence_days=cfg.schedule.cadence_days,
+                    warn_days=cfg.schedule.cadence_warn_days)
+        out[name] = AssetCadence(name, c, own, other)
+    return out

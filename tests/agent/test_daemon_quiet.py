@@ -1,0 +1,63 @@
+"""Manual scans honour quiet windows too: active probes wait, ``--force-active`` overrides and is recorded."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from agent.cli import main
+from state.records import RunStatus
+from state.store import Store
+from tests.agent.daemon_lab import ADDRESSES, Lab, config_toml, make_lab
+from tests.support.servers import closed_port
+
+NAME = "d.daemon.test"
+MONDAY_10 = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Asia/Taipei"))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with make_lab(tmp_path_factory.mktemp("quiet-lab")) as made:
+        yield made
+
+
+def scan(cfg: Path, db: str, now: datetime, capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, object]:
+    code = main(["--config", str(cfg), "--db", db, "--now", now.isoformat(), "scan", "--format", "json", *extra])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    (doc,) = json.loads(out)["scans"]
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_manual_scan_skips_active_probes_in_quiet_hours_unless_forced(lab: Lab, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    with lab.gates(NAME) as g:
+        port = g[NAME].port
+        shut = closed_port(ADDRESSES[NAME])  # nmap finds it closed at once: no slow service detection
+        cfg = tmp_path / "posture.toml"
+        # A trading endpoint: the twse window by default. Active probes allowed outside it.
+        cfg.write_text(config_toml(lab.dns, lab.ca, f'[[assets]]\nurl = "tls://{NAME}:{port}"\nkind = "trading"\n'
+                                   f"ports = [{shut}]\n", every="7d"))
+        quiet = scan(cfg, db, MONDAY_10, capsys)
+        forced = scan(cfg, db, MONDAY_10 + timedelta(minutes=1), capsys, "--force-active")
+        after_close = scan(cfg, db, MONDAY_10 + timedelta(hours=5), capsys)
+    ports = [doc["observations"]["ports"] for doc in (quiet, forced, after_close)]  # type: ignore[index]
+    reason = f"quiet hours: tls://{NAME}:{port} is in its quiet window until 2026-03-02 14:00 (Asia/Taipei)"
+    assert quiet["status"] == "complete" and ports[0]["status"] == "skipped" and ports[0]["skip_reason"] == reason
+    assert quiet["observations"]["tls"]["status"] == "ok"  # type: ignore[index]  # passive probes still run
+    for ran in ports[1:]:
+        assert ran["status"] == "ok" and ran["nmap"]["path"] and ran["ports_scanned"] == 1
+    with Store.open(db) as store:
+        first, second, third = store.scans()
+        assert [s.forced_active for s in (first, second, third)] == [False, True, False]
+        runs = {r.probe: r for r in store.scan(first.id).probe_runs}
+        assert runs["tls"].status == RunStatus.OK and runs["ports"].status == RunStatus.SKIPPED
+        assert runs["ports"].skip_reason == reason
+        assert {r.probe: r.status for r in store.scan(second.id).probe_runs}["ports"] == RunStatus.OK
