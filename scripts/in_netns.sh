@@ -19,10 +19,12 @@ run_pg() {
 }
 if [ -z "${POSTURE_TEST_PG_URL:-}" ] && [ -n "$PGBIN" ]; then
   [ "$(id -u)" = 0 ] && chown postgres "$PGDIR"
-  run_pg "$PGBIN/initdb" -D "$PGDIR/data" -U postgres -A trust --no-sync >/dev/null
+  # Host connections need a real password (the tests check a wrong one is refused);
+  # the superuser sets things up over the private socket directory.
+  run_pg "$PGBIN/initdb" -D "$PGDIR/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 --no-sync >/dev/null
   run_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -w -l "$PGDIR/log" \
     -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGDIR -c fsync=off -c full_page_writes=off" start >/dev/null
-  run_pg "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -qc \
+  run_pg "$PGBIN/psql" -h "$PGDIR" -p "$PGPORT" -U postgres -qc \
     "CREATE ROLE posture LOGIN PASSWORD 'posture' CREATEDB" >/dev/null
   export POSTURE_TEST_PG_URL="postgresql+psycopg://posture:posture@127.0.0.1:$PGPORT/postgres"
 fi
