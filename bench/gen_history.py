@@ -330,7 +330,8 @@ def main() -> int:
     parser.add_argument("--weeks", type=int, default=156)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each command (best and median shown)")
-    parser.add_argument("--keep", type=Path, help="keep the SQLite file and config in this directory")
+    parser.add_argument("--keep", type=Path,
+                        help="keep the SQLite file and config in this directory (and measure them again next time)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -338,17 +339,21 @@ def main() -> int:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         url = args.db or f"sqlite:///{workdir / 'history.db'}"
-        started = time.perf_counter()
-        rows = simulate(args.assets, args.weeks, args.seed, END)
-        simulated = time.perf_counter() - started
-        counts = write(url, rows)
-        written = time.perf_counter() - started - simulated
         config = workdir / "posture.toml"
-        write_config(config, rows)
-        open_now = sum(f["state"] in ("open", "reopened") for f in rows.findings)
-        print(f"generated {args.assets} assets x {args.weeks} weekly scans in {simulated:.1f} s, "
-              f"written in {written:.1f} s: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
-        print(f"{open_now} findings open at the end; database {url.split('@')[-1]}")
+        counts: dict[str, int] = {}
+        if args.keep and not args.db and (workdir / "history.db").exists() and config.exists():
+            print(f"measuring the history kept in {workdir} (delete it to generate a new one)")
+        else:
+            started = time.perf_counter()
+            rows = simulate(args.assets, args.weeks, args.seed, END)
+            simulated = time.perf_counter() - started
+            counts = write(url, rows)
+            written = time.perf_counter() - started - simulated
+            write_config(config, rows)
+            open_now = sum(f["state"] in ("open", "reopened") for f in rows.findings)
+            print(f"generated {args.assets} assets x {args.weeks} weekly scans in {simulated:.1f} s, "
+                  f"written in {written:.1f} s: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+            print(f"{open_now} findings open at the end; database {url.split('@')[-1]}")
         if url.startswith("sqlite:///"):
             print(f"SQLite file: {Path(url.removeprefix('sqlite:///')).stat().st_size / 2**20:.0f} MiB")
         now = (END + timedelta(days=1)).isoformat()

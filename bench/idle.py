@@ -75,6 +75,9 @@ def memory_run(workdir: Path, lab: Lab, cycles: int, every: int) -> None:
     late = sum(r for _, r, _ in samples[-quarter:]) / quarter
     print(f"  RSS first quarter {early / 1024:.1f} MiB, last quarter {late / 1024:.1f} MiB: "
           f"{(late - early) / 1024:+.1f} MiB ({(late - early) / early * 100:+.1f}%)")
+    size = sum(p.stat().st_size for p in workdir.glob("memory.db*"))
+    print(f"  the SQLite database grew to {size / 1048576:.1f} MiB (each pooled connection caches up to "
+          "2 MiB of its pages)")
 
 
 def idle_run(workdir: Path, lab: Lab, seconds: float) -> None:

@@ -37,6 +37,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -204,12 +205,12 @@ def verdicts(reports: list[dict[str, Any]]) -> list[str]:
         rss = by_size[1000]["peak_rss_mib"]
         out.append(f"peak RSS at 1000: {rss} MiB (goal < {GOAL_RSS_MIB_1000:g}): "
                    f"{'met' if rss < GOAL_RSS_MIB_1000 else 'MISSED'}")
+    # Linear cost: the extra seconds per extra endpoint stay flat as N grows (start-up cancels out).
     sizes = sorted(by_size)
-    if len(sizes) >= 2:
-        lo, hi = sizes[0], sizes[-1]
-        per_lo, per_hi = by_size[lo]["wall_s"] / lo, by_size[hi]["wall_s"] / hi
-        out.append(f"seconds per endpoint: {per_lo:.3f} at {lo}, {per_hi:.3f} at {hi} "
-                   f"(ratio {per_hi / per_lo:.2f}; linear or better when <= ~1)")
+    for lo, hi in pairwise(sizes):
+        wall = (by_size[hi]["wall_s"] - by_size[lo]["wall_s"]) / (hi - lo)
+        cpu = (by_size[hi]["cpu_s"] - by_size[lo]["cpu_s"]) / (hi - lo)
+        out.append(f"marginal cost {lo}->{hi}: {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU per endpoint")
     return out
 
 

@@ -15,6 +15,7 @@ PACKAGES=(
   nginx libnginx-mod-http-modsecurity modsecurity-crs   # legacy-TLS server and a real WAF in tests
   gnutls-bin                             # gnutls-serv offers RC4/3DES in tests
   chromium                               # probe social (Playwright drives Debian's Chromium)
+  fonts-noto-cjk                         # Traditional Chinese in the evidence report's PDF
   php-cli                                # leak tests: PHP built-in server
   openssh-server                         # ports tests: a real sshd banner
   postgresql                             # storage tests beside SQLite

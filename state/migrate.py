@@ -6,6 +6,7 @@ advisory lock (PostgreSQL) so concurrent openers of a fresh database migrate onc
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,8 +52,51 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+_REVISION = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(?:['\"]([^'\"]+)['\"]|None)\s*$", re.M)
+
+
+def shipped_head() -> str | None:
+    """The head revision read straight from the migration files, without importing alembic.
+
+    None when the files do not make one plain chain (branches, merges, an unusual header):
+    then only alembic can say, and the caller takes the slow path.
+    """
+    revisions: dict[str, str | None] = {}
+    with as_file(files("state").joinpath("migrations", "versions")) as location:
+        for path in sorted(location.glob("*.py")):
+            found = dict((m.group(1), m.group(2)) for m in _REVISION.finditer(path.read_text("utf-8")))
+            if "revision" not in found or "down_revision" not in found or not found["revision"]:
+                return None
+            revisions[found["revision"]] = found["down_revision"]
+    parents = [d for d in revisions.values() if d is not None]
+    roots = [r for r, d in revisions.items() if d is None]
+    heads = [r for r in revisions if r not in parents]
+    plain_chain = len(roots) == 1 and len(heads) == 1 and len(parents) == len(set(parents))
+    return heads[0] if plain_chain else None
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the database already carries the shipped head (one plain query; any doubt says no)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    head = shipped_head()
+    if head is None:
+        return False
+    try:
+        with engine.connect() as connection:
+            stamped = [row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))]
+    except SQLAlchemyError:  # no alembic_version yet (a new database): migrate it
+        return False
+    return stamped == [head]
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (default: this version's head), keeping all data."""
+    # Every command opens the store: when the schema is already current, skip importing
+    # alembic (and mako, pygments) altogether, about 0.2-0.4 s of each command's start-up.
+    if revision == "head" and _at_head(engine):
+        return
     from alembic import command
     from alembic.util import CommandError
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from agent.tracking import AssetCadence
     from probes.catalog import Catalog
     from state.store import Store
-    from state.views import AssetInfo, FindingInfo
+    from state.views import AssetInfo, EventInfo, FindingInfo
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
@@ -110,9 +110,10 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
           stored: Mapping[str, AssetInfo] | None = None) -> Digest:
     """The digest of the configured assets for the week ending at ``now``."""
     from agent.tracking import cadences, deadline_policy, deadlines
+    from state import evidence
     from state.lifecycle import NEEDS_FIX
     from state.tracking import latest_runs
-    from state.views import AssetInfo, FindingFilter, HistoryKind
+    from state.views import AssetInfo, FindingFilter
 
     start, end = week_window(now)
     specs = cfg.asset_specs()
@@ -132,13 +133,20 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
         return Line(f.id, f.check_id, f.key, f.severity, f.state.value, check.title_en if check else f.check_id,
                     check.title_zh if check else f.check_id, due.get(f.id))
 
+    # One query for the week's events and one pass over the findings, not one of each per asset:
+    # 500 assets' histories took a second on SQLite and three on PostgreSQL (bench/gen_history.py).
+    week_events: dict[str, list[EventInfo]] = {}
+    for event in evidence.events(store, since=start, until=end):
+        week_events.setdefault(event.asset, []).append(event)
+    by_asset: dict[str, list[FindingInfo]] = {}
+    for f in everything:
+        by_asset.setdefault(f.asset, []).append(f)
+
     assets: list[AssetDigest] = []
     for spec in specs:
         name = spec.name
-        mine = [f for f in everything if f.asset == name]
-        events = []
-        if name in known:
-            events = [h.event for h in store.history(name, start, end) if h.kind is HistoryKind.EVENT and h.event]
+        mine = by_asset.get(name, [])
+        events = week_events.get(name, []) if name in known else []
         week = changes(events, start, end)
         open_now = sorted((f for f in mine if f.id in due), key=_rank)
         states = {f.id: due_state(due[f.id], now) for f in open_now}

@@ -151,6 +151,15 @@ def test_real_scans_render_in_chromium(scanned: dict[str, Any], capsys: pytest.C
     assert pages >= 2  # the summary, then a page per asset
 
 
+def test_the_report_font_is_installed() -> None:
+    """The report asks for Noto Sans CJK TC first: without it the PDF's Chinese is boxes or a poor fallback."""
+    import subprocess
+
+    family = subprocess.run(["fc-match", "-f", "%{family}", "Noto Sans CJK TC"], capture_output=True, text=True,
+                            check=True).stdout
+    assert "Noto Sans CJK TC" in family, f"fc-match gives {family!r}: apt-get install fonts-noto-cjk"
+
+
 def _colours(page: Any, png: bytes) -> dict[str, int]:
     """Distinct colours of the screenshot, and pixels of the chart's 'low' blue, decoded by a canvas."""
     script = """async ({src, rgb}) => {
