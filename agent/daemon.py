@@ -20,72 +20,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import signal
-import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agent import sdnotify
+from agent.daemon_setup import Settings, evaluation_cycle, log, one_line_warnings
 from agent.deadman import DeadMan
 from agent.errors import AgentError
-from agent.jobs import Planned, ScanPlanner, owner_dead, owner_id, run_scan_job
+from agent.jobs import Planned, owner_dead, owner_id, run_scan_job
 from state.errors import StoreError
 from state.jobs import JobInfo, JobKind, JobQueue, LeaseLost, Wanted
 
 if TYPE_CHECKING:
-    from agent.runner import Clock, ScanOptions, ScanOutcome
+    from agent.runner import ScanOutcome
     from agent.session import Session
     from state.store import Store
 
 LEASE = timedelta(minutes=5)  # renewed every third of it; a dead agent's work waits this long elsewhere
 STOP_GRACE = 10.0  # seconds running scans get to finish after SIGTERM (systemd's stop timeout is longer)
-CYCLE_MAX = timedelta(minutes=15)  # evaluate at least this often: new-finding alerts within 30 minutes
 MAX_SLEEP = 900.0  # re-check the clock at least this often (clock jumps, suspend)
 PRUNE_EVERY = timedelta(days=1)
 KEEP_JOBS = timedelta(days=30)
 
 Cycle = Callable[["Session", "Store", datetime], Any]
-
-
-def log(message: str) -> None:
-    sys.stderr.write(f"posture: {message}\n")
-    sys.stderr.flush()
-
-
-def evaluation_cycle(session: Session, store: Store, now: datetime) -> Any:
-    """The alerting half of ``posture run --once`` (the daemon runs the scans itself, as jobs)."""
-    from agent.cycle import CycleReport, evaluate
-    from agent.tracking import register_assets
-
-    report = CycleReport(at=now)
-    register_assets(store, session.config.asset_specs(), now)
-    report.expired = store.reopen_expired_acceptances(now)
-    evaluate(session, store, now, report)
-    return report
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything derived from one config (replaced whole on SIGHUP)."""
-
-    session: Session
-    planner: ScanPlanner
-    opts: ScanOptions
-    cycle_every: timedelta
-
-    @classmethod
-    def build(cls, session: Session, clock: Clock) -> Settings:
-        from agent.commands.scan import scan_options
-        from state.records import Trigger
-
-        args = argparse.Namespace(probe=None, ca_bundle=None, resolver=None, force_active=False)
-        opts = dataclasses.replace(scan_options(session, args), clock=clock, trigger=Trigger.SCHEDULED)
-        planner = ScanPlanner(session.config)
-        return cls(session, planner, opts, min(planner.shortest, CYCLE_MAX))
 
 
 class Daemon:
@@ -178,14 +138,15 @@ class Daemon:
         if now >= self.next_prune:
             self.next_prune = now + PRUNE_EVERY
             await asyncio.to_thread(self.queue.prune, now - KEEP_JOBS)
-        wakes = [p.start.at for p in plans if p.start.at > now]
-        wakes += [self.next_cycle, self.deadman.deadline, self.next_prune]
+        wakes = [p.start.at for p in plans] + [self.next_cycle, self.deadman.deadline, self.next_prune]
         if self.running:
             wakes.append(self.next_renew)
         if any(p.key not in self.running for p in ready):
             # Held by another agent (or no free slot): look again later, not in a tight loop.
             wakes.append(now + min(s.planner.shortest, self.queue.lease / 3))
-        return min(wakes)
+        # Only future moments: a past one (a cycle still running, a dead-man already
+        # reported) would spin the loop; finished scans and cycles wake it anyway.
+        return min((w for w in wakes if w > now), default=now + timedelta(seconds=MAX_SLEEP))
 
     def _plan(self, now: datetime) -> list[Planned]:
         complete, attempts = self.queue.history()
@@ -419,22 +380,11 @@ class Daemon:
         log("stopped")
 
 
-def _one_line_warnings() -> None:
-    """Library warnings become one log line each, like everything else the daemon says."""
-    import warnings
-
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-             file: Any = None, line: str | None = None) -> None:
-        log(f"warning: {category.__name__}: {' '.join(str(message).split())[:300]}")
-
-    warnings.showwarning = show
-
-
 def run_daemon(args: argparse.Namespace) -> int:
     """``posture run`` without ``--once``: returns 0 after a clean stop."""
     from agent.session import Session
 
-    _one_line_warnings()
+    one_line_warnings()
     session = Session.from_args(args)
     store = session.open_store()
     try:

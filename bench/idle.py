@@ -12,6 +12,7 @@ loopback DNS server (the daemon tests' lab):
 
     .venv/bin/python bench/idle.py                      # 200 cycles, 20 s idle
     .venv/bin/python bench/idle.py --cycles 50 --idle-seconds 10
+    .venv/bin/python bench/idle.py --database postgres   # RSS without SQLite's page caches
 """
 
 from __future__ import annotations
@@ -44,8 +45,7 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def memory_run(workdir: Path, lab: Lab, cycles: int, every: int) -> None:
-    url = f"sqlite:///{workdir / 'memory.db'}"
+def memory_run(workdir: Path, lab: Lab, cycles: int, every: int, url: str) -> None:
     with lab.gates(NAME) as g:
         cfg = workdir / "memory.toml"
         cfg.write_text(config_toml(lab.dns, lab.ca, asset_toml(NAME, g[NAME]), every="1s"))
@@ -66,7 +66,8 @@ def memory_run(workdir: Path, lab: Lab, cycles: int, every: int) -> None:
         statuses = {s.status.value for s in db.scans(NAME)}
         db.close()
     elapsed = time.monotonic() - started
-    print(f"memory: {samples[-1][0]} scheduled scans (scan_every = 1s) in {elapsed:.0f} s; statuses {sorted(statuses)}")
+    print(f"memory: {samples[-1][0]} scheduled scans (scan_every = 1s, {url.split(':')[0]}) in {elapsed:.0f} s; "
+          f"statuses {sorted(statuses)}")
     print("  scans   RSS (MiB)   CPU (s)")
     for n, rss, cpu in samples:
         print(f"  {n:5d}   {rss / 1024:9.1f}   {cpu:7.2f}")
@@ -75,9 +76,10 @@ def memory_run(workdir: Path, lab: Lab, cycles: int, every: int) -> None:
     late = sum(r for _, r, _ in samples[-quarter:]) / quarter
     print(f"  RSS first quarter {early / 1024:.1f} MiB, last quarter {late / 1024:.1f} MiB: "
           f"{(late - early) / 1024:+.1f} MiB ({(late - early) / early * 100:+.1f}%)")
-    size = sum(p.stat().st_size for p in workdir.glob("memory.db*"))
-    print(f"  the SQLite database grew to {size / 1048576:.1f} MiB (each pooled connection caches up to "
-          "2 MiB of its pages)")
+    if url.startswith("sqlite"):
+        size = sum(p.stat().st_size for p in workdir.glob("memory.db*"))
+        print(f"  the SQLite database grew to {size / 1048576:.1f} MiB (each pooled connection caches up to "
+              "2 MiB of its pages: RSS follows the file until then)")
 
 
 def idle_run(workdir: Path, lab: Lab, seconds: float) -> None:
@@ -108,10 +110,18 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=200, help="scheduled scans in the memory run")
     parser.add_argument("--every", type=int, default=20, help="sample RSS every N scans")
     parser.add_argument("--idle-seconds", type=float, default=20.0)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
+                        help="for the memory run; postgres: a fresh database on POSTURE_TEST_PG_URL's server")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="posture-idle-") as tmp, make_lab(Path(tmp)) as lab:
         idle_run(Path(tmp), lab, args.idle_seconds)
-        memory_run(Path(tmp), lab, args.cycles, args.every)
+        if args.database == "sqlite":
+            memory_run(Path(tmp), lab, args.cycles, args.every, f"sqlite:///{Path(tmp) / 'memory.db'}")
+        else:
+            from tests.support.pg import fresh_database
+
+            with fresh_database("posture_bench") as url:
+                memory_run(Path(tmp), lab, args.cycles, args.every, url)
     return 0
 
 

@@ -118,7 +118,12 @@ class JobQueue:
                  "attempts": 0, "created_at": now} for w in wanted]
         session.execute(_insert_missing(session, table, rows))
         keys = [w.key for w in wanted]
-        pending = (table.c.key.in_(keys)) & (table.c.state == JobState.PENDING)
+        # Never two scans of one asset at once, even under keys computed from other
+        # configs (an agent not yet reloaded) or other clocks.
+        other = table.alias("other")
+        busy = select(other.c.id).where(other.c.asset == table.c.asset, other.c.kind == JobKind.SCAN,
+                                        other.c.state == JobState.RUNNING, other.c.id != table.c.id).exists()
+        pending = table.c.key.in_(keys) & (table.c.state == JobState.PENDING) & ~busy
         claimed = {"state": JobState.RUNNING, "owner": self.owner, "lease_until": now + self.lease,
                    "attempts": table.c.attempts + 1, "claimed_at": now, "finished_at": None, "error": None}
         if session.get_bind().dialect.name == "postgresql":
@@ -267,7 +272,9 @@ class JobQueue:
         return txn.write(self.store, "cannot take back abandoned jobs", work)
 
     def prune(self, before: datetime) -> int:
-        """Forget settled jobs finished before ``before``, keeping each asset's newest."""
+        """Forget settled jobs finished before ``before`` (keeping each asset's newest), and
+        pending ones nobody claimed since then: slots no config wants any more (the schedule
+        changed, the asset went, a cycle slot passed while its agent was stopped)."""
         from sqlalchemy import delete, func, select
 
         table = _table()
@@ -276,11 +283,10 @@ class JobQueue:
             settled = table.c.state.in_([JobState.DONE, JobState.FAILED])
             # The newest settled job per asset is what its schedule counts from: keep it.
             newest = select(func.max(table.c.id)).where(settled).group_by(table.c.kind, table.c.asset)
-            result = session.execute(
-                delete(table).where(settled,
-                                    table.c.finished_at < before,
-                                    table.c.id.not_in(newest.scalar_subquery()))
-            )
+            old_settled = settled & (table.c.finished_at < before) & table.c.id.not_in(newest.scalar_subquery())
+            stale = (table.c.state == JobState.PENDING) & (func.coalesce(table.c.claimed_at, table.c.created_at)
+                                                           < before)
+            result = session.execute(delete(table).where(old_settled | stale))
             return int(getattr(result, "rowcount", 0) or 0)
 
         return txn.write(self.store, "cannot prune old jobs", work)
@@ -294,26 +300,34 @@ class JobQueue:
         as ``run --once`` counts it; the second when the newest settled scan job was
         claimed, however it ended. An interrupted job is not settled: it runs again.
         """
-        from sqlalchemy import func, select
+        from sqlalchemy import func, literal, select, union_all
 
         from state.tables import AssetRow, ScanRow
 
+        # One statement, so one snapshot: under PostgreSQL's READ COMMITTED two queries
+        # could see another agent's scan job settled but not the scan it completed, and
+        # compute a new slot for a scan that just ran.
+        complete = (
+            select(literal("complete").label("what"), _col(AssetRow.name).label("asset"),
+                   func.max(_col(ScanRow.finished_at)).label("at"))
+            .join(ScanRow, _col(ScanRow.asset_id) == AssetRow.id)
+            .where(_col(ScanRow.status) == ScanStatus.COMPLETE, _col(ScanRow.full).is_(True))
+            .group_by(AssetRow.name)
+        )
+        attempted = (
+            select(literal("attempt").label("what"), _col(JobRow.asset).label("asset"),
+                   func.max(_col(JobRow.claimed_at)).label("at"))
+            .where(_col(JobRow.kind) == JobKind.SCAN, _col(JobRow.state).in_([JobState.DONE, JobState.FAILED]))
+            .group_by(JobRow.asset)
+        )
+        both = union_all(complete, attempted)
+
         def work(session: Session) -> tuple[dict[str, datetime], dict[str, datetime]]:
-            scans = session.execute(
-                select(_col(AssetRow.name), func.max(_col(ScanRow.finished_at)))
-                .join(ScanRow, _col(ScanRow.asset_id) == AssetRow.id)
-                .where(_col(ScanRow.status) == ScanStatus.COMPLETE, _col(ScanRow.full).is_(True))
-                .group_by(AssetRow.name)
-            )
-            complete = {name: _utc(at) for name, at in scans if at is not None}
-            jobs = session.execute(
-                select(_col(JobRow.asset), func.max(_col(JobRow.claimed_at)))
-                .where(_col(JobRow.kind) == JobKind.SCAN,
-                       _col(JobRow.state).in_([JobState.DONE, JobState.FAILED]))
-                .group_by(JobRow.asset)
-            )
-            attempts = {name: _utc(at) for name, at in jobs if name is not None and at is not None}
-            return complete, attempts
+            out: dict[str, dict[str, datetime]] = {"complete": {}, "attempt": {}}
+            for what, asset, at in session.execute(both):
+                if asset is not None and at is not None:
+                    out[what][asset] = _utc(at) if isinstance(at, datetime) else _parse(at)
+            return out["complete"], out["attempt"]
 
         return txn.read(self.store, "cannot read the schedule's history", work)
 
@@ -400,6 +414,13 @@ def _col(attribute: Any) -> Any:
     from sqlmodel import col
 
     return col(attribute)
+
+
+def _parse(value: str) -> datetime:
+    """SQLite hands a UNION's timestamps back as text (the column type is lost): naive UTC."""
+    from datetime import UTC
+
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _utc(value: datetime) -> datetime:

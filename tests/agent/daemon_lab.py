@@ -88,6 +88,8 @@ def gate(host: str, upstream: tuple[str, int]) -> Iterator[Gate]:
         yield g
     finally:
         stop.set()
+        with suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
         listener.close()
         g.release()
         thread.join(2)

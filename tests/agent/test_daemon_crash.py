@@ -46,7 +46,7 @@ def test_sigterm_mid_scan_keeps_it_as_interrupted_and_the_restart_runs_it(lab: L
         first = Agent(tmp_path, cfg, url, name="first").start()
         try:
             wait_for("the hanging scan", lambda: running_scan(db, SLOW) and g[SLOW].connections, agents=(first,))
-            first.send(signal.SIGTERM)
+            first.send(signal.SIGINT)  # Ctrl-C in a terminal: the same as systemd's SIGTERM
             wait_for("the grace period", lambda: "waiting up to 10s for 1 running scan(s)" in first.log(),
                      agents=(first,))
             first.send(signal.SIGTERM)  # a second signal does not wait for the grace period
@@ -67,6 +67,7 @@ def test_sigterm_mid_scan_keeps_it_as_interrupted_and_the_restart_runs_it(lab: L
         finally:
             first.cleanup()
             db.close()
+    assert "posture: SIGINT: stopping (no new scans; 1 running)" in first.log()
     assert "posture: SIGTERM again: cancelling running scans now" in first.log()
     assert f"posture: scan of {SLOW} interrupted; it runs again at the next start" in first.log()
 
@@ -106,7 +107,8 @@ def test_kill_9_and_restart_neither_lose_nor_repeat_work_and_downtime_runs_each_
 
             # Five periods of downtime: each asset's missed scan runs once, not five times,
             # and the dead-man timer reports the gap (no cycle for over twice the period).
-            cfg.write_text(config_toml(lab.dns, lab.ca, assets, every="1h",
+            # The evaluation cycle (issue 9's alerts and digest) runs too: a digest every minute.
+            cfg.write_text(config_toml(lab.dns, lab.ca, assets, every="1h", schedule='digest = "* * * * *"',
                                        top=f'[[notify]]\nurl = "{sink.url()}"\nlanguage = "en"\n\n'))
             later = datetime.now(UTC) + timedelta(hours=5)
             third = Agent(tmp_path, cfg, url, now=later.isoformat(), name="third").start()
@@ -115,6 +117,9 @@ def test_kill_9_and_restart_neither_lose_nor_repeat_work_and_downtime_runs_each_
                      agents=(third,))
             wait_for("the dead-man alert", lambda: any(m.get("title") == "posture: no cycle completed"
                                                        for m in sink.messages()), agents=(third,))
+            wait_for("the digest", lambda: any(str(m.get("title")).startswith("posture weekly digest")
+                                                  for m in sink.messages()),
+                     agents=(third,))
             assert third.stop() == 0
         finally:
             for a in agents:

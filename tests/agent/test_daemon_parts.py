@@ -213,3 +213,42 @@ def test_failing_channel_is_reported_once_to_the_others(tmp_path: Path) -> None:
         assert [r.ok for r in stale] == [False, True]
         assert good.messages()[-1]["message"].startswith(
             "posture has completed no scheduling cycle since 2026-03-02 10:00 (Asia/Taipei) (more than 2h)")
+
+
+async def test_a_failing_cycle_after_a_long_gap_is_reported_once_and_does_not_spin(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import asyncio
+
+    from agent.config import config_hash
+    from agent.daemon import Daemon
+    from agent.session import Session
+    from state.jobs import JobKind, JobQueue, Wanted
+
+    cfg = parse_config("")
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    calls: list[datetime] = []
+
+    def failing(session: object, store: object, now: datetime) -> None:
+        calls.append(now)
+        raise RuntimeError("digest template broken")
+
+    with Store.open(url) as store:
+        old = datetime.now(UTC) - timedelta(days=30)  # the last cycle any agent completed
+        previous = JobQueue(store, "an-agent-long-gone", timedelta(minutes=5))
+        previous.claim([Wanted("cycle:old", JobKind.CYCLE, old)], old, 1)
+        previous.complete("cycle:old", old)
+        daemon = Daemon(argparse.Namespace(config=None), Session(cfg, config_hash(cfg), url, None), store,
+                        cycle=failing)
+        await daemon._start()
+        for _ in range(3):
+            wake = await daemon._turn()
+            assert wake > daemon.clock() + timedelta(minutes=1)  # next: the next cycle slot, not "now"
+            for _ in range(100):
+                if not daemon.cycle_busy:
+                    break
+                await asyncio.sleep(0.02)
+    err = capsys.readouterr().err
+    assert err.count("posture: dead-man: no cycle completed since") == 1
+    assert "posture: evaluation cycle failed: RuntimeError: digest template broken" in err
+    assert len(calls) == 1  # one per cycle slot: a failing cycle is not retried in a loop

@@ -135,8 +135,13 @@ def test_prune_keeps_each_assets_newest_job(store: Store) -> None:
         q.claim([Wanted(key, JobKind.SCAN, T0 + timedelta(days=i), "www")], T0 + timedelta(days=i), 1)
         q.complete(key, T0 + timedelta(days=i))
     q.claim([Wanted("scan:www:3", JobKind.SCAN, T0, "www")], T0, 1)  # running: never pruned
-    assert q.prune(T0 + timedelta(days=10)) == 2
-    assert sorted(j.key for j in q.jobs()) == ["scan:www:2", "scan:www:3"]
+    # A slot no config wants any more (the schedule changed): pending, never claimed again.
+    q.claim([Wanted("scan:api:old", JobKind.SCAN, T0, "api")], T0, 1)
+    q.release("scan:api:old")
+    q.claim([Wanted("scan:api:new", JobKind.SCAN, T0, "api")], T0 + timedelta(days=11), 1)
+    q.release("scan:api:new")  # pending, but claimed recently: kept
+    assert q.prune(T0 + timedelta(days=10)) == 3
+    assert sorted(j.key for j in q.jobs()) == ["scan:api:new", "scan:www:2", "scan:www:3"]
 
 
 def test_agents_racing_for_the_same_jobs_never_share_one(store_url: str) -> None:
@@ -162,9 +167,22 @@ def test_agents_racing_for_the_same_jobs_never_share_one(store_url: str) -> None
             t.join(timeout=60)
         claimed = [k for keys in won.values() for k in keys]
         assert sorted(claimed) == sorted(w.key for w in wanted)  # every job once, none twice
-        assert sum(1 for keys in won.values() if keys) >= 2  # and the work was shared
+        if not store_url.startswith("sqlite"):
+            # SQLite serialises writers, so under load one agent may legitimately win every
+            # claim; PostgreSQL's SKIP LOCKED lets the others take what the first holds.
+            assert sum(1 for keys in won.values() if keys) >= 2  # and the work was shared
         jobs = JobQueue(stores[0], "x", LEASE).jobs()
         assert len(jobs) == 40 and all(j.state == JobState.DONE and j.attempts == 1 for j in jobs)
     finally:
         for s in stores:
             s.close()
+
+
+def test_an_asset_is_never_scanned_twice_at_once_whatever_the_keys(store: Store) -> None:
+    a, b = JobQueue(store, "a", LEASE), JobQueue(store, "b", LEASE)
+    a.claim(WANT, T0, 1)
+    # Another agent, with another schedule, computes another slot for the same asset.
+    other = [Wanted("scan:www:another-slot", JobKind.SCAN, T0, "www"), Wanted("cycle:x", JobKind.CYCLE, T0)]
+    assert [j.key for j in b.claim(other, T0, 5)] == ["cycle:x"]
+    a.complete(KEY, T0 + timedelta(minutes=1))
+    assert [j.key for j in b.claim(other, T0 + timedelta(minutes=1), 5)] == ["scan:www:another-slot"]
