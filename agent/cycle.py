@@ -102,14 +102,23 @@ def due_scans(cfg: Config, store: Store, specs: Sequence[AssetSpec], now: dateti
     return due, waiting
 
 
-def scheduled_scans(session: Session, specs: list[AssetSpec]) -> list[ScanOutcome]:
-    """Full scans of ``specs``, stored as scheduled, with the config's trust anchors and resolver."""
-    from agent.commands.scan import scan_and_store, scan_options
+def scheduled_scans(session: Session, store: Store, specs: list[AssetSpec], now: datetime) -> list[ScanOutcome]:
+    """Full scans of ``specs``, stored as scheduled, claimed as jobs exactly as the daemon claims them.
+
+    So a timer's ``run --once`` and a running daemon (or two timers) never scan one asset twice.
+    """
+    import asyncio
+
+    from agent.commands.scan import scan_options
+    from agent.daemon import LEASE
+    from agent.jobs import owner_id, run_due_scans
+    from state.jobs import JobQueue
     from state.records import Trigger
 
     args = argparse.Namespace(probe=None, ca_bundle=None, resolver=None, force_active=False)
     opts = dataclasses.replace(scan_options(session, args), trigger=Trigger.SCHEDULED)
-    outcomes: list[ScanOutcome] = scan_and_store(session, specs, opts, progress=False)
+    queue = JobQueue(store, owner_id(), LEASE)
+    outcomes: list[ScanOutcome] = asyncio.run(run_due_scans(session.config, queue, opts, now, specs))
     return outcomes
 
 
@@ -259,6 +268,6 @@ def run_once(session: Session) -> CycleReport:
         report.expired = store.reopen_expired_acceptances(report.at)
         due, report.waiting = due_scans(cfg, store, specs, report.at)
         if due:
-            report.scans = [scan_summary(o) for o in scheduled_scans(session, due)]
+            report.scans = [scan_summary(o) for o in scheduled_scans(session, store, due, report.at)]
         evaluate(session, store, clock(), report)
     return report

@@ -186,6 +186,14 @@ def test_the_whole_story(pki: dict[str, Any], store_url: str, tmp_path: Path,
         assert sorted(s["asset"] for s in cycle["scans"]) == ["app", "gateway", "official-site", "trade-api"]
         assert all(s["status"] == "complete" for s in cycle["scans"]), cycle["scans"]
         assert cli.json(d0 + timedelta(minutes=6), "run", "--once")["scans"] == []  # not due again
+        # The cycle's scans were claimed as jobs, as the daemon claims them: never twice.
+        from state.jobs import JobQueue, JobState
+        from state.store import Store
+
+        with Store.open(store_url) as store:
+            jobs = JobQueue(store, "reader", timedelta(minutes=5)).jobs()
+        scan_jobs = [j for j in jobs if j.key.startswith("scan:")]
+        assert len(scan_jobs) == 4 and all(j.state == JobState.DONE and j.attempts == 1 for j in scan_jobs)
 
         # Day 10: the app is fixed (right certificate, HSTS); the rescan proves both fixed.
         app_stack.close()
