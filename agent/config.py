@@ -6,8 +6,9 @@ import hashlib
 import json
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agent.errors import ConfigError
 from agent.targets import AssetSpec, parse_target_url
 
+T = TypeVar("T")
 Severity = Literal["critical", "high", "medium", "low", "info"]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -81,14 +83,20 @@ class PortsSection(_Strict):
     eol_data: str | None = None  # a refreshed end-of-life data file (posture eol refresh)
 
 
+def _valid(parse: Callable[[Any], object], value: T, errors: type[Exception] | tuple[type[Exception], ...],
+           prefix: str = "") -> T:
+    """``value`` if ``parse`` accepts it; otherwise the parser's message as pydantic's ValueError."""
+    try:
+        parse(value)
+    except errors as exc:
+        raise ValueError(f"{prefix}{exc}") from None
+    return value
+
+
 def _schedule(v: str) -> str:
     from schedules.timing import ScheduleError, parse_schedule
 
-    try:
-        parse_schedule(v)
-    except ScheduleError as exc:
-        raise ValueError(str(exc)) from None
-    return v
+    return _valid(parse_schedule, v, ScheduleError)
 
 
 class ScheduleSection(_Strict):
@@ -120,10 +128,7 @@ class ScheduleSection(_Strict):
         from schedules.quiet import QuietError, parse_windows
 
         for kind, windows in v.items():
-            try:
-                parse_windows(windows)
-            except QuietError as exc:
-                raise ValueError(f"{kind}: {exc}") from None
+            _valid(parse_windows, windows, QuietError, f"{kind}: ")
         return v
 
     @field_validator("scan_every")
@@ -136,11 +141,7 @@ class ScheduleSection(_Strict):
     def _digest(cls, v: str) -> str:
         from schedules.timing import ScheduleError, parse_digest
 
-        try:
-            parse_digest(v)
-        except ScheduleError as exc:
-            raise ValueError(str(exc)) from None
-        return v
+        return _valid(parse_digest, v, ScheduleError)
 
     @field_validator("jitter")
     @classmethod
@@ -149,11 +150,7 @@ class ScheduleSection(_Strict):
 
         if v.strip() in ("0", "off"):
             return v
-        try:
-            parse_duration(v)
-        except ScheduleError as exc:
-            raise ValueError(str(exc)) from None
-        return v
+        return _valid(parse_duration, v, ScheduleError)
 
 
 class RemediationSection(_Strict):
@@ -210,10 +207,7 @@ class AssetSection(_Strict):
         if v is not None:
             from schedules.quiet import QuietError, parse_windows
 
-            try:
-                parse_windows(v)
-            except QuietError as exc:
-                raise ValueError(str(exc)) from None
+            _valid(parse_windows, v, QuietError)
         return v
 
     @field_validator("url")
@@ -221,11 +215,7 @@ class AssetSection(_Strict):
     def _url(cls, v: str) -> str:
         from agent.errors import UsageError
 
-        try:
-            parse_target_url(v)
-        except UsageError as exc:
-            raise ValueError(str(exc)) from None
-        return v
+        return _valid(parse_target_url, v, UsageError)
 
 
 class Config(_Strict):

@@ -17,7 +17,6 @@ from agent.report.model import (
     AssetReport,
     CertificateEntry,
     ClauseRef,
-    ExternalScanEntry,
     FindingEntry,
     Period,
     Policy,
@@ -28,6 +27,7 @@ from agent.report.model import (
 from agent.report.timeline import NEEDS_FIX, cadence_record, open_intervals, replay, step_series
 from schedules.remediation import DeadlinePolicy, deadline
 from state.records import FindingState, RunStatus, ScanStatus
+from state.tracking_views import ExternalScanInfo
 from state.views import AssetInfo, EventInfo, FindingFilter, FindingInfo
 
 if TYPE_CHECKING:
@@ -171,10 +171,9 @@ def gather(
     for event in evidence.events(store, asset=asset, until=as_of):
         events_by_finding[event.finding_id].append(event)
     # Third-party scans count for the cadence like complete scans of posture's own.
-    external: dict[str, list[ExternalScanEntry]] = defaultdict(list)
+    external: dict[str, list[ExternalScanInfo]] = defaultdict(list)
     for x in external_scans.scans(store, asset, until=as_of):
-        external[x.asset].append(ExternalScanEntry(x.id, x.performed_at, x.performed_by, x.recorded_at,
-                                                   x.evidence_name, x.evidence_sha256, x.evidence_size, x.note))
+        external[x.asset].append(x)
     findings_by_asset: dict[str, list[FindingInfo]] = defaultdict(list)
     for f in store.findings(FindingFilter.ALL, asset):
         findings_by_asset[f.asset].append(f)

@@ -20,7 +20,6 @@ from agent.report.model import (
     AssetReport,
     CadenceRecord,
     CertificateEntry,
-    ExternalScanEntry,
     FindingEntry,
     Lang,
     ReportData,
@@ -28,6 +27,7 @@ from agent.report.model import (
     SeriesPoint,
 )
 from state.records import FindingState
+from state.tracking_views import ExternalScanInfo
 
 Html = NewType("Html", str)
 
@@ -227,7 +227,7 @@ class _Page:
             f"<h3>{self.t('scan_list')}</h3>{self.scans(a.scans)}{self.external(a.external_scans)}</section>"
         )
 
-    def external(self, scans: Sequence[ExternalScanEntry]) -> Html:
+    def external(self, scans: Sequence[ExternalScanInfo]) -> Html:
         if not scans:
             return Html("")
         headers: list[tuple[str | Html, bool]] = [

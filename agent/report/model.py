@@ -12,6 +12,7 @@ from datetime import datetime
 
 from schedules.remediation import CadenceState
 from state.records import FindingState, ScanStatus, Trigger
+from state.tracking_views import ExternalScanInfo
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
@@ -73,20 +74,6 @@ class ScanEntry:
     findings: int  # findings this scan reported
     errors: tuple[ProbeError, ...]
     error: str | None  # scan-level error (DNS, interrupted)
-
-
-@dataclass(frozen=True)
-class ExternalScanEntry:
-    """A scan by another tool or a third party (``posture record-scan``): counts for the cadence."""
-
-    id: int
-    performed_at: datetime
-    performed_by: str
-    recorded_at: datetime
-    evidence_name: str
-    evidence_sha256: str
-    evidence_size: int
-    note: str | None
 
 
 @dataclass(frozen=True)
@@ -164,7 +151,7 @@ class AssetReport:
     kind: str
     added_at: datetime | None  # None: configured but never stored (never scanned)
     scans: tuple[ScanEntry, ...]
-    external_scans: tuple[ExternalScanEntry, ...]  # registered third-party scans in the period
+    external_scans: tuple[ExternalScanInfo, ...]  # registered third-party scans in the period
     findings: tuple[FindingEntry, ...]
     cadence: CadenceRecord
     certificates: tuple[CertificateEntry, ...]
