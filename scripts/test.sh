@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Set up, lint, type-check and run the whole test suite.
+# Set up (with the test servers and tools), lint, type-check and run the whole test suite.
 # The suite runs inside a private network namespace (only loopback, with its
 # own PostgreSQL), so a request that tried to leave the machine would fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --dev
 .venv/bin/ruff check .
 .venv/bin/mypy
 if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                 problems.append("the evidence report was not written")
             if not _digest(lab, config, db_url, args.now):
                 problems.append("the digest did not reach the sink")
-            out.write(f"Database: {db_url}\n  try: posture --db {db_url} findings\n")
+            out.write(f"Database: {db_url}\n  try: {command()} --db {db_url} findings\n")
             if args.keep:
                 keep_running(lab, config, db_url)
         finally:
@@ -233,11 +233,12 @@ def keep_running(lab: Lab, config: Path, db_url: str) -> None:
 
     out = sys.stdout
     clean = lab.sites[0]
+    posture = command()
     out.write(
         "\nThe lab stays up (--keep). Explore it, for example:\n"
         f"  curl --cacert {lab.ca_bundle} --resolve {clean.site.host}:{clean.port}:{clean.address} {clean.url}\n"
-        f"  posture --config {config} --db {db_url} scan          # scan the lab again\n"
-        f"  posture --config {config} --db {db_url} findings\n"
+        f"  {posture} --config {config} --db {db_url} scan          # scan the lab again\n"
+        f"  {posture} --config {config} --db {db_url} findings\n"
         "Press Ctrl-C to stop it.\n"
     )
     out.flush()
@@ -245,6 +246,25 @@ def keep_running(lab: Lab, config: Path, db_url: str) -> None:
         threading.Event().wait()
     except KeyboardInterrupt:
         out.write("\n")
+
+
+def command() -> str:
+    """How to type this posture in the hints: ``posture`` when that is it on PATH, else its path."""
+    import os
+    import shlex
+    import shutil
+
+    mine = Path(sys.executable).with_name("posture")  # the virtualenv's entry point beside its python
+    if not mine.is_file():
+        return f"{shlex.quote(sys.executable)} -m agent"
+    found = shutil.which("posture")
+    if found is not None and os.path.samefile(found, mine):
+        return "posture"
+    try:
+        relative = str(mine.relative_to(Path.cwd()))
+    except ValueError:
+        return shlex.quote(str(mine))
+    return shlex.quote(relative if "/" in relative else f"./{relative}")
 
 
 def _forget_keys(workdir: Path) -> None:
