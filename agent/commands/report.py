@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.report.model import ReportFormat
 
 _PERIOD_HELP = (
-    "period start, a date in the agent's time zone (default: the last complete half-year before --now, "
-    "1 Jan–30 Jun or 1 Jul–31 Dec: the period a 1–10 January/July declaration covers)"
+    "period start, a date in the agent's time zone (default: the declaration half-year in progress at --now, "
+    "1 Jan–30 Jun or 1 Jul–31 Dec, as of --now; for the declaration of the half-year just ended give its dates, "
+    "e.g. --from 2025-07-01 --to 2025-12-31)"
 )
+# What -o's extension asks for. One the report cannot write (not a ReportFormat) is refused.
+_EXTENSIONS = {".html": "html", ".htm": "html", ".csv": "csv", ".json": "json", ".pdf": "pdf"}
 
 
 def register(sub: Any) -> None:
@@ -22,10 +28,12 @@ def register(sub: Any) -> None:
     p.add_argument("--from", dest="since", metavar="DATE", help=_PERIOD_HELP)
     p.add_argument("--to", dest="until", metavar="DATE", help="period end, that day included (default: see --from)")
     p.add_argument("--asset", metavar="NAME", help="only this asset")
-    p.add_argument("--format", choices=("html", "csv", "json"), default="html")
+    p.add_argument("--format", choices=("html", "csv", "json"),
+                   help="html, csv or json (default: from the -o file's extension, else html)")
     p.add_argument("--lang", choices=("zh-TW", "en"), default="zh-TW", help="labels and titles (default zh-TW)")
     p.add_argument("-o", "--output", metavar="FILE",
-                   help="write here instead of stdout (a CSV file starts with a UTF-8 BOM for spreadsheets)")
+                   help="write here instead of stdout; .html, .csv or .json picks the format "
+                        "(a CSV file starts with a UTF-8 BOM for spreadsheets)")
     p.set_defaults(func=run)
 
 
@@ -37,10 +45,11 @@ def run(args: argparse.Namespace) -> int:
     from agent.session import Session
     from probes.catalog import load_catalog
 
+    fmt = output_format(args.format, args.output)
     session = Session.from_args(args)
     now = session.clock_now()
     period = resolve_period(args.since, args.until, now, session.config.agent.timezone)
-    lang, fmt = Lang(args.lang), ReportFormat(args.format)
+    lang = Lang(args.lang)
     from agent.errors import StorageUnavailable
     from state.errors import StoreError
 
@@ -72,6 +81,32 @@ def run(args: argparse.Namespace) -> int:
 
         sys.stdout.write(text)
     return 0
+
+
+def output_format(given: str | None, output: str | None) -> ReportFormat:
+    """--format, or the format -o's extension names; a format this build cannot write is refused."""
+    from pathlib import PurePath
+
+    from agent.errors import UsageError
+    from agent.report.model import ReportFormat
+
+    writable = [f.value for f in ReportFormat]
+    suffix = PurePath(output).suffix.lower() if output else ""
+    named = _EXTENSIONS.get(suffix)
+    if named is not None and named not in writable:
+        raise UsageError(f"report: cannot write {named.upper()} ({output}); "
+                         f"the formats are {', '.join(writable)}")
+    if given is not None:
+        if named is not None and named != given:
+            raise UsageError(f"report: --format {given} does not match {output} ({named}); "
+                             "give one or the other, or a matching extension")
+        return ReportFormat(given)
+    if named is not None:
+        return ReportFormat(named)
+    if output:
+        raise UsageError(f"report: cannot tell the format of {output} from its extension; "
+                         f"give --format ({', '.join(writable)}) or a .{'/.'.join(writable)} file name")
+    return ReportFormat.HTML
 
 
 def _write(path: str, text: str, *, bom: bool) -> None:

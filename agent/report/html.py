@@ -14,7 +14,7 @@ from typing import NewType
 from zoneinfo import ZoneInfo
 
 from agent.report import svg
-from agent.report.labels import text, value
+from agent.report.labels import no_scans_note, text, value
 from agent.report.model import (
     SEVERITIES,
     AssetReport,
@@ -182,6 +182,9 @@ class _Page:
             ("overdue", True), ("cadence", False),
         ]
         table = self.table(headers, rows)
+        note = no_scans_note(d, self.lang)
+        if note is not None:
+            table = Html(f'<p class="bad">{_e(note)}</p>{table}')
         charts = self.charts(d.series, d.certificates())
         return Html(f"<section class=\"summary\"><h2>{self.t('summary')}</h2>{table}{charts}"
                     f"{self.clause_legend()}</section>")

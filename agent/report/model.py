@@ -193,6 +193,10 @@ class ReportData:
                     seen.setdefault(c.label, c)
         return tuple(seen[k] for k in sorted(seen))
 
+    def scan_count(self) -> int:
+        """Scans in the period: posture's (whatever their status) and registered third-party ones."""
+        return sum(len(a.scans) + len(a.external_scans) for a in self.assets)
+
     def open_by_severity(self) -> dict[str, int]:
         counts = dict.fromkeys(SEVERITIES, 0)
         for a in self.assets:

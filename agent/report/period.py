@@ -1,11 +1,13 @@
 """Which stretch of time a report covers.
 
-Firms declare every half year, on 1–10 January and 1–10 July, with evidence for the
-half-year just ended. So the default period is the last *complete* calendar
-half-year before ``now`` in the agent's time zone (1 January–30 June or 1 July–31
-December): run on 5 January 2026 or on 20 March 2026, it covers 1 July–31 December
-2025. ``--from``/``--to`` are calendar dates in the agent's time zone, both days
-included; a full ISO time is taken as it is.
+Firms declare every half year, on 1–10 January and 1–10 July. The default period is
+the declaration half-year in progress at ``now`` in the agent's time zone (1 January–30
+June or 1 July–31 December), its states as of ``now``: run on 20 March 2026 it covers
+1 January–30 June 2026 so far. The half-year just ended, for the declaration itself,
+is asked for by its dates (``--from 2025-07-01 --to 2025-12-31``); any period that is
+exactly a calendar half-year counts as a declaration period. ``--from``/``--to`` are
+calendar dates in the agent's time zone, both days included; a full ISO time is taken
+as it is.
 """
 
 from __future__ import annotations
@@ -18,13 +20,12 @@ from agent.report.model import Period
 
 
 def declaration_period(now: datetime, tz: str) -> Period:
+    """The calendar half-year ``now`` falls in (local calendar)."""
     zone = ZoneInfo(tz)
     local = now.astimezone(zone)
-    current = datetime(local.year, 1 if local.month < 7 else 7, 1, tzinfo=zone)
-    previous = (
-        datetime(local.year - 1, 7, 1, tzinfo=zone) if current.month == 1 else datetime(local.year, 1, 1, tzinfo=zone)
-    )
-    return Period(previous.astimezone(UTC), current.astimezone(UTC), tz, declaration=True)
+    start = datetime(local.year, 1 if local.month < 7 else 7, 1, tzinfo=zone)
+    end = datetime(local.year, 7, 1, tzinfo=zone) if start.month == 1 else datetime(local.year + 1, 1, 1, tzinfo=zone)
+    return Period(start.astimezone(UTC), end.astimezone(UTC), tz, declaration=True)
 
 
 def _months_back(moment: datetime, months: int, zone: ZoneInfo) -> datetime:
@@ -60,4 +61,5 @@ def resolve_period(since: str | None, until: str | None, now: datetime, tz: str)
         raise UsageError("the report period starts after now: nothing can have been scanned in it yet")
     if lo >= hi:
         raise UsageError("the report period is empty: --from must come before --to")
-    return Period(lo, hi, tz, declaration=False)
+    half = declaration_period(lo, tz)
+    return Period(lo, hi, tz, declaration=(half.since, half.until) == (lo, hi))

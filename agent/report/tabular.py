@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.output import iso
-from agent.report.labels import text, value
+from agent.report.labels import no_scans_note, text, value
 from agent.report.model import (
     AssetReport,
     CadenceRecord,
@@ -104,6 +104,7 @@ def report_json(data: ReportData, lang: Lang) -> dict[str, Any]:
             "complete_scans": sum(len(a.cadence.complete_scans) for a in data.assets),
             "findings": sum(len(a.findings) for a in data.assets), "open_by_severity": data.open_by_severity(),
             "overdue": sum(a.overdue for a in data.assets),
+            "note": no_scans_note(data, lang),  # a sentence when the period holds no scan, else null
         },
         "assets": [_asset(a, lang) for a in data.assets],
         "open_over_time": _series(data.series),

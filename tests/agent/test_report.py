@@ -40,6 +40,7 @@ START = datetime(2025, 3, 3, 1, 0, tzinfo=UTC)  # a Monday, 09:00 Asia/Taipei
 PERIOD_FROM = datetime(2025, 6, 30, 16, 0, tzinfo=UTC)  # 2025-07-01 00:00 Asia/Taipei
 PERIOD_TO = datetime(2025, 12, 31, 16, 0, tzinfo=UTC)  # 2026-01-01 00:00 Asia/Taipei
 NOW = "2026-01-05T10:00:00+08:00"  # during the January declaration window
+H2_2025 = ("--from", "2025-07-01", "--to", "2025-12-31")  # the half-year that declaration covers
 CERT_NOT_AFTER = datetime(2026, 2, 14, 0, 0, tzinfo=UTC)
 
 WWW = AssetRecord("www", "https://www.broker.test/", "website", True)
@@ -177,9 +178,9 @@ def config(tmp_path: Path) -> Path:
 def test_declaration_report_matches_the_database(store_url: str, config: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     history = build_history(store_url)
-    doc = report(capsys, store_url, config)
+    doc = report(capsys, store_url, config, *H2_2025)
     meta = doc["report"]
-    # Run on 5 January, the default period is the half-year the January declaration covers.
+    # Run on 5 January for the half-year the January declaration covers.
     assert (utc(meta["since"]), utc(meta["until"])) == (PERIOD_FROM, PERIOD_TO)
     assert meta["declaration_period"] is True and utc(meta["as_of"]) == PERIOD_TO
     assets = {a["name"]: a for a in doc["assets"]}
@@ -290,8 +291,8 @@ def test_a_past_period_shows_states_as_they_were(store_url: str, config: Path,
 def test_csv_and_html_carry_the_same_rows(sqlite_url: str, config: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     build_history(sqlite_url)
-    doc = report(capsys, sqlite_url, config)
-    base = ["--config", str(config), "--db", sqlite_url, "--now", NOW, "report"]
+    doc = report(capsys, sqlite_url, config, *H2_2025)
+    base = ["--config", str(config), "--db", sqlite_url, "--now", NOW, "report", *H2_2025]
     out_csv = tmp_path / "evidence.csv"
     code, out, err = cli(capsys, *base, "--format", "csv", "--lang", "en", "-o", str(out_csv))
     assert code == 0 and out == "", err

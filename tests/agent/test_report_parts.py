@@ -26,17 +26,22 @@ def tpe(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
 @pytest.mark.parametrize(
     ("now", "since", "until"),
     [
-        (tpe(2026, 1, 5, 10), tpe(2025, 7, 1), tpe(2026, 1, 1)),  # the January declaration window
-        (tpe(2026, 3, 20), tpe(2025, 7, 1), tpe(2026, 1, 1)),  # still the last complete half-year
-        (tpe(2026, 7, 1), tpe(2026, 1, 1), tpe(2026, 7, 1)),  # midnight 1 July: the first half just ended
-        (tpe(2026, 6, 30, 23, 59), tpe(2025, 7, 1), tpe(2026, 1, 1)),
+        (tpe(2026, 1, 5, 10), tpe(2026, 1, 1), tpe(2026, 7, 1)),  # the half-year in progress, days old
+        (tpe(2026, 3, 20), tpe(2026, 1, 1), tpe(2026, 7, 1)),
+        (tpe(2026, 7, 1), tpe(2026, 7, 1), tpe(2027, 1, 1)),  # midnight 1 July: the second half begins
+        (tpe(2026, 6, 30, 23, 59), tpe(2026, 1, 1), tpe(2026, 7, 1)),
+        (tpe(2026, 12, 31, 23, 59), tpe(2026, 7, 1), tpe(2027, 1, 1)),
         # 2025-12-31 17:00 UTC is already 1 January in Taipei: the local calendar decides.
-        (datetime(2025, 12, 31, 17, tzinfo=UTC), tpe(2025, 7, 1), tpe(2026, 1, 1)),
+        (datetime(2025, 12, 31, 17, tzinfo=UTC), tpe(2026, 1, 1), tpe(2026, 7, 1)),
+        (datetime(2025, 12, 31, 15, 59, tzinfo=UTC), tpe(2025, 7, 1), tpe(2026, 1, 1)),
     ],
 )
-def test_default_period_is_the_last_declaration_half_year(now: datetime, since: datetime, until: datetime) -> None:
+def test_default_period_is_the_declaration_half_year_in_progress(now: datetime, since: datetime,
+                                                                 until: datetime) -> None:
     period = declaration_period(now, "Asia/Taipei")
     assert (period.since, period.until, period.declaration) == (since, until, True)
+    assert resolve_period(None, None, now, "Asia/Taipei") == period
+    assert period.since <= now < period.until
 
 
 @pytest.mark.parametrize(
@@ -51,7 +56,9 @@ def test_default_period_is_the_last_declaration_half_year(now: datetime, since: 
 )
 def test_explicit_periods(since: str | None, until: str | None, expected: tuple[datetime, datetime]) -> None:
     period = resolve_period(since, until, tpe(2026, 1, 5, 10), "Asia/Taipei")
-    assert (period.since, period.until) == expected and period.declaration is False
+    assert (period.since, period.until) == expected
+    # Exactly a calendar half-year is a declaration period, however it was asked for.
+    assert period.declaration is (expected == (tpe(2025, 7, 1), tpe(2026, 1, 1)))
 
 
 @pytest.mark.parametrize(("since", "until"), [("2025-02-30", None), ("x", None), ("2025-09-02", "2025-09-01")])
