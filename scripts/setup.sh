@@ -106,7 +106,9 @@ if [ -n "$link_dir" ]; then
   fi
 fi
 on_path=$(command -v posture 2>/dev/null || true)
-if [ -z "$on_path" ] || [ "$(readlink -f "$on_path")" != "$(readlink -f "$target")" ]; then
-  echo "setup: \`posture\` on PATH is not this checkout's; run it as $target"
+if [ -z "$on_path" ]; then
+  echo "setup: \`posture\` is not on PATH here; run it as $target"
+elif [ "$(readlink -f "$on_path")" != "$(readlink -f "$target")" ]; then
+  echo "setup: \`posture\` on PATH is $on_path, not this checkout's; run this one as $target"
 fi
 echo "setup: done ($(.venv/bin/python --version), posture $(.venv/bin/posture --version | cut -d' ' -f2))"

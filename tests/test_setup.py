@@ -94,7 +94,7 @@ def machine(tmp_path: Path) -> Path:
 
 
 def setup(machine: Path, *args: str, uid: int = 0, installed: set[str] | frozenset[str] = frozenset(),
-          fakes: tuple[str, ...] = (), link_dir: str | None = None) -> Run:
+          fakes: tuple[str, ...] = (), link_dir: str | None = None, path_first: Path | None = None) -> Run:
     fake = machine / "fake"
     for name in (*SERVICE_TOOLS, "apt-get", "sudo", "id", "dpkg-query", "python3", "venv-tool.in", "logger.in",
                  *fakes):
@@ -104,7 +104,7 @@ def setup(machine: Path, *args: str, uid: int = 0, installed: set[str] | frozens
     log = machine / "calls.log"
     log.write_text("", "utf-8")
     env = {
-        "PATH": f"{fake}:{machine / 'sys'}",
+        "PATH": f"{path_first or fake}:{fake}:{machine / 'sys'}",
         "HOME": str(machine / "home"),
         "FAKE_LOG": str(log),
         "FAKE_UID": str(uid),
@@ -193,8 +193,10 @@ def test_posture_is_linked_onto_path_but_never_over_another_file(machine: Path) 
     run = setup(machine, installed=RUNTIME)
     target = run.repo / ".venv" / "bin" / "posture"
     assert os.readlink(links / "posture") == str(target)
-    assert setup(machine, installed=RUNTIME).code == 0  # again: the same link, no complaint
-    assert os.readlink(links / "posture") == str(target)
+    assert f"not on PATH here; run it as {target}" in run.out
+    again = setup(machine, installed=RUNTIME, path_first=links)  # again, with the link dir on PATH
+    assert again.code == 0 and os.readlink(links / "posture") == str(target)
+    assert "PATH" not in again.out and "left alone" not in again.out
 
     (links / "posture").unlink()
     (links / "posture").write_text("#!/bin/sh\necho someone else's posture\n", "utf-8")
