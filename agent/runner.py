@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.resolution import asset_config_hash, still_observed
 from agent.targets import AssetSpec
 from probes.base import (
     AssetKind,
@@ -148,6 +149,7 @@ def _run_record(result: ProbeResult, started: datetime, finished: datetime, opts
         error_kind=result.error.kind.value if result.error else None,
         error=result.error.message if result.error else None,
         skip_reason=result.skip_reason,
+        still_observed=still_observed(result.probe, result.observations),
     )
 
 
@@ -266,6 +268,7 @@ class Scanner:
             forced_active=opts.force_active and not (spec.active_probes and quiet is None),
             dns=res.to_json(),
             error="interrupted before every probe finished" if interrupted else None,
+            asset_config_hash=asset_config_hash(spec, target.settings, opts.severity_overrides),
         )
         return ScanOutcome(spec, record, results, res)
 

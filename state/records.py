@@ -33,6 +33,9 @@ class FindingState(enum.StrEnum):
     REOPENED = "reopened"
     ACCEPTED = "accepted"
     FALSE_POSITIVE = "false_positive"
+    # Gone because the asset's configuration changed (an allow-list, a declared control, an
+    # override, the kind, probe settings) while the condition was still there: not fixed.
+    RESOLVED_BY_CONFIG = "resolved_by_config"
 
 
 class Trigger(enum.StrEnum):
@@ -67,6 +70,9 @@ class ProbeRunRecord:
     error_kind: str | None = None
     error: str | None = None
     skip_reason: str | None = None
+    # (check_id, key) of conditions this run still observed but did not report (an
+    # allow-list or declaration covers them); None: the probe cannot tell.
+    still_observed: frozenset[tuple[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,3 +90,6 @@ class ScanRecord:
     forced_active: bool = False
     dns: dict[str, Any] = field(default_factory=dict)
     error: str | None = None  # scan-level error (e.g. DNS failure), one line
+    # Hash of what decides this asset's findings; a change between scans is how a finding
+    # that vanished is told apart: resolved by configuration, not fixed.
+    asset_config_hash: str | None = None

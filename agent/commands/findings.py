@@ -11,10 +11,13 @@ import argparse
 from datetime import datetime
 from typing import Any
 
+from agent.when import record_id
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("findings", help="list stored findings; accept a risk or mark a false positive")
-    p.add_argument("--status", choices=("open", "fixed", "accepted", "false_positive", "all"), default="open")
+    p.add_argument("--status", default="open",
+                   choices=("open", "fixed", "accepted", "false_positive", "resolved_by_config", "all"))
     p.add_argument("--asset", metavar="NAME", help="only this asset")
     p.add_argument("--overdue", action="store_true", help="only findings open past their remediation deadline")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -22,21 +25,21 @@ def register(sub: Any) -> None:
     actions = p.add_subparsers(dest="findings_action", metavar="ACTION")
     actions.required = False  # plain `posture findings` lists, as it always has
     accept = actions.add_parser("accept", help="accept the risk of a finding until a date (it reopens then)")
-    accept.add_argument("id", type=int, metavar="ID", help="the finding's id (posture findings shows it)")
+    accept.add_argument("id", type=record_id, metavar="ID", help="the finding's id (posture findings shows it)")
     accept.add_argument("--reason", required=True, help="why the risk is accepted (kept as audit evidence)")
     accept.add_argument("--until", required=True, metavar="DATE",
                         help="ISO date or date-time; a date covers that whole day")
     accept.add_argument("--by", metavar="WHO", help="who decided (default: the user running posture)")
     accept.set_defaults(func=accept_finding)
     fp = actions.add_parser("false-positive", help="mark a finding a false positive")
-    fp.add_argument("id", type=int, metavar="ID")
+    fp.add_argument("id", type=record_id, metavar="ID")
     fp.add_argument("--reason", required=True, help="why it is not a real weakness (kept as audit evidence)")
     fp.add_argument("--by", metavar="WHO", help="who decided (default: the user running posture)")
     fp.set_defaults(func=false_positive)
 
 
 def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetime | None = None) -> dict[str, Any]:
-    from agent.output import iso
+    from agent.output import as_entered, iso
     from schedules.remediation import is_overdue
     from state.lifecycle import NEEDS_FIX
 
@@ -57,7 +60,8 @@ def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetim
         "deadline": iso(due),
         "overdue": bool(now is not None and f.state in NEEDS_FIX and is_overdue(due, now)),
         "accepted": None if f.accepted_until is None else {
-            "reason": f.accepted_reason, "by": f.accepted_by, "until": iso(f.accepted_until)},
+            "reason": f.accepted_reason, "by": f.accepted_by,
+            "until": as_entered(f.accepted_until_entered, f.accepted_until), "ends_at": iso(f.accepted_until)},
         "false_positive": None if f.false_positive_reason is None else {
             "reason": f.false_positive_reason, "by": f.false_positive_by},
         "evidence": f.evidence,
@@ -106,17 +110,18 @@ def list_findings(args: argparse.Namespace) -> int:
 
 
 def accept_finding(args: argparse.Namespace) -> int:
-    from agent.output import iso
+    from agent.output import as_entered
     from agent.session import Session
-    from agent.when import parse_when, who
+    from agent.when import parse_entered, who
 
     session = Session.from_args(args)
-    until = parse_when(args.until, session.config.agent.timezone, "--until", end_of_day=True)
+    until = parse_entered(args.until, session.config.agent.timezone, "--until", end_of_day=True)
     by = who(args.by)
     with session.open_store() as store:
-        store.accept(args.id, args.reason, by, until, session.clock_now())
+        store.accept(args.id, args.reason, by, until.at, session.clock_now(), until.text)
         f = store.finding(args.id)
-    print(f"finding #{f.id} ({f.asset} {f.check_id} {f.key}) accepted until {iso(until)} by {by}: "
+    print(f"finding #{f.id} ({f.asset} {f.check_id} {f.key}) accepted until "
+          f"{as_entered(f.accepted_until_entered, f.accepted_until)} by {by}: "
           f"{f.accepted_reason}")
     return 0
 
