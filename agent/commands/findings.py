@@ -38,10 +38,12 @@ def register(sub: Any) -> None:
     fp.set_defaults(func=false_positive)
 
 
-def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetime | None = None) -> dict[str, Any]:
+def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetime | None = None,
+                 config: dict[str, Any] | None = None) -> dict[str, Any]:
     from agent.output import as_entered, iso
     from schedules.remediation import is_overdue
     from state.lifecycle import NEEDS_FIX
+    from state.records import FindingState
 
     check = catalog[f.check_id]
     return {
@@ -62,6 +64,7 @@ def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetim
         "accepted": None if f.accepted_until is None else {
             "reason": f.accepted_reason, "by": f.accepted_by,
             "until": as_entered(f.accepted_until_entered, f.accepted_until), "ends_at": iso(f.accepted_until)},
+        "resolved_by_config": config if f.state == FindingState.RESOLVED_BY_CONFIG else None,
         "false_positive": None if f.false_positive_reason is None else {
             "reason": f.false_positive_reason, "by": f.false_positive_by},
         "evidence": f.evidence,
@@ -86,8 +89,9 @@ def list_findings(args: argparse.Namespace) -> int:
         rows = store.findings(FindingFilter(status), asset=args.asset)
         kinds = {a.name: a.kind for a in store.assets()}
         due = deadlines(store, deadline_policy(session.config), rows, kinds)
+        configs = {f.id: config_change(store, f.id) for f in rows if f.state.value == "resolved_by_config"}
     rows = sorted(rows, key=lambda f: (f.asset, SEVERITY_ORDER.get(f.severity, 9), f.check_id, f.key))
-    docs = [finding_json(f, catalog, due.get(f.id), now) for f in rows]
+    docs = [finding_json(f, catalog, due.get(f.id), now, configs.get(f.id)) for f in rows]
     if args.overdue:
         docs = [d for d in docs if d["overdue"]]
     if args.format == "json":
@@ -102,11 +106,30 @@ def list_findings(args: argparse.Namespace) -> int:
         sev = paint(d["severity"].ljust(8), _COLOURS.get(d["severity"]), colour)
         deadline = f"  due {d['deadline'][:10]}" if d["deadline"] else ""
         flag = paint("  OVERDUE", _COLOURS["high"], colour) if d["overdue"] else ""
+        if d["accepted"] and d["state"] == "accepted":
+            flag += f"  until {d['accepted']['until']}"
+        if d["resolved_by_config"]:
+            c = d["resolved_by_config"]
+            flag += (f"  resolved by configuration {c['at'][:10]} "
+                     f"({c['config_hash_before'] or '?'} -> {c['config_hash_after'] or '?'})")
         print(f"  #{d['id']:<5} {sev} {d['state']:<9} {d['check_id']:<28} {d['key'][:40]:<40} "
               f"first {d['first_seen'][:10]}  last {d['last_seen'][:10]}{deadline}{flag}")
     what = f"{args.status}, overdue" if args.overdue else args.status
     print(f"{len(docs)} finding(s) ({what})")
     return 0
+
+
+def config_change(store: Any, finding_id: int) -> dict[str, Any] | None:
+    """The last resolved-by-configuration event of a finding: when, and the hashes before and after."""
+    from agent.output import iso
+
+    events = [e for e in store.events(finding_id) if e.kind.value == "resolved_by_config"]
+    if not events:
+        return None
+    e = events[-1]
+    return {"at": iso(e.at), "config_hash_before": e.detail.get("config_hash_before"),
+            "config_hash_after": e.detail.get("config_hash_after"),
+            "condition_still_observed": e.detail.get("condition_still_observed")}
 
 
 def accept_finding(args: argparse.Namespace) -> int:

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                    "performed_by": info.performed_by, "evidence": info.evidence_name,
                    "sha256": info.evidence_sha256, "size": info.evidence_size, "recorded_at": iso(info.recorded_at)})
     else:
-        performed = as_entered(info.performed_entered, info.performed_at)
-        print(f"recorded third-party scan #{info.id} of {info.asset} performed {performed} by "
+        shown = as_entered(info.performed_entered, info.performed_at)
+        print(f"recorded third-party scan #{info.id} of {info.asset} performed {shown} by "
               f"{info.performed_by}: {info.evidence_name} ({info.evidence_size} bytes, sha256 {info.evidence_sha256})")
     return 0
