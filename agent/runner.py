@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.resolution import asset_config_hash, still_observed
+from agent.resolution import asset_config_hash, observed
 from agent.targets import AssetSpec
 from probes.base import (
     AssetKind,
@@ -133,7 +133,7 @@ def finding_records(result: ProbeResult, catalog: Catalog, overrides: dict[str, 
 
 
 def _run_record(result: ProbeResult, started: datetime, finished: datetime, opts: ScanOptions,
-                catalog: Catalog) -> ProbeRunRecord:
+                catalog: Catalog, target: Target) -> ProbeRunRecord:
     try:
         findings = finding_records(result, catalog, opts.severity_overrides)
     except KeyError as exc:  # a probe named a check the catalog lacks: a bug, recorded as such
@@ -149,7 +149,7 @@ def _run_record(result: ProbeResult, started: datetime, finished: datetime, opts
         error_kind=result.error.kind.value if result.error else None,
         error=result.error.message if result.error else None,
         skip_reason=result.skip_reason,
-        still_observed=still_observed(result.probe, result.observations),
+        observed=observed(result.probe, result.observations, target),
     )
 
 
@@ -262,7 +262,7 @@ class Scanner:
             posture_version=opts.posture_version,
             catalog_version=self.catalog.version,
             config_hash=opts.config_hash,
-            probe_runs=tuple(_run_record(r, a, b, opts, self.catalog) for r, a, b in ordered),
+            probe_runs=tuple(_run_record(r, a, b, opts, self.catalog, target) for r, a, b in ordered),
             trigger=opts.trigger,
             full=opts.probes is None,
             forced_active=opts.force_active and not (spec.active_probes and quiet is None),

@@ -252,8 +252,7 @@ def _apply_fixed(
         previous = row.state
         config_before = before.get(_id(row.id))
         changed = config_before is not None and config_after is not None and config_before != config_after
-        observed = run_rec.still_observed
-        still_there = None if observed is None else ident in observed
+        still_there = None if run_rec.observed is None else run_rec.observed.still_there(ident)
         detail: dict[str, Any] = {"probe": row.probe, "probe_run_id": run.id}
         if still_there or (changed and still_there is None):
             # The condition is (or may be) still there: the configuration stopped reporting it.

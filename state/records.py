@@ -60,6 +60,25 @@ class FindingRecord:
 
 
 @dataclass(frozen=True)
+class Observed:
+    """The conditions a probe run saw, reported or not: how a fix is told from a config change."""
+
+    checks: frozenset[str]  # the check ids this run can speak for
+    present: frozenset[tuple[str, str]]  # (check_id, key) still there
+    looked_at: frozenset[tuple[str, str]] | None = None  # of those checks, what was examined (None: all)
+
+    def still_there(self, ident: tuple[str, str]) -> bool | None:
+        """True: observed; False: looked for and not there; None: this run cannot say."""
+        if ident[0] not in self.checks:
+            return None
+        if ident in self.present:
+            return True
+        if self.looked_at is not None and ident not in self.looked_at:
+            return None
+        return False
+
+
+@dataclass(frozen=True)
 class ProbeRunRecord:
     probe: str
     status: RunStatus
@@ -70,9 +89,9 @@ class ProbeRunRecord:
     error_kind: str | None = None
     error: str | None = None
     skip_reason: str | None = None
-    # (check_id, key) of conditions this run still observed but did not report (an
-    # allow-list or declaration covers them); None: the probe cannot tell.
-    still_observed: frozenset[tuple[str, str]] | None = None
+    # What this run observed whether or not it reported it (an allow-list may cover a
+    # port still open); None: the probe cannot tell.
+    observed: Observed | None = None
 
 
 @dataclass(frozen=True)

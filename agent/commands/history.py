@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
             extra = f": {d['error']}" if d["error"] else ""
             print(f"{when}  scan #{d['scan_id']} {d['status']} ({d['trigger']}, {scope}){extra}")
         elif d["type"] == "third_party_scan":
-            print(f"{when}  third-party scan performed {d['performed']} by {d['by']}: {d['evidence']} "
-                  f"sha256 {d['sha256']}")
+            print(f"{when}  third-party scan by {d['by']}: {d['evidence']} sha256 {d['sha256']} "
+                  f"(performed {d['performed']})")
         else:
             print(f"{when}    {d['event']:<18} #{d['finding_id']:<5} {d['check_id']} {d['key']}  "
                   f"{d['from'] or '-'} -> {d['to']}{event_note(d['event'], d['detail'])}")

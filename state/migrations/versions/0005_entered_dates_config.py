@@ -28,12 +28,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("findings") as batch:
-        batch.add_column(sa.Column("accepted_until_entered", sa.String(64), nullable=True))
-    with op.batch_alter_table("external_scans") as batch:
-        batch.add_column(sa.Column("performed_entered", sa.String(64), nullable=True))
-    with op.batch_alter_table("scans") as batch:
-        batch.add_column(sa.Column("asset_config_hash", sa.String(128), nullable=True))
+    # Plain ADD COLUMN (nullable, no default): both databases do it in place, no table copy.
+    op.add_column("findings", sa.Column("accepted_until_entered", sa.String(64), nullable=True))
+    op.add_column("external_scans", sa.Column("performed_entered", sa.String(64), nullable=True))
+    op.add_column("scans", sa.Column("asset_config_hash", sa.String(128), nullable=True))
 
 
 def downgrade() -> None:
