@@ -233,7 +233,8 @@ class _Page:
         headers: list[tuple[str | Html, bool]] = [
             ("id", True), ("performed", False), ("performed_by", False), ("evidence", False), ("note", False)]
         table = self.table(headers, ([
-            _e(x.id), self.when(x.performed_at), _e(x.performed_by),
+            _e(x.id), _e(x.performed_entered) if x.performed_entered else self.when(x.performed_at),
+            _e(x.performed_by),
             Html(f'{_e(x.evidence_name)} ({x.evidence_size:,} B)<br><span class="key">sha256 '
                  f"{_e(x.evidence_sha256)}</span>"),
             _e(x.note or ""),

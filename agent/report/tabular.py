@@ -75,7 +75,8 @@ def _asset(a: AssetReport, lang: Lang) -> dict[str, Any]:
         "open_by_severity": a.open_by_severity(), "overdue": a.overdue, "cadence": _cadence(a.cadence),
         "scans": [_scan(s) for s in a.scans],
         "external_scans": [
-            {"id": x.id, "performed_at": iso(x.performed_at), "performed_by": x.performed_by,
+            {"id": x.id, "performed_at": x.performed_entered or iso(x.performed_at),
+             "performed_instant": iso(x.performed_at), "performed_by": x.performed_by,
              "recorded_at": iso(x.recorded_at), "evidence_name": x.evidence_name,
              "evidence_sha256": x.evidence_sha256, "evidence_size": x.evidence_size, "note": x.note}
             for x in a.external_scans
