@@ -237,19 +237,20 @@ def test_records_keep_dates_deadlines_and_config_changes(
         assert fixed["state"] == "fixed" and fixed["resolved_by_config"] is None
 
         # The digest and the report tell the two apart, with the hashes.
-        digest = {a["asset"]: a for a in cli.json(d8, "digest")["assets"]}["site"]
+        d8_later = d8 + timedelta(hours=1)  # the week ending after the scan that just finished
+        digest = {a["asset"]: a for a in cli.json(d8_later, "digest")["assets"]}["site"]
         assert [(x["id"], x["config_hash_before"], x["config_hash_after"]) for x in digest["resolved_by_config"]] \
             == [(resolved["id"], before, after)]
         assert [x["id"] for x in digest["fixed"]] == [fixed["id"]]
-        cli(d8, "digest", "--send")
+        cli(d8_later, "digest", "--send")
         sent = hook.messages()[-1]["message"]
         assert "本週因設定變更解除" in sent and f"#{resolved['id']}，設定 {before} → {after}" in sent
-        report = cli.json(d8, "report", "--from", local_day(d0), "--to", local_day(d8))
+        report = cli.json(d8_later, "report", "--from", local_day(d0), "--to", local_day(d8_later))
         by_id = {f["id"]: f for f in report["assets"][0]["findings"]}
         assert by_id[resolved["id"]]["state"] == "resolved_by_config"
         assert by_id[resolved["id"]]["config_change"] == {"config_hash_before": before, "config_hash_after": after}
         assert by_id[fixed["id"]]["state"] == "fixed" and by_id[fixed["id"]]["config_change"] is None
-        cli(d8, "report", "--from", local_day(d0), "--to", local_day(d8), "-o", str(html))
+        cli(d8_later, "report", "--from", local_day(d0), "--to", local_day(d8_later), "-o", str(html))
         page = html.read_text("utf-8")
         assert "因設定變更而解除" in page and f"{before} → {after}" in page
 
