@@ -59,6 +59,8 @@ def parse_entered(text: str, tz: str, option: str, *, end_of_day: bool = False) 
     try:
         if _DATE.fullmatch(raw):
             day = date.fromisoformat(raw)
+            if not EARLIEST.date() <= day < LATEST.date():
+                raise OverflowError(raw)
             start = day + timedelta(days=1) if end_of_day else day
             value = datetime.combine(start, time(0), ZoneInfo(tz))
         else:
@@ -70,7 +72,8 @@ def parse_entered(text: str, tz: str, option: str, *, end_of_day: bool = False) 
         raise UsageError(f"{option} {text!r} is out of range: posture takes dates from {RANGE_TEXT}") from None
     except ValueError:
         raise UsageError(f"{option} {text!r} is not an ISO 8601 date (2026-06-30) or date-time") from None
-    return Entered(raw, in_range(at, option, text), day)
+    # A calendar day in range stands as typed (its end may pass midnight UTC of 2100-01-01).
+    return Entered(raw, at if day is not None else in_range(at, option, text), day)
 
 
 def parse_when(text: str, tz: str, option: str, *, end_of_day: bool = False) -> datetime:

@@ -72,11 +72,13 @@ def deadline(
     clock restarts when it comes back.
     """
     days = policy.days_for(severity, kind)
+    if days is None:
+        return None  # a severity without a deadline (info) gets none from an end date either
     start = first_seen
     if reopened_at is not None and not policy.reopened_keeps_deadline:
         start = reopened_at
-    due = None if days is None else start + timedelta(days=days)
-    if ends_at is not None and ends_at > first_seen and (due is None or ends_at < due):
+    due = start + timedelta(days=days)
+    if ends_at is not None and ends_at > first_seen and ends_at < due:
         return ends_at
     return due
 

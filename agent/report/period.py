@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from agent.errors import UsageError
 from agent.report.model import Period
-from agent.when import RANGE_TEXT, in_range
+from agent.when import EARLIEST, LATEST, RANGE_TEXT, in_range
 
 
 def declaration_period(now: datetime, tz: str) -> Period:
@@ -43,14 +43,15 @@ def _parse(text: str, option: str, zone: ZoneInfo, *, end: bool) -> datetime:
             value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
             return in_range((value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC), option, text)
         day = date.fromisoformat(text.strip())
+        if not EARLIEST.date() <= day < LATEST.date():
+            raise OverflowError(text)
         if end:
             day += timedelta(days=1)
-        at = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+        return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
     except OverflowError:
         raise UsageError(f"{option} {text!r} is out of range: posture takes dates from {RANGE_TEXT}") from None
     except ValueError:
         raise UsageError(f"{option} {text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
-    return in_range(at, option, text)
 
 
 def resolve_period(since: str | None, until: str | None, now: datetime, tz: str) -> Period:

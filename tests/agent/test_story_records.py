@@ -260,3 +260,61 @@ def test_records_keep_dates_deadlines_and_config_changes(
         cli(d9, "scan", "--probe", "ports")
         back = cli.findings(d9)[(PORTS_CHECK, str(kept.port))]
         assert back["state"] == "reopened" and back["id"] == resolved["id"]
+
+
+# ---------------------------------------------------------------- 7. odd but valid input is bad input
+
+ODD = [
+    (["findings", "accept", "99999999999999999999", "--reason", "r", "--until", "2027-03-31"],
+     "'99999999999999999999'"),
+    (["findings", "accept", "1", "--reason", "r", "--until", "9999-12-31"], "'9999-12-31'"),
+    (["report", "--from", "0001-01-01"], "'0001-01-01'"),
+    (["history", "site", "--since", "0001-01-01"], "'0001-01-01'"),
+    (["prune", "--older-than", "99999y"], "'99999y'"),
+    (["prune", "--older-than", "99999999999999999999999h"], "'99999999999999999999999h'"),
+    (["record-scan", "site", "--date", "0001-01-01", "--by", "x", "--evidence", "{evidence}"], "'0001-01-01'"),
+    (["findings", "false-positive", "2147483648", "--reason", "r"], "'2147483648'"),
+    (["--now", "0001-01-01", "findings"], "'0001-01-01'"),
+    (["--now", "9999-12-31T23:59:59-12:00", "findings"], "'9999-12-31T23:59:59-12:00'"),
+]
+
+
+@pytest.mark.parametrize(("args", "named"), ODD)
+def test_odd_but_valid_input_exits_2_naming_the_value(tmp_path: Path, args: list[str], named: str) -> None:
+    """Through the real command line (a subprocess): one line on stderr, exit 2, the value named."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "posture.toml"
+    cfg.write_text('[[assets]]\nname = "site"\nurl = "https://www.records.test/"\n', "utf-8")
+    evidence = tmp_path / "report.pdf"
+    evidence.write_bytes(b"%PDF")
+    db = f"sqlite:///{tmp_path / 'posture.db'}"
+    prefix = ["--config", str(cfg), "--db", db]
+    if args[0] != "--now":
+        prefix += ["--now", "2026-12-04T10:00:00+08:00"]
+    filled = [a.format(evidence=evidence) for a in args]
+    proc = subprocess.run([sys.executable, "-m", "agent", *prefix, *filled], capture_output=True, text=True,
+                          env={**os.environ}, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and named in proc.stderr, proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_range_bounds_are_inclusive_of_real_dates() -> None:
+    from agent.errors import UsageError
+    from agent.when import LATEST, before, parse_entered, record_id
+
+    last = parse_entered("2099-12-31", "Asia/Taipei", "--until", end_of_day=True)
+    assert last.text == "2099-12-31" and last.at < LATEST
+    assert parse_entered("2099-12-31", "UTC", "--until", end_of_day=True).at == LATEST  # the whole last day
+    with pytest.raises(UsageError, match="'2100-01-01' is out of range"):
+        parse_entered("2100-01-01", "UTC", "--until")
+    with pytest.raises(UsageError, match="'1969-12-31' is out of range"):
+        parse_entered("1969-12-31", "Asia/Taipei", "--since")
+    assert parse_entered("1970-01-01T08:00:00+08:00", "UTC", "--since").at == datetime(1970, 1, 1, tzinfo=UTC)
+    assert record_id("2147483647") == 2147483647
+    assert before(datetime(2026, 1, 1, tzinfo=UTC), "56y", "--older-than") == datetime(1970, 1, 1, tzinfo=UTC)
+    with pytest.raises(UsageError, match="'57y'"):
+        before(datetime(2026, 1, 1, tzinfo=UTC), "57y", "--older-than")
