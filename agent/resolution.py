@@ -5,9 +5,10 @@ When it vanishes because the configuration that judges the asset changed (an all
 a declared control, a severity override, the asset kind, probe settings) it is
 ``resolved_by_config``. Two facts on every scan make the difference visible to storage:
 
-- :func:`asset_config_hash`: a hash of everything that decides what a scan of one asset
-  reports; the lifecycle compares the hash of the scan that last saw a finding with the
-  hash of the scan where it vanished.
+- :func:`probe_config_hash`: per probe run, a hash of what decides that probe's findings
+  on the asset; the lifecycle compares the hash of the run that last reported a finding
+  with the hash of the run where it vanished (a changed TLS threshold says nothing about
+  a fixed HSTS header). :func:`asset_config_hash` is the whole asset's, kept on the scan.
 - :func:`observed`: the conditions a probe run still observed whether or not it
   reported them (a port open but now allowed), and what it looked at (the ports scanned).
   ``None`` when the probe cannot say: then a vanished finding under a changed
@@ -26,6 +27,25 @@ from state.records import Observed
 if TYPE_CHECKING:
     from agent.targets import AssetSpec
     from probes.base import Target
+
+
+# Asset fields (besides kind and probe settings) that decide one probe's findings.
+_ASSET_FIELDS: dict[str, tuple[str, ...]] = {"ports": ("allowed_ports",), "edge": ("declared",)}
+
+
+def probe_config_hash(target: Target, probe: str, overrides: Mapping[str, str]) -> str:
+    """16 hex digits over what decides ``probe``'s findings on this asset: the kind, the
+    probe's settings (with the asset's own port list), the asset fields it reads (the
+    allow-list for ports, declared controls for edge) and severity overrides."""
+    fields = {name: getattr(target, name) for name in _ASSET_FIELDS.get(probe, ())}
+    doc = {
+        "kind": str(target.kind),
+        "settings": target.probe_settings(probe),
+        "fields": {k: sorted(v) if isinstance(v, frozenset) else v for k, v in fields.items()},
+        "severity": dict(sorted(overrides.items())),
+    }
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def asset_config_hash(spec: AssetSpec, settings: Mapping[str, Any], overrides: Mapping[str, str]) -> str:

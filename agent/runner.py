@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.resolution import asset_config_hash, observed
+from agent.resolution import asset_config_hash, observed, probe_config_hash
 from agent.targets import AssetSpec
 from probes.base import (
     AssetKind,
@@ -150,6 +150,7 @@ def _run_record(result: ProbeResult, started: datetime, finished: datetime, opts
         error=result.error.message if result.error else None,
         skip_reason=result.skip_reason,
         observed=observed(result.probe, result.observations, target),
+        config_hash=probe_config_hash(target, result.probe, opts.severity_overrides),
     )
 
 

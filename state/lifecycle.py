@@ -10,8 +10,8 @@ that ran OK in a COMPLETE or PARTIAL scan and no longer reports an open finding
 of its own proves it fixed. A probe that errored or was skipped, and a scan that
 failed or was interrupted, prove nothing.
 
-Resolved by configuration (issue 14): when the asset's configuration hash differs from
-the one of the scan that last saw the finding, and the probe still observed the condition
+Resolved by configuration (issue 14): when the configuration hash of the finding's probe
+differs from the one of the run that last reported it, and the probe still observed the condition
 (or cannot say whether it did), the finding is ``resolved_by_config``, not fixed; the
 event keeps both hashes. Reported again, it reopens like a fixed one.
 """
@@ -151,7 +151,7 @@ def finish_scan(session: Session, scan: ScanRow, rec: ScanRecord) -> StoredScan:
             started_at=aware(run.started_at, f"{run.probe}.started_at"),
             finished_at=aware(run.finished_at, f"{run.probe}.finished_at"),
             observations=dict(run.observations), error_kind=run.error_kind, error=run.error,
-            skip_reason=run.skip_reason,
+            skip_reason=run.skip_reason, config_hash=run.config_hash,
         )
         for run in rec.probe_runs
     ]
@@ -176,7 +176,7 @@ def finish_scan(session: Session, scan: ScanRow, rec: ScanRecord) -> StoredScan:
     if scan.status in CONCLUSIVE:
         ok_runs = {row.probe: (row, r) for row, r in zip(runs, rec.probe_runs, strict=True)
                    if row.status == RunStatus.OK}
-        _apply_fixed(session, scan_id, finished, ok_runs, reported, known, outcome, rec.asset_config_hash)
+        _apply_fixed(session, scan_id, finished, ok_runs, reported, known, outcome)
     session.flush()
     return StoredScan(
         scan_id=scan_id, finding_ids=outcome.finding_ids, opened=tuple(outcome.opened),
@@ -242,7 +242,6 @@ def _apply_fixed(
     reported: dict[tuple[str, str], tuple[FindingRecord, ProbeRunRow]],
     known: dict[tuple[str, str], FindingRow],
     outcome: _Outcome,
-    config_after: str | None,
 ) -> None:
     vanished = [(ident, row) for ident, row in known.items()
                 if row.probe in ok_runs and ident not in reported and row.state in NEEDS_FIX]
@@ -250,7 +249,7 @@ def _apply_fixed(
     for ident, row in vanished:
         run, run_rec = ok_runs[row.probe]
         previous = row.state
-        config_before = before.get(_id(row.id))
+        config_before, config_after = before.get(_id(row.id)), run_rec.config_hash
         changed = config_before is not None and config_after is not None and config_before != config_after
         still_there = None if run_rec.observed is None else run_rec.observed.still_there(ident)
         detail: dict[str, Any] = {"probe": row.probe, "probe_run_id": run.id}
@@ -272,7 +271,7 @@ def _apply_fixed(
 
 
 def _config_when_last_seen(session: Session, finding_ids: list[int]) -> dict[int, str | None]:
-    """finding id -> asset_config_hash of the latest scan that reported it."""
+    """finding id -> config hash of the probe run that last reported it."""
     if not finding_ids:
         return {}
     from sqlalchemy import func
@@ -284,7 +283,10 @@ def _config_when_last_seen(session: Session, finding_ids: list[int]) -> dict[int
         .subquery()
     )
     rows = session.execute(
-        select(latest.c.finding_id, ScanRow.asset_config_hash).join(ScanRow, col(ScanRow.id) == latest.c.scan_id)
+        select(latest.c.finding_id, ProbeRunRow.config_hash)
+        .join(OccurrenceRow, (col(OccurrenceRow.finding_id) == latest.c.finding_id)
+              & (col(OccurrenceRow.scan_id) == latest.c.scan_id))
+        .join(ProbeRunRow, col(ProbeRunRow.id) == OccurrenceRow.probe_run_id)
     )
     return {int(fid): h for fid, h in rows}
 

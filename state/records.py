@@ -92,6 +92,8 @@ class ProbeRunRecord:
     # What this run observed whether or not it reported it (an allow-list may cover a
     # port still open); None: the probe cannot tell.
     observed: Observed | None = None
+    # Hash of the configuration that decides this probe's findings on this asset.
+    config_hash: str | None = None
 
 
 @dataclass(frozen=True)

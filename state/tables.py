@@ -100,6 +100,9 @@ class ProbeRunRow(Base, table=True):
     error_kind: str | None = _text(64)
     error: str | None = _text()
     skip_reason: str | None = _text()
+    # What decides this probe's findings on this asset (its settings, allow-list, declarations,
+    # kind, overrides); None before revision 0005.
+    config_hash: str | None = _text(128)
 
 
 class FindingRow(Base, table=True):

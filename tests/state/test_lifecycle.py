@@ -247,8 +247,10 @@ def test_duplicate_identity_in_one_scan_is_one_finding(store: Store) -> None:
 PORT = finding("ports.unexpected_open", "3389", "high", port=3389)
 
 
-def _with_config(record: ScanRecord, asset_config_hash: str | None) -> ScanRecord:
-    return dataclasses.replace(record, asset_config_hash=asset_config_hash)
+def _with_config(record: ScanRecord, config_hash: str | None) -> ScanRecord:
+    """Every probe run (and the asset) judged under the configuration ``config_hash``."""
+    runs = tuple(dataclasses.replace(r, config_hash=config_hash) for r in record.probe_runs)
+    return dataclasses.replace(record, asset_config_hash=config_hash, probe_runs=runs)
 
 
 def _ports_run(*findings: FindingRecord, present: set[str], looked_at: set[str] | None) -> ProbeRunRecord:
@@ -326,3 +328,13 @@ def test_acceptance_keeps_the_date_as_entered(store: Store) -> None:
     info = store.finding(fid)
     assert info.accepted_until_entered == "2025-03-31" and info.accepted_until == T0 + 28 * DAY
     assert store.events(fid)[-1].detail["until_entered"] == "2025-03-31"
+
+
+def test_only_the_findings_probe_configuration_counts(store: Store) -> None:
+    """A changed TLS threshold says nothing about an HSTS header that is now sent: fixed."""
+    first = store.record_scan(scan(T0, [dataclasses.replace(run("http", HSTS), config_hash="http-a"),
+                                        dataclasses.replace(run("tls"), config_hash="tls-a")]))
+    hsts = first.finding_ids[("http.hsts.missing", "www.broker.test:443")]
+    store.record_scan(scan(T0 + DAY, [dataclasses.replace(run("http"), config_hash="http-a"),
+                                      dataclasses.replace(run("tls"), config_hash="tls-b")]))
+    assert store.finding(hsts).state == FindingState.FIXED

@@ -10,8 +10,9 @@ Create Date: 2026-12-04
   entered and comparisons still use the instant.
 - ``scans.asset_config_hash``: a hash of the configuration that decides what a scan of
   that asset reports (kind, allow-lists, declared controls, severity overrides, probe
-  settings). A finding that vanishes while it changed is resolved by configuration,
-  not fixed.
+  settings); ``probe_runs.config_hash`` the part of it that decides one probe's findings.
+  A finding that vanishes while its probe's hash changed (and the condition is still
+  observed, or the probe cannot tell) is resolved by configuration, not fixed.
 
 Nullable columns only: rows written before this revision keep their meaning.
 """
@@ -32,9 +33,12 @@ def upgrade() -> None:
     op.add_column("findings", sa.Column("accepted_until_entered", sa.String(64), nullable=True))
     op.add_column("external_scans", sa.Column("performed_entered", sa.String(64), nullable=True))
     op.add_column("scans", sa.Column("asset_config_hash", sa.String(128), nullable=True))
+    op.add_column("probe_runs", sa.Column("config_hash", sa.String(128), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("probe_runs") as batch:
+        batch.drop_column("config_hash")
     with op.batch_alter_table("scans") as batch:
         batch.drop_column("asset_config_hash")
     with op.batch_alter_table("external_scans") as batch:
