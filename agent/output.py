@@ -22,6 +22,11 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+def as_entered(entered: str | None, value: datetime | None) -> str | None:
+    """A date a person typed, exactly as typed (2027-03-31); older records, the instant."""
+    return entered if entered else iso(value)
+
+
 def use_colour(stream: TextIO) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 

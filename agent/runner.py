@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.resolution import asset_config_hash, observed, probe_config_hash
 from agent.targets import AssetSpec
 from probes.base import (
     AssetKind,
@@ -132,7 +133,7 @@ def finding_records(result: ProbeResult, catalog: Catalog, overrides: dict[str, 
 
 
 def _run_record(result: ProbeResult, started: datetime, finished: datetime, opts: ScanOptions,
-                catalog: Catalog) -> ProbeRunRecord:
+                catalog: Catalog, target: Target) -> ProbeRunRecord:
     try:
         findings = finding_records(result, catalog, opts.severity_overrides)
     except KeyError as exc:  # a probe named a check the catalog lacks: a bug, recorded as such
@@ -148,6 +149,8 @@ def _run_record(result: ProbeResult, started: datetime, finished: datetime, opts
         error_kind=result.error.kind.value if result.error else None,
         error=result.error.message if result.error else None,
         skip_reason=result.skip_reason,
+        observed=observed(result.probe, result.observations, target),
+        config_hash=probe_config_hash(target, result.probe, opts.severity_overrides),
     )
 
 
@@ -260,12 +263,13 @@ class Scanner:
             posture_version=opts.posture_version,
             catalog_version=self.catalog.version,
             config_hash=opts.config_hash,
-            probe_runs=tuple(_run_record(r, a, b, opts, self.catalog) for r, a, b in ordered),
+            probe_runs=tuple(_run_record(r, a, b, opts, self.catalog, target) for r, a, b in ordered),
             trigger=opts.trigger,
             full=opts.probes is None,
             forced_active=opts.force_active and not (spec.active_probes and quiet is None),
             dns=res.to_json(),
             error="interrupted before every probe finished" if interrupted else None,
+            asset_config_hash=asset_config_hash(spec, target.settings, opts.severity_overrides),
         )
         return ScanOutcome(spec, record, results, res)
 

@@ -24,7 +24,13 @@ def parse_now(text: str | None, tz: str) -> datetime | None:
         raise UsageError(f"--now {text!r} is not an ISO 8601 date or time") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(tz))
-    return value.astimezone(UTC)
+    try:
+        at = value.astimezone(UTC)
+    except OverflowError:
+        raise UsageError(f"--now {text!r} is out of range") from None
+    from agent.when import in_range
+
+    return in_range(at, "--now", text)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from schedules.remediation import Cadence, DeadlinePolicy, cadence, deadline
+from schedules.remediation import Cadence, DeadlinePolicy, breaks_at, cadence, deadline
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -27,12 +27,16 @@ def deadline_policy(cfg: Config) -> DeadlinePolicy:
         days={"critical": r.critical, "high": r.high, "medium": r.medium, "low": r.low, "info": r.info},
         per_kind={kind: {str(s): n for s, n in days.items()} for kind, days in r.kinds.items()},
         reopened_keeps_deadline=r.reopened_keeps_deadline,
+        timezone=cfg.agent.timezone,
     )
 
 
 def deadlines(store: Store, policy: DeadlinePolicy, findings: Iterable[FindingInfo],
               kinds: Mapping[str, str]) -> dict[int, datetime | None]:
-    """finding id -> its deadline (None: its severity has none). ``kinds``: asset name -> kind."""
+    """finding id -> its deadline (None: its severity has none). ``kinds``: asset name -> kind.
+
+    A finding whose evidence names when its condition breaks (a certificate's notAfter, an
+    end-of-life date, a bare date taken in the agent's time zone) is due no later than that."""
     rows = list(findings)
     reopened: dict[int, datetime] = {}
     if not policy.reopened_keeps_deadline:
@@ -40,7 +44,8 @@ def deadlines(store: Store, policy: DeadlinePolicy, findings: Iterable[FindingIn
 
         reopened = reopened_at(store, [f.id for f in rows if f.reopened_count])
     return {
-        f.id: deadline(policy, f.severity, f.first_seen, kind=kinds.get(f.asset), reopened_at=reopened.get(f.id))
+        f.id: deadline(policy, f.severity, f.first_seen, kind=kinds.get(f.asset), reopened_at=reopened.get(f.id),
+                       ends_at=breaks_at(f.evidence, policy.zone()))
         for f in rows
     }
 

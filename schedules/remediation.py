@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 DEFAULT_DAYS: Mapping[str, int | None] = {"critical": 7, "high": 30, "medium": 90, "low": 180, "info": None}
 
@@ -19,11 +19,40 @@ class DeadlinePolicy:
     days: Mapping[str, int | None] = field(default_factory=lambda: dict(DEFAULT_DAYS))
     per_kind: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     reopened_keeps_deadline: bool = True
+    timezone: str = "UTC"  # the agent's: an end-of-life *date* ends at its start there
+
+    def zone(self) -> tzinfo:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.timezone)
 
     def days_for(self, severity: str, kind: str | None = None) -> int | None:
         if kind and severity in self.per_kind.get(kind, {}):
             return self.per_kind[kind][severity]
         return self.days.get(severity)
+
+
+# Evidence fields that name when a finding's condition breaks something for good: a
+# certificate's notAfter (tls.cert.*), an end-of-life date (software.eol).
+BREAKS_AT_FIELDS = ("not_after", "end_date")
+
+
+def breaks_at(evidence: Mapping[str, object], tz: tzinfo = UTC) -> datetime | None:
+    """The earliest known end date in a finding's evidence (a bare date: its start in ``tz``)."""
+    found: list[datetime] = []
+    for name in BREAKS_AT_FIELDS:
+        text = evidence.get(name)
+        if not isinstance(text, str) or not text:
+            continue
+        try:
+            if len(text) == 10:
+                found.append(datetime.combine(date.fromisoformat(text), time(0), tz).astimezone(UTC))
+            else:
+                value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+                found.append(value if value.tzinfo else value.replace(tzinfo=UTC))
+        except (ValueError, OverflowError):
+            continue
+    return min(found, default=None)
 
 
 def deadline(
@@ -33,19 +62,25 @@ def deadline(
     *,
     kind: str | None = None,
     reopened_at: datetime | None = None,
+    ends_at: datetime | None = None,
 ) -> datetime | None:
-    """first_seen + days for the severity (None when the severity has no deadline).
+    """first_seen + days for the severity (None when the severity has no deadline), but never
+    later than ``ends_at``, when the condition breaks for good (a certificate's notAfter, an
+    end-of-life date) and that is after first_seen: a deadline after the outage is no deadline.
 
     A reopened finding keeps its original deadline unless the policy says the
     clock restarts when it comes back.
     """
     days = policy.days_for(severity, kind)
     if days is None:
-        return None
+        return None  # a severity without a deadline (info) gets none from an end date either
     start = first_seen
     if reopened_at is not None and not policy.reopened_keeps_deadline:
         start = reopened_at
-    return start + timedelta(days=days)
+    due = start + timedelta(days=days)
+    if ends_at is not None and ends_at > first_seen and ends_at < due:
+        return ends_at
+    return due
 
 
 def is_overdue(due: datetime | None, now: datetime) -> bool:

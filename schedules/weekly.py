@@ -13,6 +13,7 @@ from typing import Any, Protocol
 WEEK = timedelta(days=7)
 _NEW = ("opened", "reopened")
 _FIXED = ("fixed",)
+_CONFIG = ("resolved_by_config",)
 
 
 class EventLike(Protocol):
@@ -33,12 +34,14 @@ def week_window(end: datetime, length: timedelta = WEEK) -> tuple[datetime, date
 class Changes:
     new: tuple[int, ...] = ()  # finding ids opened or reopened in the window, first event first
     fixed: tuple[int, ...] = ()  # finding ids fixed in the window
+    resolved_by_config: tuple[int, ...] = ()  # gone because the configuration changed, not fixed
 
 
 def changes(events: Iterable[EventLike], since: datetime, until: datetime) -> Changes:
     """Findings that appeared or were fixed in [since, until); each finding once per list."""
     new: dict[int, None] = {}
     fixed: dict[int, None] = {}
+    config: dict[int, None] = {}
     for e in sorted(events, key=lambda e: e.at):
         if not since <= e.at < until:
             continue
@@ -46,7 +49,9 @@ def changes(events: Iterable[EventLike], since: datetime, until: datetime) -> Ch
             new.setdefault(e.finding_id)
         elif str(e.kind) in _FIXED:
             fixed.setdefault(e.finding_id)
-    return Changes(tuple(new), tuple(fixed))
+        elif str(e.kind) in _CONFIG:
+            config.setdefault(e.finding_id)
+    return Changes(tuple(new), tuple(fixed), tuple(config))
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 MAX_EVIDENCE_BYTES = 64 * 1024 * 1024  # a scan report, not an archive of the scanned site
 
 def _info(found: Any) -> ExternalScanInfo:
-    i, name, performed, by, recorded, ev_name, digest, size, note = found
+    i, name, performed, by, recorded, ev_name, digest, size, note, entered = found
     return ExternalScanInfo(id=int(i), asset=name, performed_at=performed, performed_by=by, recorded_at=recorded,
-                            evidence_name=ev_name, evidence_sha256=digest, evidence_size=int(size), note=note)
+                            evidence_name=ev_name, evidence_sha256=digest, evidence_size=int(size), note=note,
+                            performed_entered=entered)
 
 
 def _query() -> Any:
@@ -36,7 +37,7 @@ def _query() -> Any:
     columns: list[Any] = [
         ExternalScanRow.id, AssetRow.name, ExternalScanRow.performed_at, ExternalScanRow.performed_by,
         ExternalScanRow.recorded_at, ExternalScanRow.evidence_name, ExternalScanRow.evidence_sha256,
-        ExternalScanRow.evidence_size, ExternalScanRow.note,
+        ExternalScanRow.evidence_size, ExternalScanRow.note, ExternalScanRow.performed_entered,
     ]
     return sa_select(*columns).join(AssetRow, col(AssetRow.id) == ExternalScanRow.asset_id)
 
@@ -51,6 +52,7 @@ def record(
     evidence: bytes,
     recorded_at: datetime,
     note: str | None = None,
+    performed_entered: str | None = None,
 ) -> ExternalScanInfo:
     """Register a scan of ``asset`` (which must be stored already) with its report."""
     performed, recorded = aware(performed_at, "performed_at"), aware(recorded_at, "recorded_at")
@@ -72,6 +74,7 @@ def record(
             asset_id=asset_id, performed_at=performed, performed_by=performed_by.strip()[:255],
             recorded_at=recorded, evidence_name=evidence_name[:255], evidence_sha256=digest,
             evidence_size=len(evidence), evidence=evidence, note=note,
+            performed_entered=(performed_entered or "").strip()[:64] or None,
         )
         session.add(row)
         session.flush()

@@ -9,6 +9,11 @@ other is refreshed (last_seen, severity, evidence) and keeps its state. A probe
 that ran OK in a COMPLETE or PARTIAL scan and no longer reports an open finding
 of its own proves it fixed. A probe that errored or was skipped, and a scan that
 failed or was interrupted, prove nothing.
+
+Resolved by configuration (issue 14): when the configuration hash of the finding's probe
+differs from the one of the run that last reported it, and the probe still observed the condition
+(or cannot say whether it did), the finding is ``resolved_by_config``, not fixed; the
+event keeps both hashes. Reported again, it reopens like a fixed one.
 """
 
 from __future__ import annotations
@@ -21,11 +26,22 @@ from sqlmodel import Session, col, select
 
 from state.coltypes import as_utc
 from state.errors import InvalidRequest, InvalidTransition, NotFound
-from state.records import AssetRecord, FindingRecord, FindingState, RunStatus, ScanRecord, ScanStatus, Trigger
+from state.records import (
+    AssetRecord,
+    FindingRecord,
+    FindingState,
+    ProbeRunRecord,
+    RunStatus,
+    ScanRecord,
+    ScanStatus,
+    Trigger,
+)
 from state.tables import AssetRow, EventRow, FindingRow, OccurrenceRow, ProbeRunRow, ScanRow, metadata
 from state.views import EventKind, StoredScan
 
 NEEDS_FIX = (FindingState.OPEN, FindingState.REOPENED)
+# States a finding leaves for good unless a scan reports it again (then it reopens).
+CLOSED = (FindingState.FIXED, FindingState.RESOLVED_BY_CONFIG)
 # Only these scans can prove a finding fixed; the others stopped before their probes could.
 CONCLUSIVE = (ScanStatus.COMPLETE, ScanStatus.PARTIAL)
 
@@ -70,6 +86,7 @@ class ScanHeader:
     posture_version: str
     catalog_version: str
     config_hash: str
+    asset_config_hash: str | None = None
 
 
 def begin_scan(session: Session, asset: AssetRecord, header: ScanHeader) -> ScanRow:
@@ -79,7 +96,7 @@ def begin_scan(session: Session, asset: AssetRecord, header: ScanHeader) -> Scan
         asset_id=_id(asset_row.id), status=ScanStatus.RUNNING, trigger=Trigger(header.trigger),
         full=header.full, forced_active=header.forced_active, started_at=started, finished_at=None,
         posture_version=header.posture_version, catalog_version=header.catalog_version,
-        config_hash=header.config_hash, dns={}, error=None,
+        config_hash=header.config_hash, asset_config_hash=header.asset_config_hash, dns={}, error=None,
     )
     session.add(scan)
     session.flush()
@@ -108,6 +125,7 @@ class _Outcome:
     opened: list[int] = field(default_factory=list)
     reopened: list[int] = field(default_factory=list)
     fixed: list[int] = field(default_factory=list)
+    resolved_by_config: list[int] = field(default_factory=list)
     expired: list[int] = field(default_factory=list)
     seen_again: list[int] = field(default_factory=list)
 
@@ -125,6 +143,7 @@ def finish_scan(session: Session, scan: ScanRow, rec: ScanRecord) -> StoredScan:
     scan.trigger, scan.full, scan.forced_active = Trigger(rec.trigger), rec.full, rec.forced_active
     scan.posture_version, scan.catalog_version = rec.posture_version, rec.catalog_version
     scan.config_hash, scan.dns, scan.error = rec.config_hash, dict(rec.dns), rec.error
+    scan.asset_config_hash = rec.asset_config_hash
 
     runs = [
         ProbeRunRow(
@@ -132,7 +151,7 @@ def finish_scan(session: Session, scan: ScanRow, rec: ScanRecord) -> StoredScan:
             started_at=aware(run.started_at, f"{run.probe}.started_at"),
             finished_at=aware(run.finished_at, f"{run.probe}.finished_at"),
             observations=dict(run.observations), error_kind=run.error_kind, error=run.error,
-            skip_reason=run.skip_reason,
+            skip_reason=run.skip_reason, config_hash=run.config_hash,
         )
         for run in rec.probe_runs
     ]
@@ -155,12 +174,14 @@ def finish_scan(session: Session, scan: ScanRow, rec: ScanRecord) -> StoredScan:
     outcome.expired = expire_acceptances(session, finished, asset_id=asset_id, scan_id=scan_id)
     _apply_reported(session, scan_id, asset_id, finished, reported, known, outcome)
     if scan.status in CONCLUSIVE:
-        ok_runs = {row.probe: row for row in runs if row.status == RunStatus.OK}
+        ok_runs = {row.probe: (row, r) for row, r in zip(runs, rec.probe_runs, strict=True)
+                   if row.status == RunStatus.OK}
         _apply_fixed(session, scan_id, finished, ok_runs, reported, known, outcome)
     session.flush()
     return StoredScan(
         scan_id=scan_id, finding_ids=outcome.finding_ids, opened=tuple(outcome.opened),
-        reopened=tuple(outcome.reopened), fixed=tuple(outcome.fixed), expired=tuple(outcome.expired),
+        reopened=tuple(outcome.reopened), fixed=tuple(outcome.fixed),
+        resolved_by_config=tuple(outcome.resolved_by_config), expired=tuple(outcome.expired),
         seen_again=tuple(outcome.seen_again),
     )
 
@@ -188,8 +209,8 @@ def _apply_reported(
             known[ident] = row
             events.append((row, EventKind.OPENED, None, {"severity": row.severity}))
             continue
-        if row.state == FindingState.FIXED:
-            events.append((row, EventKind.REOPENED, FindingState.FIXED,
+        if row.state in CLOSED:
+            events.append((row, EventKind.REOPENED, row.state,
                            {"severity": str(finding.severity), "fixed_at": _iso(row.fixed_at)}))
             row.state, row.fixed_at = FindingState.REOPENED, None
             row.reopened_count += 1
@@ -217,21 +238,57 @@ def _apply_fixed(
     session: Session,
     scan_id: int,
     at: datetime,
-    ok_runs: dict[str, ProbeRunRow],
+    ok_runs: dict[str, tuple[ProbeRunRow, ProbeRunRecord]],
     reported: dict[tuple[str, str], tuple[FindingRecord, ProbeRunRow]],
     known: dict[tuple[str, str], FindingRow],
     outcome: _Outcome,
 ) -> None:
-    for ident, row in known.items():
-        run = ok_runs.get(row.probe)
-        if run is None or ident in reported or row.state not in NEEDS_FIX:
-            continue
+    vanished = [(ident, row) for ident, row in known.items()
+                if row.probe in ok_runs and ident not in reported and row.state in NEEDS_FIX]
+    before = _config_when_last_seen(session, [_id(row.id) for _, row in vanished])
+    for ident, row in vanished:
+        run, run_rec = ok_runs[row.probe]
         previous = row.state
-        row.state, row.fixed_at = FindingState.FIXED, at
-        outcome.fixed.append(_id(row.id))
-        session.add(EventRow(finding_id=_id(row.id), scan_id=scan_id, at=at, kind=EventKind.FIXED,
-                             from_state=previous, to_state=FindingState.FIXED,
-                             detail={"probe": row.probe, "probe_run_id": run.id}))
+        config_before, config_after = before.get(_id(row.id)), run_rec.config_hash
+        changed = config_before is not None and config_after is not None and config_before != config_after
+        still_there = None if run_rec.observed is None else run_rec.observed.still_there(ident)
+        detail: dict[str, Any] = {"probe": row.probe, "probe_run_id": run.id}
+        if still_there or (changed and still_there is None):
+            # The condition is (or may be) still there: the configuration stopped reporting it.
+            detail |= {"config_hash_before": config_before, "config_hash_after": config_after,
+                       "condition_still_observed": still_there}
+            row.state, row.fixed_at = FindingState.RESOLVED_BY_CONFIG, at
+            outcome.resolved_by_config.append(_id(row.id))
+            kind = EventKind.RESOLVED_BY_CONFIG
+        else:
+            if changed:  # observed gone: a fix, even though the configuration changed too
+                detail |= {"config_hash_before": config_before, "config_hash_after": config_after}
+            row.state, row.fixed_at = FindingState.FIXED, at
+            outcome.fixed.append(_id(row.id))
+            kind = EventKind.FIXED
+        session.add(EventRow(finding_id=_id(row.id), scan_id=scan_id, at=at, kind=kind,
+                             from_state=previous, to_state=row.state, detail=detail))
+
+
+def _config_when_last_seen(session: Session, finding_ids: list[int]) -> dict[int, str | None]:
+    """finding id -> config hash of the probe run that last reported it."""
+    if not finding_ids:
+        return {}
+    from sqlalchemy import func
+
+    latest = (
+        select(OccurrenceRow.finding_id, func.max(OccurrenceRow.scan_id).label("scan_id"))
+        .where(col(OccurrenceRow.finding_id).in_(finding_ids))
+        .group_by(col(OccurrenceRow.finding_id))
+        .subquery()
+    )
+    rows = session.execute(
+        select(latest.c.finding_id, ProbeRunRow.config_hash)
+        .join(OccurrenceRow, (col(OccurrenceRow.finding_id) == latest.c.finding_id)
+              & (col(OccurrenceRow.scan_id) == latest.c.scan_id))
+        .join(ProbeRunRow, col(ProbeRunRow.id) == OccurrenceRow.probe_run_id)
+    )
+    return {int(fid): h for fid, h in rows}
 
 
 def expire_acceptances(
@@ -251,7 +308,9 @@ def expire_acceptances(
                              kind=EventKind.ACCEPTANCE_EXPIRED, from_state=FindingState.ACCEPTED,
                              to_state=FindingState.OPEN,
                              detail={"until": _iso(row.accepted_until), "reason": row.accepted_reason,
-                                     "by": row.accepted_by}))
+                                     "by": row.accepted_by,
+                                     **({"until_entered": row.accepted_until_entered}
+                                        if row.accepted_until_entered else {})}))
     return expired
 
 
@@ -268,20 +327,25 @@ def _required(value: str, name: str) -> str:
     return value.strip()
 
 
-def accept(session: Session, finding_id: int, reason: str, by: str, until: datetime, at: datetime) -> None:
+def accept(session: Session, finding_id: int, reason: str, by: str, until: datetime, at: datetime,
+           until_entered: str | None = None) -> None:
+    """``until_entered``: the end as the person typed it (a calendar date), shown in every output."""
     row = _decision_target(session, finding_id)
     until, at = aware(until, "until"), aware(at, "at")
-    if row.state == FindingState.FIXED:
-        raise InvalidTransition(f"finding {finding_id} is fixed: there is no risk left to accept")
+    if row.state in CLOSED:
+        raise InvalidTransition(f"finding {finding_id} is {row.state.value}: there is no risk left to accept")
     if until <= at:
         raise InvalidRequest(f"acceptance must end after it starts ({until.isoformat()} <= {at.isoformat()})")
     reason, by = _required(reason, "reason"), _required(by, "by")
     previous = row.state
     row.state = FindingState.ACCEPTED
     row.accepted_reason, row.accepted_by, row.accepted_until = reason, by, until
+    entered = (until_entered or "").strip()[:64] or None
+    row.accepted_until_entered = entered
     session.add(EventRow(finding_id=finding_id, scan_id=None, at=at, kind=EventKind.ACCEPTED,
                          from_state=previous, to_state=FindingState.ACCEPTED,
-                         detail={"reason": reason, "by": by, "until": until.isoformat()}))
+                         detail={"reason": reason, "by": by, "until": until.isoformat(),
+                                 **({"until_entered": entered} if entered else {})}))
 
 
 def mark_false_positive(session: Session, finding_id: int, reason: str, by: str, at: datetime) -> None:

@@ -29,6 +29,7 @@ _FILTER_STATES: dict[FindingFilter, tuple[FindingState, ...]] = {
     FindingFilter.FIXED: (FindingState.FIXED,),
     FindingFilter.ACCEPTED: (FindingState.ACCEPTED,),
     FindingFilter.FALSE_POSITIVE: (FindingState.FALSE_POSITIVE,),
+    FindingFilter.RESOLVED_BY_CONFIG: (FindingState.RESOLVED_BY_CONFIG,),
 }
 
 
@@ -48,7 +49,7 @@ def scan_info(row: ScanRow, asset: str) -> ScanInfo:
         full=row.full, forced_active=row.forced_active, started_at=row.started_at,
         finished_at=row.finished_at, posture_version=row.posture_version,
         catalog_version=row.catalog_version, config_hash=row.config_hash, dns=dict(row.dns),
-        error=row.error,
+        error=row.error, asset_config_hash=row.asset_config_hash,
     )
 
 
@@ -58,7 +59,8 @@ def finding_info(row: FindingRow, asset: str) -> FindingInfo:
         probe=row.probe, severity=row.severity, state=row.state, first_seen=row.first_seen,
         last_seen=row.last_seen, fixed_at=row.fixed_at, reopened_count=row.reopened_count,
         evidence=dict(row.evidence), accepted_reason=row.accepted_reason, accepted_by=row.accepted_by,
-        accepted_until=row.accepted_until, false_positive_reason=row.false_positive_reason,
+        accepted_until=row.accepted_until, accepted_until_entered=row.accepted_until_entered,
+        false_positive_reason=row.false_positive_reason,
         false_positive_by=row.false_positive_by,
     )
 

@@ -33,6 +33,9 @@ class FindingState(enum.StrEnum):
     REOPENED = "reopened"
     ACCEPTED = "accepted"
     FALSE_POSITIVE = "false_positive"
+    # Gone because the asset's configuration changed (an allow-list, a declared control, an
+    # override, the kind, probe settings) while the condition was still there: not fixed.
+    RESOLVED_BY_CONFIG = "resolved_by_config"
 
 
 class Trigger(enum.StrEnum):
@@ -57,6 +60,25 @@ class FindingRecord:
 
 
 @dataclass(frozen=True)
+class Observed:
+    """The conditions a probe run saw, reported or not: how a fix is told from a config change."""
+
+    checks: frozenset[str]  # the check ids this run can speak for
+    present: frozenset[tuple[str, str]]  # (check_id, key) still there
+    looked_at: frozenset[tuple[str, str]] | None = None  # of those checks, what was examined (None: all)
+
+    def still_there(self, ident: tuple[str, str]) -> bool | None:
+        """True: observed; False: looked for and not there; None: this run cannot say."""
+        if ident[0] not in self.checks:
+            return None
+        if ident in self.present:
+            return True
+        if self.looked_at is not None and ident not in self.looked_at:
+            return None
+        return False
+
+
+@dataclass(frozen=True)
 class ProbeRunRecord:
     probe: str
     status: RunStatus
@@ -67,6 +89,11 @@ class ProbeRunRecord:
     error_kind: str | None = None
     error: str | None = None
     skip_reason: str | None = None
+    # What this run observed whether or not it reported it (an allow-list may cover a
+    # port still open); None: the probe cannot tell.
+    observed: Observed | None = None
+    # Hash of the configuration that decides this probe's findings on this asset.
+    config_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,3 +111,6 @@ class ScanRecord:
     forced_active: bool = False
     dns: dict[str, Any] = field(default_factory=dict)
     error: str | None = None  # scan-level error (e.g. DNS failure), one line
+    # Hash of what decides this asset's findings; a change between scans is how a finding
+    # that vanished is told apart: resolved by configuration, not fixed.
+    asset_config_hash: str | None = None

@@ -173,11 +173,12 @@ class Store:
 
     # -- people's decisions ---------------------------------------------------------
 
-    def accept(self, finding_id: int, reason: str, by: str, until: datetime, at: datetime) -> None:
+    def accept(self, finding_id: int, reason: str, by: str, until: datetime, at: datetime,
+               until_entered: str | None = None) -> None:
         """Accept the risk until ``until``; it reopens by itself when that passes."""
         self._write(
             f"cannot accept finding {finding_id}",
-            lambda s: lifecycle.accept(s, finding_id, reason, by, until, at),
+            lambda s: lifecycle.accept(s, finding_id, reason, by, until, at, until_entered),
         )
 
     def mark_false_positive(self, finding_id: int, reason: str, by: str, at: datetime) -> None:

@@ -79,6 +79,9 @@ class ScanRow(Base, table=True):
     posture_version: str = Field(sa_column=Column(String(64), nullable=False))
     catalog_version: str = Field(sa_column=Column(String(64), nullable=False))
     config_hash: str = Field(sa_column=Column(String(128), nullable=False))
+    # What decides this asset's findings (kind, allow-lists, declarations, overrides, probe
+    # settings); None before revision 0005.
+    asset_config_hash: str | None = _text(128)
     dns: dict[str, Any] = _json()
     error: str | None = _text()
 
@@ -97,6 +100,9 @@ class ProbeRunRow(Base, table=True):
     error_kind: str | None = _text(64)
     error: str | None = _text()
     skip_reason: str | None = _text()
+    # What decides this probe's findings on this asset (its settings, allow-list, declarations,
+    # kind, overrides); None before revision 0005.
+    config_hash: str | None = _text(128)
 
 
 class FindingRow(Base, table=True):
@@ -124,6 +130,7 @@ class FindingRow(Base, table=True):
     accepted_reason: str | None = _text()
     accepted_by: str | None = _text(255)
     accepted_until: datetime | None = _at(nullable=True)
+    accepted_until_entered: str | None = _text(64)  # as the person typed it: 2027-03-31
     false_positive_reason: str | None = _text()
     false_positive_by: str | None = _text(255)
     evidence: dict[str, Any] = _json()

@@ -48,3 +48,4 @@ class ExternalScanInfo:
     evidence_sha256: str
     evidence_size: int
     note: str | None
+    performed_entered: str | None = None  # the date as typed (2026-11-15); performed_at is its instant

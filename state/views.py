@@ -23,6 +23,7 @@ class EventKind(enum.StrEnum):
     ACCEPTANCE_EXPIRED = "acceptance_expired"
     FALSE_POSITIVE = "false_positive"
     NOTE = "note"
+    RESOLVED_BY_CONFIG = "resolved_by_config"  # gone because the configuration changed, not fixed
 
 
 class FindingFilter(enum.StrEnum):
@@ -30,6 +31,7 @@ class FindingFilter(enum.StrEnum):
     FIXED = "fixed"
     ACCEPTED = "accepted"
     FALSE_POSITIVE = "false_positive"
+    RESOLVED_BY_CONFIG = "resolved_by_config"
     ALL = "all"
 
 
@@ -64,6 +66,7 @@ class ScanInfo:
     config_hash: str
     dns: dict[str, Any]
     error: str | None
+    asset_config_hash: str | None = None  # what decides this asset's findings (None before 0005)
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class FindingInfo:
     accepted_reason: str | None = None
     accepted_by: str | None = None
     accepted_until: datetime | None = None
+    accepted_until_entered: str | None = None  # as typed (2027-03-31); None before revision 0005
     false_positive_reason: str | None = None
     false_positive_by: str | None = None
 
@@ -153,5 +157,6 @@ class StoredScan:
     opened: tuple[int, ...] = ()  # new findings (alert material)
     reopened: tuple[int, ...] = ()
     fixed: tuple[int, ...] = ()
+    resolved_by_config: tuple[int, ...] = ()  # vanished because the asset's configuration changed
     expired: tuple[int, ...] = ()  # acceptances that lapsed by this scan's time
     seen_again: tuple[int, ...] = ()  # already known, reported again (any state but fixed)

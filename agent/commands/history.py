@@ -35,7 +35,7 @@ def asset_name(session: Any, text: str, known: set[str]) -> str:
 
 
 def entries(store: Any, name: str, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
-    from agent.output import iso
+    from agent.output import as_entered, iso
     from state.external_scans import scans as external
 
     out: list[tuple[datetime, int, dict[str, Any]]] = []
@@ -45,7 +45,7 @@ def entries(store: Any, name: str, since: datetime | None, until: datetime | Non
             out.append((h.at, 0, {"at": iso(h.at), "type": "scan", "scan_id": s.id, "status": s.status.value,
                                   "trigger": s.trigger.value, "full": s.full, "finished_at": iso(s.finished_at),
                                   "posture_version": s.posture_version, "config_hash": s.config_hash,
-                                  "error": s.error}))
+                                  "asset_config_hash": s.asset_config_hash, "error": s.error}))
         elif h.event is not None:
             e = h.event
             out.append((h.at, 1, {"at": iso(h.at), "type": "event", "event": e.kind.value, "finding_id": e.finding_id,
@@ -56,6 +56,7 @@ def entries(store: Any, name: str, since: datetime | None, until: datetime | Non
         if (since is None or x.performed_at >= since) and (until is None or x.performed_at < until):
             out.append((x.performed_at, 0, {
                 "at": iso(x.performed_at), "type": "third_party_scan", "id": x.id, "by": x.performed_by,
+                "performed": as_entered(x.performed_entered, x.performed_at),
                 "evidence": x.evidence_name, "sha256": x.evidence_sha256, "size": x.evidence_size,
                 "recorded_at": iso(x.recorded_at), "note": x.note}))
     out.sort(key=lambda t: (t[0], t[1]))
@@ -86,10 +87,26 @@ def run(args: argparse.Namespace) -> int:
             extra = f": {d['error']}" if d["error"] else ""
             print(f"{when}  scan #{d['scan_id']} {d['status']} ({d['trigger']}, {scope}){extra}")
         elif d["type"] == "third_party_scan":
-            print(f"{when}  third-party scan by {d['by']}: {d['evidence']} sha256 {d['sha256']}")
+            print(f"{when}  third-party scan by {d['by']}: {d['evidence']} sha256 {d['sha256']} "
+                  f"(performed {d['performed']})")
         else:
-            change = f"{d['from'] or '-'} -> {d['to']}"
-            why = d["detail"].get("reason")
-            print(f"{when}    {d['event']:<18} #{d['finding_id']:<5} {d['check_id']} {d['key']}  {change}"
-                  + (f"  ({why})" if why else ""))
+            print(f"{when}    {d['event']:<18} #{d['finding_id']:<5} {d['check_id']} {d['key']}  "
+                  f"{d['from'] or '-'} -> {d['to']}{event_note(d['event'], d['detail'])}")
     return 0
+
+
+def event_note(kind: str, detail: dict[str, Any]) -> str:
+    """What an event adds in one line: a decision's reason and date as typed, a config change."""
+    parts = []
+    until = detail.get("until_entered") or detail.get("until")
+    if kind in ("accepted", "acceptance_expired") and until:
+        parts.append(f"until {until}")
+    if detail.get("reason"):
+        parts.append(str(detail["reason"]))
+    if "config_hash_before" in detail:
+        before, after = detail.get("config_hash_before") or "unknown", detail.get("config_hash_after") or "unknown"
+        seen = detail.get("condition_still_observed")
+        what = ("still observed" if seen else "no longer observed" if seen is False
+                else "not observable by the probe")
+        parts.append(f"configuration {before} -> {after}, condition {what}")
+    return f"  ({'; '.join(parts)})" if parts else ""

@@ -26,15 +26,16 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agent.commands.history import asset_name
-    from agent.output import dump_json, iso
+    from agent.output import as_entered, dump_json, iso
     from agent.runner import asset_record
     from agent.session import Session
-    from agent.when import parse_when
+    from agent.when import parse_entered
     from state.external_scans import MAX_EVIDENCE_BYTES, record
 
     session = Session.from_args(args)
     tz = session.config.agent.timezone
-    performed = parse_when(args.date, tz, "--date")
+    entered = parse_entered(args.date, tz, "--date")
+    performed = entered.at
     now = session.clock_now()
     if performed > now:
         raise UsageError(f"--date {args.date} is in the future")
@@ -51,12 +52,16 @@ def run(args: argparse.Namespace) -> int:
         if spec is not None:
             store.upsert_asset(asset_record(spec), now)
         info = record(store, name, performed_at=performed, performed_by=args.by, evidence_name=path.name,
-                      evidence=data, recorded_at=now, note=args.note)
+                      evidence=data, recorded_at=now, note=args.note,
+                      performed_entered=entered.text)
     if args.format == "json":
-        dump_json({"id": info.id, "asset": info.asset, "performed_at": iso(info.performed_at),
+        dump_json({"id": info.id, "asset": info.asset,
+                   "performed_at": as_entered(info.performed_entered, info.performed_at),
+                   "performed_instant": iso(info.performed_at),
                    "performed_by": info.performed_by, "evidence": info.evidence_name,
                    "sha256": info.evidence_sha256, "size": info.evidence_size, "recorded_at": iso(info.recorded_at)})
     else:
-        print(f"recorded third-party scan #{info.id} of {info.asset} performed {iso(info.performed_at)} by "
+        shown = as_entered(info.performed_entered, info.performed_at)
+        print(f"recorded third-party scan #{info.id} of {info.asset} performed {shown} by "
               f"{info.performed_by}: {info.evidence_name} ({info.evidence_size} bytes, sha256 {info.evidence_sha256})")
     return 0

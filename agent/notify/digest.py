@@ -38,14 +38,21 @@ class Line:
     title_en: str
     title_zh: str
     due: datetime | None
+    until: str | None = None  # accepted: the end date as the person typed it
+    config: tuple[str | None, str | None] | None = None  # resolved by configuration: hashes before, after
 
     def title(self, lang: str) -> str:
         return self.title_zh if i18n.lang_of(lang) == "zh-TW" else self.title_en
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "check_id": self.check_id, "key": self.key, "severity": self.severity,
-                "state": self.state, "title": self.title_en, "title_zh": self.title_zh,
-                "due": None if self.due is None else self.due.isoformat()}
+        out = {"id": self.id, "check_id": self.check_id, "key": self.key, "severity": self.severity,
+               "state": self.state, "title": self.title_en, "title_zh": self.title_zh,
+               "due": None if self.due is None else self.due.isoformat()}
+        if self.until is not None:
+            out["accepted_until"] = self.until
+        if self.config is not None:
+            out["config_hash_before"], out["config_hash_after"] = self.config
+        return out
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,9 @@ class AssetDigest:
     kind: str
     new: tuple[Line, ...]
     fixed: tuple[Line, ...]
+    resolved_by_config: tuple[Line, ...]
+    accepted: tuple[Line, ...]
+    last_external_entered: str | None
     open_by_severity: Mapping[str, int]
     overdue: tuple[Line, ...]
     due_soon: tuple[Line, ...]
@@ -66,6 +76,8 @@ class AssetDigest:
         return {
             "asset": self.name, "url": self.url, "kind": self.kind,
             "new": [x.to_json() for x in self.new], "fixed": [x.to_json() for x in self.fixed],
+            "resolved_by_config": [x.to_json() for x in self.resolved_by_config],
+            "accepted": [x.to_json() for x in self.accepted],
             "open_by_severity": dict(self.open_by_severity),
             "overdue": [x.to_json() for x in self.overdue], "due_soon": [x.to_json() for x in self.due_soon],
             "certificates_expiring": [
@@ -77,7 +89,7 @@ class AssetDigest:
                 "last_complete": None if c.last_complete is None else c.last_complete.isoformat(),
                 "last_scan": None if self.cadence.last_scan is None else self.cadence.last_scan.isoformat(),
                 "last_third_party_scan": None if self.cadence.last_external is None
-                else self.cadence.last_external.isoformat(),
+                else self.last_external_entered or self.cadence.last_external.isoformat(),
             },
         }
 
@@ -93,6 +105,7 @@ class Digest:
         return {
             "new": sum(len(a.new) for a in self.assets),
             "fixed": sum(len(a.fixed) for a in self.assets),
+            "resolved_by_config": sum(len(a.resolved_by_config) for a in self.assets),
             "open": sum(sum(a.open_by_severity.values()) for a in self.assets),
             "overdue": sum(len(a.overdue) for a in self.assets),
             "due_soon": sum(len(a.due_soon) for a in self.assets),
@@ -110,7 +123,7 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
           stored: Mapping[str, AssetInfo] | None = None) -> Digest:
     """The digest of the configured assets for the week ending at ``now``."""
     from agent.tracking import cadences, deadline_policy, deadlines
-    from state import evidence
+    from state import evidence, external_scans
     from state.lifecycle import NEEDS_FIX
     from state.tracking import latest_runs
     from state.views import AssetInfo, FindingFilter
@@ -128,10 +141,16 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
     tls = latest_runs(store, "tls", [n for n in infos if n in known])
     warn_days = cfg.tls.expiry_warning_days
 
-    def line(f: FindingInfo) -> Line:
+    def line(f: FindingInfo, config: tuple[str | None, str | None] | None = None) -> Line:
         check = catalog.checks.get(f.check_id)
+        until = None
+        if f.state.value == "accepted":
+            until = f.accepted_until_entered or (None if f.accepted_until is None else f.accepted_until.isoformat())
         return Line(f.id, f.check_id, f.key, f.severity, f.state.value, check.title_en if check else f.check_id,
-                    check.title_zh if check else f.check_id, due.get(f.id))
+                    check.title_zh if check else f.check_id, due.get(f.id), until, config)
+
+    # The newest third-party scan of each asset, its date as the person entered it.
+    external_entered = {x.asset: x.performed_entered for x in external_scans.scans(store)}
 
     # One query for the week's events and one pass over the findings, not one of each per asset:
     # 500 assets' histories took a second on SQLite and three on PostgreSQL (bench/gen_history.py).
@@ -148,6 +167,8 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
         mine = by_asset.get(name, [])
         events = week_events.get(name, []) if name in known else []
         week = changes(events, start, end)
+        config_hashes = {e.finding_id: (e.detail.get("config_hash_before"), e.detail.get("config_hash_after"))
+                         for e in events if e.kind.value == "resolved_by_config"}
         open_now = sorted((f for f in mine if f.id in due), key=_rank)
         states = {f.id: due_state(due[f.id], now) for f in open_now}
         counts = {s: sum(1 for f in open_now if f.severity == s) for s in SEVERITIES}
@@ -156,6 +177,10 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
             name=name, url=spec.url.normalised, kind=spec.kind,
             new=tuple(line(by_id[i]) for i in week.new if i in by_id),
             fixed=tuple(line(by_id[i]) for i in week.fixed if i in by_id),
+            resolved_by_config=tuple(line(by_id[i], config_hashes.get(i)) for i in week.resolved_by_config
+                                     if i in by_id),
+            accepted=tuple(line(f) for f in sorted(mine, key=_rank) if f.state.value == "accepted"),
+            last_external_entered=external_entered.get(name),
             open_by_severity={s: n for s, n in counts.items() if n},
             overdue=tuple(line(f) for f in open_now if states[f.id] is DueState.OVERDUE),
             due_soon=tuple(line(f) for f in open_now if states[f.id] is DueState.SOON),
@@ -178,6 +203,17 @@ def _finding(lang: str, x: Line, tz: str, with_due: bool) -> str:
         return i18n.t(lang, "due_line", sev=sev, title=x.title(lang), check=x.check_id, key=x.key, id=x.id,
                       due=i18n.day(x.due, tz, lang))
     return i18n.t(lang, "finding_line", sev=sev, title=x.title(lang), check=x.check_id, key=x.key, id=x.id)
+
+
+def _config(lang: str, x: Line) -> str:
+    before, after = x.config or (None, None)
+    return i18n.t(lang, "config_line", sev=i18n.severity(lang, x.severity), title=x.title(lang),
+                  check=x.check_id, key=x.key, id=x.id, before=before or "?", after=after or "?")
+
+
+def _accepted(lang: str, x: Line) -> str:
+    return i18n.t(lang, "accepted_line", sev=i18n.severity(lang, x.severity), title=x.title(lang),
+                  check=x.check_id, key=x.key, id=x.id, until=x.until or "?")
 
 
 def _cadence(lang: str, a: AssetDigest, tz: str) -> str:
@@ -217,10 +253,12 @@ def _sections(d: Digest, a: AssetDigest, lang: str, cap: int | None) -> list[_Se
     return [
         listed("digest_new", [_finding(lang, x, tz, False) for x in a.new]),
         listed("digest_fixed", [_finding(lang, x, tz, False) for x in a.fixed]),
+        listed("digest_config", [_config(lang, x) for x in a.resolved_by_config]),
         _Section(i18n.t(lang, "digest_open"), (counts or i18n.t(lang, "digest_none"),),
                  sum(a.open_by_severity.values()), inline=True),
         listed("digest_overdue", [_finding(lang, x, tz, True) for x in a.overdue]),
         listed("digest_soon", [_finding(lang, x, tz, True) for x in a.due_soon]),
+        listed("digest_accepted", [_accepted(lang, x) for x in a.accepted]),
         listed("digest_certs", [_cert(lang, x, tz) for x in a.certificates]),
         _Section(i18n.t(lang, "digest_cadence"), (_cadence(lang, a, tz),), 1, inline=True),
     ]

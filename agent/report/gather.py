@@ -25,7 +25,7 @@ from agent.report.model import (
     ScanEntry,
 )
 from agent.report.timeline import NEEDS_FIX, cadence_record, open_intervals, replay, step_series
-from schedules.remediation import DeadlinePolicy, deadline
+from schedules.remediation import DeadlinePolicy, breaks_at, deadline
 from state.records import FindingState, RunStatus, ScanStatus
 from state.tracking_views import ExternalScanInfo
 from state.views import AssetInfo, EventInfo, FindingFilter, FindingInfo
@@ -113,6 +113,7 @@ def _finding(
         severity, state, fixed_at, reopened_at, reopened = (info.severity, info.state, info.fixed_at, None,
                                                             info.reopened_count)
         reason, by, until = info.accepted_reason or info.false_positive_reason, info.accepted_by, info.accepted_until
+        entered, config = info.accepted_until_entered, None
     else:
         at_start = replay(events, period.since - timedelta(microseconds=1))
         live_at_start = at_start is not None and at_start.state in (*NEEDS_FIX, FindingState.ACCEPTED)
@@ -122,17 +123,22 @@ def _finding(
         state, fixed_at, reopened_at = now_state.state, now_state.fixed_at, now_state.reopened_at
         reopened = now_state.reopened_count
         reason, by, until = now_state.decision_reason, now_state.decision_by, now_state.accepted_until
-    due = deadline(dp, severity, info.first_seen, kind=kind, reopened_at=reopened_at)
+        entered, config = now_state.accepted_until_entered, now_state.config_change
+    due = deadline(dp, severity, info.first_seen, kind=kind, reopened_at=reopened_at,
+                   ends_at=breaks_at(info.evidence, dp.zone()))
     title_en, title_zh, clauses = _clauses(catalog, info.check_id)
     return FindingEntry(
         id=info.id, check_id=info.check_id, title_en=title_en, title_zh=title_zh, severity=severity,
         clauses=clauses, key=info.key, probe=info.probe, first_seen=info.first_seen, deadline=due, state=state,
-        fixed_at=fixed_at if state is FindingState.FIXED else None, reopened_count=reopened,
+        fixed_at=fixed_at if state in (FindingState.FIXED, FindingState.RESOLVED_BY_CONFIG) else None,
+        reopened_count=reopened,
         overdue=state in NEEDS_FIX and due is not None and as_of > due,
         fixed_late=state is FindingState.FIXED and due is not None and fixed_at is not None and fixed_at > due,
         decision_reason=reason if state in (FindingState.ACCEPTED, FindingState.FALSE_POSITIVE) else None,
         decision_by=by if state in (FindingState.ACCEPTED, FindingState.FALSE_POSITIVE) else None,
         accepted_until=until if state is FindingState.ACCEPTED else None,
+        accepted_until_entered=entered if state is FindingState.ACCEPTED else None,
+        config_change=config if state is FindingState.RESOLVED_BY_CONFIG else None,
     )
 
 

@@ -236,7 +236,8 @@ class _Page:
         headers: list[tuple[str | Html, bool]] = [
             ("id", True), ("performed", False), ("performed_by", False), ("evidence", False), ("note", False)]
         table = self.table(headers, ([
-            _e(x.id), self.when(x.performed_at), _e(x.performed_by),
+            _e(x.id), _e(x.performed_entered) if x.performed_entered else self.when(x.performed_at),
+            _e(x.performed_by),
             Html(f'{_e(x.evidence_name)} ({x.evidence_size:,} B)<br><span class="key">sha256 '
                  f"{_e(x.evidence_sha256)}</span>"),
             _e(x.note or ""),
@@ -279,13 +280,19 @@ class _Page:
 
     def state(self, f: FindingEntry) -> Html:
         out = self.v(f.state.value)
+        if f.state is FindingState.RESOLVED_BY_CONFIG:
+            before, after = f.config_change or (None, None)
+            out = Html(f"{out} {self.when(f.fixed_at, date_only=True)}<br><span class=\"small\">"
+                       f"{self.t('config')} {_e(before or '?')} → {_e(after or '?')}</span>")
         if f.state is FindingState.FIXED:
             out = Html(f"{out} {self.when(f.fixed_at, date_only=True)}"
                        + (f'<br><span class="warn">{self.t("fixed_late")}</span>' if f.fixed_late else ""))
         elif f.overdue:
             out = Html(f'{out}<br><span class="bad">{self.t("overdue")}</span>')
         if f.state is FindingState.ACCEPTED and f.accepted_until:
-            out = Html(f"{out} {self.t('until')} {self.when(f.accepted_until, date_only=True)}")
+            shown = _e(f.accepted_until_entered) if f.accepted_until_entered else self.when(
+                f.accepted_until - timedelta(microseconds=1), date_only=True)  # the last day covered
+            out = Html(f"{out} {self.t('until')} {shown}")
         if f.decision_reason:
             by = f" ({text(self.lang, 'by')} {f.decision_by})" if f.decision_by else ""
             out = Html(f'{out}<br><span class="small">{_e(f.decision_reason + by)}</span>')

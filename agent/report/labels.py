@@ -73,6 +73,7 @@ _ZH: Mapping[str, str] = {
     "fixed_at": "修復日期",
     "fixed_late": "逾期修復",
     "until": "至",
+    "config": "設定",
     "by": "核定人",
     "cadence_record": "掃描週期紀錄",
     "previous_complete": "期間前最後一次完整掃描",
@@ -163,6 +164,7 @@ _EN: Mapping[str, str] = {
     "fixed_at": "Fixed",
     "fixed_late": "fixed late",
     "until": "until",
+    "config": "configuration",
     "by": "by",
     "cadence_record": "Cadence record",
     "previous_complete": "Last complete scan before the period",
@@ -199,6 +201,7 @@ _VALUES_ZH: Mapping[str, str] = {
     "complete": "完整", "partial": "部分完成", "failed": "失敗", "interrupted": "中斷", "running": "進行中",
     # finding states
     "open": "未修復", "fixed": "已修復", "reopened": "重新出現", "accepted": "風險接受", "false_positive": "誤報",
+    "resolved_by_config": "因設定變更而解除",
     # triggers
     "manual": "手動", "scheduled": "排程",
     # cadence states
@@ -207,7 +210,8 @@ _VALUES_ZH: Mapping[str, str] = {
     "website": "網站", "trading": "交易系統", "api": "API",
 }
 
-_VALUES_EN: Mapping[str, str] = {"false_positive": "false positive"}
+_VALUES_EN: Mapping[str, str] = {"false_positive": "false positive",
+                                  "resolved_by_config": "resolved by configuration"}
 
 
 def text(lang: Lang, key: str) -> str:

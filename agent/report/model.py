@@ -96,6 +96,8 @@ class FindingEntry:
     decision_reason: str | None = None  # accepted / false positive: why
     decision_by: str | None = None
     accepted_until: datetime | None = None
+    accepted_until_entered: str | None = None  # as typed (2027-03-31): what every output shows
+    config_change: tuple[str | None, str | None] | None = None  # resolved by configuration: hashes
 
     def title(self, lang: Lang) -> str:
         return self.title_zh if lang is Lang.ZH_TW else self.title_en

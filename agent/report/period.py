@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from agent.errors import UsageError
 from agent.report.model import Period
+from agent.when import EARLIEST, LATEST, RANGE_TEXT, in_range
 
 
 def declaration_period(now: datetime, tz: str) -> Period:
@@ -41,13 +42,17 @@ def _parse(text: str, option: str, zone: ZoneInfo, *, end: bool) -> datetime:
     try:
         if "T" in text or " " in text.strip():
             value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-            return (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC)
+            return in_range((value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC), option, text)
         day = date.fromisoformat(text.strip())
+        if not EARLIEST.date() <= day < LATEST.date():
+            raise OverflowError(text)
+        if end:
+            day += timedelta(days=1)
+        return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+    except OverflowError:
+        raise UsageError(f"{option} {text!r} is out of range: posture takes dates from {RANGE_TEXT}") from None
     except ValueError:
         raise UsageError(f"{option} {text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
-    if end:
-        day += timedelta(days=1)
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 def resolve_period(since: str | None, until: str | None, now: datetime, tz: str) -> Period:

@@ -48,7 +48,10 @@ def _finding(f: FindingEntry, lang: Lang) -> dict[str, Any]:
         "first_seen": iso(f.first_seen), "deadline": iso(f.deadline), "overdue": f.overdue,
         "state": f.state.value, "fixed_at": iso(f.fixed_at), "fixed_late": f.fixed_late,
         "reopened_count": f.reopened_count, "decision_reason": f.decision_reason, "decision_by": f.decision_by,
-        "accepted_until": iso(f.accepted_until),
+        "accepted_until": f.accepted_until_entered or iso(f.accepted_until),
+        "accepted_ends_at": iso(f.accepted_until),
+        "config_change": None if f.config_change is None else {
+            "config_hash_before": f.config_change[0], "config_hash_after": f.config_change[1]},
     }
 
 
@@ -72,7 +75,8 @@ def _asset(a: AssetReport, lang: Lang) -> dict[str, Any]:
         "open_by_severity": a.open_by_severity(), "overdue": a.overdue, "cadence": _cadence(a.cadence),
         "scans": [_scan(s) for s in a.scans],
         "external_scans": [
-            {"id": x.id, "performed_at": iso(x.performed_at), "performed_by": x.performed_by,
+            {"id": x.id, "performed_at": x.performed_entered or iso(x.performed_at),
+             "performed_instant": iso(x.performed_at), "performed_by": x.performed_by,
              "recorded_at": iso(x.recorded_at), "evidence_name": x.evidence_name,
              "evidence_sha256": x.evidence_sha256, "evidence_size": x.evidence_size, "note": x.note}
             for x in a.external_scans
@@ -150,7 +154,10 @@ def report_csv(data: ReportData, lang: Lang) -> str:
         if not a.findings:  # the asset's cadence record still belongs in the evidence
             writer.writerow([*head, *([""] * 14), *asset_cells])
         for f in a.findings:
-            decision = " ".join(x for x in (f.decision_reason, f.decision_by, when(f.accepted_until)) if x)
+            until = f.accepted_until_entered or when(f.accepted_until)
+            change = (f"config {f.config_change[0] or '?'} -> {f.config_change[1] or '?'}"
+                      if f.config_change else None)
+            decision = " ".join(x for x in (f.decision_reason, f.decision_by, until, change) if x)
             writer.writerow([
                 *head, f.id, f.title(lang), f.check_id, value(lang, f.severity),
                 " ".join(c.label for c in f.clauses), "；".join(c.source for c in f.clauses), f.key,

@@ -34,6 +34,8 @@ class Replay:
     decision_by: str | None
     accepted_until: datetime | None
     changed_between: bool  # an event fell in the window asked about
+    accepted_until_entered: str | None = None  # the end date as the person typed it
+    config_change: tuple[str | None, str | None] | None = None  # resolved by configuration: hashes
 
 
 def replay(events: Sequence[EventInfo], moment: datetime, window_start: datetime | None = None) -> Replay | None:
@@ -41,7 +43,8 @@ def replay(events: Sequence[EventInfo], moment: datetime, window_start: datetime
     state: FindingState | None = None
     severity = None
     fixed_at = reopened_at = accepted_until = None
-    reason = by = None
+    reason = by = entered = None
+    config: tuple[str | None, str | None] | None = None
     reopened = 0
     changed = False
     for event in events:
@@ -52,18 +55,22 @@ def replay(events: Sequence[EventInfo], moment: datetime, window_start: datetime
         state = event.to_state
         if event.kind in (EventKind.OPENED, EventKind.REOPENED) and isinstance(event.detail.get("severity"), str):
             severity = event.detail["severity"]
-        if event.kind is EventKind.FIXED:
+        if event.kind in (EventKind.FIXED, EventKind.RESOLVED_BY_CONFIG):
             fixed_at = event.at
+            config = ((_text(event.detail.get("config_hash_before")), _text(event.detail.get("config_hash_after")))
+                      if event.kind is EventKind.RESOLVED_BY_CONFIG else None)
         elif event.kind is EventKind.REOPENED:
-            fixed_at, reopened_at, reopened = None, event.at, reopened + 1
+            fixed_at, reopened_at, reopened, config = None, event.at, reopened + 1, None
         if event.kind in (EventKind.ACCEPTED, EventKind.FALSE_POSITIVE):
             reason, by = _text(event.detail.get("reason")), _text(event.detail.get("by"))
             accepted_until = _time(event.detail.get("until")) if event.kind is EventKind.ACCEPTED else None
+            entered = _text(event.detail.get("until_entered")) if event.kind is EventKind.ACCEPTED else None
         elif event.kind is EventKind.ACCEPTANCE_EXPIRED:
-            reason = by = accepted_until = None
+            reason = by = accepted_until = entered = None
     if state is None:
         return None
-    return Replay(state, severity, fixed_at, reopened_at, reopened, reason, by, accepted_until, changed)
+    return Replay(state, severity, fixed_at, reopened_at, reopened, reason, by, accepted_until, changed,
+                  entered, config)
 
 
 def _text(value: object) -> str | None:

@@ -99,9 +99,11 @@ def test_accept_and_false_positive(env: dict[str, Any], capsys: pytest.CaptureFi
     code, out, err = cli(env, capsys, T0 + DAY, "findings", "accept", str(ids["untrusted"]), "--reason",
                          "替換憑證採購中", "--until", "2025-03-20", "--by", "ciso")
     assert code == 0, err
-    assert f"finding #{ids['untrusted']}" in out and "accepted until 2025-03-20T16:00:00Z by ciso" in out
+    assert f"finding #{ids['untrusted']}" in out and "accepted until 2025-03-20 by ciso" in out
     accepted = findings(env, capsys, T0 + 2 * DAY, "--status", "accepted")[ids["untrusted"]]
-    assert accepted["accepted"] == {"reason": "替換憑證採購中", "by": "ciso", "until": "2025-03-20T16:00:00Z"}
+    # The date as entered; the instant it lapses (the end of that day in Asia/Taipei) beside it.
+    assert accepted["accepted"] == {"reason": "替換憑證採購中", "by": "ciso", "until": "2025-03-20",
+                                    "ends_at": "2025-03-20T16:00:00Z"}
     assert ids["untrusted"] not in findings(env, capsys, T0 + 40 * DAY, "--overdue")
     code, _, err = cli(env, capsys, T0 + DAY, "findings", "false-positive", str(ids["expiring"]), "--reason",
                        "the certificate was renewed, the scan saw a stale node")
@@ -123,7 +125,23 @@ def test_accept_and_false_positive(env: dict[str, Any], capsys: pytest.CaptureFi
         (["findings", "accept", "{untrusted}", "--reason", "  ", "--until", "2026-01-01"], "reason"),
         (["findings", "accept", "{untrusted}", "--until", "2026-01-01"], "--reason"),
         (["findings", "accept", "{untrusted}", "--reason", "r", "--until", "soon"], "--until"),
-        (["findings", "false-positive", "x", "--reason", "r"], "invalid int"),
+        (["findings", "false-positive", "x", "--reason", "r"], "'x' is not an id"),
+        # Odd but valid-looking input (issue 14): one line naming the value, never an internal error.
+        (["findings", "accept", "99999999999999999999", "--reason", "r", "--until", "2026-01-01"],
+         "'99999999999999999999' is not an id"),
+        (["findings", "false-positive", "0", "--reason", "r"], "'0' is not an id"),
+        (["findings", "accept", "{untrusted}", "--reason", "r", "--until", "9999-12-31"],
+         "--until '9999-12-31' is out of range"),
+        (["findings", "accept", "{untrusted}", "--reason", "r", "--until", "9999-12-31T23:59:59+14:00"],
+         "--until '9999-12-31T23:59:59+14:00' is out of range"),
+        (["report", "--from", "0001-01-01"], "--from '0001-01-01' is out of range"),
+        (["report", "--from", "2025-01-01", "--to", "9999-12-31"], "--to '9999-12-31' is out of range"),
+        (["history", "www", "--since", "0001-01-01"], "--since '0001-01-01' is out of range"),
+        (["history", "www", "--until", "9999-12-31"], "--until '9999-12-31' is out of range"),
+        (["record-scan", "www", "--date", "0001-01-01", "--by", "x", "--evidence", "{report}"],
+         "--date '0001-01-01' is out of range"),
+        (["prune", "--older-than", "99999y"], "--older-than '99999y' is out of range"),
+        (["prune", "--older-than", "9999999999w"], "--older-than '9999999999w' is out of range"),
         (["findings", "frobnicate"], "invalid choice"),
         (["prune", "--older-than", "1y"], "younger than 3 years"),
         (["prune", "--older-than", "forever"], "--older-than"),
@@ -155,10 +173,11 @@ def test_third_party_scan_counts_for_cadence(env: dict[str, Any], capsys: pytest
     assert code == 0, err
     doc = json.loads(out)
     assert doc["asset"] == "www" and doc["sha256"] == hashlib.sha256(data).hexdigest() and doc["size"] == len(data)
-    assert doc["performed_at"] == "2025-08-14T16:00:00Z"  # midnight in Asia/Taipei
+    assert doc["performed_at"] == "2025-08-15"  # as entered
+    assert doc["performed_instant"] == "2025-08-14T16:00:00Z"  # midnight in Asia/Taipei
     code, out, _ = cli(env, capsys, T0 + 190 * DAY, "digest", "--format", "json")
     cad = {a["asset"]: a["cadence"] for a in json.loads(out)["assets"]}
-    assert cad["www"]["state"] == "ok" and cad["www"]["last_third_party_scan"] == "2025-08-14T16:00:00+00:00"
+    assert cad["www"]["state"] == "ok" and cad["www"]["last_third_party_scan"] == "2025-08-15"
     assert cad["trade"]["state"] == "overdue"
     code, out, _ = cli(env, capsys, T0 + 190 * DAY, "history", "www")
     assert code == 0 and "third-party scan by ACME 資安顧問: 半年弱掃報告.pdf" in out

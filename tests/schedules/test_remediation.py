@@ -48,3 +48,31 @@ def test_never_scanned_counts_from_when_added() -> None:
     c = cadence(None, added, D0 + timedelta(days=100))
     assert c.state is CadenceState.OK and c.due == added + timedelta(days=183)
     assert cadence(None, added, added + timedelta(days=200)).state is CadenceState.OVERDUE
+
+
+def test_deadline_never_after_the_condition_breaks() -> None:
+    from schedules.remediation import breaks_at
+
+    policy = DeadlinePolicy()
+    # A certificate expiring in 22 days: medium's 90 days would fall after it.
+    not_after = D0 + timedelta(days=22)
+    ends = breaks_at({"not_after": "2026-01-23T00:00:00Z", "days_left": 22})
+    assert ends == not_after
+    assert deadline(policy, "medium", D0, ends_at=ends) == not_after
+    # The severity's days apply when sooner (critical: 7 days).
+    assert deadline(policy, "critical", D0, ends_at=ends) == D0 + timedelta(days=7)
+    # An end already past when first seen (an expired certificate, software past EOL) caps nothing.
+    past = breaks_at({"not_after": "2025-12-01T00:00:00Z"})
+    assert deadline(policy, "high", D0, ends_at=past) == D0 + timedelta(days=30)
+    # An end-of-life *date* ends at the start of that day in the agent's time zone, when later.
+    from zoneinfo import ZoneInfo
+
+    eol = breaks_at({"end_date": "2026-01-10", "product": "nginx"}, ZoneInfo("Asia/Taipei"))
+    assert eol == datetime(2026, 1, 9, 16, 0, tzinfo=UTC)
+    assert deadline(policy, "high", D0, ends_at=eol) == eol
+    # Severities without a deadline stay without one; a reopened restart is still capped.
+    assert deadline(policy, "info", D0, ends_at=ends) is None
+    restart = DeadlinePolicy(reopened_keeps_deadline=False)
+    assert deadline(restart, "high", D0, reopened_at=D0 + timedelta(days=20), ends_at=ends) == not_after
+    # Evidence with nothing usable: no cap.
+    assert breaks_at({"not_after": "soon", "end_date": None}) is None

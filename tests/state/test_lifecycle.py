@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from state.errors import InvalidRequest, InvalidTransition, NotFound
-from state.records import FindingState, RunStatus, ScanStatus
+from state.records import (
+    FindingRecord,
+    FindingState,
+    Observed,
+    ProbeRunRecord,
+    RunStatus,
+    ScanRecord,
+    ScanStatus,
+)
 from state.store import Store
 from state.views import EventKind, FindingFilter
 from tests.state.factory import DAY, T0, TRADE, done, finding, run, scan
@@ -230,3 +240,101 @@ def test_duplicate_identity_in_one_scan_is_one_finding(store: Store) -> None:
     assert len(stored.finding_ids) == 1 and len(stored.opened) == 1
     assert store.finding(stored.opened[0]).evidence == {"addresses": ["::1"]}
     assert len(store.scan(stored.scan_id).occurrences) == 1
+
+
+# ---------------------------------------------------------------- resolved by configuration (issue 14)
+
+PORT = finding("ports.unexpected_open", "3389", "high", port=3389)
+
+
+def _with_config(record: ScanRecord, config_hash: str | None) -> ScanRecord:
+    """Every probe run (and the asset) judged under the configuration ``config_hash``."""
+    runs = tuple(dataclasses.replace(r, config_hash=config_hash) for r in record.probe_runs)
+    return dataclasses.replace(record, asset_config_hash=config_hash, probe_runs=runs)
+
+
+def _ports_run(*findings: FindingRecord, present: set[str], looked_at: set[str] | None) -> ProbeRunRecord:
+    observed = Observed(
+        frozenset({"ports.unexpected_open"}),
+        frozenset(("ports.unexpected_open", p) for p in present),
+        None if looked_at is None else frozenset(("ports.unexpected_open", p) for p in looked_at),
+    )
+    return dataclasses.replace(run("ports", *findings), observed=observed)
+
+
+@pytest.mark.parametrize(
+    ("config_after", "present", "looked_at", "expected"),
+    [
+        ("cfg-b", {"3389"}, {"3389"}, FindingState.RESOLVED_BY_CONFIG),  # allowed now, still open
+        ("cfg-b", set(), {"3389"}, FindingState.FIXED),  # closed as the allow-list changed: observed gone
+        ("cfg-b", set(), {"22"}, FindingState.RESOLVED_BY_CONFIG),  # no longer scanned: not observed at all
+        ("cfg-a", set(), {"3389"}, FindingState.FIXED),  # same configuration, gone
+        ("cfg-a", {"3389"}, {"3389"}, FindingState.RESOLVED_BY_CONFIG),  # open but not reported: not a fix
+    ],
+)
+def test_vanished_finding_fixed_or_resolved_by_configuration(
+    store: Store, config_after: str, present: set[str], looked_at: set[str], expected: FindingState
+) -> None:
+    first = store.record_scan(_with_config(scan(T0, [_ports_run(PORT, present={"3389"}, looked_at={"3389"})]),
+                                           "cfg-a"))
+    fid = first.finding_ids[("ports.unexpected_open", "3389")]
+    later = store.record_scan(_with_config(scan(T0 + DAY, [_ports_run(present=present, looked_at=looked_at)]),
+                                           config_after))
+    info = store.finding(fid)
+    assert info.state == expected and info.fixed_at == done(T0 + DAY)
+    last = store.events(fid)[-1]
+    if expected is FindingState.RESOLVED_BY_CONFIG:
+        assert later.resolved_by_config == (fid,) and later.fixed == ()
+        assert last.kind == EventKind.RESOLVED_BY_CONFIG
+        assert last.detail["config_hash_before"] == "cfg-a" and last.detail["config_hash_after"] == config_after
+        assert [f.id for f in store.findings(FindingFilter.RESOLVED_BY_CONFIG)] == [fid]
+    else:
+        assert later.fixed == (fid,) and later.resolved_by_config == ()
+        assert last.kind == EventKind.FIXED
+    # Reported again, it reopens either way, keeping its id.
+    again = store.record_scan(_with_config(scan(T0 + 2 * DAY, [_ports_run(PORT, present={"3389"},
+                                                                           looked_at={"3389"})]), "cfg-a"))
+    assert again.reopened == (fid,) and store.finding(fid).state == FindingState.REOPENED
+
+
+def test_probe_that_cannot_tell_is_not_a_fix_when_the_configuration_changed(store: Store) -> None:
+    first = store.record_scan(_with_config(scan(T0, [run("edge", WAF)]), "cfg-a"))
+    fid = first.finding_ids[("edge.waf.absent", "www.broker.test")]
+    store.record_scan(_with_config(scan(T0 + DAY, [run("edge")]), "cfg-b"))
+    assert store.finding(fid).state == FindingState.RESOLVED_BY_CONFIG
+    assert store.events(fid)[-1].detail["condition_still_observed"] is None
+    # Unchanged configuration (or scans from before the hash existed): the probe ran and did not report it.
+    second = store.record_scan(_with_config(scan(T0 + 2 * DAY, [run("edge", WAF)]), "cfg-b"))
+    store.record_scan(_with_config(scan(T0 + 3 * DAY, [run("edge")]), "cfg-b"))
+    assert second.reopened == (fid,) and store.finding(fid).state == FindingState.FIXED
+    legacy = store.record_scan(scan(T0 + 4 * DAY, [run("http", HSTS)]))
+    hsts = legacy.finding_ids[("http.hsts.missing", "www.broker.test:443")]
+    store.record_scan(_with_config(scan(T0 + 5 * DAY, [run("http")]), "cfg-b"))
+    assert store.finding(hsts).state == FindingState.FIXED
+
+
+def test_resolved_by_configuration_cannot_be_accepted(store: Store) -> None:
+    first = store.record_scan(_with_config(scan(T0, [run("edge", WAF)]), "cfg-a"))
+    fid = first.finding_ids[("edge.waf.absent", "www.broker.test")]
+    store.record_scan(_with_config(scan(T0 + DAY, [run("edge")]), "cfg-b"))
+    with pytest.raises(InvalidTransition, match="resolved_by_config"):
+        store.accept(fid, "r", "ciso", T0 + 30 * DAY, T0 + 2 * DAY)
+
+
+def test_acceptance_keeps_the_date_as_entered(store: Store) -> None:
+    first = store.record_scan(scan(T0, [run("edge", WAF)]))
+    fid = first.finding_ids[("edge.waf.absent", "www.broker.test")]
+    store.accept(fid, "WAF in March", "ciso", T0 + 28 * DAY, T0 + DAY, "2025-03-31")
+    info = store.finding(fid)
+    assert info.accepted_until_entered == "2025-03-31" and info.accepted_until == T0 + 28 * DAY
+    assert store.events(fid)[-1].detail["until_entered"] == "2025-03-31"
+
+
+def test_only_the_findings_probe_configuration_counts(store: Store) -> None:
+    """A changed TLS threshold says nothing about an HSTS header that is now sent: fixed."""
+    first = store.record_scan(scan(T0, [dataclasses.replace(run("http", HSTS), config_hash="http-a"),
+                                        dataclasses.replace(run("tls"), config_hash="tls-a")]))
+    hsts = first.finding_ids[("http.hsts.missing", "www.broker.test:443")]
+    store.record_scan(scan(T0 + DAY, [dataclasses.replace(run("http"), config_hash="http-a"),
+                                      dataclasses.replace(run("tls"), config_hash="tls-b")]))
+    assert store.finding(hsts).state == FindingState.FIXED
