@@ -83,7 +83,7 @@ def _classify(name: str, resolver: str, chain: tuple[str, ...], addresses: list[
     for a in addresses:
         reason = refusal_reason(a, allow)
         if reason:
-            refused[a] = f"{reason}: refused by the address policy (allow it with allow_addresses)"
+            refused[a] = reason
         elif expected is not None and not _within(a, expected):
             unexpected.append(a)
             refused[a] = "outside the asset's expected addresses"

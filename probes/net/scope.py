@@ -14,6 +14,7 @@ Three rules live here:
   ``allow_addresses`` or ``POSTURE_ALLOW_ADDRESSES``). Metadata and link-local
   addresses are stricter: only an allow entry naming exactly that one address
   (``169.254.169.254/32``) lets them through; a wide network never does.
+  Multicast, unspecified and broadcast addresses are never a host: always refused.
 * **Origins** (:func:`origin_of`): what a probe may reach is a set of
   (scheme, host, port); see ``Target.scope``.
 * **Limits** (:class:`AddressLimits`): per-address concurrency (open
@@ -53,6 +54,8 @@ METADATA_ADDRESSES = frozenset(
 
 # Reasons that only an allow entry for exactly that address overrides.
 STRICT_REASONS = frozenset({"cloud metadata address", "link-local address"})
+# Not a host at all: no allow entry ever makes these a target.
+NEVER_REASONS = frozenset({"multicast address", "unspecified address", "broadcast address"})
 
 _N = ipaddress.ip_network
 # (network, reason), most specific first. Sources: RFC 6890 special-purpose registries.
@@ -116,6 +119,8 @@ def _category(ip: IPAddress) -> str | None:
 
 
 def _allowed(ip: IPAddress, reason: str, allow: Iterable[IPNetwork]) -> bool:
+    if reason in NEVER_REASONS:
+        return False
     for net in allow:
         if net.version != ip.version or ip not in net:
             continue
