@@ -218,8 +218,9 @@ class AddressLimits:
     """
 
     def __init__(self, per_address_concurrency: int = 4, budget: int = 300, *, window: float = 3600.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 linger: float = 0.05, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_address_concurrency = per_address_concurrency
+        self.linger = linger
         self.budget = budget
         self.window = window
         self._clock = clock
@@ -268,9 +269,22 @@ class AddressLimits:
         self.connections[address] += 1
 
     def release(self, address: str) -> None:
+        """Give the slot back ``linger`` seconds after the connection closed.
+
+        Until the peer has read our FIN (or close_notify) the connection is still open on
+        its side; reusing the slot at once would let a server see one more connection
+        than the limit for that moment.
+        """
         slot = self._slot(address)
-        slot.open -= 1
-        slot.sem.release()
+
+        def free() -> None:
+            slot.open -= 1
+            slot.sem.release()
+
+        try:
+            asyncio.get_running_loop().call_later(self.linger, free)
+        except RuntimeError:  # no loop (a stream collected late): nothing waits on the slot
+            free()
 
     @asynccontextmanager
     async def hold(self, address: str) -> AsyncIterator[None]:
