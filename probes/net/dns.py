@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from probes.base import ResolveFailure
-from probes.net.scope import IPNetwork, normalise_host, refusal_reason
+from probes.net.scope import IPNetwork, env_allow, normalise_host, refusal_reason
 
 
 @dataclass(frozen=True)
@@ -100,14 +100,21 @@ def _within(address: str, networks: Sequence[IPNetwork]) -> bool:
 
 
 async def resolve(name: str, resolver: str | None = None, *, timeout: float = 5.0,
-                  allow: Sequence[IPNetwork] = (), expected: Sequence[IPNetwork] | None = None) -> Resolution:
+                  allow: Sequence[IPNetwork] | None = None, expected: Sequence[IPNetwork] | None = None
+                  ) -> Resolution:
     """Resolve ``name`` (or accept an IP literal) and apply the address policy.
 
-    ``allow``: networks the policy lets through; ``expected``: the asset's expected
+    ``allow``: networks the policy lets through (None: ``POSTURE_ALLOW_ADDRESSES``;
+    the runner passes config and environment together); ``expected``: the asset's expected
     addresses (answers outside them are refused and listed as unexpected).
     Raises ResolveFailure; refused answers are values on the result.
     """
     host = normalise_host(name)
+    if allow is None:
+        try:
+            allow = env_allow()
+        except ValueError as exc:
+            raise ResolveFailure(str(exc)) from None
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -197,12 +197,12 @@ Reclaimer = Callable[[], Awaitable[None]]
 class _Slot:
     """One address's connection gate, request budget and counters."""
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, now: float) -> None:
         self.sem = asyncio.Semaphore(concurrency)
         self.open = 0
         self.peak = 0
         self.spent = 0
-        self.window_start = time.monotonic()
+        self.window_start = now
         self.reclaimers: list[Reclaimer] = []
         self.many = asyncio.Lock()  # one multi-slot holder at a time: no two can deadlock
 
@@ -231,7 +231,7 @@ class AddressLimits:
     def _slot(self, address: str) -> _Slot:
         slot = self._slots.get(address)
         if slot is None:
-            slot = self._slots[address] = _Slot(self.per_address_concurrency)
+            slot = self._slots[address] = _Slot(self.per_address_concurrency, self._clock())
         return slot
 
     def open_now(self, address: str) -> int:

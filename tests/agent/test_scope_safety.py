@@ -253,3 +253,17 @@ def test_budget_cut_crawl_is_partial_and_says_so(tmp_path: Path, capsys: pytest.
         err = next(e for e in scan["errors"] if e["probe"] == "social")
         assert err["kind"] == "budget" and "partial result" in err["error"]
         assert site.requests <= 10
+
+
+def test_wss_asset_is_judged_as_its_https_origin(site_tls: Any, ca_bundle: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    with counting_server(tls=site_tls) as site, dns_server({"site.test": "127.0.0.1"}) as dns:
+        asset = f'[[assets]]\nname = "feed"\nurl = "wss://site.test:{site.port}/stream"\nkind = "trading"\n'
+        cfg = _config(tmp_path, dns, asset, agent=f'ca_bundle = "{ca_bundle}"',
+                      extra=f"[http]\nhttp_port = {closed_port()}\n")
+        code, doc, err = _scan(capsys, cfg, f"sqlite:///{tmp_path / 'p.db'}", "--probe", "tls", "--probe", "http",
+                               "--probe", "edge")
+        scan = doc["scans"][0]
+        assert scan["errors"] == [] and scan["status"] == "complete", (scan["errors"], err)
+        assert any(s.path == "/stream" for s in site.seen)  # the https origin it upgrades from was judged
+        assert code == 0

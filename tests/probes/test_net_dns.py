@@ -207,7 +207,8 @@ async def isolated_resolution() -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name in ("dual.test", "v6.test"):
             # 2001:db8:: (documentation) stands for an unreachable IPv6 address here: allowed.
-            res = await resolve(name, server.address, timeout=TIMEOUT, allow=(*ALLOW, *parse_networks(["2001:db8::/32"])))
+            allow = (*ALLOW, *parse_networks(["2001:db8::/32"]))
+            res = await resolve(name, server.address, timeout=TIMEOUT, allow=allow)
             out[name] = {**res.to_json(), "usable": list(res.usable)}
         return out
     finally:
