@@ -254,7 +254,7 @@ class Scanner:
         self.pins.add(spec.url.host, res.usable, allow)
         quiet = opts.quiet(spec, started) if opts.quiet else None
         target = _target(spec, res, opts, quiet)
-        await self._pin_origins(target, allow)
+        origin_dns = await self._pin_origins(target, allow)
         ctx = ProbeContext(
             http=self.http.scoped(target.scope),
             connector=self.connector,
@@ -307,7 +307,7 @@ class Scanner:
             trigger=opts.trigger,
             full=opts.probes is None,
             forced_active=opts.force_active and not (spec.active_probes and quiet is None),
-            dns=res.to_json(),
+            dns={**res.to_json(), "origins": origin_dns} if origin_dns else res.to_json(),
             error="interrupted before every probe finished" if interrupted else None,
         )
         return ScanOutcome(spec, record, results, res)
@@ -322,15 +322,22 @@ class Scanner:
         except Exception as exc:  # the contract says probes return errors; a bug must not sink the scan
             return error_result(probe.name, exc)
 
-    async def _pin_origins(self, target: Target, allow: tuple[IPNetwork, ...]) -> None:
-        """Resolve and pin the hosts of origins the asset lists, under the same address policy."""
+    async def _pin_origins(self, target: Target, allow: tuple[IPNetwork, ...]) -> dict[str, Any]:
+        """Resolve and pin the hosts of origins the asset lists, under the same address policy.
+
+        Returns what each resolution gave (refusals included), for the scan's dns record.
+        """
+        seen: dict[str, Any] = {}
         for host in sorted({h for _, h, _ in target.origins} - {target.host}):
             try:
                 res = await resolve(host, self.opts.resolver, timeout=self.opts.dns_timeout, allow=allow)
-            except ProbeFailure:
-                continue  # unresolvable: requests to it fail as out of scope
+            except ProbeFailure as exc:
+                seen[host] = {"error": one_line(exc)}  # requests to it fail as out of scope
+                continue
+            seen[host] = res.to_json()
             if res.usable:
                 self.pins.add(host, res.usable, allow)
+        return seen
 
     def _failed(self, spec: AssetSpec, started: datetime, error: str, res: Resolution | None = None,
                 checked: ProbeResult | None = None) -> ScanOutcome:

@@ -267,3 +267,25 @@ def test_wss_asset_is_judged_as_its_https_origin(site_tls: Any, ca_bundle: Path,
         assert scan["errors"] == [] and scan["status"] == "complete", (scan["errors"], err)
         assert any(s.path == "/stream" for s in site.seen)  # the https origin it upgrades from was judged
         assert code == 0
+
+
+def test_listed_origin_on_another_host_is_resolved_under_the_policy(
+        authority: Authority, ca_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    leaf = authority.leaf("site.test", "static.test")
+    cert, key = write_pair(tmp_path, "both", authority.chain_pem(leaf), leaf.key_pem)
+    ctx = server_context(cert, key)
+    with counting_server(tls=ctx) as static, counting_server(tls=ctx) as other:
+        page = (f'<html><body><img src="https://static.test:{static.port}/logo.png">'
+                f'<script src="https://cdn.test:{other.port}/x.js"></script></body></html>')
+        records = {"site.test": "127.0.0.1", "static.test": "127.0.0.1", "cdn.test": "10.9.9.9"}
+        with counting_server({"*": Reply(200, page)}, tls=ctx) as site, dns_server(records) as dns:
+            asset = (f'[[assets]]\nname = "site"\nurl = "https://site.test:{site.port}/"\nactive_probes = false\n'
+                     f'origins = ["https://static.test:{static.port}", "https://cdn.test:{other.port}"]\n')
+            cfg = _config(tmp_path, dns, asset, agent=f'ca_bundle = "{ca_bundle}"',
+                          extra=f"[http]\nhttp_port = {closed_port()}\n")
+            _, doc, _ = _scan(capsys, cfg, f"sqlite:///{tmp_path / 'p.db'}", "--probe", "social")
+            time.sleep(0.3)
+            origins = doc["scans"][0]["observations"]["dns"]["origins"]
+            assert origins["cdn.test"]["refused"] == {"10.9.9.9": "private address (RFC 1918)"}
+            assert origins["static.test"]["refused"] == {}
+            assert static.requests > 0 and other.accepted == 0
