@@ -140,6 +140,7 @@ class _State:
     static_ready: bool = False
     run: BrowserRun | None = None
     browser_info: dict[str, Any] = field(default_factory=dict)
+    interstitials_cut: bool = False  # the budget ran out while fetching interstitials
     interstitials: dict[str, str] = field(default_factory=dict)  # url -> status or error
 
     def judgements(self) -> tuple[list[Judgement], list[dict[str, str]]]:
@@ -277,6 +278,7 @@ class SocialProbe:
                 ex = await ctx.http.request("GET", url, follow_redirects=True)
             except ProbeFailure as exc:
                 state.interstitials[url] = one_line(exc)
+                state.interstitials_cut |= isinstance(exc, BudgetExhausted)
                 return one_line(exc), None
             state.interstitials[url] = f"HTTP {ex.status}"
             if not ex.redirects and ex.status < 300:
@@ -291,10 +293,10 @@ def budget_cut(state: _State) -> BudgetExhausted | None:
     """The failure to report when the request budget cut the crawl or the browser short."""
     crawl_cut = state.crawl is not None and state.crawl.budget_exhausted
     browser_cut = state.run is not None and bool(state.browser_info.get("traffic", {}).get("budget_exhausted"))
-    if not (crawl_cut or browser_cut):
+    if not (crawl_cut or state.interstitials_cut or browser_cut):
         return None
     pages = len(state.crawl.pages) if state.crawl is not None else 0
-    where = "crawl" if crawl_cut else "browser"
+    where = "crawl" if crawl_cut else "interstitial fetches" if state.interstitials_cut else "browser"
     return BudgetExhausted(
         f"partial result: the request budget ran out during the {where} after {pages} page(s); "
         "pages not reached were not judged"
