@@ -3,8 +3,10 @@ counted at a real server on loopback."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +72,22 @@ async def test_budget_is_per_address_across_clients_and_windows() -> None:
             for c in clients:
                 await c.aclose()
     assert srv.requests == 6
+
+
+async def test_the_daemon_keeps_one_limiter_across_sighup(tmp_path: Path) -> None:
+    from agent.config import config_hash, parse_config
+    from agent.daemon import Daemon
+    from agent.session import Session
+    from state.store import Store
+
+    cfg_path = tmp_path / "posture.toml"
+    cfg_path.write_text("[agent]\nper_host_concurrency = 3\n")
+    cfg = parse_config(cfg_path.read_text())
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    with Store.open(url) as store:
+        daemon = Daemon(argparse.Namespace(config=str(cfg_path)), Session(cfg, config_hash(cfg), url, None), store)
+        first = daemon.settings.opts.address_limits
+        assert first is not None and first.per_address_concurrency == 3
+        cfg_path.write_text("[agent]\nper_host_concurrency = 3\nhost_budget = 50\n")
+        await daemon._reload()
+        assert daemon.settings.opts.address_limits is first  # jobs before and after share the limits
