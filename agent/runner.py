@@ -249,8 +249,11 @@ class Scanner:
         if not res.usable:
             # Refused addresses get no probe at all (nmap included); the refusals are on the record.
             why = "; ".join(f"{a}: {r}" for a, r in {**res.skipped, **res.refused}.items())
-            return self._failed(spec, started, f"{spec.url.host} has no address this machine can probe ({why})", res,
-                                checked)
+            error = f"{spec.url.host} has no address this machine can probe ({why})"
+            if res.refused and not res.skipped:
+                error = (f"every address of {spec.url.host} was refused by the address policy ({why}); "
+                         "nothing was probed")
+            return self._failed(spec, started, error, res, checked)
         self.pins.add(spec.url.host, res.usable, allow)
         quiet = opts.quiet(spec, started) if opts.quiet else None
         target = _target(spec, res, opts, quiet)

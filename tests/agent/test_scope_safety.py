@@ -51,7 +51,7 @@ def test_loopback_and_private_answers_get_no_connection_and_no_nmap(
                          for n in ("evil", "inside", "meta"))
         cfg = _config(tmp_path, dns, assets, extra=f"[ports]\nports = [{site.port}]\n")
         code, doc, err = _scan(capsys, cfg, f"sqlite:///{tmp_path / 'p.db'}")
-        assert code == 1 and "no address this machine can probe" in err
+        assert code == 1 and "was refused by the address policy" in err
         scans = {s["asset"]: s for s in doc["scans"]}
         assert all(s["status"] == "failed" for s in scans.values())
         assert scans["evil"]["observations"]["dns"]["refused"] == {"127.0.0.1": "loopback address"}
