@@ -110,18 +110,22 @@ def test_malformed_allow_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, tm
 
 
 def test_answer_outside_expected_addresses_is_a_finding_and_not_probed(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with counting_server() as site, dns_server({"www.test": ["127.0.0.1", "127.0.9.9"]}) as dns:
         asset = (f'[[assets]]\nname = "www"\nurl = "http://www.test:{site.port}/"\n'
                  'addresses = ["127.0.9.0/28"]\n')
         cfg = _config(tmp_path, dns, asset)
-        code, doc, _ = _scan(capsys, cfg, f"sqlite:///{tmp_path / 'p.db'}", "--probe", "http")
+        _, doc, _ = _scan(capsys, cfg, store_url, "--probe", "http")
         scan = doc["scans"][0]
         found = [f for f in scan["findings"] if f["check_id"] == "dns.unexpected_address"]
         assert len(found) == 1 and found[0]["severity"] == "high"
         assert found[0]["evidence"]["addresses"] == ["127.0.0.1"] and "NSG-18.2" in found[0]["references"]
         assert scan["observations"]["dns"]["refused"] == {"127.0.0.1": "outside the asset's expected addresses"}
         assert site.accepted == 0  # 127.0.9.9 is expected (nothing listens there); 127.0.0.1 never touched
+        # Stored and tracked like any finding.
+        assert main(["--config", str(cfg), "--db", store_url, "findings", "--format", "json"]) == 0
+        stored = json.loads(capsys.readouterr().out)["findings"]
+        assert [f["check_id"] for f in stored] == ["dns.unexpected_address"]
     # Every answer unexpected: failed, with the finding still recorded.
     with counting_server() as site, dns_server({"www.test": "127.0.0.1"}) as dns:
         asset = (f'[[assets]]\nname = "www"\nurl = "http://www.test:{site.port}/"\n'
