@@ -9,6 +9,7 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -35,6 +36,13 @@ class AgentSection(_Strict):
     host_budget: int = Field(300, ge=10, le=100_000)
     request_timeout: float = Field(15.0, gt=0, le=300)
     probe_timeout: float = Field(120.0, gt=0, le=3600)
+    # Networks the address policy lets through (loopback, private, ... are refused otherwise).
+    allow_addresses: list[str] = Field(default_factory=list)
+
+    @field_validator("allow_addresses")
+    @classmethod
+    def _allow(cls, v: list[str]) -> list[str]:
+        return _networks(v)
 
     @field_validator("timezone")
     @classmethod
@@ -180,6 +188,30 @@ class NotifySection(_Strict):
         return v.strip()
 
 
+def _networks(v: list[str]) -> list[str]:
+    from probes.net.scope import parse_networks
+
+    return [str(n) for n in parse_networks(v)]
+
+
+def _origins(v: list[str]) -> list[str]:
+    """``https://static.example`` -> normalised origin URLs; ValueError on anything else."""
+    from probes.net.scope import format_origin, origin_of
+
+    out = []
+    for raw in v:
+        try:
+            parts = urlsplit(raw.strip())
+            credentials = parts.username or parts.password
+        except ValueError:
+            raise ValueError(f"origin {raw!r} is not a URL") from None
+        origin = origin_of(raw)
+        if origin is None or credentials or parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"origin {raw!r} must be scheme://host[:port] with scheme http or https") from None
+        out.append(format_origin(origin))
+    return out
+
+
 class Declared(_Strict):
     ddos: str | None = None
     waf: str | None = None
@@ -195,6 +227,24 @@ class AssetSection(_Strict):
     quiet: list[str] | None = None
     scan_every: str | None = None
     ports: list[Port] | None = None  # ports to scan on this asset (default: [ports] ports)
+    allow_addresses: list[str] = Field(default_factory=list)  # added to [agent] allow_addresses
+    addresses: list[str] | None = None  # expected addresses/networks: DNS answers outside are refused
+    origins: list[str] = Field(default_factory=list)  # other origins the asset's pages may reach
+
+    @field_validator("allow_addresses")
+    @classmethod
+    def _allow(cls, v: list[str]) -> list[str]:
+        return _networks(v)
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _networks(v)
+
+    @field_validator("origins")
+    @classmethod
+    def _origin_list(cls, v: list[str]) -> list[str]:
+        return _origins(v)
 
     @field_validator("scan_every")
     @classmethod
@@ -267,6 +317,9 @@ class Config(_Strict):
                     quiet=tuple(a.quiet) if a.quiet is not None else None,
                     scan_every=a.scan_every,
                     scan_ports=tuple(a.ports) if a.ports is not None else None,
+                    allow_addresses=tuple(a.allow_addresses),
+                    addresses=tuple(a.addresses) if a.addresses is not None else None,
+                    origins=tuple(a.origins),
                 )
             )
         return specs

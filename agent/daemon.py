@@ -57,6 +57,8 @@ class Daemon:
         self.store = store
         self.clock = make_clock(session.now)
         self.settings = Settings.build(session, self.clock)
+        # One per-address limiter for the daemon's life, shared by every job (kept on SIGHUP).
+        self.address_limits = self.settings.opts.address_limits
         self.queue = JobQueue(store, owner_id(), lease)
         self.cycle = cycle
         self.stop_grace = stop_grace
@@ -344,7 +346,7 @@ class Daemon:
         old = self.settings.session
         try:
             cfg, digest = load_config(self.args.config)
-            settings = Settings.build(Session(cfg, digest, old.db_url, old.now), self.clock)
+            settings = Settings.build(Session(cfg, digest, old.db_url, old.now), self.clock, self.address_limits)
         except AgentError as exc:
             log(f"SIGHUP: config not reloaded, keeping the running one: {exc}")
             return

@@ -17,6 +17,7 @@ from agent.jobs import ScanPlanner
 if TYPE_CHECKING:
     from agent.runner import Clock, ScanOptions
     from agent.session import Session
+    from probes.net.scope import AddressLimits
     from state.store import Store
 
 CYCLE_MAX = timedelta(minutes=15)  # evaluate at least this often: new-finding alerts within 30 minutes
@@ -62,12 +63,14 @@ class Settings:
     cycle_every: timedelta
 
     @classmethod
-    def build(cls, session: Session, clock: Clock) -> Settings:
+    def build(cls, session: Session, clock: Clock, address_limits: AddressLimits | None = None) -> Settings:
         """Raises ConfigError/UsageError (a bad schedule, holiday file, CA bundle...)."""
         from agent.commands.scan import scan_options
         from state.records import Trigger
 
         args = argparse.Namespace(probe=None, ca_bundle=None, resolver=None, force_active=False)
         opts = dataclasses.replace(scan_options(session, args), clock=clock, trigger=Trigger.SCHEDULED)
+        if address_limits is not None:  # the daemon's, kept across SIGHUP: limits hold for the process
+            opts = dataclasses.replace(opts, address_limits=address_limits)
         planner = ScanPlanner(session.config)
         return cls(session, planner, opts, min(planner.shortest, CYCLE_MAX))

@@ -121,6 +121,9 @@ def print_scans(docs: Sequence[Mapping[str, Any]], stream: TextIO | None = None)
             stream.write("  no findings\n")
         for err in doc["errors"]:
             stream.write(f"  ! {err['probe']}: {err['error']}\n")
+        dns = doc.get("observations", {}).get("dns") or {}
+        for address, why in (dns.get("refused") or {}).items():
+            stream.write(f"  ! refused {address}: {why}\n")
         stream.write("\n")
     total = sum(len(d["findings"]) for d in docs)
     by_sev: dict[str, int] = {}

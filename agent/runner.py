@@ -1,7 +1,9 @@
 """Scan orchestration: resolve and pin each asset, run its probes, build the record.
 
-One scan run shares one pin table, HTTP client and connector, so per-host
-concurrency and budgets hold across assets that share a host. Each probe runs
+One scan run shares one pin table, HTTP client and connector; per-address
+concurrency and budgets live in one :class:`AddressLimits` the command or
+daemon makes and passes in ``ScanOptions``, so they hold across every scan and
+job of the process. Each resolved address passes the address policy first. Each probe runs
 under its own deadline; a probe that fails becomes an error value on the scan
 and never stops the others. Each finished scan is handed to ``on_done`` at
 once (the CLI and daemon store it), so a crash loses only scans in flight.
@@ -21,6 +23,7 @@ from agent.targets import AssetSpec
 from probes.base import (
     AssetKind,
     DeadlineExceeded,
+    Finding,
     Limits,
     Probe,
     ProbeContext,
@@ -36,7 +39,7 @@ from probes.catalog import Catalog, load_catalog
 from probes.net.connector import Connector
 from probes.net.dns import Resolution, resolve
 from probes.net.http import HttpClient
-from probes.net.scope import Pins
+from probes.net.scope import AddressLimits, IPNetwork, Pins, origin_of, parse_networks
 from probes.registry import load_probe, probe_names
 from state.records import (
     AssetRecord,
@@ -83,6 +86,12 @@ class ScanOptions:
     # Why active probes must wait for this asset at this moment (its quiet hours), or None.
     quiet: Callable[[AssetSpec, datetime], str | None] | None = None
     dns_timeout: float = 5.0
+    # Networks the address policy lets through for every asset ([agent] allow_addresses and
+    # POSTURE_ALLOW_ADDRESSES); an asset's own allow_addresses add to them.
+    allow: tuple[str, ...] = ()
+    # The process-wide per-address limits, made once by the command or daemon and shared
+    # by every scan and job; None: this Scanner makes its own.
+    address_limits: AddressLimits | None = None
 
 
 @dataclass
@@ -117,7 +126,27 @@ def _target(spec: AssetSpec, res: Resolution, opts: ScanOptions, quiet: str | No
         active=(spec.active_probes and quiet is None) or opts.force_active,
         declared=dict(spec.declared),
         settings=settings,
+        origins=frozenset(o for o in (origin_of(u) for u in spec.origins) if o is not None),
     )
+
+
+DNS_CHECK = "dns.unexpected_address"
+
+
+def dns_result(spec: AssetSpec, res: Resolution) -> ProbeResult | None:
+    """The scan's "dns" run when the asset lists expected addresses: ok, or the finding."""
+    if spec.addresses is None:
+        return None
+    findings: tuple[Finding, ...] = ()
+    if res.unexpected:
+        findings = (Finding(DNS_CHECK, key=spec.url.host, evidence={
+            "reason": f"{spec.url.host} resolved outside its expected addresses; not probed",
+            "addresses": list(res.unexpected),
+            "expected": list(spec.addresses),
+            "answers": list(res.addresses),
+            "resolver": res.resolver,
+        }),)
+    return ProbeResult(probe="dns", status=ProbeStatus.OK, observations=res.to_json(), findings=findings)
 
 
 def finding_records(result: ProbeResult, catalog: Catalog, overrides: dict[str, str]) -> tuple[FindingRecord, ...]:
@@ -171,7 +200,12 @@ class Scanner:
         self.opts = opts
         self.catalog = load_catalog()
         limits = opts.limits
-        self.pins = Pins(per_host_concurrency=limits.per_host_concurrency, host_budget=limits.host_budget)
+        shared = opts.address_limits or AddressLimits(
+            limits.per_host_concurrency, limits.host_budget, window=limits.budget_window
+        )
+        self.allow = parse_networks(opts.allow)
+        self.pins = Pins(per_host_concurrency=limits.per_host_concurrency, host_budget=limits.host_budget,
+                         limits=shared, allow=self.allow)
         self.http = HttpClient(self.pins, limits)
         self.connector = Connector(self.pins, connect_timeout=limits.connect_timeout)
 
@@ -207,18 +241,28 @@ class Scanner:
     async def scan(self, spec: AssetSpec) -> ScanOutcome:
         clock, opts = self.opts.clock, self.opts
         started = clock()
+        allow = (*self.allow, *parse_networks(spec.allow_addresses))
+        expected = parse_networks(spec.addresses) if spec.addresses is not None else None
         try:
-            res = await resolve(spec.url.host, opts.resolver, timeout=opts.dns_timeout)
+            res = await resolve(spec.url.host, opts.resolver, timeout=opts.dns_timeout, allow=allow,
+                                expected=expected)
         except ProbeFailure as exc:
             return self._failed(spec, started, one_line(exc))
+        checked = dns_result(spec, res)
         if not res.usable:
+            # Refused addresses get no probe at all (nmap included); the refusals are on the record.
             why = "; ".join(f"{a}: {r}" for a, r in {**res.skipped, **res.refused}.items())
-            return self._failed(spec, started, f"{spec.url.host} has no address this machine can probe ({why})", res)
-        self.pins.add(spec.url.host, res.usable)
+            error = f"{spec.url.host} has no address this machine can probe ({why})"
+            if res.refused and not res.skipped:
+                error = (f"every address of {spec.url.host} was refused by the address policy ({why}); "
+                         "nothing was probed")
+            return self._failed(spec, started, error, res, checked)
+        self.pins.add(spec.url.host, res.usable, allow)
         quiet = opts.quiet(spec, started) if opts.quiet else None
         target = _target(spec, res, opts, quiet)
+        origin_dns = await self._pin_origins(target, allow)
         ctx = ProbeContext(
-            http=self.http,
+            http=self.http.scoped(target.scope),
             connector=self.connector,
             clock=clock,
             limits=opts.limits,
@@ -253,6 +297,8 @@ class Scanner:
         except asyncio.CancelledError:
             interrupted = True
         ordered = [runs[n] for n in self.selected() if n in runs]
+        if checked is not None:
+            ordered.insert(0, (checked, started, started))
         results = [r for r, _, _ in ordered]
         status = ScanStatus.INTERRUPTED if interrupted else scan_status(results)
         record = ScanRecord(
@@ -267,7 +313,7 @@ class Scanner:
             trigger=opts.trigger,
             full=opts.probes is None,
             forced_active=opts.force_active and not (spec.active_probes and quiet is None),
-            dns=res.to_json(),
+            dns={**res.to_json(), "origins": origin_dns} if origin_dns else res.to_json(),
             error="interrupted before every probe finished" if interrupted else None,
             asset_config_hash=asset_config_hash(spec, target.settings, opts.severity_overrides),
         )
@@ -283,7 +329,27 @@ class Scanner:
         except Exception as exc:  # the contract says probes return errors; a bug must not sink the scan
             return error_result(probe.name, exc)
 
-    def _failed(self, spec: AssetSpec, started: datetime, error: str, res: Resolution | None = None) -> ScanOutcome:
+    async def _pin_origins(self, target: Target, allow: tuple[IPNetwork, ...]) -> dict[str, Any]:
+        """Resolve and pin the hosts of origins the asset lists, under the same address policy.
+
+        Returns what each resolution gave (refusals included), for the scan's dns record.
+        """
+        seen: dict[str, Any] = {}
+        for host in sorted({h for _, h, _ in target.origins} - {target.host}):
+            try:
+                res = await resolve(host, self.opts.resolver, timeout=self.opts.dns_timeout, allow=allow)
+            except ProbeFailure as exc:
+                seen[host] = {"error": one_line(exc)}  # requests to it fail as out of scope
+                continue
+            seen[host] = res.to_json()
+            if res.usable:
+                self.pins.add(host, res.usable, allow)
+        return seen
+
+    def _failed(self, spec: AssetSpec, started: datetime, error: str, res: Resolution | None = None,
+                checked: ProbeResult | None = None) -> ScanOutcome:
+        now = self.opts.clock()
+        runs = (_run_record(checked, now, now, self.opts, self.catalog),) if checked is not None else ()
         record = ScanRecord(
             asset=asset_record(spec),
             status=ScanStatus.FAILED,
@@ -294,7 +360,8 @@ class Scanner:
             config_hash=self.opts.config_hash,
             trigger=self.opts.trigger,
             full=self.opts.probes is None,
+            probe_runs=runs,
             dns=res.to_json() if res else {},
             error=error,
         )
-        return ScanOutcome(spec, record, [], res)
+        return ScanOutcome(spec, record, [checked] if checked is not None else [], res)

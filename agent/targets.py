@@ -89,3 +89,6 @@ class AssetSpec:
     scan_every: str | None = None
     added_at: str | None = None
     scan_ports: tuple[int, ...] | None = None
+    allow_addresses: tuple[str, ...] = ()  # CIDRs the address policy lets through for this asset
+    addresses: tuple[str, ...] | None = None  # expected networks; DNS answers outside are refused
+    origins: tuple[str, ...] = ()  # extra origin URLs (scheme://host[:port]) in the asset's scope

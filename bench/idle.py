@@ -113,6 +113,8 @@ def main() -> int:
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
                         help="for the memory run; postgres: a fresh database on POSTURE_TEST_PG_URL's server")
     args = parser.parse_args()
+    # The lab lives on loopback, which the address policy refuses unless allowed explicitly.
+    os.environ.setdefault("POSTURE_ALLOW_ADDRESSES", "127.0.0.0/8")
     with tempfile.TemporaryDirectory(prefix="posture-idle-") as tmp, make_lab(Path(tmp)) as lab:
         idle_run(Path(tmp), lab, args.idle_seconds)
         if args.database == "sqlite":

@@ -91,6 +91,7 @@ def start_lab(stack: ExitStack, size: int, workdir: Path, cert: Path, key: Path,
     lines = [
         "[agent]",
         f'resolver = "{dns.address}"',
+        'allow_addresses = ["127.1.0.0/16"]  # the bench targets live on loopback',
         f'ca_bundle = "{bundle}"',
         f"concurrency = {concurrency}",
         "",

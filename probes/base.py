@@ -184,6 +184,26 @@ class Target:
     active: bool = True
     declared: Mapping[str, str] = field(default_factory=dict)
     settings: Mapping[str, Mapping[str, JSON]] = field(default_factory=dict)
+    #: Extra origins (scheme, host, port) the asset lists as its own (config ``origins``).
+    origins: frozenset[tuple[str, str, int]] = frozenset()
+
+    @property
+    def scope(self) -> frozenset[tuple[str, str, int]]:
+        """Every origin a probe may reach for this asset, passive or active.
+
+        The asset's own origin (a wss:// asset's is the https origin it upgrades from),
+        its plain-HTTP twin (port 80, or the ``http.http_port`` setting) for the
+        HTTPS-enforcement check, an http:// asset's https twin on 443, and the origins
+        the asset lists. Another port of the same host is another origin: out of scope.
+        """
+        host = self.host.strip("[]").rstrip(".").lower()
+        own = {(self.http_scheme, host, self.port)}
+        if self.http_scheme == "https":
+            twin = self.probe_settings("http").get("http_port", 80)
+            own.add(("http", host, twin if isinstance(twin, int) and not isinstance(twin, bool) else 80))
+        else:
+            own.add(("https", host, 443))
+        return frozenset(own | set(self.origins))
 
     @property
     def is_web(self) -> bool:
@@ -218,8 +238,9 @@ class Limits:
     probe_deadline: float = 120.0  # one probe on one asset
     max_body: int = 1 << 20
     max_redirects: int = 5
-    host_budget: int = 300  # HTTP requests per host per scan
-    per_host_concurrency: int = 4
+    host_budget: int = 300  # HTTP requests per address per budget_window, for the whole process
+    per_host_concurrency: int = 4  # connections open at once per address, for the whole process
+    budget_window: float = 3600.0
 
 
 @dataclass(frozen=True)

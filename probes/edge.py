@@ -148,18 +148,20 @@ class EdgeProbe:
                 baseline = to_response(RequestKind.BASELINE, ex)
                 gathered["baseline"] = baseline.to_json()
                 extras, not_run = await self._active(target, ctx, ex.url)
+                budget_cut = not_run if not_run.startswith("not sent:") else None
         except TimeoutError:
             exc = DeadlineExceeded(f"edge probe took longer than {ctx.limits.probe_deadline:g}s")
             return error_result(self.name, exc, observations=gathered)
         except ProbeFailure as exc:
             return error_result(self.name, exc, observations=gathered)
         verdict = detect(baseline, extras, target.cname_chain, load_signatures(), not_run_reason=not_run)
-        return ProbeResult(
-            probe=self.name,
-            status=ProbeStatus.OK,
-            observations=self._observations(verdict, gathered),
-            findings=edge_findings(verdict, target.host, target.declared),
-        )
+        observations = self._observations(verdict, gathered)
+        findings = edge_findings(verdict, target.host, target.declared)
+        if budget_cut is not None:
+            # The passive part stands, but the active check was not made: a partial result, said so.
+            return error_result(self.name, BudgetExhausted(f"partial result: active check {budget_cut}"),
+                                observations=observations, findings=findings)
+        return ProbeResult(probe=self.name, status=ProbeStatus.OK, observations=observations, findings=findings)
 
     async def _active(self, target: Target, ctx: ProbeContext, url: str) -> tuple[list[Response], str]:
         if not target.active:

@@ -55,6 +55,12 @@ def endpoint_key(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+def http_url(target: Target) -> str:
+    """The asset's URL in the scheme HTTP is spoken with (wss:// upgrades from https://)."""
+    parts = urlsplit(target.url)
+    return urlunsplit((target.http_scheme, parts.netloc, parts.path or "/", parts.query, ""))
+
+
 def twin_port(target: Target) -> int:
     """Where the plain-HTTP twin of an HTTPS asset listens (setting ``http_port``, else 80)."""
     value = target.probe_settings("http").get("http_port", DEFAULT_HTTP_PORT)
@@ -113,7 +119,8 @@ class _Run:
         if t.http_scheme == "http":
             await self.plain_endpoint(t.url, t.port, role="asset")
             return
-        await self.https_endpoint(t.url, t.port, role="asset")
+        # A wss:// asset is judged as the https origin its WebSocket upgrades from.
+        await self.https_endpoint(http_url(t), t.port, role="asset")
         self.http_port = twin_port(t)
         if self.http_port != t.port:
             await self.plain_endpoint(twin_url(t, self.http_port), self.http_port, role="http_twin")

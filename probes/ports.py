@@ -124,12 +124,15 @@ def nmap_args(
     service_detection: bool,
     max_rate: int,
     host_timeout: float,
+    parallelism: int | None = None,
 ) -> list[str]:
     """The nmap command line for one address. ``address`` must be an IP literal."""
     ip = ipaddress.ip_address(address)  # never a name: nmap would resolve it
     args = [nmap, "-oX", "-", "-n", "-Pn", "-sT", "--unprivileged", "-T3",
             "--max-rate", str(max_rate), "--max-retries", "1",
             "--host-timeout", f"{max(1, int(host_timeout + 0.999))}s", "--open"]
+    if parallelism is not None:
+        args += ["--max-parallelism", str(max(1, parallelism))]
     if service_detection:
         args += ["-sV", "--version-light"]
     if ip.version == 6:
@@ -259,10 +262,11 @@ class PortsProbe:
     ) -> None:
         started = time.monotonic()
         try:
-            # One slot of the host's gate: nmap counts as this probe's connection to it.
-            async with ctx.connector.pins.gate(target.host):
+            # nmap holds every connection slot of the address and opens no more connections than that.
+            async with ctx.connector.pins.shared.hold_all(scan.address) as slots:
                 args = nmap_args(nmap, scan.address, cfg.ports, service_detection=False,
-                                 max_rate=cfg.max_rate, host_timeout=min(cfg.host_timeout, _left(deadline)))
+                                 max_rate=cfg.max_rate, host_timeout=min(cfg.host_timeout, _left(deadline)),
+                                 parallelism=slots)
                 scan.commands.append(shlex.join(args))
                 found = _host(await run_nmap(args, _left(deadline)), scan.address)
                 scan.host = found
@@ -273,7 +277,8 @@ class PortsProbe:
                     scan.service_detection = "no open ports"
                     return
                 args = nmap_args(nmap, scan.address, open_ports, service_detection=True,
-                                 max_rate=cfg.max_rate, host_timeout=min(cfg.host_timeout, _left(deadline)))
+                                 max_rate=cfg.max_rate, host_timeout=min(cfg.host_timeout, _left(deadline)),
+                                 parallelism=slots)
                 scan.commands.append(shlex.join(args))
                 scan.service_detection = "running"
                 try:

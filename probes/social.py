@@ -23,6 +23,7 @@ from typing import Any
 from probes.base import (
     JSON,
     AssetKind,
+    BudgetExhausted,
     DeadlineExceeded,
     ProbeContext,
     ProbeFailure,
@@ -139,6 +140,7 @@ class _State:
     static_ready: bool = False
     run: BrowserRun | None = None
     browser_info: dict[str, Any] = field(default_factory=dict)
+    interstitials_cut: bool = False  # the budget ran out while fetching interstitials
     interstitials: dict[str, str] = field(default_factory=dict)  # url -> status or error
 
     def judgements(self) -> tuple[list[Judgement], list[dict[str, str]]]:
@@ -210,6 +212,10 @@ class SocialProbe:
         if state.run is not None and state.run.hung_pages:
             hung = ", ".join(state.run.hung_pages)
             return state.result(self.name, DeadlineExceeded(f"the browser hung on {hung}"))
+        cut = budget_cut(state)
+        if cut is not None:
+            # What was judged stands, but the site was not covered: a partial result, said so.
+            return state.result(self.name, cut)
         return state.result(self.name)
 
     async def _collect(self, target: Target, ctx: ProbeContext, state: _State) -> None:
@@ -272,6 +278,7 @@ class SocialProbe:
                 ex = await ctx.http.request("GET", url, follow_redirects=True)
             except ProbeFailure as exc:
                 state.interstitials[url] = one_line(exc)
+                state.interstitials_cut |= isinstance(exc, BudgetExhausted)
                 return one_line(exc), None
             state.interstitials[url] = f"HTTP {ex.status}"
             if not ex.redirects and ex.status < 300:
@@ -280,6 +287,20 @@ class SocialProbe:
 
         got = await asyncio.gather(*(one(u) for u in urls))
         return dict(zip(urls, got, strict=True))
+
+
+def budget_cut(state: _State) -> BudgetExhausted | None:
+    """The failure to report when the request budget cut the crawl or the browser short."""
+    crawl_cut = state.crawl is not None and state.crawl.budget_exhausted
+    browser_cut = state.run is not None and bool(state.browser_info.get("traffic", {}).get("budget_exhausted"))
+    if not (crawl_cut or state.interstitials_cut or browser_cut):
+        return None
+    pages = len(state.crawl.pages) if state.crawl is not None else 0
+    where = "crawl" if crawl_cut else "interstitial fetches" if state.interstitials_cut else "browser"
+    return BudgetExhausted(
+        f"partial result: the request budget ran out during the {where} after {pages} page(s); "
+        "pages not reached were not judged"
+    )
 
 
 def _translate(exc: Exception) -> BaseException:

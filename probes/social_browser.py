@@ -3,14 +3,15 @@
 The browser never talks to the network itself:
 
 * Every request it makes is intercepted (``context.route("**/*")``). A GET or
-  HEAD for the asset's host is answered by posture through ``ctx.http``
+  HEAD for an origin in the asset's scope (``Target.scope``: scheme, host and
+  port, not the host name alone) is answered by posture through ``ctx.http``
   (pinned address, per-host budget, deadline, body cap), from a cache shared
   with the crawl, so a crawled page is not fetched twice and a site-wide
   script is fetched once. Anything else (another host or scheme, a method
   other than GET/HEAD: the probe is passive) is refused; a refused navigation
   is aborted with ERR_ABORTED so the page stays put instead of showing an
-  error page. Redirects are followed by posture within the host; one leaving
-  it is refused like any other off-host navigation.
+  error page. Redirects are followed by posture within the scope; one leaving
+  it is refused like any other off-scope navigation.
 * Name resolution is pinned as well: ``--host-resolver-rules`` maps the
   asset's host to its pinned address and every other name to NOTFOUND.
   localhost is deliberately *not* excluded: a scanned page must not reach
@@ -51,7 +52,7 @@ from probes.base import (
     one_line,
 )
 from probes.net.http import REDIRECT_CODES, HttpExchange
-from probes.net.scope import normalise_host
+from probes.net.scope import normalise_host, origin_of
 from probes.social_crawl import ResponseCache
 from probes.social_proc import kill_profile_processes
 
@@ -304,8 +305,10 @@ class Browser:
             return "unparsable URL"
         if parts.scheme not in ("http", "https"):
             return f"scheme {parts.scheme}"
-        if host != normalise_host(self.target.host):
+        if host != normalise_host(self.target.host) and origin_of(url) not in self.target.scope:
             return "off-host"
+        if origin_of(url) not in self.target.scope:
+            return "off-origin (another port or scheme of the host)"
         return None
 
     async def _route(self, route: Route, request: Request) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,6 +8,11 @@ import pytest
 
 from tests.support.certs import Authority
 from tests.support.dnsserver import DnsServer
+
+# Every test server lives on loopback, which the address policy refuses by default: allow it
+# for the whole session (os.environ, so CLI subprocesses inherit it). Tests of the policy
+# itself override or remove it (monkeypatch.delenv / setenv).
+os.environ["POSTURE_ALLOW_ADDRESSES"] = "127.0.0.0/8,::1/128"
 
 
 @pytest.fixture(scope="session")

@@ -73,6 +73,13 @@ def scan_options(session: Session, args: argparse.Namespace) -> Any:
         per_host_concurrency=cfg.agent.per_host_concurrency,
         host_budget=cfg.agent.host_budget,
     )
+    from probes.net.scope import ALLOW_ENV, AddressLimits, env_allow
+
+    try:
+        from_env = env_allow()
+    except ValueError as exc:
+        raise UsageError(f"{ALLOW_ENV}: {exc}") from None
+    allow = tuple(dict.fromkeys([*cfg.agent.allow_addresses, *(str(n) for n in from_env)]))
     return ScanOptions(
         clock=make_clock(session.now),
         config_hash=session.config_hash,
@@ -86,6 +93,9 @@ def scan_options(session: Session, args: argparse.Namespace) -> Any:
         concurrency=cfg.agent.concurrency,
         force_active=bool(getattr(args, "force_active", False)),
         quiet=QuietPolicy.from_config(cfg).reason,
+        allow=allow,
+        # One per command: every scan and job it runs shares these per-address limits.
+        address_limits=AddressLimits(limits.per_host_concurrency, limits.host_budget, window=limits.budget_window),
     )
 
 

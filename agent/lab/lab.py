@@ -219,6 +219,7 @@ class Lab:
             "[agent]",
             f"ca_bundle = {q(str(self.ca_bundle))}",
             f"resolver = {q(self.resolver)}",
+            f"allow_addresses = [{q(self.prefix + '.0/24')}]  # the lab lives on loopback: allowed explicitly",
             "concurrency = 8",
             "per_host_concurrency = 8  # each lab site is its own host; the probes share its gate",
             "request_timeout = 10.0",

@@ -1,7 +1,8 @@
 """Raw TCP (and TLS) connections to pinned addresses, for probes below HTTP.
 
 Every socket a probe opens goes through here: the address must be pinned for
-the host, the host's concurrency gate is held for the connection's life, the
+the host, one of the address's connection slots (process-wide) is held for the
+connection's life, the
 connection is counted, and connect and handshake failures come out as
 :mod:`probes.base` failures.
 """
@@ -16,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from probes.base import ConnectFailure, DeadlineExceeded, ProtocolFailure
-from probes.net.scope import Pins, normalise_host
+from probes.net.scope import Pins
 
 
 @dataclass
@@ -58,8 +59,7 @@ class Connector:
         """
         self.pins.check(host, address)
         limit = timeout if timeout is not None else self.connect_timeout
-        async with self.pins.gate(host):
-            self.pins.connections[normalise_host(host)] += 1
+        async with self.pins.connection(host, address):
             try:
                 async with asyncio.timeout(limit):
                     reader, writer = await asyncio.open_connection(

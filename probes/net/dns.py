@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from probes.base import OutOfScope, ResolveFailure
-from probes.net.scope import normalise_host, refusal_reason
+from probes.base import ResolveFailure
+from probes.net.scope import IPNetwork, env_allow, normalise_host, refusal_reason
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Resolution:
     usable: tuple[str, ...] = ()  # what probes may connect to
     skipped: dict[str, str] = field(default_factory=dict)  # address -> why (unreachable family)
     refused: dict[str, str] = field(default_factory=dict)  # address -> why (never a target)
+    unexpected: tuple[str, ...] = ()  # answers outside the asset's expected ``addresses`` (also refused)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +37,7 @@ class Resolution:
             "addresses": list(self.addresses),
             "skipped": dict(self.skipped),
             "refused": dict(self.refused),
+            "unexpected": list(self.unexpected),
         }
 
 
@@ -66,33 +69,58 @@ def reachable(address: str) -> bool:
         return False
 
 
-def _classify(name: str, resolver: str, chain: tuple[str, ...], addresses: list[str]) -> Resolution:
+def _classify(name: str, resolver: str, chain: tuple[str, ...], addresses: list[str],
+              allow: Sequence[IPNetwork] = (), expected: Sequence[IPNetwork] | None = None) -> Resolution:
+    """Sort answers into usable, refused (address policy, unexpected) and skipped (no route).
+
+    Nothing is raised for refused answers: the caller records them on the scan, and a
+    name with no usable address gets no probe at all.
+    """
     usable: list[str] = []
     skipped: dict[str, str] = {}
     refused: dict[str, str] = {}
+    unexpected: list[str] = []
     for a in addresses:
-        reason = refusal_reason(a)
+        reason = refusal_reason(a, allow)
         if reason:
             refused[a] = reason
+        elif expected is not None and not _within(a, expected):
+            unexpected.append(a)
+            refused[a] = "outside the asset's expected addresses"
         elif not reachable(a):
             skipped[a] = "no route from this machine (address family unreachable)"
         else:
             usable.append(a)
-    res = Resolution(name, resolver, chain, tuple(addresses), tuple(usable), skipped, refused)
-    if not usable and refused and not skipped:
-        raise OutOfScope(f"{name} resolves only to addresses posture never probes: {', '.join(refused)}")
-    return res
+    return Resolution(name, resolver, chain, tuple(addresses), tuple(usable), skipped, refused, tuple(unexpected))
 
 
-async def resolve(name: str, resolver: str | None = None, *, timeout: float = 5.0) -> Resolution:
-    """Resolve ``name`` (or accept an IP literal). Raises ResolveFailure/OutOfScope."""
+def _within(address: str, networks: Sequence[IPNetwork]) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return any(ip.version == n.version and ip in n for n in networks)
+
+
+async def resolve(name: str, resolver: str | None = None, *, timeout: float = 5.0,
+                  allow: Sequence[IPNetwork] | None = None, expected: Sequence[IPNetwork] | None = None
+                  ) -> Resolution:
+    """Resolve ``name`` (or accept an IP literal) and apply the address policy.
+
+    ``allow``: networks the policy lets through (None: ``POSTURE_ALLOW_ADDRESSES``;
+    the runner passes config and environment together); ``expected``: the asset's expected
+    addresses (answers outside them are refused and listed as unexpected).
+    Raises ResolveFailure; refused answers are values on the result.
+    """
     host = normalise_host(name)
+    if allow is None:
+        try:
+            allow = env_allow()
+        except ValueError as exc:
+            raise ResolveFailure(str(exc)) from None
     try:
         ipaddress.ip_address(host)
     except ValueError:
         pass
     else:
-        return _classify(host, "literal", (), [host])
+        return _classify(host, "literal", (), [host], allow, expected)
 
     import dns.asyncresolver
     import dns.exception
@@ -166,7 +194,7 @@ async def resolve(name: str, resolver: str | None = None, *, timeout: float = 5.
         if nx:
             raise ResolveFailure(f"{host}: no such domain (NXDOMAIN via {label})")
         raise ResolveFailure(f"{host} has no A or AAAA record (via {label})")
-    return _classify(host, label, tuple(chain), addresses)
+    return _classify(host, label, tuple(chain), addresses, allow, expected)
 
 
 def _cnames_from(response: Any, chain: list[str]) -> None:

@@ -11,9 +11,13 @@
 * A failed TLS handshake is a :class:`ProtocolFailure` (the port answered,
   but not with TLS we could finish), a refused connection a
   :class:`ConnectFailure`.
-* Redirects are followed only within the host, up to a limit; a redirect off
-  the host is returned, never followed.
-* Each request counts against the host's budget and holds its concurrency gate.
+* A client scoped to an asset (:meth:`HttpClient.scoped`) sends requests only
+  to the asset's origins (scheme, host, port); redirects are followed only
+  within them (within the host for an unscoped client), up to a limit; a
+  redirect out of scope is returned, never followed.
+* Each request counts against its address's budget; each connection, pooled
+  and kept-alive ones included, holds one of the address's connection slots
+  for its whole life (:class:`probes.net.scope.AddressLimits`).
 
 Certificate verification is off here on purpose: the TLS probe judges
 certificates; the other probes must still see a site whose certificate is bad.
@@ -26,7 +30,7 @@ import contextlib
 import functools
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -34,9 +38,9 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
-from probes.base import ConnectFailure, DeadlineExceeded, Limits, ProtocolFailure
+from probes.base import ConnectFailure, DeadlineExceeded, Limits, OutOfScope, ProtocolFailure
 from probes.net.bodies import ACCEPT_ENCODING, read_capped
-from probes.net.scope import Pins, normalise_host
+from probes.net.scope import Origin, Pins, format_origin, normalise_host, origin_of
 
 USER_AGENT = "posture/0.1 (external posture scan; +https://github.com/posture)"
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -140,9 +144,16 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
             # Defence in depth: HttpClient already refuses other hosts.
             self._pins.check(host, self._address)
         self._pins.check(self._host, self._address)
+        limits = self._pins.shared
+        # The slot is held for the connection's whole life, idle in the pool included.
+        await limits.acquire(self._address)
         self._pins.connections[normalise_host(self._host)] += 1
-        stream = await self._inner.connect_tcp(self._address, port, timeout=timeout)
-        return _HandshakeGuard(stream, f"{self._address}:{port}")
+        try:
+            stream = await self._inner.connect_tcp(self._address, port, timeout=timeout)
+        except BaseException:
+            limits.release(self._address)
+            raise
+        return _HandshakeGuard(stream, f"{self._address}:{port}", lambda: limits.release(self._address))
 
     async def connect_unix_socket(self, *a: Any, **kw: Any) -> httpcore.AsyncNetworkStream:
         raise ConnectFailure("unix sockets are not scan targets")
@@ -159,9 +170,15 @@ class _HandshakeGuard(httpcore.AsyncNetworkStream):
     failure, not a connect failure.
     """
 
-    def __init__(self, inner: httpcore.AsyncNetworkStream, where: str) -> None:
+    def __init__(self, inner: httpcore.AsyncNetworkStream, where: str, on_close: Callable[[], None]) -> None:
         self._inner = inner
         self._where = where
+        self._on_close: Callable[[], None] | None = on_close
+
+    def _closed(self) -> None:
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._inner.read(max_bytes, timeout)
@@ -170,7 +187,13 @@ class _HandshakeGuard(httpcore.AsyncNetworkStream):
         await self._inner.write(buffer, timeout)
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        try:
+            await self._inner.aclose()
+        finally:
+            self._closed()
+
+    def __del__(self) -> None:  # a stream dropped without aclose must not keep its slot
+        self._closed()
 
     async def start_tls(
         self,
@@ -179,10 +202,20 @@ class _HandshakeGuard(httpcore.AsyncNetworkStream):
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
-            return await self._inner.start_tls(ssl_context, server_hostname, timeout)
+            self._inner = await self._inner.start_tls(ssl_context, server_hostname, timeout)
+            return self
         except httpcore.ConnectError as exc:
+            await self._close_quietly()
             why = _why(exc) if str(exc).strip() else "connection closed during the handshake"
             raise ProtocolFailure(f"TLS handshake with {self._where} failed: {why}") from None
+        except BaseException:
+            await self._close_quietly()
+            raise
+
+    async def _close_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.aclose()
+        self._closed()
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
@@ -222,6 +255,8 @@ class PinnedTransport(httpx.AsyncBaseTransport):
     """httpx transport over an httpcore pool whose sockets go to one address."""
 
     def __init__(self, pins: Pins, host: str, address: str, limits: Limits) -> None:
+        self._pins = pins
+        self._address = address
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=_unverified_context(),
             max_connections=limits.per_host_concurrency,
@@ -229,6 +264,14 @@ class PinnedTransport(httpx.AsyncBaseTransport):
             keepalive_expiry=5.0,
             network_backend=PinnedBackend(pins, host, address),
         )
+        pins.shared.add_reclaimer(address, self.close_idle)
+
+    async def close_idle(self) -> None:
+        """Close kept-alive connections no request is using (another probe needs the slot)."""
+        for conn in list(self._pool.connections):
+            if conn.is_idle():
+                with contextlib.suppress(Exception):
+                    await conn.aclose()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         req = httpcore.Request(
@@ -252,6 +295,7 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
+        self._pins.shared.remove_reclaimer(self._address, self.close_idle)
         await self._pool.aclose()
 
 
@@ -271,6 +315,28 @@ class HttpClient:
         self.user_agent = user_agent
         self._transports: dict[tuple[str, str], PinnedTransport] = {}
         self._timeout = httpx.Timeout(self.limits.request_deadline, connect=self.limits.connect_timeout)
+        #: (scheme, host, port) a request may go to; None: any pinned host (no origin rule).
+        self.origins: frozenset[Origin] | None = None
+
+    def scoped(self, origins: Iterable[Origin]) -> HttpClient:
+        """This client (same pins, pools and limits) restricted to ``origins``: one asset's scope."""
+        child = HttpClient(self.pins, self.limits, user_agent=self.user_agent)
+        child._transports = self._transports
+        child.origins = frozenset(origins)
+        return child
+
+    def in_scope(self, url: str) -> bool:
+        """Whether a request to ``url`` is allowed by the origin rule (not yet by the pins)."""
+        if self.origins is None:
+            return True
+        return origin_of(url) in self.origins
+
+    def _check_origin(self, parsed: httpx.URL, url: str) -> None:
+        if self.origins is None:
+            return
+        origin = (parsed.scheme, normalise_host(parsed.host), parsed.port or (443 if parsed.scheme == "https" else 80))
+        if origin not in self.origins:
+            raise OutOfScope(f"refusing {url}: origin {format_origin(origin)} is not in the asset's scope")
 
     def _transport(self, host: str, address: str) -> PinnedTransport:
         key = (normalise_host(host), address)
@@ -313,8 +379,10 @@ class HttpClient:
                     if not follow_redirects or ex.status not in REDIRECT_CODES or not ex.location:
                         return _with_hops(ex, hops)
                     target = ex.location
-                    if not self.same_host(url, target) or _scheme(target) not in HTTP_SCHEMES:
-                        return _with_hops(ex, hops)  # off-host: recorded, never followed
+                    if _scheme(target) not in HTTP_SCHEMES or not (
+                        self.in_scope(target) if self.origins is not None else self.same_host(url, target)
+                    ):
+                        return _with_hops(ex, hops)  # off-scope: recorded, never followed
                     hops.append(Hop(ex.status, ex.url, target))
                     if len(hops) > self.limits.max_redirects or target in seen:
                         raise ProtocolFailure(
@@ -358,7 +426,8 @@ class HttpClient:
             raise ConnectFailure(f"{host} has no reachable address")
         addr = address or addresses[0]
         self.pins.check(host, addr)
-        self.pins.spend(host)
+        self._check_origin(parsed, url)
+        self.pins.spend(host, addr)
         cap = self.limits.max_body if max_body is None else max_body
         hdrs = {"user-agent": self.user_agent, "accept": "*/*", "accept-encoding": ACCEPT_ENCODING}
         hdrs.update({k.lower(): v for k, v in (headers or {}).items()})
@@ -368,25 +437,24 @@ class HttpClient:
         except (httpx.InvalidURL, ValueError) as exc:
             raise ProtocolFailure(f"cannot build {method} {url}: {_why(exc)}") from None
         started = time.monotonic()
-        async with self.pins.gate(host):
+        try:
+            response = await transport.handle_async_request(request)
             try:
-                response = await transport.handle_async_request(request)
-                try:
-                    body, truncated = await read_capped(
-                        response.aiter_raw(), response.headers.get("content-encoding"), cap
-                    )
-                finally:
-                    await response.aclose()
-            except (httpcore.ConnectError, httpx.ConnectError) as exc:
-                raise ConnectFailure(f"cannot connect to {host} ({addr}): {_why(exc)}") from None
-            except (httpcore.TimeoutException, httpx.TimeoutException) as exc:
-                raise DeadlineExceeded(f"{method} {url}: {type(exc).__name__}") from None
-            except (httpcore.ProtocolError, httpx.ProtocolError, httpx.DecodingError) as exc:
-                raise ProtocolFailure(f"{method} {url}: bad HTTP from {addr}: {_why(exc)}") from None
-            except (httpcore.NetworkError, httpx.HTTPError, ssl.SSLError, httpcore.UnsupportedProtocol) as exc:
-                raise ProtocolFailure(f"{method} {url}: connection to {addr} failed: {_why(exc)}") from None
-            except OSError as exc:
-                raise ConnectFailure(f"cannot connect to {host} ({addr}): {exc.strerror or exc}") from None
+                body, truncated = await read_capped(
+                    response.aiter_raw(), response.headers.get("content-encoding"), cap
+                )
+            finally:
+                await response.aclose()
+        except (httpcore.ConnectError, httpx.ConnectError) as exc:
+            raise ConnectFailure(f"cannot connect to {host} ({addr}): {_why(exc)}") from None
+        except (httpcore.TimeoutException, httpx.TimeoutException) as exc:
+            raise DeadlineExceeded(f"{method} {url}: {type(exc).__name__}") from None
+        except (httpcore.ProtocolError, httpx.ProtocolError, httpx.DecodingError) as exc:
+            raise ProtocolFailure(f"{method} {url}: bad HTTP from {addr}: {_why(exc)}") from None
+        except (httpcore.NetworkError, httpx.HTTPError, ssl.SSLError, httpcore.UnsupportedProtocol) as exc:
+            raise ProtocolFailure(f"{method} {url}: connection to {addr} failed: {_why(exc)}") from None
+        except OSError as exc:
+            raise ConnectFailure(f"cannot connect to {host} ({addr}): {exc.strerror or exc}") from None
         path_sent = (raw_path if raw_path is not None else parsed.raw_path).decode("latin-1")
         return HttpExchange(
             method=method,

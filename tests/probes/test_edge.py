@@ -265,7 +265,9 @@ async def test_spent_host_budget_leaves_the_passive_verdict() -> None:
     with http_server() as origin:
         result = await run(make_target(origin.url_for("127.0.0.1")), limits)
         assert len(origin.seen) == 1
-    assert result.status is ProbeStatus.OK
+    # The active check was not made: a partial result that says so, never a plain "ok".
+    assert result.status is ProbeStatus.ERROR and result.error is not None
+    assert result.error.kind is ErrorKind.BUDGET and "partial result" in result.error.message
     active = result.observations["active"]
     assert active["outcome"] == "not_run" and "budget" in active["reason"]
     assert set(findings_of(result)) == {"edge.waf.absent", "edge.cdn.absent"}

@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
-from probes.base import OutOfScope, ResolveFailure
+from probes.base import ResolveFailure
 from probes.net.dns import parse_resolver, resolve
-from probes.net.scope import refusal_reason
+from probes.net.scope import env_allow, parse_networks, refusal_reason
 from tests.support.dnsserver import DnsServer, free_udp_port
 from tests.support.netns import IsolatedDnsServer, run_isolated
 
 TIMEOUT = 1.0
+ALLOW = env_allow()  # tests/conftest.py allows 127.0.0.0/8 for the session
 SLACK = 0.6
 
 RECORDS = {
@@ -45,7 +46,7 @@ def dns() -> Iterator[DnsServer]:
 
 
 async def test_cname_chain_and_both_families_are_recorded(dns: DnsServer) -> None:
-    res = await resolve("WWW.test.", dns.address, timeout=TIMEOUT)
+    res = await resolve("WWW.test.", dns.address, timeout=TIMEOUT, allow=ALLOW)
     assert res.name == "www.test"
     assert res.resolver == dns.address
     assert res.cname_chain == ("edge.test", "origin.test")
@@ -56,7 +57,7 @@ async def test_cname_chain_and_both_families_are_recorded(dns: DnsServer) -> Non
 
 @pytest.mark.parametrize(("name", "addresses"), [("v4.test", ("127.0.0.6",)), ("v6only.test", ("::1",))])
 async def test_one_family_missing_is_not_an_error(dns: DnsServer, name: str, addresses: tuple[str, ...]) -> None:
-    res = await resolve(name, dns.address, timeout=TIMEOUT)
+    res = await resolve(name, dns.address, timeout=TIMEOUT, allow=ALLOW)
     assert res.addresses == addresses and res.cname_chain == ()
 
 
@@ -67,14 +68,14 @@ async def test_one_family_missing_is_not_an_error(dns: DnsServer, name: str, add
 async def test_unknown_name_is_a_quick_typed_failure(dns: DnsServer, name: str, message: str) -> None:
     started = time.monotonic()
     with pytest.raises(ResolveFailure, match=message):
-        await resolve(name, dns.address, timeout=TIMEOUT)
+        await resolve(name, dns.address, timeout=TIMEOUT, allow=ALLOW)
     assert time.monotonic() - started < 0.5
 
 
 async def test_resolver_that_refuses_is_a_typed_failure(dns: DnsServer) -> None:
     # Outside its local zones this dnsmasq has no upstream: it refuses, and forwards nothing.
     with pytest.raises(ResolveFailure, match="failed to answer"):
-        await resolve("posture.invalid", dns.address, timeout=TIMEOUT)
+        await resolve("posture.invalid", dns.address, timeout=TIMEOUT, allow=ALLOW)
 
 
 async def test_resolver_that_never_answers_fails_within_the_timeout() -> None:
@@ -83,7 +84,7 @@ async def test_resolver_that_never_answers_fails_within_the_timeout() -> None:
         port = sink.getsockname()[1]
         started = time.monotonic()
         with pytest.raises(ResolveFailure, match="timed out"):
-            await resolve("www.test", f"127.0.0.1:{port}", timeout=TIMEOUT)
+            await resolve("www.test", f"127.0.0.1:{port}", timeout=TIMEOUT, allow=ALLOW)
         elapsed = time.monotonic() - started
     # A and AAAA share the one timeout; asked one after the other they took twice as long.
     assert elapsed < TIMEOUT + SLACK
@@ -93,24 +94,24 @@ async def test_resolver_on_a_closed_port_fails_within_the_timeout() -> None:
     port = free_udp_port()
     started = time.monotonic()
     with pytest.raises(ResolveFailure):
-        await resolve("www.test", f"127.0.0.1:{port}", timeout=TIMEOUT)
+        await resolve("www.test", f"127.0.0.1:{port}", timeout=TIMEOUT, allow=ALLOW)
     assert time.monotonic() - started < TIMEOUT + SLACK
 
 
 @pytest.mark.parametrize("spec", ["dns.example", "127.0.0.1:0", "127.0.0.1:99999", "[::1]:x"])
 async def test_invalid_resolver_is_a_resolve_failure(spec: str) -> None:
     with pytest.raises(ResolveFailure, match="invalid resolver"):
-        await resolve("www.test", spec, timeout=TIMEOUT)
+        await resolve("www.test", spec, timeout=TIMEOUT, allow=ALLOW)
 
 
 @pytest.mark.parametrize("name", ["meta.test", "mapped.test", "linklocal.test"])
-async def test_names_that_only_lead_to_forbidden_addresses_are_out_of_scope(dns: DnsServer, name: str) -> None:
-    with pytest.raises(OutOfScope, match="never probes"):
-        await resolve(name, dns.address, timeout=TIMEOUT)
+async def test_names_that_only_lead_to_forbidden_addresses_have_nothing_usable(dns: DnsServer, name: str) -> None:
+    res = await resolve(name, dns.address, timeout=TIMEOUT, allow=ALLOW)
+    assert res.usable == () and set(res.refused) == set(res.addresses) and res.refused
 
 
 async def test_forbidden_addresses_are_refused_and_recorded(dns: DnsServer) -> None:
-    res = await resolve("mixed.test", dns.address, timeout=TIMEOUT)
+    res = await resolve("mixed.test", dns.address, timeout=TIMEOUT, allow=ALLOW)
     assert res.usable == ("127.0.0.7",)
     assert res.refused == {"169.254.169.254": "cloud metadata address"}
     assert res.addresses == ("127.0.0.7", "169.254.169.254")
@@ -121,24 +122,33 @@ async def test_forbidden_addresses_are_refused_and_recorded(dns: DnsServer) -> N
     [("127.0.0.9", ("127.0.0.9",)), ("[::1]", ("::1",))],
 )
 async def test_ip_literals_need_no_dns(literal: str, usable: tuple[str, ...]) -> None:
-    res = await resolve(literal, "127.0.0.1:9", timeout=TIMEOUT)  # the resolver is never asked
+    res = await resolve(literal, "127.0.0.1:9", timeout=TIMEOUT, allow=ALLOW)  # the resolver is never asked
     assert (res.resolver, res.usable) == ("literal", usable)
 
 
 @pytest.mark.parametrize("literal", ["169.254.169.254", "fd00:ec2::254", "::ffff:a9fe:a9fe", "ff02::1"])
-async def test_forbidden_ip_literals_are_out_of_scope(literal: str) -> None:
-    with pytest.raises(OutOfScope):
-        await resolve(literal)
+async def test_forbidden_ip_literals_are_refused(literal: str) -> None:
+    res = await resolve(literal, allow=parse_networks(["0.0.0.0/0", "::/0"]))  # wide allows never admit these
+    assert res.usable == () and list(res.refused) == [literal.strip("[]")]
 
 
 @pytest.mark.parametrize(
     ("address", "reason"),
     [
-        ("127.0.0.1", None),
-        ("::1", None),
-        ("203.0.113.7", None),
-        ("2001:db8::7", None),
-        ("::ffff:127.0.0.1", None),
+        ("127.0.0.1", "loopback address"),
+        ("::1", "loopback address"),
+        ("203.0.113.7", "documentation address (RFC 5737)"),
+        ("2001:db8::7", "documentation address (RFC 3849)"),
+        ("::ffff:127.0.0.1", "loopback address (embedded in ::ffff:7f00:1)"),
+        ("10.1.2.3", "private address (RFC 1918)"),
+        ("172.31.0.1", "private address (RFC 1918)"),
+        ("192.168.1.1", "private address (RFC 1918)"),
+        ("fd12::1", "private address (unique local, RFC 4193)"),
+        ("100.64.0.1", "shared address space (CGNAT, RFC 6598)"),
+        ("198.18.0.1", "benchmarking address (RFC 2544)"),
+        ("240.0.0.1", "reserved address (future use)"),
+        ("8.8.8.8", None),
+        ("2606:4700::1", None),
         ("169.254.169.254", "cloud metadata address"),
         ("169.254.170.2", "cloud metadata address"),
         ("100.100.100.200", "cloud metadata address"),
@@ -161,6 +171,27 @@ def test_refusal_reason(address: str, reason: str | None) -> None:
 
 
 @pytest.mark.parametrize(
+    ("address", "allow", "refused"),
+    [
+        ("127.0.0.1", ["127.0.0.0/8"], False),
+        ("10.1.2.3", ["127.0.0.0/8"], True),
+        ("10.1.2.3", ["10.0.0.0/8"], False),
+        ("::ffff:10.1.2.3", ["10.0.0.0/8"], False),
+        # Metadata and link-local: a network never admits them, only the exact address.
+        ("169.254.169.254", ["169.254.0.0/16"], True),
+        ("169.254.169.254", ["0.0.0.0/0"], True),
+        ("169.254.169.254", ["169.254.169.254/32"], False),
+        ("100.100.100.200", ["100.64.0.0/10"], True),
+        ("100.64.0.1", ["100.64.0.0/10"], False),
+        ("fe80::1", ["fe80::/10"], True),
+        ("fe80::1", ["fe80::1"], False),
+    ],
+)
+def test_allow_lets_listed_networks_through(address: str, allow: list[str], refused: bool) -> None:
+    assert (refusal_reason(address, parse_networks(allow)) is not None) is refused
+
+
+@pytest.mark.parametrize(
     ("spec", "parsed"),
     [("127.0.0.1", ("127.0.0.1", 53)), ("127.0.0.1:5353", ("127.0.0.1", 5353)),
      ("[::1]:53", ("::1", 53)), ("[::1]", ("::1", 53)), (" ::1 ", ("::1", 53))],
@@ -175,7 +206,9 @@ async def isolated_resolution() -> dict[str, Any]:
     try:
         out: dict[str, Any] = {}
         for name in ("dual.test", "v6.test"):
-            res = await resolve(name, server.address, timeout=TIMEOUT)
+            # 2001:db8:: (documentation) stands for an unreachable IPv6 address here: allowed.
+            allow = (*ALLOW, *parse_networks(["2001:db8::/32"]))
+            res = await resolve(name, server.address, timeout=TIMEOUT, allow=allow)
             out[name] = {**res.to_json(), "usable": list(res.usable)}
         return out
     finally:

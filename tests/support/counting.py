@@ -1,0 +1,78 @@
+"""An HTTP(S) server on loopback that counts what reaches it: connections accepted,
+connections open at once (peak) and requests, so a test can prove a limit or a refusal
+at the server rather than trusting the client's own accounting."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.support.servers import Reply, Route, Seen, _Handler, _HTTPServer
+
+
+class _Counting(_HTTPServer):
+    lock: threading.Lock
+    accepted: int
+    open: int
+    peak: int
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.lock:
+            self.accepted += 1
+            self.open += 1
+            self.peak = max(self.peak, self.open)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        try:
+            super().shutdown_request(request)
+        finally:
+            with self.lock:
+                self.open -= 1
+
+
+@dataclass
+class Counted:
+    host: str
+    port: int
+    server: _Counting
+    seen: list[Seen] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return self.server.accepted
+
+    @property
+    def peak(self) -> int:
+        return self.server.peak
+
+    @property
+    def requests(self) -> int:
+        return len(self.server.seen)
+
+
+@contextmanager
+def counting_server(routes: Mapping[str, Route] | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                    tls: ssl.SSLContext | None = None) -> Iterator[Counted]:
+    srv = _Counting((host, port), _Handler, bind_and_activate=False)
+    srv.allow_reuse_address = True
+    srv.server_bind()
+    srv.server_activate()
+    srv.routes = dict(routes or {"*": Reply(200, "<html><body>hello</body></html>")})
+    srv.seen = []
+    srv.lock = threading.Lock()
+    srv.accepted = srv.open = srv.peak = 0
+    if tls is not None:
+        srv.socket = tls.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield Counted(host, srv.server_address[1], srv, srv.seen)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(2)
