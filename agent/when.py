@@ -32,13 +32,16 @@ def parse_when(text: str, tz: str, option: str, *, end_of_day: bool = False) -> 
 def before(now: datetime, text: str, option: str) -> datetime:
     """``now`` minus an age such as ``3y``, ``400d``, ``52w``, ``12h`` (years are calendar years)."""
     m = _AGE.match(text)
-    if not m or int(m.group(1)) == 0:
+    if not m or len(m.group(1)) > 18 or int(m.group(1)) == 0:
         raise UsageError(f"{option} {text!r} is not an age like 3y, 400d, 52w or 12h")
     n, unit = int(m.group(1)), m.group(2)
-    if unit == "y":
-        return years_before(now, n)
-    seconds = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}[unit]
-    return now - timedelta(seconds=n * seconds)
+    try:
+        if unit == "y":
+            return years_before(now, n)
+        seconds = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}[unit]
+        return now - timedelta(seconds=n * seconds)
+    except (OverflowError, ValueError):
+        raise UsageError(f"{option} {text!r} reaches before the year 1") from None
 
 
 def years_before(now: datetime, years: int) -> datetime:

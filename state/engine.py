@@ -48,8 +48,9 @@ def parse_url(url: str) -> URL:
 
     try:
         parsed = make_url(url)
-    except (ArgumentError, ValueError) as exc:
-        raise BadUrl(f"cannot parse database URL {url!r}: {exc}") from None
+    except (ArgumentError, ValueError):  # their messages may quote the URL, password and all
+        raise BadUrl(f"cannot parse database URL {shown_db_url(url)!r}: expected sqlite:///PATH "
+                     "or postgresql+psycopg://USER@HOST/NAME") from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend in {"postgres", "postgresql"}:
         if driver not in {"", "psycopg"}:
@@ -63,7 +64,27 @@ def parse_url(url: str) -> URL:
 
 
 def safe_url(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+    """The URL for messages and logs: no user, no password, no query (``?password=`` hides there too)."""
+    if url.get_backend_name() == "sqlite":
+        return f"{url.drivername.partition('+')[0]}:///{url.database or ''}"
+    host = url.host or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{url.port}" if url.port else ""
+    return f"{url.drivername.partition('+')[0]}://{host}{port}/{url.database or ''}"
+
+
+def shown_db_url(url: str) -> str:
+    """A database URL as text, masked even when it does not parse: never its user, password or query."""
+    import re
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        return safe_url(make_url(url))
+    except Exception:
+        pass
+    m = re.match(r"\s*([A-Za-z][A-Za-z0-9+.-]{0,31})://", url)
+    return f"{m.group(1)}://****" if m else "****"
 
 
 def make_engine(url: URL) -> Engine:

@@ -19,13 +19,20 @@ def check_config(args: argparse.Namespace) -> int:
     from agent.config import load_config
     from agent.output import dump_json
 
+    from agent.notify.channels import channels
+    from agent.session import mask_url
+
     cfg, digest = load_config(args.config)
     specs = cfg.asset_specs()
+    database = mask_url(args.db or cfg.agent.database) if (args.db or cfg.agent.database) else "default"
+    chans = [(c.index, c.label) for c in channels(cfg)]  # masked: scheme://host and the channel's name
     if args.format == "json":
         dump_json(
             {
                 "valid": True,
                 "config_hash": digest,
+                "database": database,
+                "channels": [{"index": i, "channel": label} for i, label in chans],
                 "assets": [
                     {
                         "name": s.name,
@@ -51,4 +58,8 @@ def check_config(args: argparse.Namespace) -> int:
             extras.append("declared " + ", ".join(sorted(s.declared)))
         suffix = f"  ({'; '.join(extras)})" if extras else ""
         print(f"  {s.name:<24} {s.kind:<8} {s.url.normalised}{suffix}")
+    print(f"database: {database}")
+    print(f"{len(chans)} notification channel(s)")
+    for i, label in chans:
+        print(f"  notify[{i}] {label}")
     return 0
