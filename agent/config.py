@@ -133,12 +133,13 @@ class ScheduleSection(_Strict):
     @classmethod
     def _holidays(cls, v: str | None) -> str | None:
         if v is not None:
+            from probes.files import CONFIG_MAX, FileRefused, read_text_capped
             from schedules.quiet import QuietError, parse_holidays
 
             try:
-                parse_holidays(Path(v).read_text("utf-8"))
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ValueError(f"cannot read holiday file {v}: {getattr(exc, 'strerror', None) or exc}") from None
+                parse_holidays(read_text_capped(v, CONFIG_MAX))
+            except FileRefused as exc:
+                raise ValueError(f"cannot read holiday file {exc}") from None
             except QuietError as exc:
                 raise ValueError(f"{v}: {exc}") from None
         return v
@@ -353,13 +354,15 @@ def load_config(path: str | None) -> tuple[Config, str]:
             cfg = Config()
             return cfg, config_hash(cfg)
         path = str(default)
+    from probes.files import CONFIG_MAX, FileRefused, read_text_capped
+
     p = Path(path)
+    if not os.path.lexists(p):
+        raise ConfigError(f"config file {path} does not exist")
     try:
-        text = p.read_text("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        text = read_text_capped(p, CONFIG_MAX)
+    except FileRefused as exc:
+        raise ConfigError(f"cannot read config file {exc}") from None
     cfg = parse_config(text, str(p))
     return cfg, config_hash(cfg)
 

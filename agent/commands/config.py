@@ -17,9 +17,8 @@ def register(sub: Any) -> None:
 
 def check_config(args: argparse.Namespace) -> int:
     from agent.config import load_config
-    from agent.output import dump_json
-
     from agent.notify.channels import channels
+    from agent.output import dump_json
     from agent.session import mask_url
 
     cfg, digest = load_config(args.config)
