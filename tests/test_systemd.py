@@ -89,3 +89,14 @@ def test_timer_runs_the_once_service() -> None:
     assert timer["Unit"] == ["posture-once.service"] and timer["Persistent"] == ["true"]
     assert once["Type"] == ["oneshot"] and once["ExecStart"] == [f"{SHIPPED} run --once"]
     assert unit_settings("posture.service")["ExecStart"] == [f"{SHIPPED} run"]
+
+
+@pytest.mark.parametrize("unit", ["posture.service", "posture-once.service"])
+def test_services_have_a_memory_ceiling(unit: str) -> None:
+    s = unit_settings(unit)
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    (value,) = s["MemoryMax"]
+    size = int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
+    assert 256 << 20 <= size <= 4 << 30, value
+    (high,) = s["MemoryHigh"]
+    assert int(high[:-1]) * units[high[-1]] < size
