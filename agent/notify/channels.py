@@ -223,6 +223,11 @@ def _send(channel: Channel, message: Message, secrets: set[str]) -> SendResult:
     # only, and keep all of it away from whatever handlers the process has configured.
     apprise_log = logging.getLogger("apprise")
     propagate, apprise_log.propagate = apprise_log.propagate, False
+    # urllib3 (under Apprise's requests) logs each request line, path and query included.
+    wire = [logging.getLogger(n) for n in ("urllib3", "requests")]
+    wire_levels = [(w, w.propagate, w.disabled) for w in wire]
+    for w in wire:
+        w.propagate, w.disabled = False, True
     try:
         with _log_capture(apprise, logging.WARNING) as logs:
             if not notifier.add(channel.url):
@@ -236,6 +241,8 @@ def _send(channel: Channel, message: Message, secrets: set[str]) -> SendResult:
             captured = logs.getvalue()
     finally:
         apprise_log.propagate = propagate
+        for w, was_propagating, was_disabled in wire_levels:
+            w.propagate, w.disabled = was_propagating, was_disabled
     if ok:
         return SendResult(channel, True)
     lines = [ln.split(" - ", 2)[-1].strip() for ln in captured.splitlines() if " - " in ln]
