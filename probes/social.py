@@ -207,6 +207,10 @@ class SocialProbe:
             return state.result(self.name, exc)
         except Exception as exc:
             return state.result(self.name, _translate(exc))
+        if state.run is not None and state.run.crashed_pages:
+            crashed = ", ".join(state.run.crashed_pages)
+            return state.result(self.name, ToolUnavailable(f"the browser's renderer crashed on {crashed} "
+                                                           "(out of memory or killed)"))
         if state.run is not None and state.run.hung_pages:
             hung = ", ".join(state.run.hung_pages)
             return state.result(self.name, DeadlineExceeded(f"the browser hung on {hung}"))

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, Dialog, Page, Playwright, Request, Route, WebSocketRoute
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
+RENDERER_HEAP_MB = 256
 BASE_ARGS = (
     "--headless=new",
     "--no-sandbox",
@@ -78,6 +79,9 @@ BASE_ARGS = (
     "--proxy-bypass-list=<-loopback>",
     "--no-pings",
     "--mute-audio",
+    # Each renderer's JavaScript heap is bounded: a page that allocates forever crashes its
+    # renderer (a probe error) instead of growing the browser to the host's limit.
+    f"--js-flags=--max-old-space-size={RENDERER_HEAP_MB}",
 )
 FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "cookie", "referer")
 DROPPED_RESPONSE_HEADERS = frozenset(
@@ -191,6 +195,7 @@ class Browser:
         self.last_activity = time.monotonic()
         self.version = ""
         self.crashed = False  # the browser went away without being asked to
+        self.page_crashes = 0  # renderers that crashed (out of memory, killed): each a page error
         self._closing = False
         self._handlers: set[asyncio.Task[Any]] = set()  # route handlers still fetching
         self._pw: Playwright | None = None
@@ -209,6 +214,9 @@ class Browser:
     async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         # Leaving on an error or a deadline: the browser may be what hangs, so no polite close.
         await self.close(graceful=exc_type is None)
+
+    def _page_crashed(self, *_: object) -> None:
+        self.page_crashes += 1
 
     def _closed(self, *_: object) -> None:
         if not self._closing:
@@ -278,6 +286,7 @@ class Browser:
     async def new_tab(self) -> Page:
         """A tab opened after the routes were installed (WebSocket routing needs that)."""
         tab = await self.context.new_page()
+        tab.on("crash", self._page_crashed)
         for old in self.extra_tabs(tab):
             with contextlib.suppress(Exception):
                 await old.close()

@@ -23,7 +23,8 @@ def check_config(args: argparse.Namespace) -> int:
 
     cfg, digest = load_config(args.config)
     specs = cfg.asset_specs()
-    database = mask_url(args.db or cfg.agent.database) if (args.db or cfg.agent.database) else "default"
+    db_url: str | None = args.db or cfg.agent.database
+    database = mask_url(db_url) if db_url else "default"
     chans = [(c.index, c.label) for c in channels(cfg)]  # masked: scheme://host and the channel's name
     if args.format == "json":
         dump_json(

@@ -60,7 +60,7 @@ def test_kill_9_of_posture_mid_nmap_kills_nmap(tmp_path: Path) -> None:
         while time.monotonic() < deadline and not nmap and proc.poll() is None:
             nmap = [c for c in _children(proc.pid) if _comm(c) == "nmap"]
             time.sleep(0.1)
-        assert nmap, f"no nmap started: {proc.stderr.read().decode() if proc.poll() is not None and proc.stderr else ''}"
+        assert nmap, "no nmap started"
         time.sleep(0.5)
         assert all(_alive(pid) for pid in nmap)  # mid-scan: it would run for about 25 minutes
     finally:
