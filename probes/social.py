@@ -256,6 +256,10 @@ class SocialProbe:
         failed = True
         try:
             state.browser_info["version"] = browser.version
+            if browser.launcher is not None:  # who it runs as, its sandbox and memory bounds
+                state.browser_info["launch"] = browser.launcher.to_json()
+                if browser.sandbox_error:
+                    state.browser_info["launch"]["sandbox_off_reason"] = browser.sandbox_error
             state.stage = Stage.BROWSER
             await judge_pages(browser, [p.url for p in state.crawl.pages], data, state.run,
                               page_timeout=settings.page_timeout)
