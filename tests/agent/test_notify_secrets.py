@@ -105,3 +105,24 @@ def test_the_migration_re_masks_labels_stored_before(tmp_path: Path) -> None:
     assert mod.mask_text("json://bob:****@127.0.0.1:8099/hooks/PathSecret93?x=HeaderSecret94") == "json://127.0.0.1:8099"
     assert mod.mask_text("discord://1...0/a...c/") == "discord://****"
     assert mod.mask_text("POST json://127.0.0.1:8099/hooks/PathSecret93 failed") == "POST json://127.0.0.1:8099 failed"
+
+
+def test_migration_0007_re_masks_what_earlier_versions_stored(tmp_path: Path, store_url: str) -> None:
+    from sqlalchemy import text
+
+    from state import migrate
+
+    with Store.open(store_url) as store:
+        migrate.downgrade(store.engine, "0003")
+        with store.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO deliveries (channel, channel_label, event, condition, state, created_at, attempts, "
+                "last_error, payload) VALUES (:c, :l, 'alert', :cond, 'failed', :t, 1, :e, '{}')"), [
+                {"c": "a" * 32, "l": f"json://bob:****@127.0.0.1:8099/hooks/{SECRETS[2]}", "cond": "new:1:0",
+                 "t": T0, "e": f"POST json://127.0.0.1:8099/hooks/{SECRETS[2]}?k={SECRETS[3]} answered 500"},
+                {"c": "b" * 32, "l": "discord://1...0/a...c/", "cond": "new:2:0", "t": T0, "e": None},
+            ])
+    with Store.open(store_url) as store:  # upgrades to the head, 0007 included
+        rows = {d.channel_label: d.last_error for d in deliveries.deliveries(store)}
+    assert rows == {"json://127.0.0.1:8099": "POST json://127.0.0.1:8099 answered 500", "discord://****": None}
+    assert not any(s in _stored(store_url, tmp_path) for s in SECRETS)

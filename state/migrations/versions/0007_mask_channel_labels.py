@@ -42,6 +42,8 @@ def mask_text(text: str) -> str:
 
 def upgrade() -> None:
     bind = op.get_bind()
+    if bind.dialect.name == "sqlite":  # overwrite the old values' bytes, not only unlink them
+        bind.exec_driver_sql("PRAGMA secure_delete = ON")
     deliveries = sa.table("deliveries", sa.column("id", sa.Integer()), sa.column("channel_label", sa.Text()),
                           sa.column("last_error", sa.Text()))
     rows = bind.execute(sa.select(deliveries.c.id, deliveries.c.channel_label, deliveries.c.last_error)).all()
