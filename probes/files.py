@@ -32,8 +32,6 @@ def read_capped(path: str | os.PathLike[str], limit: int) -> bytes:
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below anyway.
         fd = os.open(Path(path), os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise FileRefused(f"{shown}: no such file") from None
     except OSError as exc:
         raise FileRefused(f"{shown}: {exc.strerror or exc}") from None
     try:

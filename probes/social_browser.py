@@ -53,7 +53,7 @@ from probes.base import (
 from probes.net.http import REDIRECT_CODES, HttpExchange
 from probes.net.scope import normalise_host
 from probes.social_crawl import ResponseCache
-from probes.social_launch import Launch, discard, prepare, sandbox_failure
+from probes.social_launch import Launch, discard, prepare, profile_parent, sandbox_failure
 from probes.social_proc import kill_profile_processes
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ class Browser:
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import async_playwright
 
-        self._profile = tempfile.mkdtemp(prefix="posture-social-")
+        self._profile = tempfile.mkdtemp(prefix="posture-social-", dir=profile_parent())
         try:
             self.launcher = await asyncio.to_thread(prepare, self.executable, self._profile, sandbox=sandbox)
         except (OSError, KeyError) as exc:

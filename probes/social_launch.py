@@ -73,12 +73,28 @@ def prepare(chromium: str, profile: str, *, sandbox: bool) -> Launch:
     home = shlex.quote(profile)
     wrapper.write_text(
         "#!/bin/sh\n"
-        f"HOME={home} XDG_CONFIG_HOME={home}/.config XDG_CACHE_HOME={home}/.cache\n"
-        "export HOME XDG_CONFIG_HOME XDG_CACHE_HOME\n"
+        # Chromium's own files (its singleton socket, caches) stay in the profile it can write.
+        f"HOME={home} TMPDIR={home} XDG_CONFIG_HOME={home}/.config XDG_CACHE_HOME={home}/.cache\n"
+        "export HOME TMPDIR XDG_CONFIG_HOME XDG_CACHE_HOME\n"
         f'exec {" ".join(shlex.quote(c) for c in command)} "$@"\n'
     )
     wrapper.chmod(0o700)
     return Launch(str(wrapper), directory, user, True, sandbox)
+
+
+def profile_parent() -> str | None:
+    """Where to make the browser's profile: ``$TMPDIR`` unless the browser's user could not reach it.
+
+    Running as root, the profile is handed to ``nobody``, which must be able to traverse
+    every directory above it (a root-only ``$TMPDIR`` would make the browser fail to start).
+    """
+    if os.geteuid() != 0:
+        return None
+    for candidate in (tempfile.gettempdir(), "/tmp", "/var/tmp"):
+        path = Path(candidate)
+        if path.is_dir() and all(p.stat().st_mode & 0o001 for p in (path, *path.parents)):
+            return str(path)
+    return None
 
 
 def _hand_over(profile: Path, uid: int, gid: int) -> None:
