@@ -77,7 +77,8 @@ def test_a_page_that_allocates_forever_is_an_error_in_bounded_time_and_memory(sc
     r = s.result
     assert r.status is ProbeStatus.ERROR and r.error is not None, r.observations.get("browser")
     assert r.error.kind in (ErrorKind.TOOL, ErrorKind.TIMEOUT), r.error
-    assert s.url("/hog") in r.error.message
+    # the renderer crashed or hung on /hog, or (a loaded machine) the probe's own deadline came first
+    assert s.url("/hog") in r.error.message or "deadline" in r.error.message, r.error
     assert s.url("/") in r.observations["browser"].get("pages_static_only", []) or \
         r.observations["browser"]["pages_loaded"] >= 1
     assert seconds < 60
