@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from agent import __version__
-from agent.errors import AgentError
+from agent.errors import AgentError, escape
 from state.errors import BadUrl, InvalidRequest, NotFound, StoreError
 
 # command modules, each with register(subparsers); imported lazily only to build the parser
@@ -52,10 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except AgentError as exc:
-        sys.stderr.write(f"posture: {exc}\n")
+        sys.stderr.write(f"posture: {escape(str(exc))}\n")
         return exc.exit_code
     except StoreError as exc:  # a refused request (unknown id, bad transition) is bad input
-        sys.stderr.write(f"posture: {' '.join(str(exc).split())[:300]}\n")
+        sys.stderr.write(f"posture: {escape(' '.join(str(exc).split())[:300])}\n")
         return 2 if isinstance(exc, InvalidRequest | NotFound | BadUrl) else 1
     except KeyboardInterrupt:
         sys.stderr.write("posture: interrupted\n")

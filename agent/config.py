@@ -53,6 +53,16 @@ class AgentSection(_Strict):
             raise ValueError(f"unknown time zone {v!r}") from None
         return v
 
+    @field_validator("database")
+    @classmethod
+    def _database(cls, v: str | None) -> str | None:
+        if v is not None:
+            from state.engine import parse_url
+            from state.errors import BadUrl
+
+            _valid(parse_url, v, BadUrl)  # its message shows the URL masked
+        return v
+
     @field_validator("resolver")
     @classmethod
     def _resolver(cls, v: str | None) -> str | None:
@@ -101,6 +111,17 @@ def _valid(parse: Callable[[Any], object], value: T, errors: type[Exception] | t
     return value
 
 
+def _plain(v: str, what: str = "name") -> str:
+    """A name shown in logs and messages: printable, one line, no control or format characters."""
+    import unicodedata
+
+    if not v.strip() or len(v) > 200:
+        raise ValueError(f"{what} must be 1 to 200 characters")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in v):
+        raise ValueError(f"{what} must not contain control characters (newline, tab, escape, ...)")
+    return v
+
+
 def _schedule(v: str) -> str:
     from schedules.timing import ScheduleError, parse_schedule
 
@@ -120,12 +141,13 @@ class ScheduleSection(_Strict):
     @classmethod
     def _holidays(cls, v: str | None) -> str | None:
         if v is not None:
+            from probes.files import CONFIG_MAX, FileRefused, read_text_capped
             from schedules.quiet import QuietError, parse_holidays
 
             try:
-                parse_holidays(Path(v).read_text("utf-8"))
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ValueError(f"cannot read holiday file {v}: {getattr(exc, 'strerror', None) or exc}") from None
+                parse_holidays(read_text_capped(v, CONFIG_MAX))
+            except FileRefused as exc:
+                raise ValueError(f"cannot read holiday file {exc}") from None
             except QuietError as exc:
                 raise ValueError(f"{v}: {exc}") from None
         return v
@@ -161,18 +183,22 @@ class ScheduleSection(_Strict):
         return _valid(parse_duration, v, ScheduleError)
 
 
+Days = Annotated[int, Field(ge=0, le=3650)]  # deadlines past ten years are typos, and overflow dates
+
+
 class RemediationSection(_Strict):
-    critical: int | None = Field(7, ge=0)
-    high: int | None = Field(30, ge=0)
-    medium: int | None = Field(90, ge=0)
-    low: int | None = Field(180, ge=0)
-    info: int | None = None
+    critical: Days | None = 7
+    high: Days | None = 30
+    medium: Days | None = 90
+    low: Days | None = 180
+    info: Days | None = None
     reopened_keeps_deadline: bool = True
-    kinds: dict[Literal["website", "trading", "api"], dict[Severity, int]] = Field(default_factory=dict)
+    kinds: dict[Literal["website", "trading", "api"], dict[Severity, Days]] = Field(default_factory=dict)
 
 
 class NotifySection(_Strict):
     url: str  # an Apprise URL; it may hold secrets, which posture never shows
+    name: str | None = None  # shown beside scheme://host wherever the channel is named
     events: list[Literal["alert", "digest"]] = Field(default_factory=lambda: ["alert", "digest"])  # type: ignore[arg-type]
     min_severity: Severity = "info"  # the least severe new finding alerted at once (default: all)
     language: Literal["zh-TW", "en"] = "zh-TW"
@@ -186,6 +212,11 @@ class NotifySection(_Strict):
             # Never echo the value: a notification URL carries tokens and passwords.
             raise ValueError(f"not an Apprise URL (scheme://...){' (scheme ' + scheme + ')' if sep else ''}")
         return v.strip()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return None if v is None else _plain(v)
 
 
 def _networks(v: list[str]) -> list[str]:
@@ -250,6 +281,11 @@ class AssetSection(_Strict):
     @classmethod
     def _scan_every(cls, v: str | None) -> str | None:
         return None if v is None else _schedule(v)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return None if v is None else _plain(v)
 
     @field_validator("quiet")
     @classmethod
@@ -345,8 +381,12 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML: nested too deeply") from None
     try:
         return Config.model_validate(raw)
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply") from None
     except ValidationError as exc:
         errors = exc.errors()
         first = errors[0]
@@ -367,13 +407,15 @@ def load_config(path: str | None) -> tuple[Config, str]:
             cfg = Config()
             return cfg, config_hash(cfg)
         path = str(default)
+    from probes.files import CONFIG_MAX, FileRefused, read_text_capped
+
     p = Path(path)
+    if not os.path.lexists(p):
+        raise ConfigError(f"config file {path} does not exist")
     try:
-        text = p.read_text("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        text = read_text_capped(p, CONFIG_MAX)
+    except FileRefused as exc:
+        raise ConfigError(f"cannot read config file {exc}") from None
     cfg = parse_config(text, str(p))
     return cfg, config_hash(cfg)
 

@@ -31,7 +31,7 @@ from agent.daemon_setup import Settings, evaluation_cycle, log, one_line_warning
 from agent.deadman import DeadMan
 from agent.errors import AgentError
 from agent.jobs import Planned, owner_dead, owner_id, run_scan_job
-from state.errors import StoreError
+from state.errors import StorageGone, StoreError
 from state.jobs import JobInfo, JobKind, JobQueue, LeaseLost, Wanted
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ class Daemon:
         self.deadman = DeadMan(2 * self.settings.planner.shortest, now)
         self.waiting_logged: set[str] = set()
         self.failures = 0
+        self.fatal: str | None = None  # why the daemon must stop and exit non-zero (its storage vanished)
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -93,6 +94,9 @@ class Daemon:
             try:
                 wake_at = await self._turn()
                 self.failures = 0
+            except StorageGone as exc:
+                self._gone(exc)
+                break
             except (StoreError, AgentError) as exc:
                 self.failures += 1
                 delay = min(5 * 2 ** (self.failures - 1), 300)
@@ -102,7 +106,16 @@ class Daemon:
             sdnotify.notify("WATCHDOG=1")
             await self._sleep_until(wake_at)
         await self._shutdown()
-        return 0
+        return 0 if self.fatal is None else 1
+
+    def _gone(self, exc: BaseException) -> None:
+        """The database file vanished: stop now (systemd restarts us on a file that exists)."""
+        if self.fatal is None:
+            self.fatal = str(exc)
+            log(f"{exc}: stopping")
+        self.stopping = True
+        self.forced.set()
+        self.wake.set()
 
     async def _start(self) -> None:
         from agent.tracking import register_assets
@@ -187,6 +200,9 @@ class Daemon:
             return
         except LeaseLost as exc:
             log(str(exc))
+            return
+        except StorageGone as exc:
+            self._gone(exc)
             return
         except (StoreError, AgentError) as exc:
             log(f"scan of {name}: {exc}")
@@ -279,6 +295,9 @@ class Daemon:
             for d in getattr(report, "deliveries", ()):
                 if not d.ok:
                     log(f"{d.event.value} to {d.channel} failed: {d.error}")
+        except StorageGone as exc:
+            loop.call_soon_threadsafe(self._gone, exc)
+            return
         except Exception as exc:  # reported, and the dead-man timer keeps counting
             error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
             log(f"evaluation cycle failed: {error}")

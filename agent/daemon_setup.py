@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from agent.errors import escape
 from agent.jobs import ScanPlanner
 
 if TYPE_CHECKING:
@@ -24,8 +25,8 @@ CYCLE_MAX = timedelta(minutes=15)  # evaluate at least this often: new-finding a
 
 
 def log(message: str) -> None:
-    """One line on stderr (systemd keeps it in the journal, with the time)."""
-    sys.stderr.write(f"posture: {message}\n")
+    """One line on stderr (systemd keeps it in the journal, with the time); control characters escaped."""
+    sys.stderr.write(f"posture: {escape(message)}\n")
     sys.stderr.flush()
 
 

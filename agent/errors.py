@@ -25,3 +25,22 @@ class ConfigError(UsageError):
 
 class StorageUnavailable(AgentError):
     pass
+
+
+def escape(text: str) -> str:
+    """``text`` on one line: newlines, escapes and every other control or format character as \\xNN / \\uNNNN.
+
+    Names, URLs and error texts come from configs, servers and DNS: without this, a name
+    holding a newline would forge a log line of its own.
+    """
+    import unicodedata
+
+    out = []
+    for c in text:
+        if c == "\\":
+            out.append("\\\\")
+        elif unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+            out.append(f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return "".join(out)

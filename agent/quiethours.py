@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -35,9 +34,11 @@ class QuietPolicy:
         """The holiday file is read now: one that vanished since validation is a ConfigError."""
         holidays: frozenset[date] = frozenset()
         if cfg.schedule.holidays:
+            from probes.files import CONFIG_MAX, FileRefused, read_text_capped
+
             try:
-                holidays = parse_holidays(Path(cfg.schedule.holidays).read_text("utf-8"))
-            except (OSError, UnicodeDecodeError, QuietError) as exc:
+                holidays = parse_holidays(read_text_capped(cfg.schedule.holidays, CONFIG_MAX))
+            except (FileRefused, QuietError) as exc:
                 raise ConfigError(f"schedule.holidays: cannot read {cfg.schedule.holidays}: {exc}") from None
         by_kind: dict[str, tuple[str, ...]] = dict(DEFAULT_FOR_KIND)
         by_kind.update((kind, tuple(windows)) for kind, windows in cfg.schedule.quiet.items())

@@ -66,14 +66,7 @@ class Session:
 
 
 def mask_url(url: str) -> str:
-    """Hide a password in a database URL before it is shown anywhere."""
-    from urllib.parse import urlsplit, urlunsplit
+    """A database URL as shown anywhere: no user, password or query (state.engine.shown_db_url)."""
+    from state.engine import shown_db_url
 
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":****@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    return shown_db_url(url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,9 +29,18 @@ class ParsedURL:
         return urlunsplit((self.scheme, netloc, path, "", ""))
 
 
+_USERINFO = re.compile(r"^(\s*[A-Za-z][A-Za-z0-9+.-]*:/*)[^/?#]*@")
+
+
+def shown_url(url: str) -> str:
+    """A URL for messages: any user and password replaced by ****, never echoed."""
+    return _USERINFO.sub(r"\1****@", url)
+
+
 def parse_target_url(url: str) -> ParsedURL:
     """Parse and normalise a target URL; UsageError (exit 2) when it is not one."""
     text = url.strip()
+    url = shown_url(url)  # every message below names the URL without its credentials
     try:
         parts = urlsplit(text)
         port = parts.port
@@ -46,6 +56,8 @@ def parse_target_url(url: str) -> ParsedURL:
         raise UsageError(f"unparsable URL {url!r}: credentials in URLs are not accepted")
     if not _valid_host(host):
         raise UsageError(f"unparsable URL {url!r}: {host!r} is not a valid host name or address")
+    if port == 0:
+        raise UsageError(f"unparsable URL {url!r}: port 0 is not a port")
     if port is None:
         if scheme == "tls":
             raise UsageError(f"unparsable URL {url!r}: tls:// targets need a port (tls://host:port)")

@@ -84,7 +84,7 @@ def parse_when(text: str, tz: str, option: str, *, end_of_day: bool = False) -> 
 def before(now: datetime, text: str, option: str) -> datetime:
     """``now`` minus an age such as ``3y``, ``400d``, ``52w``, ``12h`` (years are calendar years)."""
     m = _AGE.match(text)
-    if not m or int(m.group(1)) == 0:
+    if not m or len(m.group(1)) > 18 or int(m.group(1)) == 0:
         raise UsageError(f"{option} {text!r} is not an age like 3y, 400d, 52w or 12h")
     n, unit = int(m.group(1)), m.group(2)
     try:

@@ -235,10 +235,12 @@ def load_eol_data(path: str | Path | None = None) -> EolData:
     """The data file at ``path``, or the one shipped with posture."""
     if path is None:
         return default_eol_data()
+    from probes.files import DATA_MAX, FileRefused, read_text_capped
+
     try:
-        text = Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise EolDataError(f"cannot read {path}: {exc.strerror or exc}") from None
+        text = read_text_capped(path, DATA_MAX)
+    except FileRefused as exc:
+        raise EolDataError(f"cannot read {exc}") from None
     return _parse_text(text, str(path))
 
 

@@ -42,6 +42,7 @@ from probes.base import (
     error_result,
 )
 from probes.catalog import load_catalog
+from probes.child import die_with_parent
 from probes.eol import EolDataError, eol_findings, load_eol_data
 from probes.ports_judge import (
     CHECK_ID,
@@ -171,6 +172,7 @@ async def run_nmap(args: Sequence[str], timeout: float) -> bytes:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            preexec_fn=die_with_parent(),  # kill -9 of posture must not leave nmap scanning
         )
     except OSError as exc:
         raise ToolUnavailable(f"cannot run {args[0]}: {exc.strerror or exc}") from None

@@ -209,6 +209,10 @@ class SocialProbe:
             return state.result(self.name, exc)
         except Exception as exc:
             return state.result(self.name, _translate(exc))
+        if state.run is not None and state.run.crashed_pages:
+            crashed = ", ".join(state.run.crashed_pages)
+            return state.result(self.name, ToolUnavailable(f"the browser's renderer crashed on {crashed} "
+                                                           "(out of memory or killed)"))
         if state.run is not None and state.run.hung_pages:
             hung = ", ".join(state.run.hung_pages)
             return state.result(self.name, DeadlineExceeded(f"the browser hung on {hung}"))
@@ -258,6 +262,10 @@ class SocialProbe:
         failed = True
         try:
             state.browser_info["version"] = browser.version
+            if browser.launcher is not None:  # who it runs as, its sandbox and memory bounds
+                state.browser_info["launch"] = browser.launcher.to_json()
+                if browser.sandbox_error:
+                    state.browser_info["launch"]["sandbox_off_reason"] = browser.sandbox_error
             state.stage = Stage.BROWSER
             await judge_pages(browser, [p.url for p in state.crawl.pages], data, state.run,
                               page_timeout=settings.page_timeout)

@@ -54,6 +54,7 @@ from probes.base import (
 from probes.net.http import REDIRECT_CODES, HttpExchange
 from probes.net.scope import normalise_host, origin_of
 from probes.social_crawl import ResponseCache
+from probes.social_launch import Launch, discard, prepare, profile_parent, sandbox_failure
 from probes.social_proc import kill_profile_processes
 
 if TYPE_CHECKING:
@@ -62,7 +63,6 @@ if TYPE_CHECKING:
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 BASE_ARGS = (
     "--headless=new",
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
@@ -79,7 +79,7 @@ BASE_ARGS = (
     "--proxy-bypass-list=<-loopback>",
     "--no-pings",
     "--mute-audio",
-)
+)  # plus the sandbox and memory flags of probes.social_launch
 FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "cookie", "referer")
 DROPPED_RESPONSE_HEADERS = frozenset(
     {"content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive"}
@@ -169,6 +169,10 @@ class ClickEvents:
     changed: asyncio.Event = field(default_factory=asyncio.Event)  # set on every addition
 
 
+class _SandboxUnavailable(Exception):
+    """Chromium could not set up its sandbox here (no user namespaces); the message is one line."""
+
+
 class Browser:
     """Chromium for one probe run. ``async with Browser(...) as b``; everything bounded."""
 
@@ -192,6 +196,9 @@ class Browser:
         self.last_activity = time.monotonic()
         self.version = ""
         self.crashed = False  # the browser went away without being asked to
+        self.page_crashes = 0  # renderers that crashed (out of memory, killed): each a page error
+        self.launcher: Launch | None = None  # how Chromium was started (user, sandbox, memory bounds)
+        self.sandbox_error: str | None = None  # why Chromium's sandbox could not be used, when it could not
         self._closing = False
         self._handlers: set[asyncio.Task[Any]] = set()  # route handlers still fetching
         self._pw: Playwright | None = None
@@ -211,23 +218,41 @@ class Browser:
         # Leaving on an error or a deadline: the browser may be what hangs, so no polite close.
         await self.close(graceful=exc_type is None)
 
+    def _page_crashed(self, *_: object) -> None:
+        self.page_crashes += 1
+
     def _closed(self, *_: object) -> None:
         if not self._closing:
             self.crashed = True
 
     async def launch(self) -> None:
+        """Start Chromium sandboxed; once more without its sandbox only where the sandbox cannot start."""
+        try:
+            await self._launch(sandbox=True)
+        except _SandboxUnavailable as exc:
+            self._closing = False
+            self.sandbox_error = str(exc)
+            await self._launch(sandbox=False)
+
+    async def _launch(self, *, sandbox: bool) -> None:
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import async_playwright
 
-        self._profile = tempfile.mkdtemp(prefix="posture-social-")
+        self._profile = tempfile.mkdtemp(prefix="posture-social-", dir=profile_parent())
+        try:
+            self.launcher = await asyncio.to_thread(prepare, self.executable, self._profile, sandbox=sandbox)
+        except (OSError, KeyError) as exc:
+            await self.close(graceful=False)
+            raise ToolUnavailable(f"cannot prepare Chromium's launch: {exc}") from None
         try:
             async with asyncio.timeout(self.launch_timeout):
                 self._pw = await async_playwright().start()
                 self._context = await self._pw.chromium.launch_persistent_context(
                     self._profile,
-                    executable_path=self.executable,
+                    executable_path=self.launcher.executable,
                     headless=True,
-                    args=chromium_args(self.target.host, self.target.addresses[0]),
+                    chromium_sandbox=self.launcher.sandbox,  # Playwright's default adds --no-sandbox
+                    args=[*chromium_args(self.target.host, self.target.addresses[0]), *self.launcher.flags()],
                     service_workers="block",
                     accept_downloads=False,
                     locale="zh-TW",
@@ -247,6 +272,8 @@ class Browser:
             ) from None
         except (PlaywrightError, OSError) as exc:
             await self.close(graceful=False)
+            if sandbox and self.launcher.sandbox and sandbox_failure(str(exc)):
+                raise _SandboxUnavailable(_first_line(exc)) from None
             raise ToolUnavailable(f"cannot launch Chromium at {self.executable}: {_first_line(exc)}") from None
         except BaseException:
             await self.close(graceful=False)  # cancelled mid-launch: leave no browser behind
@@ -275,10 +302,12 @@ class Browser:
             kill_profile_processes(self._profile)
             await asyncio.to_thread(shutil.rmtree, self._profile, True)
             self._profile = ""
+        discard(self.launcher)
 
     async def new_tab(self) -> Page:
         """A tab opened after the routes were installed (WebSocket routing needs that)."""
         tab = await self.context.new_page()
+        tab.on("crash", self._page_crashed)
         for old in self.extra_tabs(tab):
             with contextlib.suppress(Exception):
                 await old.close()

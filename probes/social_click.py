@@ -64,6 +64,7 @@ class BrowserRun:
     judgements: list[Judgement] = field(default_factory=list)
     pages_loaded: list[str] = field(default_factory=list)
     hung_pages: list[str] = field(default_factory=list)
+    crashed_pages: list[str] = field(default_factory=list)  # the renderer crashed (out of memory, killed)
     page_errors: list[dict[str, str]] = field(default_factory=list)
     clicks: int = 0
     clicks_skipped: int = 0
@@ -77,6 +78,7 @@ class BrowserRun:
             "clicks_skipped": self.clicks_skipped,
             "reloads": self.reloads,
             "hung_pages": self.hung_pages,
+            "crashed_pages": self.crashed_pages,
             "page_errors": self.page_errors[:20],
             "seconds": round(self.seconds, 2),
         }
@@ -118,6 +120,7 @@ async def judge_pages(
     tab = await browser.new_tab()
     try:
         for url in urls:
+            crashes = browser.page_crashes
             try:
                 await _judge_page(browser, tab, url, data, run, page_timeout)
             except PageHung as exc:
@@ -128,6 +131,10 @@ async def judge_pages(
                     return
             except PageFailed as exc:
                 run.page_errors.append({"url": url, "error": str(exc)})
+            if browser.page_crashes > crashes:  # never "ok": the page was not judged
+                run.crashed_pages.append(url)
+                run.page_errors.append({"url": url, "error": "the page's renderer crashed (out of memory or killed)"})
+                tab = await _fresh_tab(browser, tab)
             if browser.crashed:
                 raise ToolUnavailable(f"Chromium went away (crashed or killed) while judging {url}")
     finally:
@@ -141,7 +148,7 @@ async def _fresh_tab(browser: Browser, old: Page) -> Page:
             await old.close(run_before_unload=False)
     try:
         async with asyncio.timeout(5):
-            return await browser.context.new_page()
+            return await browser.new_tab()
     except TimeoutError:
         raise DeadlineExceeded("the browser hung: no new tab within 5s after a page hung") from None
 

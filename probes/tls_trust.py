@@ -17,6 +17,7 @@ or a chain that ends at a CA the store does not know (unknown_ca).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import os
@@ -43,6 +44,8 @@ from cryptography.x509.verification import (
     Store,
     VerificationError,
 )
+
+from probes.files import DATA_MAX, FileRefused, read_capped
 
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----\s.+?-----END CERTIFICATE-----", re.S)
@@ -115,13 +118,17 @@ def system_anchors() -> tuple[tuple[x509.Certificate, ...], str]:
     paths = ssl.get_default_verify_paths()
     for candidate in (os.environ.get("SSL_CERT_FILE"), paths.cafile, SYSTEM_BUNDLE, paths.openssl_cafile):
         if candidate and Path(candidate).is_file():
-            return tuple(parse_pem_bundle(Path(candidate).read_bytes())), candidate
+            try:
+                return tuple(parse_pem_bundle(read_capped(candidate, DATA_MAX))), candidate
+            except FileRefused:
+                continue
     certs: list[x509.Certificate] = []
     capath = paths.capath or paths.openssl_capath
     if capath and Path(capath).is_dir():
         for entry in sorted(Path(capath).iterdir()):
             if entry.is_file() and entry.suffix in (".pem", ".crt", ".0"):
-                certs.extend(parse_pem_bundle(entry.read_bytes()))
+                with contextlib.suppress(FileRefused):
+                    certs.extend(parse_pem_bundle(read_capped(entry, DATA_MAX)))
     return tuple(certs), capath or ""
 
 
@@ -143,9 +150,9 @@ def _store(ca_bundle: str | None, mtime: float) -> TrustStore:
     sources = [source] if source else []
     if ca_bundle is not None:
         try:
-            anchors.extend(parse_pem_bundle(Path(ca_bundle).read_bytes()))
+            anchors.extend(parse_pem_bundle(read_capped(ca_bundle, DATA_MAX)))
             sources.append(ca_bundle)
-        except OSError:
+        except FileRefused:
             sources.append(f"{ca_bundle} (unreadable)")
     return TrustStore.of(anchors, sources)
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = timedelta(days=3660)  # ten years and then some: longer is a typo, and dates past it overflow
 
 
 class ScheduleError(ValueError):
@@ -23,8 +24,10 @@ class ScheduleError(ValueError):
 
 def parse_duration(text: str) -> timedelta:
     m = _DURATION.match(text)
-    if not m or int(m.group(1)) == 0:
+    if not m or len(m.group(1)) > 12 or int(m.group(1)) == 0:
         raise ScheduleError(f"{text!r} is not a duration like '7d', '12h', '30m' or '20s'")
+    if int(m.group(1)) * _UNITS[m.group(2)] > MAX_DURATION.total_seconds():
+        raise ScheduleError(f"{text.strip()!r} is longer than {MAX_DURATION.days} days")
     return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from state.errors import BadUrl
+from state.errors import BadUrl, StorageGone
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
@@ -48,8 +48,9 @@ def parse_url(url: str) -> URL:
 
     try:
         parsed = make_url(url)
-    except (ArgumentError, ValueError) as exc:
-        raise BadUrl(f"cannot parse database URL {url!r}: {exc}") from None
+    except (ArgumentError, ValueError):  # their messages may quote the URL, password and all
+        raise BadUrl(f"cannot parse database URL {shown_db_url(url)!r}: expected sqlite:///PATH "
+                     "or postgresql+psycopg://USER@HOST/NAME") from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend in {"postgres", "postgresql"}:
         if driver not in {"", "psycopg"}:
@@ -63,7 +64,27 @@ def parse_url(url: str) -> URL:
 
 
 def safe_url(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+    """The URL for messages and logs: no user, no password, no query (``?password=`` hides there too)."""
+    if url.get_backend_name() == "sqlite":
+        return f"{url.drivername.partition('+')[0]}:///{url.database or ''}"
+    host = url.host or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{url.port}" if url.port else ""
+    return f"{url.drivername.partition('+')[0]}://{host}{port}/{url.database or ''}"
+
+
+def shown_db_url(url: str) -> str:
+    """A database URL as text, masked even when it does not parse: never its user, password or query."""
+    import re
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        return safe_url(make_url(url))
+    except Exception:
+        pass
+    m = re.match(r"\s*([A-Za-z][A-Za-z0-9+.-]{0,31})://", url)
+    return f"{m.group(1)}://****" if m else "****"
 
 
 def make_engine(url: URL) -> Engine:
@@ -81,7 +102,7 @@ def make_engine(url: URL) -> Engine:
             kwargs["poolclass"] = StaticPool
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
         engine = create_engine(url, **kwargs)
-        _sqlite_events(engine, wal=not memory)
+        _sqlite_events(engine, wal=not memory, path=None if memory else Path(str(url.database)))
         return engine
     kwargs["pool_pre_ping"] = True
     kwargs["connect_args"] = {"connect_timeout": 10}
@@ -95,8 +116,34 @@ def writer(engine: Engine) -> Engine:
     return engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
 
 
-def _sqlite_events(engine: Engine, *, wal: bool) -> None:
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _sqlite_events(engine: Engine, *, wal: bool, path: Path | None = None) -> None:
+    """Connection pragmas, BEGIN IMMEDIATE for writers, and (for a file) the file's identity.
+
+    The identity (device, inode) is taken when the first connection opens the file; every
+    write transaction checks the path still names that file. SQLite keeps writing to a
+    deleted file through open connections and creates an empty one at the path for new
+    ones: either way the writes would be lost without a word (state.errors.StorageGone).
+    """
     from sqlalchemy import event
+
+    opened: list[tuple[int, int]] = []
+
+    def check() -> None:
+        if path is None or not opened:
+            return
+        now = _identity(path)
+        if now != opened[0]:
+            what = "deleted" if now is None else "replaced"
+            raise StorageGone(f"the database file {path} was {what} while posture had it open; "
+                              "nothing more is written to it")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -112,8 +159,14 @@ def _sqlite_events(engine: Engine, *, wal: bool) -> None:
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         finally:
             cursor.close()
+        if path is not None and not opened:
+            ident = _identity(path)
+            if ident is not None:
+                opened.append(ident)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        if mode == "IMMEDIATE":
+            check()
         connection.exec_driver_sql(f"BEGIN {mode}")

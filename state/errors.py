@@ -37,6 +37,10 @@ class ConnectionFailed(StoreError):
     """The database cannot be reached, opened, or dropped the connection."""
 
 
+class StorageGone(StoreError):
+    """The SQLite file posture opened was deleted or replaced: what it writes now would be lost."""
+
+
 def one_line(exc: BaseException) -> str:
     """The first meaningful line of an exception, unwrapping SQLAlchemy's DBAPI wrapper."""
     inner = getattr(exc, "orig", None)

@@ -17,15 +17,22 @@ def register(sub: Any) -> None:
 
 def check_config(args: argparse.Namespace) -> int:
     from agent.config import load_config
+    from agent.notify.channels import channels
     from agent.output import dump_json
+    from agent.session import mask_url
 
     cfg, digest = load_config(args.config)
     specs = cfg.asset_specs()
+    db_url: str | None = args.db or cfg.agent.database
+    database = mask_url(db_url) if db_url else "default"
+    chans = [(c.index, c.label) for c in channels(cfg)]  # masked: scheme://host and the channel's name
     if args.format == "json":
         dump_json(
             {
                 "valid": True,
                 "config_hash": digest,
+                "database": database,
+                "channels": [{"index": i, "channel": label} for i, label in chans],
                 "assets": [
                     {
                         "name": s.name,
@@ -51,4 +58,8 @@ def check_config(args: argparse.Namespace) -> int:
             extras.append("declared " + ", ".join(sorted(s.declared)))
         suffix = f"  ({'; '.join(extras)})" if extras else ""
         print(f"  {s.name:<24} {s.kind:<8} {s.url.normalised}{suffix}")
+    print(f"database: {database}")
+    print(f"{len(chans)} notification channel(s)")
+    for i, label in chans:
+        print(f"  notify[{i}] {label}")
     return 0

@@ -46,11 +46,13 @@ def refresh_data(args: argparse.Namespace) -> int:
     from probes.eol_data import EolDataError, load_eol_data, refresh_from_export, write_eol_data
 
     session = Session.from_args(args)
+    from probes.files import DATA_MAX, FileRefused, read_text_capped
+
     try:
-        export = json.loads(Path(args.file).read_text("utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{args.file}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        export = json.loads(read_text_capped(args.file, DATA_MAX))
+    except FileRefused as exc:
+        raise UsageError(str(exc)) from None
+    except (RecursionError, json.JSONDecodeError) as exc:
         raise UsageError(f"{args.file}: not a JSON export: {exc}") from None
     current_path = data_in_use(session.config.ports.eol_data)
     output = Path(args.output or session.config.ports.eol_data or default_path())

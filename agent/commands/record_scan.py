@@ -39,13 +39,13 @@ def run(args: argparse.Namespace) -> int:
     now = session.clock_now()
     if performed > now:
         raise UsageError(f"--date {args.date} is in the future")
+    from probes.files import FileRefused, read_capped
+
     path = Path(args.evidence)
     try:
-        if path.stat().st_size > MAX_EVIDENCE_BYTES:
-            raise UsageError(f"--evidence {path}: larger than {MAX_EVIDENCE_BYTES >> 20} MiB")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"--evidence {path}: {exc.strerror or exc}") from None
+        data = read_capped(path, MAX_EVIDENCE_BYTES)
+    except FileRefused as exc:
+        raise UsageError(f"--evidence {exc}") from None
     with session.open_store() as store:
         name = asset_name(session, args.asset, {a.name for a in store.assets()})
         spec = next((s for s in session.config.asset_specs() if s.name == name), None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import UsageError
@@ -57,8 +56,13 @@ def scan_options(session: Session, args: argparse.Namespace) -> Any:
         if unknown:
             raise UsageError(f"unknown probe {unknown[0]!r} (known: {', '.join(probe_names())})")
     ca_bundle = args.ca_bundle or cfg.agent.ca_bundle
-    if ca_bundle and not Path(ca_bundle).is_file():
-        raise UsageError(f"--ca-bundle {ca_bundle}: no such file")
+    if ca_bundle:
+        from probes.files import DATA_MAX, FileRefused, read_capped
+
+        try:
+            read_capped(ca_bundle, DATA_MAX)
+        except FileRefused as exc:
+            raise UsageError(f"--ca-bundle {exc}") from None
     resolver = args.resolver or cfg.agent.resolver
     if resolver:
         from probes.net.dns import parse_resolver

@@ -1,9 +1,15 @@
 """Notification channels: the ``[[notify]]`` entries, their masked labels, and sending.
 
-A channel's URL usually carries a token or a password. posture shows a channel only
-by its masked label (Apprise's own privacy rendering), identifies it in the database
-by a hash, and scrubs every secret of every URL from whatever text leaves a send
-(Apprise's warnings, exceptions) before it is logged, stored or printed.
+A channel's URL usually carries a token or a password, in its user, password, host
+(``discord://ID/TOKEN``), path or query values. posture shows and stores a channel
+only as its scheme and host plus the name the user gave it (``soc-webhook
+(json://hooks.example.test:8443)``); the host too is masked when Apprise treats it as a
+token. Nothing else of the URL is ever printed, logged or stored: the channel is
+identified in the database by a hash, and every other part of every URL (user,
+password, path segments, query keys and values) is scrubbed from whatever text leaves
+a send (Apprise's warnings, exceptions) before it is logged, stored or printed.
+Apprise's own privacy rendering is not relied on: it keeps ``json://`` paths and
+query values.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -40,6 +46,7 @@ class Channel:
     min_severity: str = "info"
     language: str = "zh-TW"
     max_items: int = 20
+    name: str | None = None  # what the user calls it ([[notify]] name), shown beside the masked URL
 
     @property
     def id(self) -> str:
@@ -52,7 +59,8 @@ class Channel:
 
     @property
     def label(self) -> str:
-        return self._masked[0]
+        """scheme://host, with the user's name for the channel in front when it has one."""
+        return f"{self.name} ({self._masked[0]})" if self.name else self._masked[0]
 
     @property
     def secrets(self) -> frozenset[str]:
@@ -73,7 +81,7 @@ class Channel:
 
 def channels(cfg: Config) -> list[Channel]:
     return [
-        Channel(i, n.url, frozenset(n.events), n.min_severity, n.language, n.max_items)
+        Channel(i, n.url, frozenset(n.events), n.min_severity, n.language, n.max_items, n.name)
         for i, n in enumerate(cfg.notify)
     ]
 
@@ -97,32 +105,68 @@ def _plugin(url: str) -> Any:
 
 
 def _tokens(text: str) -> set[str]:
-    return {unquote(t) for t in _TOKEN_SPLIT.split(text) if t}
+    out: set[str] = set()
+    for t in _TOKEN_SPLIT.split(text):
+        if t:
+            out.update({t, unquote(t), quote(unquote(t), safe="")})
+    return out
+
+
+def _host_port(url: str) -> tuple[str | None, str | None]:
+    """The URL's host and port as written, when they parse (a token in host position may not)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return None, None
+    return host, (str(port) if port is not None else None)
+
+
+def mask_url(url: str, shown_host: str | None) -> str:
+    """``scheme://host[:port]`` of a URL, or ``scheme://****`` when its host is not to be shown."""
+    scheme = url.partition("://")[0].strip().lower() or "?"
+    if not re.fullmatch(r"[a-z0-9+.-]{1,32}", scheme):
+        scheme = "?"
+    host, port = _host_port(url)
+    if not host or host != shown_host or not re.fullmatch(r"[A-Za-z0-9._:-]{1,253}", host):
+        return f"{scheme}://****"
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}{':' + port if port else ''}"
 
 
 def describe(url: str) -> tuple[str, frozenset[str], Format | None]:
     """(masked label, secrets, native format) of an Apprise URL.
 
-    The secrets are the parts of the URL that Apprise's privacy rendering hides: what
-    differs between the URL and its masked form, plus the password, whatever the service.
+    The label is ``scheme://host[:port]``; the host is shown only when Apprise's privacy
+    rendering shows it too (for ``discord://ID/TOKEN`` or ``tgram://BOT:TOKEN/`` the
+    "host" is a token). The secrets are every other part of the URL: user, password,
+    path segments, query keys and values, in raw, decoded and encoded forms.
     """
-    scheme = url.partition("://")[0] or "?"
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
+    scheme = url.partition("://")[0]
+    rest = url.partition("://")[2]
     plugin = _plugin(url)
-    if plugin is None:
-        label = f"{scheme}://****"
-        secrets = {t for t in _tokens(url.partition("://")[2]) if len(t) >= _MIN_SECRET}
-        return label, frozenset(secrets | ({password} if password else set())), None
-    masked = str(plugin.url(privacy=True))
-    secrets = {t for t in _tokens(url) - _tokens(masked) if len(t) >= _MIN_SECRET and t != scheme}
-    if password:
-        secrets.add(password)
-        secrets.add(unquote(password))
-    label = masked.split("?", 1)[0]  # Apprise appends every default parameter: noise for people
-    return label, frozenset(secrets), _native_format(plugin)
+    shown_host: str | None = None
+    if plugin is not None:
+        host, _ = _host_port(url)
+        shown, _ = _host_port(str(plugin.url(privacy=True)))
+        if host and shown and host.lower() == shown.lower():
+            shown_host = host
+    label = mask_url(url, shown_host)
+    host, port = _host_port(url)
+    keep = {scheme, scheme.lower()} | ({shown_host, shown_host.lower()} if shown_host else set()) | (
+        {port} if port and shown_host else set())
+    secrets = {t for t in _tokens(rest) if len(t) >= _MIN_SECRET and t not in keep}
+    if shown_host:  # "host:port" and "user@host" split apart above; the host alone is public
+        secrets.discard(shown_host)
+    try:
+        parts = urlsplit(url)
+        for part in (parts.username, parts.password):
+            if part:
+                secrets.update({part, unquote(part)})
+    except ValueError:
+        pass
+    return label, frozenset(s for s in secrets if s), _native_format(plugin) if plugin is not None else None
 
 
 def _native_format(plugin: Any) -> Format:
@@ -179,6 +223,11 @@ def _send(channel: Channel, message: Message, secrets: set[str]) -> SendResult:
     # only, and keep all of it away from whatever handlers the process has configured.
     apprise_log = logging.getLogger("apprise")
     propagate, apprise_log.propagate = apprise_log.propagate, False
+    # urllib3 (under Apprise's requests) logs each request line, path and query included.
+    wire = [logging.getLogger(n) for n in ("urllib3", "requests")]
+    wire_levels = [(w, w.propagate, w.disabled) for w in wire]
+    for w in wire:
+        w.propagate, w.disabled = False, True
     try:
         with _log_capture(apprise, logging.WARNING) as logs:
             if not notifier.add(channel.url):
@@ -192,6 +241,8 @@ def _send(channel: Channel, message: Message, secrets: set[str]) -> SendResult:
             captured = logs.getvalue()
     finally:
         apprise_log.propagate = propagate
+        for w, was_propagating, was_disabled in wire_levels:
+            w.propagate, w.disabled = was_propagating, was_disabled
     if ok:
         return SendResult(channel, True)
     lines = [ln.split(" - ", 2)[-1].strip() for ln in captured.splitlines() if " - " in ln]

@@ -78,6 +78,7 @@ scan_every = "365d"
 jitter = "0"
 
 [[notify]]
+name = "soc-hook"
 url = "{json_url}"
 min_severity = "high"
 
@@ -273,4 +274,4 @@ def test_the_whole_story(pki: dict[str, Any], store_url: str, tmp_path: Path,
     shown = "\n".join([*cli.seen, caplog.text])
     for secret in (TOKEN, PASSWORD):
         assert secret not in shown
-    assert "****" in "\n".join(cli.seen)  # channels are named, masked
+    assert "soc-hook (json://127.0.0.1:" in "\n".join(cli.seen)  # channels are named: scheme, host and name

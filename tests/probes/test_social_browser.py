@@ -8,10 +8,13 @@ see a request.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import signal
 import ssl
 import stat
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -301,9 +304,13 @@ def test_browser_that_crashes_is_a_tool_error() -> None:
 
 
 def fake_chromium(tmp_path: Path, script: str) -> str:
-    path = tmp_path / "chromium"
+    # Where the unprivileged user the browser runs as (when tests run as root) can reach it.
+    directory = Path(tempfile.mkdtemp(prefix="posture-fake-chromium-"))
+    atexit.register(shutil.rmtree, directory, True)
+    directory.chmod(0o755)
+    path = directory / "chromium"
     path.write_text("#!/bin/sh\n" + script + "\n")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
     return str(path)
 
 

@@ -247,7 +247,8 @@ def test_resolver_rules_pin_the_asset_and_nothing_else(host: str, address: str, 
 
 def test_chromium_args() -> None:
     args = chromium_args("www.broker.test", "127.0.0.1")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    assert "--no-sandbox" not in args  # the sandbox is probes.social_launch's to decide, on by default
+    for flag in ("--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--proxy-bypass-list=<-loopback>"):
         assert flag in args
