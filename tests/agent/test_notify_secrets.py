@@ -101,13 +101,13 @@ def test_a_database_url_and_an_asset_url_never_echo_their_password(tmp_path: Pat
 def test_the_migration_re_masks_labels_stored_before(tmp_path: Path) -> None:
     from importlib import import_module
 
-    mod = import_module("state.migrations.versions.0007_mask_channel_labels")
+    mod = import_module("state.migrations.versions.0006_mask_channel_labels")
     assert mod.mask_text("json://bob:****@127.0.0.1:8099/hooks/PathSecret93?x=HeaderSecret94") == "json://127.0.0.1:8099"
     assert mod.mask_text("discord://1...0/a...c/") == "discord://****"
     assert mod.mask_text("POST json://127.0.0.1:8099/hooks/PathSecret93 failed") == "POST json://127.0.0.1:8099 failed"
 
 
-def test_migration_0007_re_masks_what_earlier_versions_stored(tmp_path: Path, store_url: str) -> None:
+def test_migration_0006_re_masks_what_earlier_versions_stored(tmp_path: Path, store_url: str) -> None:
     from sqlalchemy import text
 
     from state import migrate
@@ -122,7 +122,7 @@ def test_migration_0007_re_masks_what_earlier_versions_stored(tmp_path: Path, st
                  "t": T0, "e": f"POST json://127.0.0.1:8099/hooks/{SECRETS[2]}?k={SECRETS[3]} answered 500"},
                 {"c": "b" * 32, "l": "discord://1...0/a...c/", "cond": "new:2:0", "t": T0, "e": None},
             ])
-    with Store.open(store_url) as store:  # upgrades to the head, 0007 included
+    with Store.open(store_url) as store:  # upgrades to the head, 0006 included
         rows = {d.channel_label: d.last_error for d in deliveries.deliveries(store)}
     assert rows == {"json://127.0.0.1:8099": "POST json://127.0.0.1:8099 answered 500", "discord://****": None}
     assert not any(s in _stored(store_url, tmp_path) for s in SECRETS)

@@ -1,7 +1,7 @@
 """Re-mask what the delivery log stored of notification URLs.
 
-Revision ID: 0007
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-04
 
 Earlier versions stored each channel's label as Apprise's privacy rendering of its URL,
@@ -18,8 +18,8 @@ import re
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
