@@ -17,6 +17,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from probes.leak_frames import FrameShape, find_trace, numbered_run, parse_shape
+
 
 class LeakCheck(enum.StrEnum):
     DEBUG_PAGE = "leak.debug_page"
@@ -30,7 +32,8 @@ class View(enum.StrEnum):
     TEXT = "text"  # the body as read: tags out, entities and JSON escapes decoded
 
 
-_KEYS = frozenset({"id", "check", "framework", "html", "text", "headers", "min_matches", "product", "source"})
+_KEYS = frozenset({"id", "check", "framework", "html", "text", "headers", "min_matches", "product", "source",
+                   "frames", "source_lines"})
 
 
 class SignatureError(ValueError):
@@ -47,16 +50,21 @@ class Signature:
     headers: tuple[tuple[str, re.Pattern[str]], ...] = ()
     min_matches: int = 0
     product: str | None = None
+    #: a stack trace recognised by the shape of its frames (when the patterns do not match)
+    frames: FrameShape | None = None
+    #: also require this many consecutively numbered source lines (a source excerpt)
+    source_lines: int = 0
 
     @property
     def on_body(self) -> bool:
-        return bool(self.body)
+        return bool(self.body) or self.frames is not None
 
 
 @dataclass(frozen=True)
 class SignatureSet:
     version: str
     signatures: tuple[Signature, ...]
+    frames: tuple[FrameShape, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,18 +80,27 @@ class Hit:
 
 def parse_signatures(text: str) -> SignatureSet:
     raw = tomllib.loads(text)
+    shapes: dict[str, FrameShape] = {}
+    for entry in raw.get("frames", []):
+        try:
+            shape = parse_shape(entry)
+        except ValueError as exc:
+            raise SignatureError(str(exc)) from None
+        if shape.id in shapes:
+            raise SignatureError(f"duplicate frame shape id {shape.id!r}")
+        shapes[shape.id] = shape
     out: list[Signature] = []
     seen: set[str] = set()
     for entry in raw.get("signatures", []):
-        sig = _parse_one(entry)
+        sig = _parse_one(entry, shapes)
         if sig.id in seen:
             raise SignatureError(f"duplicate signature id {sig.id!r}")
         seen.add(sig.id)
         out.append(sig)
-    return SignatureSet(version=str(raw.get("version", "")), signatures=tuple(out))
+    return SignatureSet(version=str(raw.get("version", "")), signatures=tuple(out), frames=tuple(shapes.values()))
 
 
-def _parse_one(entry: Mapping[str, Any]) -> Signature:
+def _parse_one(entry: Mapping[str, Any], shapes: Mapping[str, FrameShape]) -> Signature:
     sid = str(entry.get("id") or "")
     if not sid:
         raise SignatureError("signature without an id")
@@ -98,9 +115,19 @@ def _parse_one(entry: Mapping[str, Any]) -> Signature:
         raise SignatureError(f"{sid}: every signature needs its source")
     body = tuple((view, _compile(sid, p)) for view in View for p in entry.get(view.value, []))
     headers = tuple((str(k).lower(), _compile(sid, v)) for k, v in dict(entry.get("headers", {})).items())
-    if not body and not headers:
+    frames = None
+    if entry.get("frames"):
+        frames = shapes.get(str(entry["frames"]))
+        if frames is None:
+            raise SignatureError(f"{sid}: unknown frame shape {entry['frames']!r}")
+        if check is not LeakCheck.STACK_TRACE:
+            raise SignatureError(f"{sid}: frame shapes find stack traces (leak.stack_trace)")
+    source_lines = int(entry.get("source_lines", 0))
+    if source_lines and (source_lines < 3 or not body):
+        raise SignatureError(f"{sid}: source_lines needs 3 or more lines and a pattern naming the error")
+    if not body and not headers and frames is None:
         raise SignatureError(f"{sid}: no patterns")
-    if body and headers:
+    if (body or frames) and headers:
         raise SignatureError(f"{sid}: body and header patterns belong in separate signatures")
     min_matches = int(entry.get("min_matches", len(body)))
     if body and not 1 <= min_matches <= len(body):
@@ -120,6 +147,8 @@ def _parse_one(entry: Mapping[str, Any]) -> Signature:
         headers=headers,
         min_matches=min_matches,
         product=str(entry["product"]) if entry.get("product") else None,
+        frames=frames,
+        source_lines=source_lines,
     )
 
 
@@ -204,12 +233,24 @@ def match_body(sig: Signature, views: Mapping[View, str]) -> Hit | None:
         if m:
             found.append((view, m))
     if not found or len(found) < sig.min_matches:
+        return _match_frames(sig, views)
+    if sig.source_lines and numbered_run(views[View.TEXT], sig.source_lines) is None:
         return None
     # Quote what a reader sees (the earliest text match) when a text pattern matched; markup otherwise.
     text_hits = [(v, m) for v, m in found if v is View.TEXT]
     view, m = min(text_hits, key=lambda vm: vm[1].start()) if text_hits else found[0]
     product, version = _banner_parts(sig, m)
     return Hit(sig, excerpt(views[view], m.start(), m.end()), "footer" if product else "body", product, version)
+
+
+def _match_frames(sig: Signature, views: Mapping[View, str]) -> Hit | None:
+    if sig.frames is None:
+        return None
+    text = views[View.TEXT]
+    trace = find_trace(text, sig.frames)
+    if trace is None:
+        return None
+    return Hit(sig, excerpt(text, trace.start, trace.end), "body")
 
 
 def match_headers(sig: Signature, headers: Sequence[tuple[str, str]]) -> Iterator[Hit]:
