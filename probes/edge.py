@@ -31,8 +31,9 @@ A block (a block status the control did not get, a dropped connection, a
 vendor's block page, or a page unlike the control's that speaks of blocking,
 whatever its status) proves a WAF even when the vendor is unknown; a gateway's
 502/503/504 does not, nor does a Server header that changed alone. A CDN that
-also sells a WAF (Cloudflare, Imperva, Akamai...) proves a WAF only by blocking. The probe is not ``active`` itself: its passive part runs on every
-web asset, and it gates its own two extra requests on ``target.active``.
+also sells a WAF (Cloudflare, Imperva, Akamai...) proves a WAF only by blocking.
+The probe is not ``active`` itself: its passive part runs on every web asset,
+and it gates its own two extra requests on ``target.active``.
 """
 
 from __future__ import annotations

@@ -483,10 +483,17 @@ def signatures_markdown(signatures: SignatureSet | None = None) -> str:
         "",
         f"Generated from `probes/data/edge_signatures.toml` (version {sigs.version}); "
         f"{len(sigs.vendors())} vendors, {len(rows)} signals. A vendor is named when one of its "
-        "conclusive signals matches; hints are recorded but never clear a finding. Independently of "
-        "vendors, a WAF is proven when the active probe's attack request is blocked "
-        f"({', '.join(str(s) for s in sorted(BLOCK_STATUSES))}, a dropped connection, a block page or "
-        "a changed Server header) while a harmless control request is not.",
+        "conclusive signals matches; hints are recorded but never clear a finding. Roles: `waf` is a marker "
+        "only the WAF product emits and proves a WAF; `cdn` proves a CDN; `both` is a CDN that also sells a "
+        "WAF: it proves the CDN, and the WAF only when the attack request is seen blocked (otherwise "
+        "`edge.waf.absent` stands with the note that the WAF may be off or in log-only mode); `proxy` is a "
+        "load balancer or access gateway, named but proving neither. Independently of vendors, a WAF is "
+        "proven when the active probe's attack request is blocked while the harmless control is not: "
+        f"a block status ({', '.join(str(s) for s in sorted(BLOCK_STATUSES))}), a dropped connection, a "
+        "vendor's block page, or a page unlike the control's (status, or word-set similarity below "
+        f"{SIMILAR}) carrying block-page words, whatever its status. A gateway's own "
+        f"{'/'.join(str(s) for s in sorted(GATEWAY_STATUSES))} and a Server header that changed alone are "
+        "not blocks.",
         "",
         f"Vendors: {', '.join(sigs.vendors())}.",
         "",

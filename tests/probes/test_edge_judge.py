@@ -396,8 +396,8 @@ def test_fortigate_ips_page_is_fortigate_not_fortiweb() -> None:
     page = ("<html><head><title>Web Filter Violation</title></head><body><h1>FortiGuard Intrusion Prevention - "
             "Access Blocked</h1><p>Web Page Blocked</p><img src='//globalurl.fortinet.net/fgd.png' class='fgd_icon'>"
             "</body></html>")
-    verdict = detect(Response(B, URL, 200, (), HOME), (Response(C, URL, 200, (), HOME), Response(A, URL, 403, (), page)),
-                     (), SIGS)
+    extras = (Response(C, URL, 200, (), HOME), Response(A, URL, 403, (), page))
+    verdict = detect(Response(B, URL, 200, (), HOME), extras, (), SIGS)
     assert verdict.waf_vendors == ["Fortinet FortiGate"]
 
 

@@ -51,7 +51,8 @@ def template_error(exc: TemplateSyntaxError) -> tuple[str, int]:
     lines = (exc.source or "").splitlines()
     lineno = exc.lineno or 1
     rows = "".join(
-        f'<tr class="{"current" if n == lineno else ""}"><td class="n">{n}</td><td><code>{escape(text)}</code></td></tr>'
+        f'<tr class="{"current" if n == lineno else ""}"><td class="n">{n}</td>'
+        f"<td><code>{escape(text)}</code></td></tr>"
         for n, text in enumerate(lines, 1) if abs(n - lineno) <= 3
     )
     return (f"<html><body><h1>Template error</h1><p><b>{type(exc).__module__}.{type(exc).__name__}</b>: "
