@@ -227,6 +227,8 @@ def excerpt(text: str, start: int, end: int, limit: int = EXCERPT_LIMIT) -> str:
 
 def match_body(sig: Signature, views: Mapping[View, str]) -> Hit | None:
     """``sig`` against a response body (a signature with body patterns)."""
+    if sig.source_lines:
+        return _match_source_excerpt(sig, views)
     found: list[tuple[View, re.Match[str]]] = []
     for view, pattern in sig.body:
         m = pattern.search(views[view])
@@ -234,13 +236,29 @@ def match_body(sig: Signature, views: Mapping[View, str]) -> Hit | None:
             found.append((view, m))
     if not found or len(found) < sig.min_matches:
         return _match_frames(sig, views)
-    if sig.source_lines and numbered_run(views[View.TEXT], sig.source_lines) is None:
-        return None
     # Quote what a reader sees (the earliest text match) when a text pattern matched; markup otherwise.
     text_hits = [(v, m) for v, m in found if v is View.TEXT]
     view, m = min(text_hits, key=lambda vm: vm[1].start()) if text_hits else found[0]
     product, version = _banner_parts(sig, m)
     return Hit(sig, excerpt(views[view], m.start(), m.end()), "footer" if product else "body", product, version)
+
+
+_EXCERPT_NEAR = 3000  # characters around numbered source lines in which the error is named
+
+
+def _match_source_excerpt(sig: Signature, views: Mapping[View, str]) -> Hit | None:
+    """Numbered source lines first (cheap), then the patterns only near them (bounded)."""
+    text = views[View.TEXT]
+    run = numbered_run(text, sig.source_lines)
+    if run is None:
+        return None
+    lo, hi = max(0, run[0] - _EXCERPT_NEAR), min(len(text), run[1] + _EXCERPT_NEAR)
+    in_text = [m for view, p in sig.body if view is View.TEXT and (m := p.search(text, lo, hi))]
+    in_html = [m for view, p in sig.body if view is View.HTML and (m := p.search(views[View.HTML]))]
+    if not in_text + in_html or len(in_text + in_html) < sig.min_matches:
+        return None
+    start, end = (in_text[0].start(), in_text[0].end()) if in_text else run
+    return Hit(sig, excerpt(text, start, end), "body")
 
 
 def _match_frames(sig: Signature, views: Mapping[View, str]) -> Hit | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -156,3 +157,21 @@ def test_real_django_debug_404_lists_the_routes(tmp_path: Path) -> None:
     views = body_views(footerless, "text/html")
     ids = [s.id for s in load_signatures().signatures if s.on_body and match_body(s, views)]
     assert ids == ["django.urlconf_routes"]
+
+
+def test_real_werkzeug_debugger_frames_are_read_from_their_markup(tmp_path: Path) -> None:
+    """The real debugger page with everything but its HTML frames taken out: no plain-text traceback
+    (textarea, comment), no debugger markers. What is left is frames split over <cite>, <em>, <code>."""
+    with running([(Framework.FLASK, Mode.DEBUG)], tmp_path, first_octet=220) as (server,):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(server.url + "item?id=posture", timeout=10)
+        page = err.value.read().decode()
+    assert 'File <cite class="filename">' in page
+    bare = re.sub(r"<textarea.*?</textarea>|<!--.*?-->|<title>.*?</title>", "", page, flags=re.S)
+    bare = bare.replace("__debugger__", "").replace('class="debugger"', "").replace("WSGI application", "")
+    assert "Traceback (most recent call last)" not in bare
+    views = body_views(bare, "text/html")
+    ids = [s.id for s in load_signatures().signatures if s.on_body and match_body(s, views)]
+    assert "python.traceback" in ids and "werkzeug.debugger" not in ids
+    hit = match_body(next(s for s in load_signatures().signatures if s.id == "python.traceback"), views)
+    assert hit is not None and "flask_site.py" in " ".join(bare.split()) and "line" in hit.excerpt
