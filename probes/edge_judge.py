@@ -19,11 +19,11 @@ table-driven without a network.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from probes.base import JSON, Finding, Severity
+from probes.edge_compare import SIMILAR, other_block_page
 from probes.edge_signatures import BlockWords, Role, Signal, Signature, SignatureSet, load_signatures
 
 UNKNOWN_WAF = "unknown WAF"
@@ -32,8 +32,6 @@ UNKNOWN_WAF = "unknown WAF"
 BLOCK_STATUSES = frozenset({403, 406, 418, 429, 501, 999})
 # A gateway's own error pages: the origin or a pooled backend failed, nothing was blocked.
 GATEWAY_STATUSES = frozenset({502, 503, 504})
-# Below this similarity to the control's body (word sets, Jaccard) the attack got another page.
-SIMILAR = 0.5
 WAF_CHECK = "edge.waf.absent"
 CDN_CHECK = "edge.cdn.absent"
 # Declaration keys (asset config ``declared``) that cover each check.
@@ -360,7 +358,7 @@ def judge_active(
         if m.signature not in before:
             changes.append(f"attack request: block page of {m.signature.vendor} ({m.matched})")
     if not changes and not gateway:
-        page = _other_block_page(control, attack, block_words)
+        page = other_block_page((control.status, control.body), (attack.status, attack.body), block_words)
         if page:
             changes.append(page)
     if changes:
@@ -381,38 +379,6 @@ def judge_active(
         (),
         sent,
     )
-
-
-_TAG = re.compile(r"<(script|style)\b[^>]{0,500}>.*?</\1\s{0,4}>|<[^<>]{0,2000}>", re.IGNORECASE | re.DOTALL)
-_WORD = re.compile(r"\w{2,}", re.UNICODE)
-
-
-def page_words(body: str) -> set[str]:
-    """The words of a page as read (markup, scripts and styles out), lower-cased."""
-    return {w.lower() for w in _WORD.findall(_TAG.sub(" ", body[:_BODY_SCAN]))}
-
-
-def similarity(a: str, b: str) -> float:
-    """Jaccard similarity of two pages' word sets (1.0: same words; two empty pages are alike)."""
-    wa, wb = page_words(a), page_words(b)
-    if not wa and not wb:
-        return 1.0
-    return len(wa & wb) / len(wa | wb)
-
-
-def _other_block_page(control: Response, attack: Response, words: BlockWords | None) -> str | None:
-    """A page unlike the control's that speaks of blocking, or None."""
-    if words is None:
-        return None
-    sim = similarity(control.body, attack.body)
-    if attack.status == control.status and sim >= SIMILAR:
-        return None
-    new = sorted(words.found(_TAG.sub(" ", attack.body[:_BODY_SCAN])) - words.found(_TAG.sub(" ", control.body)))
-    if not new:
-        return None
-    return (f"attack request: block page (status {control.status} -> {attack.status}, "
-            f"{len(attack.body)} vs {len(control.body)} bytes, similarity {sim:.2f}; "
-            f"words: {', '.join(new[:5])})")
 
 
 def _as_attack(resp: Response) -> Response:

@@ -473,3 +473,13 @@ def test_markdown_lists_every_vendor_and_signal() -> None:
     # Every row keeps exactly the table's six columns: pipes inside patterns are escaped.
     for row in rows:
         assert len(re.findall(r"(?<!\\)\|", row)) == 7, row
+
+
+def test_page_similarity_reads_words_not_markup() -> None:
+    from probes.edge_compare import page_words, similarity
+
+    assert page_words("<style>p{x:y}</style><p>Access <b>Denied</b></p><script>var blocked=1</script>") == {
+        "access", "denied"}
+    assert similarity(HOME, HOME.replace("<h1>", "<h1 class='x'>")) == 1.0
+    assert similarity(HOME, "<h1>Request Rejected</h1>") < 0.2
+    assert similarity("", "") == 1.0
