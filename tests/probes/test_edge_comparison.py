@@ -158,6 +158,9 @@ async def test_fortigate_ips_block_page_is_fortigate() -> None:
     ({"Server": "ECS (tpe/9B3A)"}, "Edgio / Edgecast", "cdn"),
     ({"Set-Cookie": "AWSALB=abc/def; Path=/", "Server": "awselb/2.0"}, "AWS Elastic Load Balancing", "proxy"),
     ({"Set-Cookie": "MRHSession=0123456789abcdef; path=/"}, "F5 BIG-IP APM", "proxy"),
+    ({"Set-Cookie": "ANsession=0a1b2c3d; path=/"}, "Array Networks", "proxy"),
+    ({"X-Sucuri-ID": "16014", "Server": "Sucuri/Cloudproxy"}, "Sucuri", "cdn"),
+    ({"X-Iinfo": "9-12345-0 0NNN RT(1700000000000 0) q(0 -1 -1 -1) r(0 -1)"}, "Imperva", "cdn"),
 ])
 async def test_vendor_impersonations(headers: dict[str, str], vendor: str, role: str) -> None:
     with http_server(site(Reply(200, HOME, headers=headers), headers)) as srv:
