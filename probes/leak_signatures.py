@@ -51,13 +51,13 @@ class Signature:
     min_matches: int = 0
     product: str | None = None
     #: a stack trace recognised by the shape of its frames (when the patterns do not match)
-    frames: FrameShape | None = None
+    frames: tuple[FrameShape, ...] = ()
     #: also require this many consecutively numbered source lines (a source excerpt)
     source_lines: int = 0
 
     @property
     def on_body(self) -> bool:
-        return bool(self.body) or self.frames is not None
+        return bool(self.body) or bool(self.frames)
 
 
 @dataclass(frozen=True)
@@ -115,17 +115,18 @@ def _parse_one(entry: Mapping[str, Any], shapes: Mapping[str, FrameShape]) -> Si
         raise SignatureError(f"{sid}: every signature needs its source")
     body = tuple((view, _compile(sid, p)) for view in View for p in entry.get(view.value, []))
     headers = tuple((str(k).lower(), _compile(sid, v)) for k, v in dict(entry.get("headers", {})).items())
-    frames = None
-    if entry.get("frames"):
-        frames = shapes.get(str(entry["frames"]))
-        if frames is None:
-            raise SignatureError(f"{sid}: unknown frame shape {entry['frames']!r}")
-        if check is not LeakCheck.STACK_TRACE:
-            raise SignatureError(f"{sid}: frame shapes find stack traces (leak.stack_trace)")
+    wanted = entry.get("frames") or []
+    names = [wanted] if isinstance(wanted, str) else [str(n) for n in wanted]
+    unknown_shapes = [n for n in names if n not in shapes]
+    if unknown_shapes:
+        raise SignatureError(f"{sid}: unknown frame shape {unknown_shapes[0]!r}")
+    frames = tuple(shapes[n] for n in names)
+    if frames and check is not LeakCheck.STACK_TRACE:
+        raise SignatureError(f"{sid}: frame shapes find stack traces (leak.stack_trace)")
     source_lines = int(entry.get("source_lines", 0))
     if source_lines and (source_lines < 3 or not body):
         raise SignatureError(f"{sid}: source_lines needs 3 or more lines and a pattern naming the error")
-    if not body and not headers and frames is None:
+    if not body and not headers and not frames:
         raise SignatureError(f"{sid}: no patterns")
     if (body or frames) and headers:
         raise SignatureError(f"{sid}: body and header patterns belong in separate signatures")
@@ -262,13 +263,12 @@ def _match_source_excerpt(sig: Signature, views: Mapping[View, str]) -> Hit | No
 
 
 def _match_frames(sig: Signature, views: Mapping[View, str]) -> Hit | None:
-    if sig.frames is None:
-        return None
     text = views[View.TEXT]
-    trace = find_trace(text, sig.frames)
-    if trace is None:
-        return None
-    return Hit(sig, excerpt(text, trace.start, trace.end), "body")
+    for shape in sig.frames:
+        trace = find_trace(text, shape)
+        if trace is not None:
+            return Hit(sig, excerpt(text, trace.start, trace.end), "body")
+    return None
 
 
 def match_headers(sig: Signature, headers: Sequence[tuple[str, str]]) -> Iterator[Hit]:

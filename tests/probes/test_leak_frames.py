@@ -43,6 +43,13 @@ MARKED_UP: list[tuple[str, str, str]] = [
      "<div>#0 <span class='path'>/var/www/html/lib/Db.php</span>(<b>41</b>): Db-&gt;query('x')</div>"
      "<div>#1 <span class='path'>/var/www/html/index.php</span>(<b>7</b>): Db-&gt;run()</div>",
      "PHP frames without 'Stack trace:'"),
+    ("php.uncaught_stack",
+     '<div class="frame"><span>vendor/laravel/framework/src/Illuminate/Routing/Router.php</span><span>:</span>'
+     '<span>805</span></div><div class="frame"><span>app/Http/Controllers/ItemController.php</span>:<span>21</span>'
+     "</div>", "Laravel 11 renderer frames (file:line)"),
+    ("php.uncaught_stack",
+     "<h2>TypeError</h2><div class='trace-line'>in <a>/srv/app/src/Controller/ItemController.php</a> (line 21)</div>",
+     "Symfony trace line and its exception"),
     ("ruby.backtrace",
      "<tr><td><code>/app/models/order.rb:12:in `find'</code></td></tr>"
      "<tr><td><code>/app/controllers/orders_controller.rb:8:in `show'</code></td></tr>", "Ruby frames in a table"),
@@ -70,6 +77,7 @@ PROSE: list[tuple[str, str]] = [
     ("<ol><li>1. Check the address</li><li>2. Try again</li><li>3. Call us</li></ol><p>Error</p>",
      "a numbered list on an error page"),
     ("<p>Our guide explains how a ValueError or a NullPointerException is handled.</p>", "exception names alone"),
+    ("<p>See app/Http/Kernel.php:21 for the middleware list.</p>", "one PHP file:line in prose"),
 ]
 
 
@@ -88,6 +96,9 @@ def test_frame_shapes_all_have_sources_and_need_two_frames() -> None:
         parse_shape({"id": "x", "frame": "a"})
     with pytest.raises(SignatureError, match="unknown frame shape"):
         parse_signatures("[[signatures]]\nid='a'\ncheck='leak.stack_trace'\nsource='x'\nframes='nope'")
+    with pytest.raises(SignatureError, match="unknown frame shape 'nope'"):
+        parse_signatures("[[frames]]\nid='a'\nframe='x'\nsource='s'\n[[signatures]]\nid='a'\n"
+                         "check='leak.stack_trace'\nsource='x'\nframes=['a', 'nope']")
     with pytest.raises(SignatureError, match="source_lines"):
         parse_signatures("[[signatures]]\nid='a'\ncheck='leak.debug_page'\nsource='x'\ntext=['a']\nsource_lines=2")
 
