@@ -28,8 +28,8 @@ from probes.edge_signatures import BlockWords, Role, Signal, Signature, Signatur
 
 UNKNOWN_WAF = "unknown WAF"
 # Statuses WAFs answer a blocked request with: 403/406/501 (ModSecurity, most appliances),
-# 429, 418 and 999 (wafw00f's generic detection notes both as block codes of some WAFs).
-BLOCK_STATUSES = frozenset({403, 406, 418, 429, 501, 999})
+# 429, 418 and 999 (block codes of some WAFs in wafw00f's generic detection), 222 (Nemesida, wafw00f).
+BLOCK_STATUSES = frozenset({222, 403, 406, 418, 429, 501, 999})
 # A gateway's own error pages: the origin or a pooled backend failed, nothing was blocked.
 GATEWAY_STATUSES = frozenset({502, 503, 504})
 WAF_CHECK = "edge.waf.absent"
