@@ -8,10 +8,16 @@ Signals, judged in :mod:`probes.edge_judge` against ``probes/data/edge_signature
 * active, only when ``target.active``: exactly two extra requests, sent one
   after the other to the page the baseline ended on:
 
-  1. a *control*: the same path with ``posture_probe``, ``id`` and ``file``
-     parameters holding random letters and digits as long as the attack's;
+  1. a *control*: the same path with ``posture_xss``, ``posture_sqli`` and
+     ``posture_lfi`` parameters holding random letters and digits as long as the
+     attack's;
   2. an *attack*: the same three parameters holding an obviously hostile but
      harmless script tag, SQL tautology and path traversal.
+
+  Harmless by construction: GET only, no body, no cookie; every hostile value sits
+  in a parameter no application reads (the ``posture_`` prefix), so nothing can
+  reach a real query, file name or page; the values are the classic strings every
+  WAF rule set blocks and nothing more (no stacked query, no command, no write).
 
   Why one control and one attack rather than two attacks: many origins answer
   404, 405 or 403 to any unknown query, and comparing an attack only with the
@@ -21,10 +27,13 @@ Signals, judged in :mod:`probes.edge_judge` against ``probes/data/edge_signature
   three payload classes is enough to trip any WAF in blocking mode. The control
   goes first so an attack that gets this client banned cannot spoil it.
 
-A block (403/406/429/501 the control did not get, a dropped connection, a new
-block page, a changed Server header) proves a WAF even when the vendor is
-unknown. The probe is not ``active`` itself: its passive part runs on every
-web asset, and it gates its own two extra requests on ``target.active``.
+A block (a block status the control did not get, a dropped connection, a
+vendor's block page, or a page unlike the control's that speaks of blocking,
+whatever its status) proves a WAF even when the vendor is unknown; a gateway's
+502/503/504 does not, nor does a Server header that changed alone. A CDN that
+also sells a WAF (Cloudflare, Imperva, Akamai...) proves a WAF only by blocking.
+The probe is not ``active`` itself: its passive part runs on every web asset,
+and it gates its own two extra requests on ``target.active``.
 """
 
 from __future__ import annotations
@@ -60,11 +69,12 @@ from probes.edge_signatures import load_signatures
 from probes.net.http import HttpExchange
 
 BODY_CAP = 256 * 1024
-# Obviously hostile, harmless: nothing here can do anything to a sane application.
+# Obviously hostile, harmless: parameters no application reads (posture_ prefix), holding
+# the strings every WAF rule set blocks. README "WAF and CDN detection" quotes this request.
 ATTACK_PARAMS: tuple[tuple[str, str], ...] = (
-    ("posture_probe", "<script>alert(1)</script>"),
-    ("id", "1' OR '1'='1' --"),
-    ("file", "../../etc/passwd"),
+    ("posture_xss", "<script>alert('posture')</script>"),
+    ("posture_sqli", "posture' OR '1'='1' --"),
+    ("posture_lfi", "../../../../etc/passwd"),
 )
 _ALPHABET = string.ascii_lowercase + string.digits
 # Each request on its own connection: a reset then belongs to the request that
@@ -190,6 +200,7 @@ class EdgeProbe:
         return {
             "waf": verdict.waf_json(),
             "cdn": verdict.cdn_json(),
+            "proxy": verdict.proxy_json(),
             "active": verdict.active.to_json(),
             "signatures_version": load_signatures().version,
             **gathered,

@@ -23,10 +23,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from probes.base import JSON, Finding, Severity
-from probes.edge_signatures import Signal, Signature, SignatureSet, load_signatures
+from probes.edge_compare import SIMILAR, other_block_page
+from probes.edge_signatures import BlockWords, Role, Signal, Signature, SignatureSet, load_signatures
 
 UNKNOWN_WAF = "unknown WAF"
-BLOCK_STATUSES = frozenset({403, 406, 429, 501})
+# Statuses WAFs answer a blocked request with: 403/406/501 (ModSecurity, most appliances),
+# 429, 418 and 999 (block codes of some WAFs in wafw00f's generic detection), 222 (Nemesida, wafw00f).
+BLOCK_STATUSES = frozenset({222, 403, 406, 418, 429, 501, 999})
+# A gateway's own error pages: the origin or a pooled backend failed, nothing was blocked.
+GATEWAY_STATUSES = frozenset({502, 503, 504})
 WAF_CHECK = "edge.waf.absent"
 CDN_CHECK = "edge.cdn.absent"
 # Declaration keys (asset config ``declared``) that cover each check.
@@ -152,7 +157,37 @@ class EdgeVerdict:
 
     @property
     def waf_vendors(self) -> list[str]:
-        return self._vendors(True, True)
+        """Vendors proven to be the WAF: a WAF-only marker, or a WAF-selling edge that blocked."""
+        blocked = self.active.outcome is Outcome.BLOCKED
+        names = {
+            m.signature.vendor
+            for m in self.matches
+            if m.signature.conclusive and (m.signature.role.proves_waf or (blocked and m.signature.role.waf))
+        }
+        return sorted(names, key=str.lower)
+
+    @property
+    def waf_capable(self) -> list[str]:
+        """Edges in front that sell a WAF, not proven to run one (nothing was blocked)."""
+        return [v for v in self._vendors(True, True) if v not in self.waf_vendors]
+
+    @property
+    def proxies(self) -> list[str]:
+        """Load balancers and access gateways in front: named, proving neither control."""
+        names = {m.signature.vendor for m in self.matches if m.signature.role is Role.PROXY}
+        return sorted(names, key=str.lower)
+
+    @property
+    def waf_note(self) -> str | None:
+        """Why a WAF-selling edge in front does not clear the WAF finding."""
+        capable = self.waf_capable
+        if not capable or self.waf_present:
+            return None
+        edge = ", ".join(capable)
+        if self.active.outcome is Outcome.NOT_BLOCKED:
+            return (f"CDN {edge} in front; the attack request was not blocked "
+                    "(the WAF may be off or in log-only mode)")
+        return f"CDN {edge} in front; whether its WAF blocks attacks was not observed ({self.active.reason})"
 
     @property
     def cdn_vendors(self) -> list[str]:
@@ -191,22 +226,33 @@ class EdgeVerdict:
         evidence = self._evidence(True)
         if self.active.outcome is Outcome.BLOCKED:
             evidence.append({"signal": "active", "request": "attack", "changes": list(self.active.changes)})
-        return {"vendors": list(self.waf_names), "hints": self.waf_hints, "evidence": evidence}
+        out: dict[str, JSON] = {"vendors": list(self.waf_names), "hints": self.waf_hints, "evidence": evidence}
+        if self.waf_note:
+            out["note"] = self.waf_note
+        return out
 
     def cdn_json(self) -> dict[str, JSON]:
         return {"vendors": self.cdn_vendors, "hints": self.cdn_hints, "evidence": self._evidence(False)}
 
+    def proxy_json(self) -> dict[str, JSON]:
+        evidence = [m.to_json() for m in self.matches if m.signature.role is Role.PROXY]
+        return {"vendors": list(self.proxies), "evidence": evidence}
+
     def observed(self) -> dict[str, JSON]:
         """A short summary of what was seen, for findings' evidence."""
-        return {
+        out: dict[str, JSON] = {
             "waf": self.waf_names,
             "cdn": self.cdn_vendors,
+            "proxies": list(self.proxies),
             "hints": sorted(set(self.waf_hints) | set(self.cdn_hints), key=str.lower),
             "cname_chain": list(self.cname_chain),
             "baseline": self.baseline.to_json() if self.baseline else None,
             "active": self.active.outcome.value,
             "active_reason": self.active.reason,
         }
+        if self.waf_note:
+            out["note"] = self.waf_note
+        return out
 
 
 # ---------------------------------------------------------------- matching
@@ -277,8 +323,16 @@ def judge_active(
     signatures: Sequence[Signature],
     *,
     not_run_reason: str = "active probes are off for this asset",
+    block_words: BlockWords | None = None,
 ) -> ActiveResult:
-    """Did something block the attack request that let the control through?"""
+    """Did something block the attack request that let the control through?
+
+    Blocks are found by comparing the attack response with the control's: a block
+    status the control did not get, a vendor's block page, or another page (status or
+    body unlike the control's) carrying block-page words, whatever its status (WAFs
+    answer 200, 418 or 999 too). A gateway's 502/503/504 is not a block, and a Server
+    header that changed alone is not one either (pooled backends differ).
+    """
     if control is None or attack is None:
         return ActiveResult(Outcome.NOT_RUN, not_run_reason)
     sent = (control, attack)
@@ -295,19 +349,30 @@ def judge_active(
         )
     changes: list[str] = []
     status_base = baseline.status if baseline.failure is None else None
+    gateway = attack.status in GATEWAY_STATUSES and attack.status != control.status
     if attack.status in BLOCK_STATUSES and attack.status != control.status and attack.status != status_base:
         changes.append(f"attack request: status {control.status} -> {attack.status} (baseline {status_base})")
-    if baseline.failure is None and control.server == baseline.server and attack.server != control.server:
-        # Only when the Server header was stable across baseline and control:
-        # pools of mixed servers change it for no reason.
-        changes.append(f"attack request: Server {control.server!r} -> {attack.server!r}")
     bodies = [s for s in signatures if s.signal is Signal.BODY]
     before = {m.signature for m in match_response(_as_attack(control), bodies)}
     for m in match_response(attack, bodies):
         if m.signature not in before:
             changes.append(f"attack request: block page of {m.signature.vendor} ({m.matched})")
+    if not changes and not gateway:
+        page = other_block_page((control.status, control.body), (attack.status, attack.body), block_words)
+        if page:
+            changes.append(page)
     if changes:
+        if baseline.failure is None and control.server == baseline.server and attack.server != control.server:
+            changes.append(f"attack request: Server {control.server!r} -> {attack.server!r}")
         return ActiveResult(Outcome.BLOCKED, "the attack request was blocked", tuple(changes), sent)
+    if gateway:
+        return ActiveResult(
+            Outcome.NOT_BLOCKED,
+            f"attack got a gateway error ({attack.status}, control {control.status}): an origin or "
+            "load balancer failure, not a block",
+            (),
+            sent,
+        )
     return ActiveResult(
         Outcome.NOT_BLOCKED,
         f"attack answered like the control (status {attack.status}, control {control.status})",
@@ -332,7 +397,8 @@ def detect(
     *,
     not_run_reason: str = "active probes are off for this asset",
 ) -> EdgeVerdict:
-    sigs = (signatures or load_signatures()).signatures
+    sig_set = signatures or load_signatures()
+    sigs = sig_set.signatures
     seen: dict[Signature, Match] = {}
     for resp in (baseline, *extras):
         for m in match_response(resp, sigs):
@@ -341,7 +407,8 @@ def detect(
         seen.setdefault(m.signature, m)
     control = next((r for r in extras if r.kind is RequestKind.CONTROL), None)
     attack = next((r for r in extras if r.kind is RequestKind.ATTACK), None)
-    active = judge_active(baseline, control, attack, sigs, not_run_reason=not_run_reason)
+    active = judge_active(baseline, control, attack, sigs, not_run_reason=not_run_reason,
+                          block_words=sig_set.block_words)
     return EdgeVerdict(tuple(seen.values()), active, tuple(cname_chain), baseline)
 
 
@@ -382,10 +449,17 @@ def signatures_markdown(signatures: SignatureSet | None = None) -> str:
         "",
         f"Generated from `probes/data/edge_signatures.toml` (version {sigs.version}); "
         f"{len(sigs.vendors())} vendors, {len(rows)} signals. A vendor is named when one of its "
-        "conclusive signals matches; hints are recorded but never clear a finding. Independently of "
-        "vendors, a WAF is proven when the active probe's attack request is blocked "
-        f"({', '.join(str(s) for s in sorted(BLOCK_STATUSES))}, a dropped connection, a block page or "
-        "a changed Server header) while a harmless control request is not.",
+        "conclusive signals matches; hints are recorded but never clear a finding. Roles: `waf` is a marker "
+        "only the WAF product emits and proves a WAF; `cdn` proves a CDN; `both` is a CDN that also sells a "
+        "WAF: it proves the CDN, and the WAF only when the attack request is seen blocked (otherwise "
+        "`edge.waf.absent` stands with the note that the WAF may be off or in log-only mode); `proxy` is a "
+        "load balancer or access gateway, named but proving neither. Independently of vendors, a WAF is "
+        "proven when the active probe's attack request is blocked while the harmless control is not: "
+        f"a block status ({', '.join(str(s) for s in sorted(BLOCK_STATUSES))}), a dropped connection, a "
+        "vendor's block page, or a page unlike the control's (status, or word-set similarity below "
+        f"{SIMILAR}) carrying block-page words, whatever its status. A gateway's own "
+        f"{'/'.join(str(s) for s in sorted(GATEWAY_STATUSES))} and a Server header that changed alone are "
+        "not blocks.",
         "",
         f"Vendors: {', '.join(sigs.vendors())}.",
         "",

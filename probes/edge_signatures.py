@@ -9,6 +9,7 @@ vendor is adding entries to the data file; nothing here names a vendor.
 from __future__ import annotations
 
 import enum
+import fnmatch
 import re
 import tomllib
 from collections.abc import Mapping
@@ -19,13 +20,24 @@ from typing import Any
 
 
 class Role(enum.StrEnum):
+    """What a match proves. ``both``: a CDN that also sells a WAF; its presence proves
+    the CDN, and a WAF only once a block is observed (the WAF may be off or log-only).
+    ``proxy``: a load balancer or access gateway; named, it proves neither."""
+
     WAF = "waf"
     CDN = "cdn"
     BOTH = "both"
+    PROXY = "proxy"
 
     @property
     def waf(self) -> bool:
+        """The vendor may be the WAF in front (named as such when a block is seen)."""
         return self in (Role.WAF, Role.BOTH)
+
+    @property
+    def proves_waf(self) -> bool:
+        """A match alone proves a WAF: a marker only the WAF product emits."""
+        return self is Role.WAF
 
     @property
     def cdn(self) -> bool:
@@ -81,14 +93,35 @@ class Signature:
         return None
 
     def matches_cname(self, name: str) -> bool:
+        """``name`` is the suffix or under it; a ``*`` matches within one label (cdnhwc*.com)."""
+        if self.suffix is None:
+            return False
         host = name.rstrip(".").lower()
-        return self.suffix is not None and (host == self.suffix or host.endswith("." + self.suffix))
+        if "*" not in self.suffix:
+            return host == self.suffix or host.endswith("." + self.suffix)
+        want = self.suffix.split(".")
+        labels = host.split(".")
+        if len(labels) < len(want):
+            return False
+        return all(fnmatch.fnmatchcase(label, pat) for label, pat in zip(labels[-len(want):], want, strict=True))
+
+
+@dataclass(frozen=True)
+class BlockWords:
+    """Words of block pages, for pages no vendor signature names (see [block_page])."""
+
+    pattern: re.Pattern[str]
+    source: str
+
+    def found(self, text: str) -> set[str]:
+        return {m.group(0).lower() for m in self.pattern.finditer(text)}
 
 
 @dataclass(frozen=True)
 class SignatureSet:
     version: str
     signatures: tuple[Signature, ...]
+    block_words: BlockWords | None = None
 
     def vendors(self) -> list[str]:
         return sorted({s.vendor for s in self.signatures}, key=str.lower)
@@ -119,7 +152,23 @@ def parse_signatures(text: str) -> SignatureSet:
     return SignatureSet(
         version=str(raw.get("version", "")),
         signatures=tuple(_entry(i, e) for i, e in enumerate(entries)),
+        block_words=_block_words(raw.get("block_page")),
     )
+
+
+def _block_words(raw: object) -> BlockWords | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"words", "source"}:
+        raise SignatureError("block_page: a table with words and source")
+    words = raw.get("words")
+    source = raw.get("source")
+    if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+        raise SignatureError("block_page: words must be a non-empty list of phrases")
+    if not isinstance(source, str) or not source.strip():
+        raise SignatureError("block_page: source must be a non-empty string")
+    alternation = "|".join(re.escape(w.strip()) for w in sorted(words, key=len, reverse=True))
+    return BlockWords(re.compile(alternation, re.IGNORECASE), source.strip())
 
 
 def _entry(index: int, entry: Mapping[str, Any]) -> Signature:
@@ -150,6 +199,8 @@ def _entry(index: int, entry: Mapping[str, Any]) -> Signature:
         if not isinstance(suffix, str) or not suffix.strip(". "):
             raise SignatureError(f"{where}: suffix must be a DNS name")
         suffix = suffix.strip(". ").lower()
+        if not re.fullmatch(r"[a-z0-9*-]+(?:\.[a-z0-9*-]+)+", suffix):
+            raise SignatureError(f"{where}: suffix must be a DNS name (a * only inside a label)")
     return Signature(
         vendor=entry["vendor"].strip(),
         role=role,

@@ -17,6 +17,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from probes.leak_frames import FrameShape, find_trace, numbered_run, parse_shape
+
 
 class LeakCheck(enum.StrEnum):
     DEBUG_PAGE = "leak.debug_page"
@@ -30,7 +32,8 @@ class View(enum.StrEnum):
     TEXT = "text"  # the body as read: tags out, entities and JSON escapes decoded
 
 
-_KEYS = frozenset({"id", "check", "framework", "html", "text", "headers", "min_matches", "product", "source"})
+_KEYS = frozenset({"id", "check", "framework", "html", "text", "headers", "min_matches", "product", "source",
+                   "frames", "source_lines"})
 
 
 class SignatureError(ValueError):
@@ -47,16 +50,21 @@ class Signature:
     headers: tuple[tuple[str, re.Pattern[str]], ...] = ()
     min_matches: int = 0
     product: str | None = None
+    #: a stack trace recognised by the shape of its frames (when the patterns do not match)
+    frames: tuple[FrameShape, ...] = ()
+    #: also require this many consecutively numbered source lines (a source excerpt)
+    source_lines: int = 0
 
     @property
     def on_body(self) -> bool:
-        return bool(self.body)
+        return bool(self.body) or bool(self.frames)
 
 
 @dataclass(frozen=True)
 class SignatureSet:
     version: str
     signatures: tuple[Signature, ...]
+    frames: tuple[FrameShape, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,18 +80,27 @@ class Hit:
 
 def parse_signatures(text: str) -> SignatureSet:
     raw = tomllib.loads(text)
+    shapes: dict[str, FrameShape] = {}
+    for entry in raw.get("frames", []):
+        try:
+            shape = parse_shape(entry)
+        except ValueError as exc:
+            raise SignatureError(str(exc)) from None
+        if shape.id in shapes:
+            raise SignatureError(f"duplicate frame shape id {shape.id!r}")
+        shapes[shape.id] = shape
     out: list[Signature] = []
     seen: set[str] = set()
     for entry in raw.get("signatures", []):
-        sig = _parse_one(entry)
+        sig = _parse_one(entry, shapes)
         if sig.id in seen:
             raise SignatureError(f"duplicate signature id {sig.id!r}")
         seen.add(sig.id)
         out.append(sig)
-    return SignatureSet(version=str(raw.get("version", "")), signatures=tuple(out))
+    return SignatureSet(version=str(raw.get("version", "")), signatures=tuple(out), frames=tuple(shapes.values()))
 
 
-def _parse_one(entry: Mapping[str, Any]) -> Signature:
+def _parse_one(entry: Mapping[str, Any], shapes: Mapping[str, FrameShape]) -> Signature:
     sid = str(entry.get("id") or "")
     if not sid:
         raise SignatureError("signature without an id")
@@ -98,9 +115,20 @@ def _parse_one(entry: Mapping[str, Any]) -> Signature:
         raise SignatureError(f"{sid}: every signature needs its source")
     body = tuple((view, _compile(sid, p)) for view in View for p in entry.get(view.value, []))
     headers = tuple((str(k).lower(), _compile(sid, v)) for k, v in dict(entry.get("headers", {})).items())
-    if not body and not headers:
+    wanted = entry.get("frames") or []
+    names = [wanted] if isinstance(wanted, str) else [str(n) for n in wanted]
+    unknown_shapes = [n for n in names if n not in shapes]
+    if unknown_shapes:
+        raise SignatureError(f"{sid}: unknown frame shape {unknown_shapes[0]!r}")
+    frames = tuple(shapes[n] for n in names)
+    if frames and check is not LeakCheck.STACK_TRACE:
+        raise SignatureError(f"{sid}: frame shapes find stack traces (leak.stack_trace)")
+    source_lines = int(entry.get("source_lines", 0))
+    if source_lines and (source_lines < 3 or not body):
+        raise SignatureError(f"{sid}: source_lines needs 3 or more lines and a pattern naming the error")
+    if not body and not headers and not frames:
         raise SignatureError(f"{sid}: no patterns")
-    if body and headers:
+    if (body or frames) and headers:
         raise SignatureError(f"{sid}: body and header patterns belong in separate signatures")
     min_matches = int(entry.get("min_matches", len(body)))
     if body and not 1 <= min_matches <= len(body):
@@ -120,6 +148,8 @@ def _parse_one(entry: Mapping[str, Any]) -> Signature:
         headers=headers,
         min_matches=min_matches,
         product=str(entry["product"]) if entry.get("product") else None,
+        frames=frames,
+        source_lines=source_lines,
     )
 
 
@@ -198,18 +228,47 @@ def excerpt(text: str, start: int, end: int, limit: int = EXCERPT_LIMIT) -> str:
 
 def match_body(sig: Signature, views: Mapping[View, str]) -> Hit | None:
     """``sig`` against a response body (a signature with body patterns)."""
+    if sig.source_lines:
+        return _match_source_excerpt(sig, views)
     found: list[tuple[View, re.Match[str]]] = []
     for view, pattern in sig.body:
         m = pattern.search(views[view])
         if m:
             found.append((view, m))
     if not found or len(found) < sig.min_matches:
-        return None
+        return _match_frames(sig, views)
     # Quote what a reader sees (the earliest text match) when a text pattern matched; markup otherwise.
     text_hits = [(v, m) for v, m in found if v is View.TEXT]
     view, m = min(text_hits, key=lambda vm: vm[1].start()) if text_hits else found[0]
     product, version = _banner_parts(sig, m)
     return Hit(sig, excerpt(views[view], m.start(), m.end()), "footer" if product else "body", product, version)
+
+
+_EXCERPT_NEAR = 3000  # characters around numbered source lines in which the error is named
+
+
+def _match_source_excerpt(sig: Signature, views: Mapping[View, str]) -> Hit | None:
+    """Numbered source lines first (cheap), then the patterns only near them (bounded)."""
+    text = views[View.TEXT]
+    run = numbered_run(text, sig.source_lines)
+    if run is None:
+        return None
+    lo, hi = max(0, run[0] - _EXCERPT_NEAR), min(len(text), run[1] + _EXCERPT_NEAR)
+    in_text = [m for view, p in sig.body if view is View.TEXT and (m := p.search(text, lo, hi))]
+    in_html = [m for view, p in sig.body if view is View.HTML and (m := p.search(views[View.HTML]))]
+    if not in_text + in_html or len(in_text + in_html) < sig.min_matches:
+        return None
+    start, end = (in_text[0].start(), in_text[0].end()) if in_text else run
+    return Hit(sig, excerpt(text, start, end), "body")
+
+
+def _match_frames(sig: Signature, views: Mapping[View, str]) -> Hit | None:
+    text = views[View.TEXT]
+    for shape in sig.frames:
+        trace = find_trace(text, shape)
+        if trace is not None:
+            return Hit(sig, excerpt(text, trace.start, trace.end), "body")
+    return None
 
 
 def match_headers(sig: Signature, headers: Sequence[tuple[str, str]]) -> Iterator[Hit]:

@@ -17,7 +17,7 @@ import pytest
 from probes.base import AssetKind, ErrorKind, Limits, ProbeResult, ProbeStatus, Severity, Target
 from probes.edge import ATTACK_PARAMS, EdgeProbe, attack_query
 from probes.edge_judge import COVERED_REASON, UNKNOWN_WAF
-from probes.edge_signatures import Signal, Signature, load_signatures
+from probes.edge_signatures import Role, Signal, Signature, load_signatures
 from probes.net.dns import resolve
 from probes.registry import load_probe
 from tests.support.certs import Authority, write_pair
@@ -69,12 +69,15 @@ async def test_vendor_signature_served_by_a_real_server(signature_server: Runnin
     assert obs["baseline"]["status"] == (403 if sig.signal is Signal.BODY else 200)
     waf, cdn = obs["waf"], obs["cdn"]
     if sig.conclusive:
-        assert (sig.vendor in waf["vendors"]) is sig.role.waf
+        # Passively only a WAF-only marker proves a WAF; a CDN that sells one proves the CDN.
+        assert (sig.vendor in waf["vendors"]) is sig.role.proves_waf
         assert (sig.vendor in cdn["vendors"]) is sig.role.cdn
+        assert (sig.vendor in obs["proxy"]["vendors"]) is (sig.role is Role.PROXY)
         raised = set(findings_of(result))
-        assert ("edge.waf.absent" in raised) is not sig.role.waf
+        assert ("edge.waf.absent" in raised) is not sig.role.proves_waf
         assert ("edge.cdn.absent" in raised) is not sig.role.cdn
-        evidence = waf["evidence"] if sig.role.waf else cdn["evidence"]
+        evidence = (waf["evidence"] if sig.role.waf else cdn["evidence"] if sig.role.cdn
+                    else obs["proxy"]["evidence"])
         assert any(e["vendor"] == sig.vendor and e["source"] == sig.source for e in evidence)
     else:
         assert sig.vendor in waf["hints"] + cdn["hints"]
@@ -85,11 +88,15 @@ async def test_vendor_signature_served_by_a_real_server(signature_server: Runnin
 
 CHAINS: dict[str, tuple[list[str], str | None, bool]] = {
     # name -> (chain served by dnsmasq, CDN vendor expected, whether the CNAME proves a WAF too)
+    # A CDN that sells a WAF (Cloudflare, Imperva) proves no WAF by its CNAME (issue 16).
     "www.broker.test": (["www.broker.test.edgekey.net", "e1234.a.akamaiedge.net"], "Akamai", False),
     "trade.broker.test": (["d111111abcdef8.cloudfront.net"], "AWS CloudFront", False),
-    "api.broker.test": (["api.broker.test.cdn.cloudflare.net"], "Cloudflare", True),
+    "api.broker.test": (["api.broker.test.cdn.cloudflare.net"], "Cloudflare", False),
     "ir.broker.test": (["ir-broker.cdn.hinet.net"], "HiNet CDN", False),
-    "shop.broker.test": (["abcd1.x.incapdns.net"], "Imperva", True),
+    "shop.broker.test": (["abcd1.x.incapdns.net"], "Imperva", False),
+    "news.broker.test": (["news.broker.test.eo.dnse3.com"], "Tencent Cloud", False),
+    "img.broker.test": (["img.broker.test.c.cdnhwc3.com"], "Huawei Cloud", False),
+    "cdn.broker.test": (["cdn.broker.test.wscdns.com", "x.wsglb0.com"], "Wangsu", False),
     "plain.broker.test": ([], None, False),
 }
 
@@ -102,7 +109,7 @@ def chain_dns() -> Iterator[DnsServer]:
         hops = [name, *chain]
         cnames.update(pairwise(hops))
         records[hops[-1]] = "127.0.0.1"
-    server = DnsServer(records, cnames, zones=["test", "net"]).start()
+    server = DnsServer(records, cnames, zones=["test", "net", "com"]).start()
     try:
         yield server
     finally:
@@ -210,7 +217,7 @@ async def test_redirect_is_followed_and_extras_go_to_the_final_page() -> None:
         result = await run(make_target(origin.url_for("127.0.0.1")))
         paths = [s.path for s in origin.seen]
     assert paths[:2] == ["/", "/zh-tw/index.html"]
-    assert all(p.startswith("/zh-tw/index.html?posture_probe=") for p in paths[2:]) and len(paths) == 4
+    assert all(p.startswith("/zh-tw/index.html?posture_xss=") for p in paths[2:]) and len(paths) == 4
     assert result.observations["cdn"]["vendors"] == ["Fastly"]
 
 
@@ -321,8 +328,10 @@ async def test_wss_target_is_probed_over_https(authority: Authority, tmp_path: A
         result = await run(target)
         assert [s.path.split("?")[0] for s in srv.seen] == ["/stream"] * 3
     assert result.observations["baseline"]["url"].startswith("https://quotes.broker.test:")
-    assert result.observations["waf"]["vendors"] == ["Cloudflare"]
-    assert result.findings == ()
+    # Cloudflare in front, the attack answered like the control: a CDN, not (yet) a WAF.
+    assert result.observations["cdn"]["vendors"] == ["Cloudflare"]
+    assert result.observations["waf"]["vendors"] == []
+    assert set(findings_of(result)) == {"edge.waf.absent"}
 
 
 async def test_unreachable_asset_is_a_connect_error_with_what_was_gathered() -> None:

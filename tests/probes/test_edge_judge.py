@@ -24,7 +24,7 @@ from probes.edge_judge import (
     judge_active,
     signatures_markdown,
 )
-from probes.edge_signatures import Signal, Signature, SignatureError, load_signatures, parse_signatures
+from probes.edge_signatures import Role, Signal, Signature, SignatureError, load_signatures, parse_signatures
 
 SIGS = load_signatures()
 ALL = list(SIGS.signatures)
@@ -84,6 +84,30 @@ ISSUE_VENDORS = {
 }
 
 
+ISSUE_16_VENDORS = [
+    "Gcore", "CDNetworks", "Wangsu", "Tencent Cloud", "Huawei Cloud", "Alibaba Cloud", "Akamai", "Azure CDN",
+    "Google Cloud", "StackPath", "Edgio / Edgecast", "Edgio / Limelight", "Reblaze", "NAXSI",
+    "AWS Elastic Load Balancing", "F5 BIG-IP APM", "Fortinet FortiGate", "HiNet CDN", "Imperva", "Cloudflare",
+    "F5 BIG-IP", "Fortinet FortiWeb", "Radware",
+]
+ISSUE_16_CNAMES = [
+    "gcdn.co", "cdngc.net", "gslb.cdnetworks.net", "panthercdn.com", "wscdns.com", "wsglb0.com", "lxdns.com",
+    "eo.dnse0.com", "eo.dnse3.com", "cdntip.com", "cdnhwc1.com", "cdnhwc5.com", "kunlunsl.com", "tbcache.com",
+    "akamaihd.net", "msecnd.net", "googlehosted.com", "llnwd.net", "edgecastcdn.net", "stackpathdns.com",
+]
+
+
+@pytest.mark.parametrize("vendor", ISSUE_16_VENDORS)
+def test_every_vendor_of_issue_16_has_a_conclusive_signature(vendor: str) -> None:
+    assert [s for s in ALL if s.vendor == vendor and s.conclusive], vendor
+
+
+@pytest.mark.parametrize("suffix", ISSUE_16_CNAMES)
+def test_cname_suffixes_of_issue_16(suffix: str) -> None:
+    verdict = detect(Response(RequestKind.BASELINE, URL, 200), (), ("www.broker.test", f"e1.{suffix}"), SIGS)
+    assert verdict.cdn_vendors, f"{suffix} names no CDN"
+
+
 @pytest.mark.parametrize("issue_name", sorted(ISSUE_VENDORS))
 def test_every_vendor_of_the_issue_has_a_conclusive_signature(issue_name: str) -> None:
     for vendor in ISSUE_VENDORS[issue_name]:
@@ -123,13 +147,17 @@ def test_cname_suffix_matches_only_on_label_boundaries(name: str) -> None:
 def test_each_signature_recognises_its_example(sig: Signature) -> None:
     verdict = verdict_for(sig)
     assert any(m.signature is sig for m in verdict.matches), f"{sig_id(sig)} does not match its example"
-    named = set(verdict.waf_vendors) | set(verdict.cdn_vendors)
+    named = set(verdict.waf_vendors) | set(verdict.cdn_vendors) | set(verdict.proxies)
     if sig.conclusive:
         assert sig.vendor in named
-        assert (sig.vendor in verdict.waf_vendors) is sig.role.waf
+        # Passively, only a WAF-only marker proves a WAF; a CDN selling one proves the CDN.
+        assert (sig.vendor in verdict.waf_vendors) is sig.role.proves_waf
         assert (sig.vendor in verdict.cdn_vendors) is sig.role.cdn
-        assert verdict.waf_present is sig.role.waf
+        assert (sig.vendor in verdict.proxies) is (sig.role is Role.PROXY)
+        assert verdict.waf_present is sig.role.proves_waf
         assert verdict.cdn_present is sig.role.cdn
+        if sig.role is Role.BOTH:
+            assert verdict.waf_capable == [sig.vendor] and verdict.waf_note is not None
     else:
         # A hint is recorded but names nothing and proves nothing.
         assert sig.vendor not in named
@@ -183,6 +211,8 @@ def resp(kind: RequestKind, status: int | None = 200, server: str | None = "ngin
 
 
 B, C, A = RequestKind.BASELINE, RequestKind.CONTROL, RequestKind.ATTACK
+HOME = ("<html><head><title>Fixture Securities</title></head><body><h1>Fixture Securities</h1><p>Online trading, "
+        "research reports, account opening and market news for our customers.</p></body></html>")
 ACTIVE_TABLE = [
     # (name, baseline, control, attack, outcome, change fragment)
     ("403 on attack", resp(B), resp(C), resp(A, 403), Outcome.BLOCKED, "status 200 -> 403"),
@@ -194,8 +224,31 @@ ACTIVE_TABLE = [
      "connection dropped"),
     ("silence on attack", resp(B), resp(C), resp(A, None, None, failure=Failure.TIMEOUT), Outcome.BLOCKED,
      "connection timeout"),
-    ("server changes", resp(B), resp(C), resp(A, 200, "AkamaiGHost"), Outcome.BLOCKED,
+    # A Server header that changes alone is a pooled backend, not a block (issue 16).
+    ("server changes", resp(B), resp(C), resp(A, 200, "AkamaiGHost"), Outcome.NOT_BLOCKED, ""),
+    ("server changes with a block", resp(B), resp(C), resp(A, 403, "AkamaiGHost"), Outcome.BLOCKED,
      "Server 'nginx' -> 'AkamaiGHost'"),
+    ("generic block page at 200", resp(B, body=HOME), resp(C, body=HOME),
+     resp(A, 200, body="<html><body><h1>Request Rejected</h1><p>Your support ID is 1234</p></body></html>"),
+     Outcome.BLOCKED, "block page (status 200 -> 200"),
+    ("generic block page at 418", resp(B, body=HOME), resp(C, body=HOME),
+     resp(A, 418, body="<h1>Blocked</h1>"), Outcome.BLOCKED, "-> 418"),
+    ("block page at 999", resp(B, body=HOME), resp(C, body=HOME), resp(A, 999, body=""), Outcome.BLOCKED, "-> 999"),
+    ("Chinese block page at 200", resp(B, body=HOME), resp(C, body=HOME),
+     resp(A, 200, body="<h1>您的請求已被攔截</h1><p>事件編號 88231</p>"), Outcome.BLOCKED, "攔截"),
+    ("gateway 502", resp(B, body=HOME), resp(C, body=HOME),
+     resp(A, 502, body="<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
+          "</body></html>"), Outcome.NOT_BLOCKED, ""),
+    ("gateway 503 says denied", resp(B, body=HOME), resp(C, body=HOME),
+     resp(A, 503, body="<h1>Service Unavailable</h1><p>Backend access denied: no healthy upstream</p>"),
+     Outcome.NOT_BLOCKED, ""),
+    ("dynamic page, same words", resp(B, body=HOME), resp(C, body=HOME + "<p>quote 101.5</p>"),
+     resp(A, 200, body=HOME + "<p>quote 99.2</p>"), Outcome.NOT_BLOCKED, ""),
+    ("page that always mentions blocking", resp(B, body=HOME + "<p>Blocked accounts: call us</p>"),
+     resp(C, body=HOME + "<p>Blocked accounts: call us</p>"), resp(A, body=HOME + "<p>Blocked accounts: call us</p>"),
+     Outcome.NOT_BLOCKED, ""),
+    ("app error page without block words", resp(B, body=HOME), resp(C, body=HOME),
+     resp(A, 500, body="<h1>Internal Server Error</h1><p>Something went wrong.</p>"), Outcome.NOT_BLOCKED, ""),
     ("block page at 200", resp(B), resp(C), resp(A, 200, body="The requested URL was rejected. Please "
      "consult with your administrator."), Outcome.BLOCKED, "block page of F5 BIG-IP"),
     ("origin 404s queries", resp(B), resp(C, 404), resp(A, 404), Outcome.NOT_BLOCKED, ""),
@@ -220,7 +273,7 @@ ACTIVE_TABLE = [
                          [t[1:] for t in ACTIVE_TABLE], ids=[t[0] for t in ACTIVE_TABLE])
 def test_active_comparison(baseline: Response, control: Response, attack: Response,
                            outcome: Outcome, change: str) -> None:
-    result = judge_active(baseline, control, attack, SIGS.signatures)
+    result = judge_active(baseline, control, attack, SIGS.signatures, block_words=SIGS.block_words)
     assert result.outcome is outcome, result
     if outcome is Outcome.BLOCKED:
         assert any(change in c for c in result.changes), result.changes
@@ -295,8 +348,72 @@ def test_declared_controls_cover_findings(declared: dict[str, str], covered: set
 
 def test_observed_controls_raise_nothing_even_when_declared() -> None:
     cf = next(s for s in ALL if s.vendor == "Cloudflare" and s.signal is Signal.HEADER)
-    verdict = detect(response_for(cf), (), (), SIGS)
+    asm = next(s for s in ALL if s.vendor == "F5 BIG-IP" and s.signal is Signal.COOKIE and s.conclusive)
+    headers = (*response_for(cf).headers, *response_for(asm).headers)
+    verdict = detect(Response(RequestKind.BASELINE, URL, 200, headers, "<html>ok</html>"), (), (), SIGS)
     assert edge_findings(verdict, "www.broker.test", {"waf": "Cloudflare", "ddos": "Cloudflare"}) == ()
+
+
+CF_RAY = (("cf-ray", "8a1b2c3d4e5f6a7b-TPE"), ("server", "cloudflare"))
+
+
+def test_a_cdn_selling_a_waf_is_not_a_waf_when_the_attack_passes() -> None:
+    verdict = detect(Response(B, URL, 200, CF_RAY, HOME),
+                     (Response(C, URL, 200, CF_RAY, HOME), Response(A, URL, 200, CF_RAY, HOME)), (), SIGS)
+    assert verdict.cdn_vendors == ["Cloudflare"] and verdict.waf_vendors == [] and not verdict.waf_present
+    (finding,) = edge_findings(verdict, "www.broker.test", {})
+    assert finding.check_id == "edge.waf.absent"
+    assert finding.evidence["observed"]["note"] == (
+        "CDN Cloudflare in front; the attack request was not blocked (the WAF may be off or in log-only mode)")
+    # the team can declare the control (WAF on in log-only mode, say): the finding is covered
+    (covered,) = edge_findings(verdict, "www.broker.test", {"waf": "Cloudflare WAF, log-only until 2027-01"})
+    assert covered.severity is Severity.INFO and covered.evidence["covered_by_declaration"] is True
+
+
+def test_a_cdn_selling_a_waf_that_blocks_is_named_as_the_waf() -> None:
+    block = Response(A, URL, 403, CF_RAY, "<h1>Sorry, you have been blocked</h1>")
+    verdict = detect(Response(B, URL, 200, CF_RAY, HOME), (Response(C, URL, 200, CF_RAY, HOME), block), (), SIGS)
+    assert verdict.waf_vendors == ["Cloudflare"] and verdict.waf_note is None
+    assert edge_findings(verdict, "www.broker.test", {}) == ()
+
+
+def test_a_cdn_selling_a_waf_without_active_probes_says_so() -> None:
+    verdict = detect(Response(B, URL, 200, CF_RAY, HOME), (), (), SIGS, not_run_reason="active probes are off")
+    assert verdict.waf_note == ("CDN Cloudflare in front; whether its WAF blocks attacks was not observed "
+                                "(active probes are off)")
+    assert "edge.waf.absent" in {f.check_id for f in edge_findings(verdict, "www.broker.test", {})}
+
+
+def test_load_balancers_are_named_but_prove_nothing() -> None:
+    headers = (("server", "awselb/2.0"), ("set-cookie", "AWSALB=abc; Path=/"), ("set-cookie", "MRHSession=0a1b"))
+    verdict = detect(Response(B, URL, 200, headers, HOME), (), (), SIGS)
+    assert verdict.proxies == ["AWS Elastic Load Balancing", "F5 BIG-IP APM"]
+    assert not verdict.waf_present and not verdict.cdn_present
+    assert {f.check_id for f in edge_findings(verdict, "h", {})} == {"edge.waf.absent", "edge.cdn.absent"}
+
+
+def test_fortigate_ips_page_is_fortigate_not_fortiweb() -> None:
+    page = ("<html><head><title>Web Filter Violation</title></head><body><h1>FortiGuard Intrusion Prevention - "
+            "Access Blocked</h1><p>Web Page Blocked</p><img src='//globalurl.fortinet.net/fgd.png' class='fgd_icon'>"
+            "</body></html>")
+    extras = (Response(C, URL, 200, (), HOME), Response(A, URL, 403, (), page))
+    verdict = detect(Response(B, URL, 200, (), HOME), extras, (), SIGS)
+    assert verdict.waf_vendors == ["Fortinet FortiGate"]
+
+
+@pytest.mark.parametrize(("name", "vendor"), [
+    ("x.eo.dnse0.com", "Tencent Cloud"), ("x.eo.dnse5.com", "Tencent Cloud"), ("a.cdnhwc2.com", "Huawei Cloud"),
+    ("a.c.cdnhwc8.com", "Huawei Cloud"), ("a.w.kunlunca.com", "Alibaba Cloud"), ("a.kunlunar.com", "Alibaba Cloud"),
+    ("x.gcdn.co", "Gcore"), ("x.wsglb0.com", "Wangsu"), ("x.llnwd.net", "Edgio / Limelight"),
+])
+def test_cname_globs_and_new_suffixes(name: str, vendor: str) -> None:
+    verdict = detect(Response(B, URL, 200), (), ("www.broker.test", name), SIGS)
+    assert verdict.cdn_vendors == [vendor]
+
+
+@pytest.mark.parametrize("name", ["x.eo.dnse.com.evil.test", "cdnhwc1.com.evil.test", "kunlun.net", "notgcdn.co"])
+def test_cname_globs_stay_on_label_boundaries(name: str) -> None:
+    assert detect(Response(B, URL, 200), (), (name,), SIGS).matches == ()
 
 
 # ---------------------------------------------------------------- parsing
@@ -356,3 +473,13 @@ def test_markdown_lists_every_vendor_and_signal() -> None:
     # Every row keeps exactly the table's six columns: pipes inside patterns are escaped.
     for row in rows:
         assert len(re.findall(r"(?<!\\)\|", row)) == 7, row
+
+
+def test_page_similarity_reads_words_not_markup() -> None:
+    from probes.edge_compare import page_words, similarity
+
+    assert page_words("<style>p{x:y}</style><p>Access <b>Denied</b></p><script>var blocked=1</script>") == {
+        "access", "denied"}
+    assert similarity(HOME, HOME.replace("<h1>", "<h1 class='x'>")) == 1.0
+    assert similarity(HOME, "<h1>Request Rejected</h1>") < 0.2
+    assert similarity("", "") == 1.0

@@ -178,6 +178,33 @@ POSITIVES: list[tuple[str, str, str, str]] = [
     ("go.panic", "text/plain",
      "panic: runtime error: index out of range [3] with length 3\n\ngoroutine 17 [running]:\n"
      "main.handler(0xc000012345)\n\t/srv/app/main.go:31 +0x1d\n", "Go panic"),
+    ("django.urlconf_routes", "text/html",
+     "<h1>Seite nicht gefunden</h1><p>Using the URLconf defined in <code>site.urls</code>, Django tried these URL "
+     "patterns, in this order:</p><ol><li>admin/</li><li>api/orders/</li></ol>", "Django route list, own footer"),
+    ("rails.routes_table", "text/html",
+     "<h1>Routing Error</h1><p>No route matches [GET] &quot;/x&quot;</p><h2>Routes</h2><p>Routes match in "
+     "priority from top to bottom</p>", "Rails development routing table"),
+    ("rails.extracted_source", "text/html",
+     "<h1>ActionView::Template::Error</h1><div class='source'><div class='info'>Extracted source (around line "
+     "<strong>#4</strong>):</div></div>", "Rails ERB source excerpt"),
+    ("jsp.jasper_source", "text/html",
+     "<p><b>Message</b> An exception occurred processing [/WEB-INF/jsp/item.jsp] at line [12]</p><pre>9: &lt;%"
+     "\n10: int x = 1;</pre>", "JSP exception with source lines, no trace"),
+    ("symfony.welcome_debug", "text/html",
+     "<h1>Welcome to Symfony 7.3</h1><p>You're seeing this page because you haven't configured any homepage URL "
+     "and debug mode is enabled.</p>", "Symfony debug welcome page"),
+    ("nextjs.development", "text/html",
+     '<div id="__next"></div><script id="__NEXT_DATA__" type="application/json">{"props":{},"page":"/_error",'
+     '"buildId":"development"}</script>', "Next.js dev server"),
+    ("vite.dev_server", "text/html",
+     '<head><script type="module" src="/@vite/client"></script></head>', "Vite dev server"),
+    ("template.source_excerpt", "text/html",
+     "<h2>Twig\\Error\\SyntaxError</h2><p>Unexpected token.</p><table><tr><td>11</td><td>{% block body %}</td>"
+     "</tr><tr><td>12</td><td>{{ item.name }</td></tr><tr><td>13</td><td>{% endblock %}</td></tr></table>",
+     "Twig error page with numbered source lines"),
+    ("perl.die", "text/plain",
+     "Died at /srv/app/lib/Order.pm line 41.\n\tOrder::load('1\\'') called at /srv/app/order.cgi line 12\n",
+     "Perl die with a Carp frame"),
     ("mysql.error", "text/html",
      "<p>You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version "
      "for the right syntax to use near ''1''' at line 1</p>", "MySQL 1064"),

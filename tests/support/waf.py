@@ -47,10 +47,10 @@ def _require() -> tuple[str, Path]:
     return nginx, setup
 
 
-def modsecurity_rules(workdir: Path, setup: Path) -> str:
+def modsecurity_rules(workdir: Path, setup: Path, rule_engine: str = "On") -> str:
     rule_files = sorted(CRS_RULES.glob("*.conf"))
     lines = [
-        "SecRuleEngine On",
+        f"SecRuleEngine {rule_engine}",
         "SecRequestBodyAccess On",
         "SecResponseBodyAccess Off",
         "SecAuditEngine Off",
@@ -146,12 +146,13 @@ def modsecurity_waf(
     *,
     host: str = "127.0.0.1",
     block_page: str | None = None,
+    rule_engine: str = "On",
 ) -> Iterator[Waf]:
     """nginx + ModSecurity + CRS in blocking mode in front of ``upstream`` (a URL).
 
     Without ``upstream`` it serves a static page. ``block_page`` replaces
     nginx's plain 403 page with the given HTML, as sites that brand their
-    block page do.
+    block page do. ``rule_engine="DetectionOnly"`` is a WAF in log-only mode.
     """
     nginx, setup = _require()
     workdir = Path(tempfile.mkdtemp(prefix="posture-waf-"))
@@ -162,7 +163,7 @@ def modsecurity_waf(
     (www / "index.html").write_text("<html><body>origin behind the WAF</body></html>\n")
     if block_page is not None:
         (www / "blocked.html").write_text(block_page)
-    (workdir / "modsecurity.conf").write_text(modsecurity_rules(workdir, setup))
+    (workdir / "modsecurity.conf").write_text(modsecurity_rules(workdir, setup, rule_engine))
     proc: subprocess.Popen[bytes] | None = None
     try:
         for _ in range(5):
