@@ -33,6 +33,7 @@ from probes.base import (
     Target,
     error_result,
 )
+from probes.http_judge import hsts_min_age, parse_hsts
 from probes.net.connector import Connector
 from probes.tls_cert import WEAK_HASHES, CertReport, cert_findings, expiry_warning_days, judge_chain
 from probes.tls_trust import load_trust_store
@@ -115,18 +116,6 @@ def sni_for(host: str) -> str | None:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return host
-    return None
-
-
-def hsts_max_age(header: str | None) -> int | None:
-    """max-age of a Strict-Transport-Security value (RFC 6797 §6.1), None when absent or malformed."""
-    if not header:
-        return None
-    for directive in header.split(";"):
-        name, _, value = directive.strip().partition("=")
-        if name.strip().lower() == "max-age":
-            value = value.strip().strip('"')
-            return int(value) if value.isdigit() else None
     return None
 
 
@@ -286,10 +275,11 @@ class TlsProbe:
             run.suite_findings.extend(suites.judge_suites(target.host, target.port, ordered))
             if not ordered:
                 return
+            min_age = hsts_min_age(target.probe_settings("http"))
             max_age = await self._hsts(target, ctx, remaining()) if target.is_web else None
             run.extra["hsts_max_age"] = max_age
             verdict = self._cert_verdict(run.ordered_reports())
-            run.extra["grade"] = grading.grade(verdict, ordered, max_age).to_json()
+            run.extra["grade"] = grading.grade(verdict, ordered, max_age, hsts_min_age=min_age).to_json()
         except Exception as exc:  # the strength half failing must not cost the certificate results
             run.failure = exc
 
@@ -322,4 +312,4 @@ class TlsProbe:
             )
         except ProbeFailure:
             return None
-        return hsts_max_age(exchange.header("strict-transport-security"))
+        return parse_hsts(exchange.header("strict-transport-security")).max_age
