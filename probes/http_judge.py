@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from probes.base import JSON, Finding
+from probes.net.scope import normalise_host
 
 NO_HTTPS = "http.no_https"
 HSTS_MISSING = "http.hsts.missing"  # no header, or one browsers ignore
@@ -152,12 +153,12 @@ def _split_url(url: str | None) -> tuple[str, str] | None:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not host:
         return None
-    return scheme, host.rstrip(".").lower()
+    return scheme, normalise_host(host)
 
 
 def same_host(url: str | None, host: str) -> bool:
     split = _split_url(url)
-    return split is not None and split[1] == host.strip("[]").rstrip(".").lower()
+    return split is not None and split[1] == normalise_host(host)
 
 
 def url_port(url: str) -> int:

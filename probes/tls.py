@@ -35,6 +35,7 @@ from probes.base import (
 )
 from probes.http_judge import hsts_min_age, parse_hsts
 from probes.net.connector import Connector
+from probes.net.scope import normalise_host, unicode_host
 from probes.net.tlsctx import allow_large_certificates
 from probes.tls_cert import WEAK_HASHES, CertReport, cert_findings, expiry_warning_days, judge_chain
 from probes.tls_trust import load_trust_store
@@ -117,7 +118,7 @@ def sni_for(host: str) -> str | None:
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return host
+        return normalise_host(host)  # A-labels: an IDN is sent as xn--...
     return None
 
 
@@ -160,6 +161,7 @@ class _Run:
             "host": t.host,
             "port": t.port,
             "sni": sni_for(t.host),
+            **({"host_unicode": shown} if (shown := unicode_host(t.host)) else {}),
             "addresses": {a: self.address_observations(a) for a in t.addresses},
             "skipped_addresses": dict(t.skipped_addresses),
             **self.extra,

@@ -20,6 +20,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from probes.base import JSON, Finding, ProtocolFailure
+from probes.net.scope import normalise_host
 from probes.tls_trust import TrustStore, TrustVerdict, fingerprint, judge_trust
 
 DEFAULT_EXPIRY_WARNING_DAYS = 30
@@ -143,11 +144,8 @@ def _is_ip(host: str) -> bool:
 
 
 def _ascii_host(host: str) -> str:
-    host = host.strip().rstrip(".").lower()
-    try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return host
+    """Certificate names and the asset's name compared in one normal form (A-labels, lowercase)."""
+    return normalise_host(host)
 
 
 def dns_name_matches(pattern: str, host: str) -> bool:

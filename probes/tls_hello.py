@@ -186,11 +186,10 @@ def _sni_bytes(sni: str | None) -> bytes | None:
     """The host name as SNI carries it (A-labels, no trailing dot); None when it cannot be one."""
     if not sni:
         return None
-    name = sni.rstrip(".")
-    try:
-        return name.encode("idna")
-    except UnicodeError:
-        return name.encode("ascii") if name.isascii() and len(name) < 256 else None
+    from probes.net.scope import normalise_host
+
+    name = normalise_host(sni)
+    return name.encode("ascii") if name and name.isascii() and len(name) < 256 else None
 
 
 class FlightReader:
