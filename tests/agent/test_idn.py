@@ -104,6 +104,7 @@ def test_idn_asset_is_scanned_completely(lab: dict[str, Any], store_url: str, fo
     code, doc = scan(lab, store_url, url, capsys)
     assert code == 0 and doc["status"] == "complete", doc["errors"]
     assert doc["target"] == f"https://{GOOD_A}:{port}/"
+    assert doc["target_unicode"] == f"https://{GOOD}:{port}/"
     assert doc["observations"]["dns"]["addresses"] == [ADDR_GOOD]
     tls = doc["observations"]["tls"]
     assert tls["status"] == "ok" and tls["sni"] == GOOD_A and tls["host_unicode"] == GOOD
@@ -128,3 +129,13 @@ def test_idn_asset_findings_are_judged(lab: dict[str, Any], store_url: str, form
     assert set(found) == {"http.no_https", "http.hsts.missing"}
     assert found["http.hsts.missing"]["key"] == f"{BAD_A}:{port}"
     assert found["http.no_https"]["key"] == f"{BAD_A}:{lab['bad_plain'].port}"
+
+
+def test_table_output_shows_the_unicode_form_beside_the_a_label(lab: dict[str, Any], sqlite_url: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    port = lab["good"].port
+    code = main(["--config", lab["config"], "--db", sqlite_url, "scan", f"https://{GOOD}:{port}/",
+                 "--probe", "http"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"https://{GOOD_A}:{port}/ (https://{GOOD}:{port}/)" in out
