@@ -298,6 +298,7 @@ class TlsProbe:
         judged like any other, and the address's certificate error is lifted
         (kept in the observations as ``tls_library_error``).
         """
+        from probes.tls_suite_data import suite_table
         from probes.tls_suites import fetch_chain
 
         target = run.target
@@ -324,9 +325,11 @@ class TlsProbe:
             if not errors:
                 run.stage_errors.pop(address, None)
             run.reports[address] = report
+            suite = suite_table().by_name(raw.suite)
             run.addresses[address] = {
                 "protocol": raw.protocol.value,
                 "cipher": raw.suite,
+                "cipher_bits": suite.bits if suite is not None else None,
                 "chain_source": "raw_handshake",
                 "tls_library_error": str(first),
                 **report.observations(),

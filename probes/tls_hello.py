@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from typing import Any
 
+from probes.net.scope import normalise_host
 from probes.tls_suite_data import KexFamily, Protocol
 
 # Record content types and handshake message types (RFC 8446 B.1, B.3).
@@ -186,8 +187,6 @@ def _sni_bytes(sni: str | None) -> bytes | None:
     """The host name as SNI carries it (A-labels, no trailing dot); None when it cannot be one."""
     if not sni:
         return None
-    from probes.net.scope import normalise_host
-
     name = normalise_host(sni)
     return name.encode("ascii") if name and name.isascii() and len(name) < 256 else None
 
