@@ -201,7 +201,7 @@ async def test_huge_certificate_is_judged_and_the_site_reached(
     assert result.status is ProbeStatus.OK, result.error
     obs: Any = result.observations["addresses"]["127.0.5.13"]
     assert obs["status"] == "ok" and obs["trust"]["trusted"] is True and obs["hostname_match"] is True
-    assert len(obs["certificate"]["sans"]) == 10_000
+    assert obs["certificate"]["sans_total"] == 10_000 and len(obs["certificate"]["sans"]) == 100  # record bounded
     assert {f for f in ids(result) if f.startswith("tls.cert.")} == set()
     assert web.status is ProbeStatus.OK, web.error
     assert "http.hsts.missing" not in {f.check_id for f in web.findings}
@@ -234,3 +234,18 @@ def test_openssls_certificate_bound_is_lifted_on_client_contexts() -> None:
     assert MAX_CERT_LIST == (1 << 24) - 1
     assert allow_large_certificates(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)) is True
     assert allow_large_certificates(permissive_context()) is True  # already lifted: still says so
+
+
+def test_huge_certificate_records_are_bounded_but_every_name_is_matched(huge: Issued, ca_bundle: Path) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from probes.tls_cert import MAX_LISTED_SANS, CertCheck, judge_chain
+    from probes.tls_trust import load_trust_store
+
+    store = load_trust_store(str(ca_bundle))
+    der = (huge.cert.public_bytes(Encoding.DER),)
+    last = judge_chain(der, "n09998.shard.legacy.test", NOW, store)  # the very last name still matches
+    assert last.hostname_ok
+    wrong = judge_chain(der, "other.test", NOW, store)
+    evidence = wrong.verdicts[CertCheck.HOSTNAME_MISMATCH]
+    assert len(evidence["sans"]) == MAX_LISTED_SANS and evidence["sans_total"] == 10_000  # type: ignore[arg-type]
