@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import idna
@@ -139,3 +140,18 @@ def test_table_output_shows_the_unicode_form_beside_the_a_label(lab: dict[str, A
     out, err = capsys.readouterr()
     assert code == 0, err
     assert f"https://{GOOD_A}:{port}/ (https://{GOOD}:{port}/)" in out
+
+
+def test_configured_unicode_asset_is_the_punycode_url(lab: dict[str, Any], sqlite_url: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    port = lab["good"].port
+    config = tmp_path / "posture.toml"
+    base = Path(lab["config"]).read_text("utf-8")
+    config.write_text(base + f'\n[[assets]]\nname = "證券官網"\nurl = "https://{GOOD}:{port}/"\n', "utf-8")
+    code = main(["--config", str(config), "--db", sqlite_url, "scan", f"https://{GOOD_A.upper()}:{port}/",
+                 "--probe", "http", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    (doc,) = json.loads(out)["scans"]
+    assert doc["asset"] == "證券官網" and doc["target"] == f"https://{GOOD_A}:{port}/"
+    assert doc["status"] == "complete", doc["errors"]
