@@ -82,6 +82,18 @@ class TlsSection(_Strict):
 
 class HttpSection(_Strict):
     http_port: Port | None = None
+    # HSTS max-age under this is too short (http.hsts.short_max_age) and keeps the TLS grade from A+:
+    # "180d" style (s, m, h, d, w) or seconds; default 180 days.
+    hsts_min_age: int | str | None = None
+
+    @field_validator("hsts_min_age")
+    @classmethod
+    def _hsts_min_age(cls, v: int | str | None) -> int | str | None:
+        if v is not None:
+            from probes.http_judge import parse_age
+
+            _valid(parse_age, v, ValueError)
+        return v
 
 
 class SocialSection(_Strict):

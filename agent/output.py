@@ -69,8 +69,10 @@ def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
     if rec.error:
         errors.insert(0, {"probe": "scan", "kind": "scan", "error": rec.error})
     findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["check_id"], f["key"]))
+    shown = _unicode_of(rec.asset.url)
     return {
         "target": rec.asset.url,
+        **({"target_unicode": shown} if shown else {}),  # an IDN's Unicode form, beside the A-label URL
         "asset": rec.asset.name,
         "kind": rec.asset.kind,
         "status": rec.status.value,
@@ -80,6 +82,21 @@ def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
         "observations": observations,
         "errors": errors,
     }
+
+
+def _unicode_of(url: str) -> str | None:
+    """The URL with its host in Unicode when the host is an IDN (A-labels stay the record's form)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from probes.net.scope import unicode_host
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    shown = unicode_host(host)
+    if shown is None:
+        return None
+    netloc = shown if parts.port is None else f"{shown}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def dump_json(doc: Any, stream: TextIO | None = None) -> None:
@@ -107,7 +124,8 @@ def print_scans(docs: Sequence[Mapping[str, Any]], stream: TextIO | None = None)
     colour = use_colour(stream)
     for doc in docs:
         status = doc["status"]
-        head = f"{doc['target']}  [{paint(status, _STATUS_COLOURS.get(status), colour)}]"
+        target = f"{doc['target']} ({doc['target_unicode']})" if doc.get("target_unicode") else doc["target"]
+        head = f"{target}  [{paint(status, _STATUS_COLOURS.get(status), colour)}]"
         if doc.get("asset") and doc["asset"] != doc["target"]:
             head = f"{doc['asset']}  {head}"
         stream.write(head + "\n")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from agent.errors import UsageError
+from probes.net.scope import normalise_host
 
 DEFAULT_PORTS = {"https": 443, "wss": 443, "http": 80}
 SCHEMES = ("https", "http", "wss", "tls")
@@ -49,7 +50,7 @@ def parse_target_url(url: str) -> ParsedURL:
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise UsageError(f"unparsable URL {url!r}: scheme must be one of {', '.join(SCHEMES)}")
-    host = (parts.hostname or "").rstrip(".").lower()
+    host = normalise_host(parts.hostname or "")  # one normal form: A-labels for IDNs (證券.台灣 -> xn--...)
     if not host:
         raise UsageError(f"unparsable URL {url!r}: no host")
     if parts.username or parts.password:
@@ -74,7 +75,7 @@ def _valid_host(host: str) -> bool:
         return True
     except ValueError:
         pass
-    if len(host) > 253:
+    if len(host) > 253 or not host.isascii():  # a name IDNA could not turn into A-labels
         return False
     labels = host.split(".")
     return all(

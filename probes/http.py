@@ -37,7 +37,8 @@ from probes.http_judge import (
     Hsts,
     PlainState,
     PlainVerdict,
-    hsts_finding,
+    hsts_findings,
+    hsts_min_age,
     judge_plain,
     next_hop,
     no_https_finding,
@@ -178,7 +179,7 @@ class _Run:
                 obs["addresses"][addr] = {"error": _error_json(exc), "chain": [a.to_json() for a in chain]}
                 self.errors.append(exc)
                 continue
-            hsts, source = pick_hsts(chain)
+            hsts, source = pick_hsts(chain, hsts_min_age(self.target.probe_settings("http")))
             self.policies.setdefault(key, {})[addr] = (hsts, source)
             first = chain[0]
             obs["addresses"][addr] = {
@@ -232,9 +233,7 @@ class _Run:
             if f is not None:
                 found.append(f)
         for key, policies in self.policies.items():
-            f = hsts_finding(key, policies)
-            if f is not None:
-                found.append(f)
+            found.extend(hsts_findings(key, policies))
         found.extend(self.eol_findings())
         return tuple(found)
 

@@ -7,15 +7,23 @@ an :class:`Answer`; these functions decide what the answers mean.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from probes.base import JSON, Finding
+from probes.net.scope import normalise_host
 
 NO_HTTPS = "http.no_https"
-HSTS_MISSING = "http.hsts.missing"
-ONE_YEAR = 31_536_000  # seconds; the max-age below which HSTS counts as weak
+HSTS_MISSING = "http.hsts.missing"  # no header, or one browsers ignore
+HSTS_SHORT = "http.hsts.short_max_age"  # a valid header whose max-age is under the threshold
+ONE_YEAR = 31_536_000  # seconds
+# The one HSTS threshold, for the http finding and the TLS grade's A+ alike: SSL Labs
+# gives A+ from 180 days (testssl.sh accepts 179). ``[http] hsts_min_age`` overrides it.
+DEFAULT_HSTS_MIN_AGE = 15_552_000  # 180 days
+_AGE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 
@@ -41,7 +49,7 @@ class HstsState(enum.StrEnum):
     OK = "ok"
     MISSING = "missing"
     MALFORMED = "malformed"  # browsers ignore it, so it is as good as missing
-    SHORT = "short_max_age"  # valid, but max-age under a year (0 switches HSTS off)
+    SHORT = "short_max_age"  # valid, but max-age under the threshold (0 switches HSTS off)
 
     @property
     def is_finding(self) -> bool:
@@ -82,6 +90,7 @@ class Hsts:
     include_subdomains: bool = False
     preload: bool = False
     problem: str | None = None  # why the header is malformed
+    min_age: int = DEFAULT_HSTS_MIN_AGE  # the threshold this policy is judged against
 
     @property
     def present(self) -> bool:
@@ -93,7 +102,7 @@ class Hsts:
             return HstsState.MISSING
         if self.problem is not None or self.max_age is None:
             return HstsState.MALFORMED
-        return HstsState.SHORT if self.max_age < ONE_YEAR else HstsState.OK
+        return HstsState.SHORT if self.max_age < self.min_age else HstsState.OK
 
     def to_json(self) -> dict[str, JSON]:
         return {
@@ -104,6 +113,7 @@ class Hsts:
             "preload": self.preload,
             "problem": self.problem,
             "state": self.state.value,
+            "min_age": self.min_age,
         }
 
 
@@ -143,12 +153,12 @@ def _split_url(url: str | None) -> tuple[str, str] | None:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not host:
         return None
-    return scheme, host.rstrip(".").lower()
+    return scheme, normalise_host(host)
 
 
 def same_host(url: str | None, host: str) -> bool:
     split = _split_url(url)
-    return split is not None and split[1] == host.strip("[]").rstrip(".").lower()
+    return split is not None and split[1] == normalise_host(host)
 
 
 def url_port(url: str) -> int:
@@ -181,15 +191,39 @@ def judge_plain(final: Answer, host: str) -> PlainState:
     return PlainState.SERVES_CONTENT if final.body_length > 0 else PlainState.NO_CONTENT
 
 
-def parse_hsts(value: str | None) -> Hsts:
+def parse_age(value: JSON) -> int:
+    """A max-age threshold in seconds: an integer, or ``"180d"`` style (s, m, h, d, w)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration like '180d' or a number of seconds")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{value} is negative")
+        return value
+    m = _AGE.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise ValueError(f"{value!r} is not a duration like '180d' or a number of seconds")
+    return int(m.group(1)) * _AGE_UNITS[m.group(2)]
+
+
+def hsts_min_age(settings: Mapping[str, JSON]) -> int:
+    """``[http] hsts_min_age`` in seconds; the config layer validates it, a bad value here means the default."""
+    try:
+        return parse_age(settings.get("hsts_min_age", DEFAULT_HSTS_MIN_AGE))
+    except ValueError:
+        return DEFAULT_HSTS_MIN_AGE
+
+
+def parse_hsts(value: str | None, min_age: int = DEFAULT_HSTS_MIN_AGE) -> Hsts:
     """Parse a Strict-Transport-Security value as RFC 6797 section 6.1 describes.
 
-    Directive names are case-insensitive, each may appear once, max-age is
-    required and is a non-negative integer (optionally quoted). Unknown
-    directives are ignored, as browsers do.
+    The one HSTS parser (the http probe's finding and the tls probe's grade both
+    use it). Directive names are case-insensitive, each may appear once,
+    max-age is required and is a non-negative integer (optionally quoted).
+    Unknown directives are ignored, as browsers do. ``min_age`` is the
+    threshold under which a valid policy counts as too short.
     """
     if value is None:
-        return Hsts(raw=None)
+        return Hsts(raw=None, min_age=min_age)
     seen: set[str] = set()
     max_age: int | None = None
     include_subdomains = preload = False
@@ -199,14 +233,15 @@ def parse_hsts(value: str | None) -> Hsts:
         if not name:
             continue
         if name in seen:
-            return Hsts(raw=value, problem=f"directive {name!r} appears more than once")
+            return Hsts(raw=value, problem=f"directive {name!r} appears more than once", min_age=min_age)
         seen.add(name)
         arg = arg.strip()
         if len(arg) >= 2 and arg[0] == arg[-1] == '"':
             arg = arg[1:-1]
         if name == "max-age":
             if not eq or not arg.isascii() or not arg.isdigit():
-                return Hsts(raw=value, problem=f"max-age value {arg!r} is not a non-negative integer")
+                return Hsts(raw=value, problem=f"max-age value {arg!r} is not a non-negative integer",
+                            min_age=min_age)
             max_age = int(arg)
         elif name == "includesubdomains":
             include_subdomains = True
@@ -214,11 +249,12 @@ def parse_hsts(value: str | None) -> Hsts:
             preload = True
     if max_age is None:
         return Hsts(raw=value, include_subdomains=include_subdomains, preload=preload,
-                    problem="max-age is missing")
-    return Hsts(raw=value, max_age=max_age, include_subdomains=include_subdomains, preload=preload)
+                    problem="max-age is missing", min_age=min_age)
+    return Hsts(raw=value, max_age=max_age, include_subdomains=include_subdomains, preload=preload,
+                min_age=min_age)
 
 
-def pick_hsts(chain: Sequence[Answer]) -> tuple[Hsts, str | None]:
+def pick_hsts(chain: Sequence[Answer], min_age: int = DEFAULT_HSTS_MIN_AGE) -> tuple[Hsts, str | None]:
     """The HSTS policy a browser takes from an HTTPS redirect chain within one host.
 
     The first response that carries the header sets it (a site that redirects
@@ -227,8 +263,8 @@ def pick_hsts(chain: Sequence[Answer]) -> tuple[Hsts, str | None]:
     """
     for answer in chain:
         if answer.hsts is not None:
-            return parse_hsts(answer.hsts), answer.url
-    return Hsts(raw=None), (chain[0].url if chain else None)
+            return parse_hsts(answer.hsts, min_age), answer.url
+    return Hsts(raw=None, min_age=min_age), (chain[0].url if chain else None)
 
 
 def no_https_finding(key: str, verdicts: Mapping[str, PlainVerdict]) -> Finding | None:
@@ -252,17 +288,32 @@ def no_https_finding(key: str, verdicts: Mapping[str, PlainVerdict]) -> Finding 
     return Finding(check_id=NO_HTTPS, key=key, evidence=evidence)
 
 
+def hsts_findings(key: str, policies: Mapping[str, tuple[Hsts, str | None]]) -> list[Finding]:
+    """The HSTS findings of an HTTPS endpoint, each listing its addresses.
+
+    Missing or malformed (browsers ignore it) is ``http.hsts.missing``; a valid
+    policy whose max-age is under the threshold is ``http.hsts.short_max_age``:
+    a header that is present is not "missing".
+    """
+    out: list[Finding] = []
+    for check, states in ((HSTS_MISSING, (HstsState.MISSING, HstsState.MALFORMED)), (HSTS_SHORT, (HstsState.SHORT,))):
+        bad = {addr: p for addr, p in sorted(policies.items()) if p[0].state in states}
+        if not bad:
+            continue
+        hsts, url = next(iter(bad.values()))
+        evidence: dict[str, JSON] = {"url": url, "reason": hsts.state.value, "addresses": list(bad)}
+        if hsts.raw is not None:
+            evidence["header"] = hsts.raw
+        if hsts.max_age is not None:
+            evidence["max_age"] = hsts.max_age
+            evidence["min_age"] = hsts.min_age
+        if hsts.problem:
+            evidence["problem"] = hsts.problem
+        out.append(Finding(check_id=check, key=key, evidence=evidence))
+    return out
+
+
 def hsts_finding(key: str, policies: Mapping[str, tuple[Hsts, str | None]]) -> Finding | None:
-    """One finding for an HTTPS endpoint whose HSTS is missing, malformed or short, per address."""
-    bad = {addr: p for addr, p in sorted(policies.items()) if p[0].state.is_finding}
-    if not bad:
-        return None
-    hsts, url = next(iter(bad.values()))
-    evidence: dict[str, JSON] = {"url": url, "reason": hsts.state.value, "addresses": list(bad)}
-    if hsts.raw is not None:
-        evidence["header"] = hsts.raw
-    if hsts.max_age is not None:
-        evidence["max_age"] = hsts.max_age
-    if hsts.problem:
-        evidence["problem"] = hsts.problem
-    return Finding(check_id=HSTS_MISSING, key=key, evidence=evidence)
+    """The first of :func:`hsts_findings` (missing before short), or None."""
+    found = hsts_findings(key, policies)
+    return found[0] if found else None

@@ -14,7 +14,7 @@ import asyncio
 import enum
 import ipaddress
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,7 +33,10 @@ from probes.base import (
     Target,
     error_result,
 )
+from probes.http_judge import hsts_min_age, parse_hsts
 from probes.net.connector import Connector
+from probes.net.scope import normalise_host, unicode_host
+from probes.net.tlsctx import allow_large_certificates
 from probes.tls_cert import WEAK_HASHES, CertReport, cert_findings, expiry_warning_days, judge_chain
 from probes.tls_trust import load_trust_store
 
@@ -72,6 +75,7 @@ def permissive_context() -> ssl.SSLContext:
     ctx.verify_mode = ssl.CERT_NONE
     ctx.set_ciphers("ALL:!aNULL:@SECLEVEL=0")
     ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    allow_large_certificates(ctx)  # else the raw handshake reads such a chain (TlsProbe._raw_chains)
     return ctx
 
 
@@ -114,19 +118,7 @@ def sni_for(host: str) -> str | None:
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return host
-    return None
-
-
-def hsts_max_age(header: str | None) -> int | None:
-    """max-age of a Strict-Transport-Security value (RFC 6797 §6.1), None when absent or malformed."""
-    if not header:
-        return None
-    for directive in header.split(";"):
-        name, _, value = directive.strip().partition("=")
-        if name.strip().lower() == "max-age":
-            value = value.strip().strip('"')
-            return int(value) if value.isdigit() else None
+        return normalise_host(host)  # A-labels: an IDN is sent as xn--...
     return None
 
 
@@ -169,6 +161,7 @@ class _Run:
             "host": t.host,
             "port": t.port,
             "sni": sni_for(t.host),
+            **({"host_unicode": shown} if (shown := unicode_host(t.host)) else {}),
             "addresses": {a: self.address_observations(a) for a in t.addresses},
             "skipped_addresses": dict(t.skipped_addresses),
             **self.extra,
@@ -215,7 +208,6 @@ class TlsProbe:
         try:
             async with asyncio.timeout(limit):
                 await self._certificates(run, ctx)
-                run.merge_certificates()
                 await self._strength(run, ctx, lambda: max(end - loop.time(), 0.1))
         except TimeoutError:
             timeout = DeadlineExceeded(f"tls probe exceeded its {limit:g}s deadline")
@@ -281,17 +273,72 @@ class TlsProbe:
 
         try:
             await asyncio.gather(*(one(a) for a in target.addresses if a not in unreachable))
+            await self._raw_chains(run, ctx, scans, remaining)
             ordered = [scans[a] for a in target.addresses if a in scans]
             run.extra["suites"] = {a: scans[a].to_json() for a in target.addresses if a in scans}
             run.suite_findings.extend(suites.judge_suites(target.host, target.port, ordered))
             if not ordered:
                 return
+            min_age = hsts_min_age(target.probe_settings("http"))
             max_age = await self._hsts(target, ctx, remaining()) if target.is_web else None
             run.extra["hsts_max_age"] = max_age
             verdict = self._cert_verdict(run.ordered_reports())
-            run.extra["grade"] = grading.grade(verdict, ordered, max_age).to_json()
+            run.extra["grade"] = grading.grade(verdict, ordered, max_age, hsts_min_age=min_age).to_json()
         except Exception as exc:  # the strength half failing must not cost the certificate results
             run.failure = exc
+
+    @staticmethod
+    async def _raw_chains(run: _Run, ctx: ProbeContext, scans: Mapping[str, SuiteScan],
+                          remaining: Callable[[], float]) -> None:
+        """Certificates the local TLS library could not get, read from a raw handshake instead.
+
+        A server that speaks only what OpenSSL refuses (RC4, 3DES, NULL, DH under
+        1024 bits, SSLv3) or sends a certificate message over OpenSSL's bound
+        still sends its chain in clear at TLS 1.2 and earlier: that chain is
+        judged like any other, and the address's certificate error is lifted
+        (kept in the observations as ``tls_library_error``).
+        """
+        from probes.tls_suite_data import suite_table
+        from probes.tls_suites import fetch_chain
+
+        target = run.target
+        store = await asyncio.to_thread(load_trust_store, ctx.ca_bundle)
+        warn_days = expiry_warning_days(target.probe_settings("tls"))
+        now = ctx.clock()
+
+        async def one(address: str) -> None:
+            first = run.errors[address]
+            try:
+                raw = await fetch_chain(ctx.connector, target.host, address, target.port, sni=sni_for(target.host),
+                                        scan=scans[address], deadline=max(min(remaining(), 15.0), 0.1))
+                try:
+                    report = judge_chain(raw.chain, target.host, now, store, warn_days)
+                except (ValueError, UnsupportedAlgorithm) as exc:
+                    raise ProtocolFailure(f"the certificate from {address} cannot be read: {exc}") from None
+            except ProbeFailure as exc:
+                run.stage_errors.setdefault(address, {})["raw_certificate"] = {
+                    "kind": exc.kind.value, "message": str(exc)}
+                return
+            del run.errors[address]
+            errors = run.stage_errors.get(address, {})
+            errors.pop("certificate", None)
+            if not errors:
+                run.stage_errors.pop(address, None)
+            run.reports[address] = report
+            suite = suite_table().by_name(raw.suite)
+            run.addresses[address] = {
+                "protocol": raw.protocol.value,
+                "cipher": raw.suite,
+                "cipher_bits": suite.bits if suite is not None else None,
+                "chain_source": "raw_handshake",
+                "tls_library_error": str(first),
+                **report.observations(),
+            }
+
+        failed = [a for a in target.addresses
+                  if a in scans and isinstance(run.errors.get(a), ProtocolFailure) and a not in run.reports
+                  and "certificate" in run.stage_errors.get(a, {})]
+        await asyncio.gather(*(one(a) for a in failed))
 
     @staticmethod
     def _cert_verdict(reports: Sequence[tuple[str, CertReport]]) -> CertVerdict | None:
@@ -322,4 +369,4 @@ class TlsProbe:
             )
         except ProbeFailure:
             return None
-        return hsts_max_age(exchange.header("strict-transport-security"))
+        return parse_hsts(exchange.header("strict-transport-security")).max_age

@@ -20,12 +20,16 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from probes.base import JSON, Finding, ProtocolFailure
+from probes.net.scope import normalise_host
 from probes.tls_trust import TrustStore, TrustVerdict, fingerprint, judge_trust
 
 DEFAULT_EXPIRY_WARNING_DAYS = 30
 MIN_RSA_DSA_BITS = 2048
 MIN_EC_BITS = 256
 WEAK_HASHES = frozenset({"sha1", "md5", "md2", "md4"})
+# subjectAltNames written into a record: a shared certificate may carry thousands (the
+# protocol allows a 16 MB certificate message); all are matched, this many are listed.
+MAX_LISTED_SANS = 100
 
 
 class CertCheck(enum.StrEnum):
@@ -121,6 +125,13 @@ class SubjectNames:
     def to_json(self) -> list[str]:
         return [f"DNS:{d}" for d in self.dns] + [f"IP:{i}" for i in self.ips]
 
+    def listed(self) -> dict[str, JSON]:
+        """``sans`` for a record: at most :data:`MAX_LISTED_SANS`, with ``sans_total`` when cut."""
+        every = self.to_json()
+        if len(every) <= MAX_LISTED_SANS:
+            return {"sans": list(every)}
+        return {"sans": list(every[:MAX_LISTED_SANS]), "sans_total": len(every)}
+
 
 def subject_names(cert: x509.Certificate) -> SubjectNames:
     try:
@@ -143,11 +154,8 @@ def _is_ip(host: str) -> bool:
 
 
 def _ascii_host(host: str) -> str:
-    host = host.strip().rstrip(".").lower()
-    try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return host
+    """Certificate names and the asset's name compared in one normal form (A-labels, lowercase)."""
+    return normalise_host(host)
 
 
 def dns_name_matches(pattern: str, host: str) -> bool:
@@ -260,7 +268,7 @@ def judge_chain(
     hostname_ok = hostname_matches(host, names)
     certificate: dict[str, JSON] = {
         "subject": name_text(leaf.subject),
-        "sans": names.to_json(),
+        **names.listed(),
         "issuer": name_text(leaf.issuer),
         "serial": format(leaf.serial_number, "x"),
         "not_before": iso_utc(not_before),
@@ -292,7 +300,7 @@ def judge_chain(
         }
     if not hostname_ok:
         verdicts[CertCheck.HOSTNAME_MISMATCH] = {
-            **ident, "host": host, "sans": names.to_json(), "common_names": common_names(leaf.subject),
+            **ident, "host": host, **names.listed(), "common_names": common_names(leaf.subject),
             **({} if names.present else {"note": "the certificate has no subjectAltName"}),
         }
     if not trust.trusted:

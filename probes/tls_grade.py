@@ -58,11 +58,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from probes.http_judge import DEFAULT_HSTS_MIN_AGE
 from probes.tls_suite_data import LEGACY_PROTOCOLS, KexFamily, Protocol, Suite, Weakness, suite_table
 from probes.tls_suites import SuiteScan, negotiates_forward_secrecy
 
 ORDER = ("A+", "A", "A-", "B", "C", "D", "E", "F")  # best first; T and M stand outside it
-HSTS_MIN_AGE = 15_552_000  # 180 days
+HSTS_MIN_AGE = DEFAULT_HSTS_MIN_AGE  # 180 days, shared with the http probe's HSTS check
 _PROTOCOL_SCORE = {Protocol.SSL3: 80, Protocol.TLS10: 90, Protocol.TLS11: 95, Protocol.TLS12: 100,
                    Protocol.TLS13: 100}
 
@@ -98,8 +99,9 @@ class Grade:
         }
 
 
-def grade(cert: CertVerdict | None, scans: Sequence[SuiteScan], hsts_max_age: int | None = None) -> Grade:
-    graded = [_grade_scan(cert, scan, hsts_max_age) for scan in scans if scan.accepted()]
+def grade(cert: CertVerdict | None, scans: Sequence[SuiteScan], hsts_max_age: int | None = None, *,
+          hsts_min_age: int = HSTS_MIN_AGE) -> Grade:
+    graded = [_grade_scan(cert, scan, hsts_max_age, hsts_min_age) for scan in scans if scan.accepted()]
     if not graded:
         return _trust(cert, Grade("F", None, None, None, None, ("no SSL/TLS version accepted",)))
     worst = max(graded, key=lambda g: ORDER.index(g.grade))
@@ -144,7 +146,7 @@ class _Caps:
         return max((letter for letter, _ in self.items), key=ORDER.index, default="A+")
 
 
-def _grade_scan(cert: CertVerdict | None, scan: SuiteScan, hsts_max_age: int | None) -> Grade:
+def _grade_scan(cert: CertVerdict | None, scan: SuiteScan, hsts_max_age: int | None, hsts_min_age: int) -> Grade:
     table = suite_table()
     accepted = scan.accepted()
     by_protocol = {p: table.lookup(scan.suites.get(p.value, ())) for p in accepted}
@@ -174,18 +176,19 @@ def _grade_scan(cert: CertVerdict | None, scan: SuiteScan, hsts_max_age: int | N
 
     letter = max(_letter(score), caps.limit(), key=ORDER.index)
     if letter == "A":
-        letter = _polish(cert, scan, hsts_max_age, caps)
+        letter = _polish(cert, scan, hsts_max_age, hsts_min_age, caps)
     reasons = tuple(r for _, r in caps.items) + tuple(f"warning: {w}" for w in caps.warnings)
     return Grade(letter, score, protocol_score, kex_score, cipher_score, reasons)
 
 
-def _polish(cert: CertVerdict | None, scan: SuiteScan, hsts_max_age: int | None, caps: _Caps) -> str:
+def _polish(cert: CertVerdict | None, scan: SuiteScan, hsts_max_age: int | None, hsts_min_age: int,
+            caps: _Caps) -> str:
     """A becomes A- with warnings, A+ with nothing to hold it back."""
     if caps.warnings:
         return "A-"
     missing = []
-    if hsts_max_age is None or hsts_max_age < HSTS_MIN_AGE:
-        missing.append(f"HSTS max-age of at least {HSTS_MIN_AGE} s")
+    if hsts_max_age is None or hsts_max_age < hsts_min_age:
+        missing.append(f"HSTS max-age of at least {hsts_min_age} s")
     if scan.fallback_scsv is False:
         missing.append("TLS_FALLBACK_SCSV support")
     if cert is not None and (cert.signature_hash or "").lower() in {"sha1", "md5", "md4", "md2"}:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from typing import Any
 
+from probes.net.scope import normalise_host
 from probes.tls_suite_data import KexFamily, Protocol
 
 # Record content types and handshake message types (RFC 8446 B.1, B.3).
@@ -29,6 +30,10 @@ _CHANGE_CIPHER_SPEC, _ALERT, _HANDSHAKE, _APPLICATION_DATA = 20, 21, 22, 23
 _HELLO_REQUEST, _SERVER_HELLO, _CERTIFICATE, _SERVER_KEY_EXCHANGE = 0, 2, 11, 12
 _CERTIFICATE_REQUEST, _SERVER_HELLO_DONE, _CERTIFICATE_STATUS = 13, 14, 22
 _MAX_RECORD = (1 << 14) + 2048  # TLSCiphertext bound (RFC 5246 6.2.3)
+MAX_HANDSHAKE = (1 << 24) - 1  # a handshake message's uint24 length (RFC 5246 7.4): the protocol's limit
+# A first flight may carry a Certificate message of any size the protocol allows, then the
+# ServerKeyExchange: read that much before giving up on a decisive message.
+FLIGHT_LIMIT = MAX_HANDSHAKE + (1 << 16)
 
 EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF  # RFC 5746 3.3
 FALLBACK_SCSV = 0x5600  # RFC 7507
@@ -66,6 +71,7 @@ class ServerReply:
     alert: int | None = None
     secure_renegotiation: bool | None = None  # renegotiation_info echoed (TLS <= 1.2)
     detail: str = ""
+    certificates: tuple[bytes, ...] = ()  # the chain as sent (DER, leaf first), when it was asked for
 
     @property
     def accepted(self) -> bool:
@@ -181,26 +187,29 @@ def _sni_bytes(sni: str | None) -> bytes | None:
     """The host name as SNI carries it (A-labels, no trailing dot); None when it cannot be one."""
     if not sni:
         return None
-    name = sni.rstrip(".")
-    try:
-        return name.encode("idna")
-    except UnicodeError:
-        return name.encode("ascii") if name.isascii() and len(name) < 256 else None
+    name = normalise_host(sni)
+    return name.encode("ascii") if name and name.isascii() and len(name) < 256 else None
 
 
 class FlightReader:
     """Incremental reader of a server's first flight; pure and byte-exact.
 
     ``kex`` tells which suites are followed by a ServerKeyExchange worth
-    reading (the group is the only thing taken from it). Reading stops at the
-    first decisive message, or after ``limit`` bytes.
+    reading (the group is the only thing taken from it). With ``certificates``
+    the reader also waits for the Certificate message (TLS 1.2 and earlier
+    send it in clear) and returns the chain in the reply: how posture judges a
+    certificate that the local TLS library cannot or will not handshake for.
+    Reading stops at the first decisive message, or after ``limit`` bytes
+    (default: a maximal Certificate message plus room for the rest).
     """
 
-    def __init__(self, kex: Mapping[int, KexFamily] | None = None, *, limit: int = 1 << 16) -> None:
+    def __init__(self, kex: Mapping[int, KexFamily] | None = None, *, limit: int = FLIGHT_LIMIT,
+                 certificates: bool = False) -> None:
         self._kex = kex or {}
         self._limit = limit
+        self._want_chain = certificates
         self._buffer = b""
-        self._handshake = b""
+        self._handshake = bytearray()
         self._total = 0
         self._hello: ServerReply | None = None
 
@@ -254,8 +263,8 @@ class FlightReader:
                 if length > self._limit:
                     return self._hello or self._garbage("oversized handshake message")
                 return None
-            body = self._handshake[4:4 + length]
-            self._handshake = self._handshake[4 + length:]
+            body = bytes(self._handshake[4:4 + length])
+            del self._handshake[:4 + length]
             reply = self._message(mtype, body)
             if reply is not None:
                 return reply
@@ -269,6 +278,12 @@ class FlightReader:
                 return self._garbage(f"handshake message {mtype} before ServerHello")
             return self._server_hello(body)
         family = self._kex.get(self._hello.suite or -1)
+        if mtype == _CERTIFICATE and self._want_chain:
+            chain = certificate_list(body)
+            if chain is None:
+                return replace(self._hello, detail="malformed Certificate message")
+            self._hello = replace(self._hello, certificates=chain)
+            return None if family is not None else self._hello
         if mtype == _SERVER_KEY_EXCHANGE and family is not None:
             return _with_group(self._hello, _kex_group(family, body))
         if mtype in (_CERTIFICATE, _CERTIFICATE_STATUS, _CERTIFICATE_REQUEST):
@@ -307,10 +322,32 @@ class FlightReader:
             group=group,
             secure_renegotiation=reneg,
         )
-        if retry or version is Protocol.TLS13 or reply.suite not in self._kex:
+        if retry or version is Protocol.TLS13 or (reply.suite not in self._kex and not self._want_chain):
             return reply
         self._hello = reply
         return None
+
+
+def certificate_list(body: bytes) -> tuple[bytes, ...] | None:
+    """The DER certificates of a TLS 1.2-or-earlier Certificate message body (RFC 5246 7.4.2).
+
+    ``opaque ASN.1Cert<1..2^24-1>; ASN.1Cert certificate_list<0..2^24-1>``;
+    None when the lengths do not add up.
+    """
+    if len(body) < 3 or int.from_bytes(body[:3], "big") != len(body) - 3:
+        return None
+    chain: list[bytes] = []
+    at = 3
+    while at < len(body):
+        if at + 3 > len(body):
+            return None
+        size = int.from_bytes(body[at:at + 3], "big")
+        at += 3
+        if size == 0 or at + size > len(body):
+            return None
+        chain.append(body[at:at + size])
+        at += size
+    return tuple(chain)
 
 
 @cache

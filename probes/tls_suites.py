@@ -27,7 +27,9 @@ from typing import Any
 from probes.base import DeadlineExceeded, Finding, ProbeFailure, ProtocolFailure, Severity
 from probes.net.connector import Connector
 from probes.tls_hello import (
+    GROUPS_MODERN,
     GROUPS_WEAKEST_FIRST,
+    HANDSHAKE_FAILURE,
     INAPPROPRIATE_FALLBACK,
     PROTOCOL_VERSION,
     FlightReader,
@@ -35,8 +37,12 @@ from probes.tls_hello import (
     ServerReply,
     client_hello,
 )
-from probes.tls_suite_data import LEGACY_PROTOCOLS, PROTOCOLS, Protocol, Suite, Weakness, suite_table
+from probes.tls_suite_data import LEGACY_PROTOCOLS, PROTOCOLS, KexFamily, Protocol, Suite, Weakness, suite_table
 
+INSUFFICIENT_SECURITY = 71
+# Named groups without the RFC 7919 FFDHE ones: an RFC 7919 server whose only DHE group is
+# its own (a 512-bit one, say) refuses every DHE suite from a client that lists FFDHE groups.
+GROUPS_NO_FFDHE = tuple(g for g in GROUPS_MODERN if not 256 <= g < 512)
 MAX_OFFER = 128  # suites per hello: more trips up some old stacks (testssl.sh uses the same bound)
 ATTEMPT_TIMEOUT = 5.0  # seconds to wait for one server's answer to one hello
 _READ_SIZE = 1 << 14
@@ -97,15 +103,19 @@ class _Scanner:
         self.connections = 0
         self.groups: list[str] = []
         self.renegotiation: list[bool] = []
+        self.no_ffdhe = False  # the server refuses DHE when FFDHE groups are listed: stop listing them
 
-    async def hello(self, protocol: Protocol, suites: Sequence[int], **kw: Any) -> ServerReply:
+    async def hello(self, protocol: Protocol, suites: Sequence[int], *, certificates: bool = False,
+                    **kw: Any) -> ServerReply:
+        if self.no_ffdhe and protocol is not Protocol.TLS13:
+            kw.setdefault("groups", GROUPS_NO_FFDHE)
         data = client_hello(protocol, suites, sni=self.sni, **kw)
         kex = {}
         for suite_id in suites:
             suite = self.table.by_id(suite_id)
             if suite is not None and suite.kex_family is not None:
                 kex[suite_id] = suite.kex_family
-        reader = FlightReader(kex)
+        reader = FlightReader(kex, certificates=certificates)
         self.connections += 1
         async with self.connector.open(self.host, self.address, self.port) as conn:
             try:
@@ -143,6 +153,10 @@ class _Scanner:
         while remaining:
             offer = remaining[:MAX_OFFER]
             reply = await self.hello(protocol, offer)
+            if self._ffdhe_refusal(protocol, offer, reply):
+                retry = await self.hello(protocol, offer, groups=GROUPS_NO_FFDHE)
+                if retry.accepted:
+                    self.no_ffdhe, reply = True, retry
             if reply.accepted:
                 if reply.version is not protocol or reply.suite not in offer:
                     break  # negotiated another version, or broke the protocol: stop asking
@@ -161,6 +175,14 @@ class _Scanner:
             result.preferred = result.accepted[0]
             await self._order(protocol, result, chunked)
         return result
+
+    def _ffdhe_refusal(self, protocol: Protocol, offer: Sequence[int], reply: ServerReply) -> bool:
+        """Whether a refusal may be RFC 7919's (DHE offered with FFDHE groups the server lacks)."""
+        if self.no_ffdhe or protocol is Protocol.TLS13 or reply.accepted:
+            return False
+        if reply.alert not in (HANDSHAKE_FAILURE, INSUFFICIENT_SECURITY):
+            return False
+        return any((s := self.table.by_id(i)) is not None and s.kex_family is KexFamily.FF for i in offer)
 
     async def _order(self, protocol: Protocol, result: _ProtocolResult, chunked: bool) -> None:
         """Learn what the server picks from a full offer, and whose order it follows."""
@@ -225,6 +247,54 @@ async def scan_suites(
         secure_renegotiation=all(scanner.renegotiation) if scanner.renegotiation else None,
         fallback_scsv=fallback,
     )
+
+
+@dataclass(frozen=True)
+class RawChain:
+    """A certificate chain read from a raw handshake, and what was negotiated to get it."""
+
+    chain: tuple[bytes, ...]  # DER, leaf first, as sent
+    protocol: Protocol
+    suite: str
+
+
+async def fetch_chain(
+    connector: Connector, host: str, address: str, port: int, *, sni: str | None, scan: SuiteScan,
+    deadline: float = ATTEMPT_TIMEOUT * 2,
+) -> RawChain:
+    """The certificate chain the server sends, read from a raw ClientHello (TLS 1.2 and earlier).
+
+    For a server the local TLS library will not finish a handshake with (only
+    RC4, 3DES, NULL or small-DH suites, SSLv3, a certificate message over
+    OpenSSL's 100 KB bound): the chain travels in clear before any of that
+    matters. The hello offers what ``scan`` saw accepted at the best such
+    version, preferred suite first, never an anonymous one (it sends no
+    certificate). Raises :mod:`probes.base` failures only.
+    """
+    table = suite_table()
+    where = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    for protocol in reversed([p for p in scan.accepted() if p is not Protocol.TLS13]):
+        names = list(scan.suites.get(protocol.value, ()))
+        preferred = scan.preferred.get(protocol.value)
+        if preferred in names:
+            names.remove(preferred)
+            names.insert(0, preferred)
+        suites = [s.id for s in table.lookup(names) if Weakness.ANON not in s.weaknesses][:MAX_OFFER]
+        if not suites:
+            continue
+        scanner = _Scanner(connector, host, address, port, sni)
+        try:
+            async with asyncio.timeout(deadline):
+                reply = await scanner.hello(protocol, suites, certificates=True)
+                if scanner._ffdhe_refusal(protocol, suites, reply):
+                    reply = await scanner.hello(protocol, suites, certificates=True, groups=GROUPS_NO_FFDHE)
+        except TimeoutError:
+            raise DeadlineExceeded(f"no certificate from {where} in {deadline:g}s") from None
+        if reply.accepted and reply.certificates and reply.suite is not None:
+            return RawChain(reply.certificates, protocol, table.name_of(reply.suite))
+        detail = reply.detail or reply.alert_name or reply.outcome.value
+        raise ProtocolFailure(f"{where} sent no certificate in a {protocol.value} handshake ({detail})")
+    raise ProtocolFailure(f"{where} accepts no TLS 1.2-or-earlier suite that carries a certificate")
 
 
 async def _run(scanner: _Scanner) -> tuple[dict[Protocol, _ProtocolResult], bool | None]:

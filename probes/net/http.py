@@ -41,6 +41,7 @@ import httpx
 from probes.base import ConnectFailure, DeadlineExceeded, Limits, OutOfScope, ProtocolFailure
 from probes.net.bodies import ACCEPT_ENCODING, read_capped
 from probes.net.scope import Origin, Pins, format_origin, normalise_host, origin_of
+from probes.net.tlsctx import allow_large_certificates
 
 USER_AGENT = "posture/0.1 (external posture scan; +https://github.com/posture)"
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -248,6 +249,7 @@ def _unverified_context() -> ssl.SSLContext:
     with contextlib.suppress(ssl.SSLError):
         ctx.set_ciphers("ALL:@SECLEVEL=0")
     ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    allow_large_certificates(ctx)  # a valid certificate may be larger than OpenSSL's 100 KB default
     return ctx
 
 

@@ -25,6 +25,7 @@ Three rules live here:
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import os
 import time
@@ -33,6 +34,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+import idna
 
 from probes.base import BudgetExhausted, OutOfScope
 
@@ -163,8 +166,41 @@ def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def normalise_host(host: str) -> str:
-    return host.strip("[]").rstrip(".").lower()
+    """The one normal form of a host name, used everywhere (scope, pins, DNS, SNI, Host, certificate names, output).
+
+    A name becomes its A-label form (IDNA 2008 with UTS #46 mapping, as browsers
+    apply it): ``證券.台灣`` and ``XN--ZCR140L.xn--kpry57d.`` are both
+    ``xn--zcr140l.xn--kpry57d``; lowercase, no trailing dot, no brackets. An IP
+    literal becomes its canonical text. A name IDNA refuses (an underscore
+    label, a broken A-label) is only lowercased: whether it is a valid host
+    is for the caller to decide (:func:`unicode_host` shows it to people).
+    """
+    text = host.strip().strip("[]").rstrip(".")
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    lowered = text.lower()
+    if lowered.isascii() and "xn--" not in lowered:
+        return lowered  # plain ASCII: nothing for IDNA to do
+    try:
+        return idna.encode(text, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return lowered
+
+
+def unicode_host(host: str) -> str | None:
+    """The Unicode form of an internationalised name (for people, beside the A-label); None when it is not one."""
+    name = normalise_host(host)
+    if "xn--" not in name:
+        return None
+    try:
+        shown = idna.decode(name)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return None
+    return shown if shown != name else None
 
 
 Origin = tuple[str, str, int]  # (scheme, normalised host, port)

@@ -74,7 +74,7 @@ def test_scan_json_and_stable_finding_ids(lab: dict[str, Any], store_url: str,
     assert timedelta(0) <= started_at - first < timedelta(seconds=60)  # the --now clock runs on from --now
     assert scan["observations"]["dns"]["addresses"] == [HOST_GOOD]
     assert scan["observations"]["tls"]["status"] == "ok"
-    hsts = [f for f in scan["findings"] if f["check_id"] == "http.hsts.missing"]
+    hsts = [f for f in scan["findings"] if f["check_id"] == "http.hsts.short_max_age"]  # present, too short
     assert len(hsts) == 1
     f = hsts[0]
     assert set(f) >= {"id", "check_id", "key", "severity", "title", "evidence", "references"}
@@ -90,7 +90,7 @@ def test_scan_json_and_stable_finding_ids(lab: dict[str, Any], store_url: str,
     code, out, _ = run_cli(["--db", store_url, "findings", "--format", "json"], capsys)
     listed = json.loads(out)["findings"]
     assert code == 0
-    assert [x["id"] for x in listed if x["check_id"] == "http.hsts.missing"] == [f["id"]]
+    assert [x["id"] for x in listed if x["check_id"] == "http.hsts.short_max_age"] == [f["id"]]
     assert listed[0]["first_seen"][:10] == first.date().isoformat()
     assert listed[0]["last_seen"][:10] == week.date().isoformat()
 
@@ -135,7 +135,7 @@ def test_configured_assets_and_table_output(lab: dict[str, Any], sqlite_url: str
     )
     code, out, err = run_cli(["--config", str(config), "--db", sqlite_url, "scan", "--probe", "http"], capsys)
     assert code == 0, err
-    assert "official-site" in out and "http.hsts.missing" in out and "1 scan(s)" in out
+    assert "official-site" in out and "http.hsts.short_max_age" in out and "1 scan(s)" in out
     # A URL given on the command line that matches a configured asset is that asset.
     code, out, _ = run_cli(["--config", str(config), "--db", sqlite_url, "scan", www_url(lab).rstrip("/"),
                             "--probe", "http", "--format", "json"], capsys)

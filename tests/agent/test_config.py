@@ -51,6 +51,14 @@ def test_defaults() -> None:
     assert cfg.assets == []
 
 
+def test_hsts_min_age_reaches_the_probes() -> None:
+    from probes.http_judge import DEFAULT_HSTS_MIN_AGE, hsts_min_age
+
+    assert hsts_min_age(parse_config("").probe_settings()["http"]) == DEFAULT_HSTS_MIN_AGE
+    assert hsts_min_age(parse_config("[http]\nhsts_min_age = '365d'\n").probe_settings()["http"]) == 31536000
+    assert hsts_min_age(parse_config("[http]\nhsts_min_age = 600\n").probe_settings()["http"]) == 600
+
+
 def test_hash_is_stable_and_sensitive() -> None:
     assert config_hash(parse_config(GOOD)) == config_hash(parse_config(GOOD))
     assert config_hash(parse_config(GOOD)) != config_hash(parse_config(GOOD.replace("21", "22")))
@@ -73,6 +81,8 @@ def test_hash_is_stable_and_sensitive() -> None:
         ("[[notify]]\nurl = 'json://127.0.0.1/'\nevents = ['sms']\n", "notify[0].events[0]:"),
         ("[agent\n", "not valid TOML"),
         ("[frobnicate]\nx = 1\n", "frobnicate: unknown key"),
+        ("[http]\nhsts_min_age = 'half a year'\n", "http.hsts_min_age:"),
+        ("[http]\nhsts_min_age = -1\n", "http.hsts_min_age:"),
     ],
 )
 def test_bad_config_names_the_key(text: str, expected: str) -> None:

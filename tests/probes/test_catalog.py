@@ -21,7 +21,7 @@ EXPECTED = {
         "tls.cert.expiring_soon", "tls.cert.weak_signature", "tls.protocol.legacy", "social.link.no_warning",
         "ports.unexpected_open",
     ],
-    "low": ["tls.cipher.no_forward_secrecy", "http.hsts.missing", "leak.version_banner"],
+    "low": ["tls.cipher.no_forward_secrecy", "http.hsts.missing", "http.hsts.short_max_age", "leak.version_banner"],
 }
 
 

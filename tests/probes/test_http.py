@@ -166,8 +166,10 @@ async def test_plain_redirect_within_host_ending_in_https_is_fine(tls: ssl.SSLCo
         ({"Strict-Transport-Security": "max-age=100; includeSubDomains"}, "short_max_age", 100),
         ({"Strict-Transport-Security": "max-age=soon"}, "malformed", None),
         (STRONG, None, None),
+        ({"Strict-Transport-Security": "max-age=15768000"}, None, None),
+        ({"Strict-Transport-Security": "max-age=15551999"}, "short_max_age", 15551999),
     ],
-    ids=["missing", "max-age-0", "max-age-100", "malformed", "one-year"],
+    ids=["missing", "max-age-0", "max-age-100", "malformed", "one-year", "six-months", "just-under-180d"],
 )
 async def test_https_asset_hsts(
     tls: ssl.SSLContext, headers: dict[str, str], reason: str | None, max_age: int | None
@@ -176,7 +178,8 @@ async def test_https_asset_hsts(
         result = await run(target(f"https://{HOST}:{secure.port}/", http_port=closed_port()))
     assert result.status is ProbeStatus.OK, result.error
     found = findings(result)
-    key = ("http.hsts.missing", f"{HOST}:{secure.port}")
+    check = "http.hsts.short_max_age" if reason == "short_max_age" else "http.hsts.missing"
+    key = (check, f"{HOST}:{secure.port}")
     if reason is None:
         assert found == {}
         return
@@ -184,6 +187,19 @@ async def test_https_asset_hsts(
     assert found[key]["reason"] == reason
     assert found[key].get("max_age") == max_age
     assert https_obs(result, secure.port)["hsts"]["state"] == reason
+
+
+async def test_hsts_threshold_comes_from_the_http_setting(tls: ssl.SSLContext) -> None:
+    headers = {"Strict-Transport-Security": "max-age=15768000"}
+    with http_server({"/": Reply(200, "hi", headers=headers)}, tls=tls) as secure:
+        t = make_target(f"https://{HOST}:{secure.port}/", ("127.0.0.1",),
+                        settings={"http": {"http_port": closed_port(), "hsts_min_age": "365d"}})
+        result = await run(t)
+    found = findings(result)
+    key = ("http.hsts.short_max_age", f"{HOST}:{secure.port}")
+    assert set(found) == {key}
+    assert found[key]["min_age"] == 31536000 and found[key]["max_age"] == 15768000
+    assert https_obs(result, secure.port)["hsts"]["min_age"] == 31536000
 
 
 async def test_hsts_set_after_an_in_host_redirect_counts(tls: ssl.SSLContext) -> None:

@@ -6,7 +6,9 @@ import pytest
 
 from probes.catalog import load_catalog
 from probes.http_judge import (
+    DEFAULT_HSTS_MIN_AGE,
     HSTS_MISSING,
+    HSTS_SHORT,
     NO_HTTPS,
     ONE_YEAR,
     Answer,
@@ -15,9 +17,12 @@ from probes.http_judge import (
     PlainState,
     PlainVerdict,
     hsts_finding,
+    hsts_findings,
+    hsts_min_age,
     judge_plain,
     next_hop,
     no_https_finding,
+    parse_age,
     parse_hsts,
     pick_hsts,
     url_port,
@@ -92,7 +97,10 @@ def test_next_hop(answer: Answer, scheme: str, hop: str | None) -> None:
         ("max-age=31536000; unknown-directive=1", HstsState.OK, ONE_YEAR, False, False),
         ("max-age=0", HstsState.SHORT, 0, False, False),
         ("max-age=100; includeSubDomains", HstsState.SHORT, 100, True, False),
-        ("max-age=31535999", HstsState.SHORT, ONE_YEAR - 1, False, False),
+        ("max-age=31535999", HstsState.OK, ONE_YEAR - 1, False, False),  # six months and more is enough
+        ("max-age=15768000", HstsState.OK, 15768000, False, False),  # six months: A+ and no finding alike
+        ("max-age=15552000", HstsState.OK, DEFAULT_HSTS_MIN_AGE, False, False),
+        ("max-age=15551999", HstsState.SHORT, DEFAULT_HSTS_MIN_AGE - 1, False, False),
         ("", HstsState.MALFORMED, None, False, False),
         ("includeSubDomains", HstsState.MALFORMED, None, True, False),
         ("max-age=abc", HstsState.MALFORMED, None, False, False),
@@ -146,12 +154,39 @@ def test_hsts_finding(value: str | None, reason: str, max_age: int | None) -> No
     }
     finding = hsts_finding("h:443", policies)
     assert finding is not None
-    assert (finding.check_id, finding.key) == (HSTS_MISSING, "h:443")
+    check = HSTS_SHORT if reason == "short_max_age" else HSTS_MISSING
+    assert (finding.check_id, finding.key) == (check, "h:443")
+    assert [f.check_id for f in hsts_findings("h:443", policies)] == [check]
     assert finding.evidence["reason"] == reason
     assert finding.evidence["addresses"] == ["127.0.0.1", "127.0.0.2"]  # sorted: stable evidence
     assert finding.evidence.get("max_age") == max_age
     assert finding.severity is None  # catalog default
     assert load_catalog()[HSTS_MISSING].severity.value == "low"
+    assert "too short" in load_catalog()[HSTS_SHORT].title_en
+
+
+def test_hsts_threshold_is_configurable_and_one_for_both() -> None:
+    assert hsts_min_age({}) == DEFAULT_HSTS_MIN_AGE == 180 * 86400
+    assert hsts_min_age({"hsts_min_age": "365d"}) == ONE_YEAR
+    assert hsts_min_age({"hsts_min_age": 600}) == 600
+    assert hsts_min_age({"hsts_min_age": "2w"}) == 14 * 86400
+    for bad in ("soon", "-5d", True, "1y"):
+        with pytest.raises(ValueError):
+            parse_age(bad)
+    assert parse_hsts("max-age=15768000", hsts_min_age({"hsts_min_age": "365d"})).state is HstsState.SHORT
+    assert parse_hsts("max-age=600", 600).state is HstsState.OK
+
+
+def test_missing_and_short_are_separate_findings_per_address() -> None:
+    policies = {
+        "127.0.0.1": (parse_hsts(None), "https://h/"),
+        "127.0.0.2": (parse_hsts("max-age=60"), "https://h/"),
+    }
+    found = {f.check_id: f.evidence for f in hsts_findings("h:443", policies)}
+    assert set(found) == {HSTS_MISSING, HSTS_SHORT}
+    assert found[HSTS_MISSING]["addresses"] == ["127.0.0.1"]
+    assert found[HSTS_SHORT]["addresses"] == ["127.0.0.2"]
+    assert found[HSTS_SHORT]["min_age"] == DEFAULT_HSTS_MIN_AGE
 
 
 def test_hsts_finding_absent_when_every_address_is_strong() -> None:

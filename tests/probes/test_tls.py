@@ -19,9 +19,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from probes.base import ErrorKind, Limits, ProbeResult, ProbeStatus, Target
+from probes.http_judge import parse_hsts
 from probes.net.dns import resolve
 from probes.registry import load_probe
-from probes.tls import TlsProbe, hsts_max_age, permissive_context, sni_for
+from probes.tls import TlsProbe, permissive_context, sni_for
 from probes.tls_trust import system_anchors
 from tests.support.certs import Authority, Issued, PrivateKey, make_key, write_pair
 from tests.support.context import make_target, probe_context
@@ -131,7 +132,7 @@ def test_permissive_context_and_sni() -> None:
     ("includeSubDomains; max-age=0", 0), ("max-age=-1", None), ("max-age=abc", None), ("preload", None),
 ])
 def test_hsts_max_age(header: str | None, age: int | None) -> None:
-    assert hsts_max_age(header) == age
+    assert parse_hsts(header).max_age == age  # the one HSTS parser, shared with the http probe
 
 
 # ---------------------------------------------------------------- every check, both ways, on the wire
@@ -407,6 +408,39 @@ async def test_whole_probe_grades_when_the_strength_half_is_installed(
     assert obs["suites"]["127.0.0.2"]["protocols"]["TLSv1.3"] is True
     assert obs["hsts_max_age"] == 31536000
     assert obs["grade"]["grade"] == "A+"
+
+
+@pytest.mark.parametrize(("setting", "grade", "checks"), [
+    (None, "A+", set()),  # six months: the default threshold (180 days) is met by both
+    ("365d", "A", {"http.hsts.short_max_age"}),  # a stricter setting moves both together
+])
+async def test_hsts_grade_and_http_finding_use_one_threshold(
+    authority: Authority, ca_bundle: Path, keys: Keys, tmp_path: Path,
+    setting: str | None, grade: str, checks: set[str],
+) -> None:
+    from probes.http import HttpProbe
+
+    leaf = authority.leaf("a.test", key=keys.ec)
+    six_months = {"/": Reply(200, "ok", headers={"Strict-Transport-Security": "max-age=15768000"})}
+    with tls_server(serving(authority, leaf), tmp_path, routes=six_months) as srv:
+        http: dict[str, Any] = {"http_port": closed_port()}
+        if setting:
+            http["hsts_min_age"] = setting
+        target = make_target(f"https://a.test:{srv.port}/", addresses=("127.0.0.2",), settings={"http": http})
+        result = await probe(target, ca_bundle=ca_bundle)
+        async with probe_context(target, limits=FAST) as ctx:
+            web = await HttpProbe().run(target, ctx)
+    assert result.status is ProbeStatus.OK, result.error
+    assert result.observations["hsts_max_age"] == 15768000
+    assert result.observations["grade"]["grade"] == grade
+    assert web.status is ProbeStatus.OK, web.error
+    assert {f.check_id for f in web.findings} == checks
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.2", 0))
+        return int(s.getsockname()[1])
 
 
 async def test_whole_probe_keeps_certificates_when_an_address_is_hostile(

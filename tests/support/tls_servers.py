@@ -209,8 +209,11 @@ def _guarded(handle: Callable[[socket.socket], None], conn: socket.socket) -> No
 
 @contextmanager
 def tlslite_server(cert_pem: bytes, key_pem: bytes, host: str, *, versions: tuple[tuple[int, int], tuple[int, int]],
-                   ciphers: Sequence[str]) -> Iterator[Endpoint]:
-    """A tlslite-ng server: ``versions`` is (min, max) as wire tuples, ``ciphers`` tlslite cipher names."""
+                   ciphers: Sequence[str], **settings_extra: Any) -> Iterator[Endpoint]:
+    """A tlslite-ng server: ``versions`` is (min, max) as wire tuples, ``ciphers`` tlslite cipher names.
+
+    ``settings_extra`` sets more HandshakeSettings attributes (``keyExchangeNames``, ``dhParams``...).
+    """
     from tlslite.api import HandshakeSettings, TLSConnection, X509CertChain, parsePEMKey
 
     key = parsePEMKey(key_pem.decode(), private=True)
@@ -219,6 +222,8 @@ def tlslite_server(cert_pem: bytes, key_pem: bytes, host: str, *, versions: tupl
     settings = HandshakeSettings()
     settings.minVersion, settings.maxVersion = versions
     settings.cipherNames = list(ciphers)
+    for name, value in settings_extra.items():
+        setattr(settings, name, value)
 
     def handle(conn: socket.socket) -> None:
         TLSConnection(conn).handshakeServer(certChain=chain, privateKey=key, settings=settings)
@@ -288,6 +293,32 @@ def gnutls_scan(cert: Path, key: Path, priority: str, *, sni: str = "localhost",
     raise RuntimeError("namespace scan failed; " + " | ".join(errors))
 
 
+def gnutls_probe(cert: Path, key: Path, priority: str, *, host: str, ca_bundle: Path, dhparams: Path | None = None,
+                 timeout: float = 60) -> dict[str, Any]:
+    """Like :func:`gnutls_scan`, but runs the whole ``tls`` probe on ``tls://host:4433``.
+
+    Returns the probe result as JSON: ``status``, ``error``, ``findings`` (check id ->
+    evidence) and ``observations``.
+    """
+    script = 'ip link set lo up && exec "$0" -m tests.support.tls_servers "$@"'
+    args = [sys.executable, "gnutls-probe", "--cert", str(cert), "--key", str(key), "--priority", priority,
+            "--sni", host, "--ca-bundle", str(ca_bundle)]
+    if dhparams is not None:
+        args += ["--dhparams", str(dhparams)]
+    attempts = [["unshare", "-n"], ["unshare", "-r", "-n"]] if os.geteuid() == 0 else [["unshare", "-r", "-n"]]
+    errors = []
+    for unshare in attempts:
+        done = subprocess.run([*unshare, "sh", "-c", script, *args], cwd=REPO, capture_output=True,
+                              timeout=timeout, check=False)
+        if done.returncode == 0:
+            result: dict[str, Any] = json.loads(done.stdout)
+            return result
+        errors.append(f"{' '.join(unshare)}: exit {done.returncode}: {done.stderr.decode()[-1500:]}")
+        if b"unshare failed" not in done.stderr:
+            break
+    raise RuntimeError("namespace probe failed; " + " | ".join(errors))
+
+
 def scan_from_json(data: dict[str, Any]) -> SuiteScan:
     return SuiteScan(
         address=data["address"],
@@ -330,6 +361,43 @@ def _gnutls_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gnutls_probe_main(args: argparse.Namespace) -> int:
+    """Inside the namespace: run gnutls-serv, run the tls probe on it, print the result as JSON."""
+    others = [name for _, name in socket.if_nameindex() if name != "lo"]
+    if others:
+        print(f"refusing: interfaces besides lo present ({', '.join(others)})", file=sys.stderr)
+        return 2
+    from probes.base import Limits
+    from probes.tls import TlsProbe
+    from tests.support.context import make_target, probe_context
+
+    async def run() -> Any:
+        target = make_target(f"tls://{args.sni}:{GNUTLS_PORT}", ("127.0.0.1",))
+        limits = Limits(connect_timeout=3.0, request_deadline=5.0, probe_deadline=40.0)
+        async with probe_context(target, limits=limits, ca_bundle=args.ca_bundle) as ctx:
+            return await TlsProbe().run(target, ctx)
+
+    extra = ["--dhparams", args.dhparams] if args.dhparams else []
+    proc = subprocess.Popen(
+        ["gnutls-serv", "--x509certfile", args.cert, "--x509keyfile", args.key, "-p", str(GNUTLS_PORT),
+         "--priority", args.priority, *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port("127.0.0.1", GNUTLS_PORT, proc=proc)
+        result = asyncio.run(run())
+    finally:
+        stop(proc)
+    print(json.dumps({
+        "status": result.status.value,
+        "error": result.error,
+        "findings": {f.check_id: f.evidence for f in result.findings},
+        "observations": result.observations,
+    }, default=str))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.tls_servers")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -338,8 +406,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     gnutls.add_argument("--key", required=True)
     gnutls.add_argument("--priority", required=True)
     gnutls.add_argument("--sni", default="localhost")
+    whole = sub.add_parser("gnutls-probe", help="inside a private network namespace only")
+    whole.add_argument("--cert", required=True)
+    whole.add_argument("--key", required=True)
+    whole.add_argument("--priority", required=True)
+    whole.add_argument("--sni", default="localhost")
+    whole.add_argument("--ca-bundle", required=True)
+    whole.add_argument("--dhparams")
     args = parser.parse_args(argv)
-    return _gnutls_main(args)
+    return _gnutls_probe_main(args) if args.command == "gnutls-probe" else _gnutls_main(args)
 
 
 if __name__ == "__main__":
