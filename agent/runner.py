@@ -349,7 +349,9 @@ class Scanner:
     def _failed(self, spec: AssetSpec, started: datetime, error: str, res: Resolution | None = None,
                 checked: ProbeResult | None = None) -> ScanOutcome:
         now = self.opts.clock()
-        runs = (_run_record(checked, now, now, self.opts, self.catalog),) if checked is not None else ()
+        runs: tuple[ProbeRunRecord, ...] = ()
+        if checked is not None and res is not None:
+            runs = (_run_record(checked, now, now, self.opts, self.catalog, _target(spec, res, self.opts)),)
         record = ScanRecord(
             asset=asset_record(spec),
             status=ScanStatus.FAILED,
