@@ -10,6 +10,7 @@ once (the CLI and daemon store it), so a crash loses only scans in flight.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ from agent.targets import AssetSpec
 from probes.base import (
     AssetKind,
     DeadlineExceeded,
+    ErrorKind,
     Limits,
+    NameNotFound,
     Probe,
     ProbeContext,
     ProbeFailure,
@@ -152,11 +155,17 @@ def _run_record(result: ProbeResult, started: datetime, finished: datetime, opts
 
 
 def scan_status(results: Sequence[ProbeResult]) -> ScanStatus:
-    ran = [r for r in results if r.status is not ProbeStatus.SKIPPED]
-    errors = [r for r in ran if r.status is ProbeStatus.ERROR]
-    if not errors:
+    """``complete``: every step and probe that applies ran and succeeded. ``failed``: the service
+    was not reached, or nothing that ran succeeded. Anything else skipped or failed: ``partial``."""
+    from agent.reach import STEP
+
+    if any(r.probe == STEP and r.status is ProbeStatus.ERROR for r in results):
+        return ScanStatus.FAILED
+    if all(r.status is ProbeStatus.OK for r in results):
         return ScanStatus.COMPLETE
-    if len(errors) == len(ran):
+    probes = [r for r in results if r.probe != STEP]
+    if probes and not any(r.status is ProbeStatus.OK for r in probes) and any(
+            r.status is ProbeStatus.ERROR for r in probes):
         return ScanStatus.FAILED
     return ScanStatus.PARTIAL
 
@@ -202,10 +211,16 @@ class Scanner:
         return outcomes
 
     async def scan(self, spec: AssetSpec) -> ScanOutcome:
+        from agent import reach
+
         clock, opts = self.opts.clock, self.opts
         started = clock()
         try:
             res = await resolve(spec.url.host, opts.resolver, timeout=opts.dns_timeout)
+        except NameNotFound as exc:  # the configured name itself does not resolve: nothing can reach it
+            step = reach.unreachable(spec.name, one_line(exc), ErrorKind.DNS, {"host": spec.url.host},
+                                     spec.configured)
+            return self._failed(spec, started, one_line(exc), step=step)
         except ProbeFailure as exc:
             return self._failed(spec, started, one_line(exc))
         if not res.usable:
@@ -222,22 +237,32 @@ class Scanner:
             ca_bundle=opts.ca_bundle,
             resolver=opts.resolver,
         )
-        runs: dict[str, tuple[ProbeResult, datetime, datetime]] = {}
+        t0 = clock()
+        step = reach.judged(target, await reach.collect(target, self.connector, opts.limits.connect_timeout),
+                            spec.configured)
+        runs: dict[str, tuple[ProbeResult, datetime, datetime]] = {reach.STEP: (step, t0, clock())}
         probes: list[Probe] = []
-        for name in self.selected():
+        # Whether a probe applies is judged as if active probes were allowed: one that applies
+        # but may not run now is recorded as skipped (and the scan is then partial).
+        full_target = dataclasses.replace(target, active=spec.active_probes or opts.force_active)
+        for name in probe_names():
             try:
                 probe = load_probe(name)
             except Exception as exc:  # a probe that cannot even load is an error on this scan, not a crash
                 now = clock()
                 runs[name] = (error_result(name, exc), now, now)
                 continue
-            if probe.active and not target.active:
-                now = clock()
-                why = "active probes are not allowed for this asset"
-                if quiet and spec.active_probes:
-                    why = f"quiet hours: {quiet}"
+            if not probe.applies(full_target):
+                continue  # not part of this asset's scan (e.g. no TLS on http://, active probes off in config)
+            now = clock()
+            if name not in self.selected():
+                runs[name] = (ProbeResult.skipped(name, "not requested (--probe narrowed the scan)"), now, now)
+            elif step.status is ProbeStatus.ERROR:
+                runs[name] = (ProbeResult.skipped(name, "not run: the service could not be reached"), now, now)
+            elif probe.active and not target.active:
+                why = f"quiet hours: {quiet}" if quiet else "active probes are not allowed for this asset"
                 runs[name] = (ProbeResult.skipped(name, why), now, now)
-            elif probe.applies(target):
+            else:
                 probes.append(probe)
 
         async def run(probe: Probe) -> None:
@@ -249,9 +274,12 @@ class Scanner:
             interrupted = False
         except asyncio.CancelledError:
             interrupted = True
-        ordered = [runs[n] for n in self.selected() if n in runs]
+        ordered = [runs[n] for n in (reach.STEP, *probe_names()) if n in runs]
         results = [r for r, _, _ in ordered]
         status = ScanStatus.INTERRUPTED if interrupted else scan_status(results)
+        error = "interrupted before every probe finished" if interrupted else None
+        if step.error is not None:
+            error = step.error.message
         record = ScanRecord(
             asset=asset_record(spec),
             status=status,
@@ -262,10 +290,10 @@ class Scanner:
             config_hash=opts.config_hash,
             probe_runs=tuple(_run_record(r, a, b, opts, self.catalog) for r, a, b in ordered),
             trigger=opts.trigger,
-            full=opts.probes is None,
+            full=opts.probes is None or set(self.selected()) >= {n for n in runs if n != reach.STEP},
             forced_active=opts.force_active and not (spec.active_probes and quiet is None),
             dns=res.to_json(),
-            error="interrupted before every probe finished" if interrupted else None,
+            error=error,
         )
         return ScanOutcome(spec, record, results, res)
 
@@ -279,8 +307,12 @@ class Scanner:
         except Exception as exc:  # the contract says probes return errors; a bug must not sink the scan
             return error_result(probe.name, exc)
 
-    def _failed(self, spec: AssetSpec, started: datetime, error: str, res: Resolution | None = None) -> ScanOutcome:
+    def _failed(self, spec: AssetSpec, started: datetime, error: str, res: Resolution | None = None,
+                step: ProbeResult | None = None) -> ScanOutcome:
+        now = self.opts.clock()
+        runs = (_run_record(step, started, now, self.opts, self.catalog),) if step is not None else ()
         record = ScanRecord(
+            probe_runs=runs,
             asset=asset_record(spec),
             status=ScanStatus.FAILED,
             started_at=started,
@@ -293,4 +325,4 @@ class Scanner:
             dns=res.to_json() if res else {},
             error=error,
         )
-        return ScanOutcome(spec, record, [], res)
+        return ScanOutcome(spec, record, [step] if step is not None else [], res)

@@ -6,9 +6,9 @@ not at all.
 
 States (issue 9): a reported finding that is new opens; a fixed one reopens; any
 other is refreshed (last_seen, severity, evidence) and keeps its state. A probe
-that ran OK in a COMPLETE or PARTIAL scan and no longer reports an open finding
-of its own proves it fixed. A probe that errored or was skipped, and a scan that
-failed or was interrupted, prove nothing.
+(or the scan's ``reach`` step) that ran OK in a finished scan and no longer reports
+an open finding of its own proves it fixed. A probe that errored or was skipped, and
+a scan that was interrupted, prove nothing.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from state.tables import AssetRow, EventRow, FindingRow, OccurrenceRow, ProbeRun
 from state.views import EventKind, StoredScan
 
 NEEDS_FIX = (FindingState.OPEN, FindingState.REOPENED)
-# Only these scans can prove a finding fixed; the others stopped before their probes could.
-CONCLUSIVE = (ScanStatus.COMPLETE, ScanStatus.PARTIAL)
+# A probe (or the reach step) that ran OK in one of these proves its own findings fixed; an
+# interrupted scan proves nothing.
+CONCLUSIVE = (ScanStatus.COMPLETE, ScanStatus.PARTIAL, ScanStatus.FAILED)
 
 
 def aware(value: datetime, name: str) -> datetime:
