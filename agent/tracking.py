@@ -57,6 +57,7 @@ class AssetCadence:
     asset: str
     cadence: Cadence
     last_scan: datetime | None  # posture's own last complete full scan
+    last_attempt: datetime | None = None  # posture's own last full scan, whatever its status
     last_external: datetime | None  # the last registered third-party scan
 
 
@@ -74,5 +75,5 @@ def cadences(cfg: Config, store: Store, assets: Mapping[str, AssetInfo], now: da
         last = max((t for t in (own, other) if t is not None), default=None)
         c = cadence(last, info.added_at, now, cadence_days=cfg.schedule.cadence_days,
                     warn_days=cfg.schedule.cadence_warn_days)
-        out[name] = AssetCadence(name, c, own, other)
+        out[name] = AssetCadence(name, c, own, other, times[name].last_attempt if name in times else None)
     return out

@@ -68,5 +68,6 @@ def due_state(due: datetime | None, now: datetime, soon: timedelta = DUE_SOON) -
 
 
 def cadence_alert(c: Cadence) -> CadenceState | None:
-    """The one cadence state worth an alert: overdue replaces the warning; OK needs none."""
-    return None if c.state is CadenceState.OK else c.state
+    """The one cadence state worth an alert: overdue replaces the warning; OK and never scanned
+    (before its warning period) need none."""
+    return None if c.state in (CadenceState.OK, CadenceState.NEVER_SCANNED) else c.state

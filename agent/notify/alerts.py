@@ -76,7 +76,7 @@ def deadline_missed(f: FindingInfo, due: datetime, now: datetime) -> Alert:
 def cadence_slipping(c: AssetCadence) -> Alert | None:
     """The worst cadence state of the asset, or None when it is fine (overdue replaces the warning)."""
     state = c.cadence.state
-    if state is CadenceState.OK:
+    if state in (CadenceState.OK, CadenceState.NEVER_SCANNED):
         return None
     kind = AlertKind.CADENCE_OVERDUE if state is CadenceState.OVERDUE else AlertKind.CADENCE_WARNING
     return Alert(kind, f"cadence:{c.asset}:{state.value}:{c.cadence.due.isoformat()}", c.asset,

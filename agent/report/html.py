@@ -206,7 +206,7 @@ class _Page:
         return Html(out + "</div>")
 
     def cadence_state(self, record: CadenceRecord) -> Html:
-        css = {"ok": "good", "warning": "warn", "overdue": "bad"}[record.state.value]
+        css = {"ok": "good", "never_scanned": "warn", "warning": "warn", "overdue": "bad"}[record.state.value]
         return Html(f'<span class="{css}">{self.v(record.state.value)}</span>')
 
     # -- one page (or more) per asset ------------------------------------------------------

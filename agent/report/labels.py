@@ -191,12 +191,12 @@ _VALUES_ZH: Mapping[str, str] = {
     # triggers
     "manual": "手動", "scheduled": "排程",
     # cadence states
-    "ok": "正常", "warning": "即將到期", "overdue": "逾期",
+    "ok": "正常", "warning": "即將到期", "overdue": "逾期", "never_scanned": "從未完整掃描",
     # asset kinds
     "website": "網站", "trading": "交易系統", "api": "API",
 }
 
-_VALUES_EN: Mapping[str, str] = {"false_positive": "false positive"}
+_VALUES_EN: Mapping[str, str] = {"false_positive": "false positive", "never_scanned": "never scanned"}
 
 
 def text(lang: Lang, key: str) -> str:
