@@ -80,6 +80,7 @@ class AssetDigest:
                 else self.cadence.last_scan.isoformat(),
                 "last_third_party_scan": None if self.cadence.last_external is None
                 else self.cadence.last_external.isoformat(),
+                "no_room": self.cadence.no_room,
             },
         }
 
@@ -187,11 +188,12 @@ def _finding(lang: str, x: Line, tz: str, with_due: bool) -> str:
 def _cadence(lang: str, a: AssetDigest, tz: str) -> str:
     c = a.cadence.cadence
     values = {"due": i18n.day(c.due, tz, lang), "last": i18n.day(c.last_complete, tz, lang)}
+    room = i18n.t(lang, "no_room", why=a.cadence.no_room) if a.cadence.no_room else ""
     if c.state is CadenceState.OVERDUE:
-        return i18n.t(lang, "cadence_overdue", days=-c.days_left, **values)
+        return i18n.t(lang, "cadence_overdue", days=-c.days_left, **values) + room
     key = {CadenceState.WARNING: "cadence_warning", CadenceState.NEVER_SCANNED: "cadence_never"}.get(
         c.state, "cadence_ok")
-    return i18n.t(lang, key, days=c.days_left, **values)
+    return i18n.t(lang, key, days=c.days_left, **values) + room
 
 
 def _cert(lang: str, x: CertExpiry, tz: str) -> str:
