@@ -86,8 +86,10 @@ def probe_steps(runs: Iterable[Any]) -> list[dict[str, Any]]:
     for run in runs:
         status = getattr(run.status, "value", run.status)
         outcome = {"ok": "ran", "skipped": "skipped", "error": "failed"}.get(status, status)
+        if status == "ok" and run.skip_reason:
+            outcome = "partly skipped"  # ran, but left a part out (an active part in quiet hours)
         out.append({"probe": run.probe, "outcome": outcome, "status": status,
-                    "reason": run.skip_reason if status == "skipped" else run.error if status == "error" else None,
+                    "reason": run.error if status == "error" else run.skip_reason,
                     "error_kind": run.error_kind if status == "error" else None})
     return out
 
@@ -97,7 +99,7 @@ def steps_line(steps: Sequence[Mapping[str, Any]]) -> str:
     parts = []
     for s in steps:
         part = f"{s['probe']} {s['outcome']}"
-        if s["outcome"] == "skipped" and s.get("reason"):
+        if s["outcome"] in ("skipped", "partly skipped") and s.get("reason"):
             part += f" ({s['reason']})"
         parts.append(part)
     return ", ".join(parts)

@@ -161,7 +161,7 @@ def scan_status(results: Sequence[ProbeResult]) -> ScanStatus:
 
     if any(r.probe == STEP and r.status is ProbeStatus.ERROR for r in results):
         return ScanStatus.FAILED
-    if all(r.status is ProbeStatus.OK for r in results):
+    if all(r.status is ProbeStatus.OK and not r.skip_reason for r in results):
         return ScanStatus.COMPLETE
     probes = [r for r in results if r.probe != STEP]
     if probes and not any(r.status is ProbeStatus.OK for r in probes) and any(
@@ -252,7 +252,7 @@ class Scanner:
                 now = clock()
                 runs[name] = (error_result(name, exc), now, now)
                 continue
-            if not probe.applies(full_target):
+            if not probe.applies(full_target) or (probe.active and not full_target.active):
                 continue  # not part of this asset's scan (e.g. no TLS on http://, active probes off in config)
             now = clock()
             if name not in self.selected():
@@ -265,9 +265,16 @@ class Scanner:
             else:
                 probes.append(probe)
 
+        # A passive probe with an active part (edge's two extra requests) that had to leave it
+        # out in a quiet window ran only in part: the scan is then not complete.
+        held_back = f"active part skipped: quiet hours: {quiet}" if full_target.active and not target.active else None
+
         async def run(probe: Probe) -> None:
             t0 = clock()
-            runs[probe.name] = (await self._run_probe(probe, target, ctx), t0, clock())
+            result = await self._run_probe(probe, target, ctx)
+            if held_back and getattr(probe, "active_part", False) and result.status is ProbeStatus.OK:
+                result = dataclasses.replace(result, skip_reason=held_back)
+            runs[probe.name] = (result, t0, clock())
 
         try:
             await asyncio.gather(*(run(p) for p in probes))

@@ -156,7 +156,8 @@ def finish_scan(session: Session, scan: ScanRow, rec: ScanRecord) -> StoredScan:
     outcome.expired = expire_acceptances(session, finished, asset_id=asset_id, scan_id=scan_id)
     _apply_reported(session, scan_id, asset_id, finished, reported, known, outcome)
     if scan.status in CONCLUSIVE:
-        ok_runs = {row.probe: row for row in runs if row.status == RunStatus.OK}
+        # A run that left part of itself out (an active part in quiet hours) proves nothing fixed.
+        ok_runs = {row.probe: row for row in runs if row.status == RunStatus.OK and not row.skip_reason}
         _apply_fixed(session, scan_id, finished, ok_runs, reported, known, outcome)
     session.flush()
     return StoredScan(

@@ -79,7 +79,7 @@ def _scan_entry(info: ScanSummary, runs: Sequence[RunSummary], findings: int) ->
 
 def _step(r: RunSummary) -> tuple[str, str, str | None]:
     if r.status is RunStatus.OK:
-        return r.probe, "ran", None
+        return (r.probe, "partly skipped", r.skip_reason) if r.skip_reason else (r.probe, "ran", None)
     if r.status is RunStatus.SKIPPED:
         return r.probe, "skipped", r.skip_reason
     return r.probe, "failed", r.error

@@ -299,7 +299,7 @@ class _Page:
             _e(s.id), self.when(s.started_at), self.v(s.status.value), self.v(s.trigger.value),
             self.t("full_scope" if s.full else "narrowed"), _e(s.grade or "—"), _e(s.findings),
             self.t("yes" if s.counts_for_cadence else "no"),
-            _join((Html(f'<span class="small">{_e(p)} {self.v(o)}' + (f" ({_e(r)})" if r and o == "skipped" else "")
+            _join((Html(f'<span class="small">{_e(p)} {self.v(o)}' + (f" ({_e(r)})" if r and o != "ran" else "")
                         + "</span>") for p, o, r in s.steps), "<br>"),
             _join((Html(f'<span class="small">{_e(e.probe)}: {_e(e.error)}</span>') for e in s.errors), "<br>")
             or (Html(f'<span class="small">{_e(s.error)}</span>') if s.error else Html("")),

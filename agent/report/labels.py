@@ -193,7 +193,7 @@ _VALUES_ZH: Mapping[str, str] = {
     # triggers
     "manual": "手動", "scheduled": "排程",
     # cadence states
-    "ran": "已執行", "skipped": "略過",
+    "ran": "已執行", "skipped": "略過", "partly skipped": "部分略過",
     "ok": "正常", "warning": "即將到期", "overdue": "逾期", "never_scanned": "從未完整掃描",
     # asset kinds
     "website": "網站", "trading": "交易系統", "api": "API",
