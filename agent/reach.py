@@ -15,6 +15,7 @@ scan that reaches the service proves that finding fixed.
 from __future__ import annotations
 
 import ssl
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -47,11 +48,13 @@ def _context() -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    try:
-        ctx.minimum_version = ssl.TLSVersion.TLSv1
-        ctx.set_ciphers("ALL:@SECLEVEL=0")
-    except (ValueError, ssl.SSLError):
-        pass
+    with warnings.catch_warnings():  # old protocols on purpose: reaching is not judging
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.set_ciphers("ALL:@SECLEVEL=0")
+        except (ValueError, ssl.SSLError):
+            pass
     return ctx
 
 
