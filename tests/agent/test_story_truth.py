@@ -232,7 +232,8 @@ def test_truth_of_the_record(pki: dict[str, Any], store_url: str, tmp_path: Path
         from state.store import Store
 
         hist = cli.json(due + timedelta(minutes=5), "history", "gw")["history"]
-        last = datetime.fromisoformat([h for h in hist if h["type"] == "scan"][-1]["finished_at"].replace("Z", "+00:00"))
+        finished = [h for h in hist if h["type"] == "scan"][-1]["finished_at"]
+        last = datetime.fromisoformat(finished.replace("Z", "+00:00"))
         slot = last + DAY + offset
         held_at = slot + timedelta(minutes=1)
         if at_local(held_at, 8) <= held_at.astimezone(TZ) < at_local(held_at, 18):

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schedules.due import DueState, cadence_alert, due_state, retry_delay
-from schedules.slots import scan_slot
 from schedules.remediation import CadenceState, cadence
+from schedules.slots import scan_slot
 from schedules.timing import Cron, Every, jitter_for
 
 T0 = datetime(2026, 11, 16, 1, 0, tzinfo=UTC)  # Monday 09:00 Asia/Taipei
