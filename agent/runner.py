@@ -317,7 +317,18 @@ class Scanner:
     def _failed(self, spec: AssetSpec, started: datetime, error: str, res: Resolution | None = None,
                 step: ProbeResult | None = None) -> ScanOutcome:
         now = self.opts.clock()
-        runs = (_run_record(step, started, now, self.opts, self.catalog),) if step is not None else ()
+        results = [step] if step is not None else []
+        # Every probe that applies is on the record, as not run and why.
+        bare = _target(spec, Resolution(spec.url.host, "", (), (), ()), self.opts)
+        bare = dataclasses.replace(bare, active=spec.active_probes or self.opts.force_active)
+        for name in probe_names():
+            try:
+                probe = load_probe(name)
+            except Exception:  # a probe that cannot load is reported by the scans that run it
+                continue
+            if probe.applies(bare) and not (probe.active and not bare.active):
+                results.append(ProbeResult.skipped(name, f"not run: {error}"))
+        runs = tuple(_run_record(r, started, now, self.opts, self.catalog) for r in results)
         record = ScanRecord(
             probe_runs=runs,
             asset=asset_record(spec),
@@ -332,4 +343,4 @@ class Scanner:
             dns=res.to_json() if res else {},
             error=error,
         )
-        return ScanOutcome(spec, record, [step] if step is not None else [], res)
+        return ScanOutcome(spec, record, results, res)

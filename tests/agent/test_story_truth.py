@@ -161,6 +161,8 @@ def test_truth_of_the_record(pki: dict[str, Any], store_url: str, tmp_path: Path
         assert scans["down-site"]["status"] == "failed"
         assert "refused" in scans["down-site"]["reason"] and "nothing answered" in scans["down-site"]["reason"]
         assert scans["gone"]["status"] == "failed" and "NXDOMAIN" in scans["gone"]["reason"]
+        assert steps(scans["gone"])["reach"][0] == "failed"
+        assert steps(scans["gone"])["tls"] == ("skipped", f"not run: {scans['gone']['reason']}")
         assert "scheduled scan of down-site failed" in cli.err and "NXDOMAIN" in cli.err
         # The trading site waits out its quiet window: listed, with until when and why.
         (waiting,) = [w for w in first["waiting"] if w["asset"] == "gw"]
