@@ -248,9 +248,11 @@ class Daemon:
             w = p.waiting(now)
             if w is not None and p.spec.name not in self.waiting_logged:
                 self.waiting_logged.add(p.spec.name)
-                detail = f": {w.detail}" if w.detail else ""
-                log(f"{p.spec.name} is due and waits ({w.reason}{detail}); "
-                    f"scanning at {w.until.isoformat(timespec='seconds')}")
+                if w.reason == "quiet window":
+                    why = f"is due but in its quiet window ({w.detail})"
+                else:
+                    why = f"is due and waits ({w.reason}{': ' + w.detail if w.detail else ''})"
+                log(f"{p.spec.name} {why}; scanning at {w.until.isoformat(timespec='seconds')}")
 
     # -- the evaluation cycle -------------------------------------------------------------
 
