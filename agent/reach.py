@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from probes.base import ErrorKind, Finding, ProbeFailure, ProbeResult, ProbeStatus, Target, error_result, one_line
 from probes.base import ProtocolFailure as _Protocol
 from probes.net.connector import Connector
+from state.records import REACH_STEP
 
-STEP = "reach"  # the step's name in a scan's probe runs
+STEP = REACH_STEP  # the step's name in a scan's probe runs
 CHECK = "asset.unreachable"
 OK = "ok"
 

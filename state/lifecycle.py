@@ -6,9 +6,9 @@ not at all.
 
 States (issue 9): a reported finding that is new opens; a fixed one reopens; any
 other is refreshed (last_seen, severity, evidence) and keeps its state. A probe
-(or the scan's ``reach`` step) that ran OK in a finished scan and no longer reports
-an open finding of its own proves it fixed. A probe that errored or was skipped, and
-a scan that was interrupted, prove nothing.
+that ran OK in a COMPLETE or PARTIAL scan and no longer reports an open finding of its
+own proves it fixed (so does a ``reach`` step that ran OK, even in a failed scan). A
+probe that errored or was skipped, and a scan that was interrupted, prove nothing.
 """
 
 from __future__ import annotations
@@ -21,14 +21,23 @@ from sqlmodel import Session, col, select
 
 from state.coltypes import as_utc
 from state.errors import InvalidRequest, InvalidTransition, NotFound
-from state.records import AssetRecord, FindingRecord, FindingState, RunStatus, ScanRecord, ScanStatus, Trigger
+from state.records import (
+    REACH_STEP,
+    AssetRecord,
+    FindingRecord,
+    FindingState,
+    RunStatus,
+    ScanRecord,
+    ScanStatus,
+    Trigger,
+)
 from state.tables import AssetRow, EventRow, FindingRow, OccurrenceRow, ProbeRunRow, ScanRow, metadata
 from state.views import EventKind, StoredScan
 
 NEEDS_FIX = (FindingState.OPEN, FindingState.REOPENED)
-# A probe (or the reach step) that ran OK in one of these proves its own findings fixed; an
-# interrupted scan proves nothing.
-CONCLUSIVE = (ScanStatus.COMPLETE, ScanStatus.PARTIAL, ScanStatus.FAILED)
+# A probe that ran OK in one of these proves its own findings fixed. A failed or interrupted
+# scan proves nothing, except that a reach step that ran OK proves the service reachable.
+CONCLUSIVE = (ScanStatus.COMPLETE, ScanStatus.PARTIAL)
 
 
 def aware(value: datetime, name: str) -> datetime:
@@ -155,9 +164,11 @@ def finish_scan(session: Session, scan: ScanRow, rec: ScanRecord) -> StoredScan:
     scan_id = _id(scan.id)
     outcome.expired = expire_acceptances(session, finished, asset_id=asset_id, scan_id=scan_id)
     _apply_reported(session, scan_id, asset_id, finished, reported, known, outcome)
-    if scan.status in CONCLUSIVE:
-        # A run that left part of itself out (an active part in quiet hours) proves nothing fixed.
-        ok_runs = {row.probe: row for row in runs if row.status == RunStatus.OK and not row.skip_reason}
+    # A run that left part of itself out (an active part in quiet hours) proves nothing fixed.
+    ok_runs = {row.probe: row for row in runs if row.status == RunStatus.OK and not row.skip_reason}
+    if scan.status == ScanStatus.FAILED:
+        ok_runs = {p: r for p, r in ok_runs.items() if p == REACH_STEP}
+    if scan.status in CONCLUSIVE or (scan.status == ScanStatus.FAILED and ok_runs):
         _apply_fixed(session, scan_id, finished, ok_runs, reported, known, outcome)
     session.flush()
     return StoredScan(

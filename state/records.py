@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# The scan's first step (did anything answer?), stored as a probe run of this name.
+REACH_STEP = "reach"
+
 
 class ScanStatus(enum.StrEnum):
     COMPLETE = "complete"  # the service was reached and every probe that applies ran and succeeded
