@@ -96,6 +96,12 @@ quiet = ["daily 08:00-18:00"]
 scan_every = "1d"
 ports = [{ports['gw_closed']}]
 {declared}
+
+[[assets]]
+name = "night"
+url = "tls://night.truth.test:7002"
+kind = "trading"
+quiet = ["daily 00:00-24:00"]
 """
 
 
@@ -170,6 +176,10 @@ def test_truth_of_the_record(pki: dict[str, Any], store_url: str, tmp_path: Path
         assert datetime.fromisoformat(waiting["until"]) == at_local(d0, 18)
         sent = sink_text(hook)
         assert UNREACHABLE.title_zh in sent and "down-site" in sent and "gone" in sent
+        # 2. Quiet windows that leave no room for a complete scan before the deadline: the cadence warns now.
+        assert "night" not in scans and [w["reason"] for w in first["waiting"] if w["asset"] == "night"] == [
+            "quiet window"]
+        assert "night：每半年弱點掃描將於" in sent and "靜默時段使期限前無法完成完整掃描" in sent
         found = cli.json(d0, "findings")["findings"]
         unreachable = {f["asset"]: f for f in found if f["check_id"] == "asset.unreachable"}
         assert set(unreachable) == {"down-site", "gone"}
@@ -256,6 +266,8 @@ def test_truth_of_the_record(pki: dict[str, Any], store_url: str, tmp_path: Path
         assert gone["state"] == "never_scanned" and gone["last_complete"] is None
         assert gone["last_scan"] is not None  # it was scanned (and failed): the record says so
         assert digest["www"]["cadence"]["state"] == "ok" and digest["www"]["cadence"]["last_scan"] is not None
+        assert digest["www"]["cadence"]["no_room"] is None
+        assert "leave no time for a complete scan" in digest["night"]["cadence"]["no_room"]
         text = cli(d0 + 15 * DAY, "digest")
         assert "從未完整掃描" in text and "正常：上次完整掃描 從未" not in text
         # ... and it goes to warning, then overdue, counted from when it was added.
