@@ -2,7 +2,8 @@
 
 In order: register the configured assets (a new one counts for cadence from now),
 lapse acceptances whose end has passed, run the full scans that are due under
-``[schedule] scan_every`` (a scan of a trading endpoint waits out its quiet window),
+``[schedule] scan_every`` as the daemon plans them (an asset never scanned at once; a
+scan in its quiet window waits for the window's end; what waits is listed with why),
 then alert on new findings, missed deadlines and slipping cadence, and send the
 digest when its firing has come. The daemon loops this; ``posture scan`` reuses the
 alerting half so an urgent finding never waits for the next cycle.
@@ -21,6 +22,7 @@ from agent.notify.dispatch import Delivery
 
 if TYPE_CHECKING:
     from agent.config import Config
+    from agent.jobs import Waiting
     from agent.notify.alerts import Alert
     from agent.notify.channels import Channel
     from agent.runner import ScanOutcome
@@ -31,13 +33,6 @@ if TYPE_CHECKING:
     from state.views import AssetInfo, FindingInfo
 
 NEW_LOOKBACK = timedelta(days=7)  # a new finding not alerted by its scan (crash, no channel yet) within this
-
-
-@dataclass(frozen=True)
-class Waiting:
-    asset: str
-    until: datetime
-    reason: str
 
 
 @dataclass
@@ -62,7 +57,7 @@ class CycleReport:
             "at": self.at.isoformat(),
             "acceptances_expired": self.expired,
             "scans": self.scans,
-            "waiting": [{"asset": w.asset, "until": w.until.isoformat(), "reason": w.reason} for w in self.waiting],
+            "waiting": [w.to_json() for w in self.waiting],
             "alerts_recorded": self.alerts_recorded,
             "alerts_superseded": self.superseded,
             "deliveries": [d.to_json() for d in self.deliveries],
@@ -73,39 +68,12 @@ class CycleReport:
 # ---------------------------------------------------------------- scans
 
 
-def due_scans(cfg: Config, store: Store, specs: Sequence[AssetSpec], now: datetime
-              ) -> tuple[list[AssetSpec], list[Waiting]]:
-    """The configured assets whose full scan is due at ``now``, and those waiting out a quiet window."""
-    from agent.quiethours import QuietPolicy
-    from schedules.due import next_scan
-    from schedules.timing import parse_duration, parse_schedule
-    from state.tracking import scan_times
-
-    tz = cfg.agent.timezone
-    quiet = QuietPolicy.from_config(cfg)  # per asset, else [schedule.quiet] per kind, holidays lifted
-    times = scan_times(store)
-    jitter = timedelta(0) if cfg.schedule.jitter.strip() in ("0", "off") else parse_duration(cfg.schedule.jitter)
-    due: list[AssetSpec] = []
-    waiting: list[Waiting] = []
-    for spec in specs:
-        t = times.get(spec.name)
-        schedule = parse_schedule(spec.scan_every or cfg.schedule.scan_every, tz)
-        at = next_scan(schedule, spec.name, last_complete=t.last_complete if t else None,
-                       last_attempt=t.last_attempt if t else None, now=now, jitter=jitter)
-        if at > now:
-            continue
-        end = quiet.until(spec, now)
-        if end is not None:
-            waiting.append(Waiting(spec.name, end, "quiet hours"))
-            continue
-        due.append(spec)
-    return due, waiting
-
-
-def scheduled_scans(session: Session, store: Store, specs: list[AssetSpec], now: datetime) -> list[ScanOutcome]:
-    """Full scans of ``specs``, stored as scheduled, claimed as jobs exactly as the daemon claims them.
-
-    So a timer's ``run --once`` and a running daemon (or two timers) never scan one asset twice.
+def scheduled_scans(session: Session, store: Store, specs: list[AssetSpec], now: datetime,
+                    waiting: list[Waiting] | None = None) -> list[ScanOutcome]:
+    """The full scans of ``specs`` due at ``now``, planned by the one planner the daemon uses
+    (:class:`agent.jobs.ScanPlanner`), stored as scheduled, claimed as jobs exactly as the daemon
+    claims them: a timer's ``run --once`` and a running daemon (or two timers) never scan one
+    asset twice. What waits (jitter, quiet window, lease) is appended to ``waiting``.
     """
     import asyncio
 
@@ -118,11 +86,14 @@ def scheduled_scans(session: Session, store: Store, specs: list[AssetSpec], now:
     args = argparse.Namespace(probe=None, ca_bundle=None, resolver=None, force_active=False)
     opts = dataclasses.replace(scan_options(session, args), trigger=Trigger.SCHEDULED)
     queue = JobQueue(store, owner_id(), LEASE)
-    outcomes: list[ScanOutcome] = asyncio.run(run_due_scans(session.config, queue, opts, now, specs))
+    outcomes: list[ScanOutcome] = asyncio.run(run_due_scans(session.config, queue, opts, now, specs,
+                                                            waiting=waiting))
     return outcomes
 
 
 def scan_summary(outcome: ScanOutcome) -> dict[str, Any]:
+    from agent.output import probe_steps
+
     stored = outcome.stored
     return {
         "asset": outcome.asset.name,
@@ -132,6 +103,8 @@ def scan_summary(outcome: ScanOutcome) -> dict[str, Any]:
         "reopened": list(getattr(stored, "reopened", ())),
         "fixed": list(getattr(stored, "fixed", ())),
         "error": outcome.record.error,
+        "reason": outcome.record.error,
+        "probes": probe_steps(outcome.record.probe_runs),
     }
 
 
@@ -266,8 +239,7 @@ def run_once(session: Session) -> CycleReport:
     with session.open_store() as store:
         register_assets(store, specs, report.at)
         report.expired = store.reopen_expired_acceptances(report.at)
-        due, report.waiting = due_scans(cfg, store, specs, report.at)
-        if due:
-            report.scans = [scan_summary(o) for o in scheduled_scans(session, store, due, report.at)]
+        outcomes = scheduled_scans(session, store, specs, report.at, report.waiting)
+        report.scans = [scan_summary(o) for o in outcomes]
         evaluate(session, store, clock(), report)
     return report

@@ -263,10 +263,14 @@ class Daemon:
 
     def _log_waiting(self, plans: list[Planned], now: datetime) -> None:
         for p in plans:
-            if p.start.quiet and p.start.at > now and p.spec.name not in self.waiting_logged:
+            w = p.waiting(now)
+            if w is not None and p.spec.name not in self.waiting_logged:
                 self.waiting_logged.add(p.spec.name)
-                log(f"{p.spec.name} is due but in its quiet window ({p.start.quiet}); "
-                    f"scanning at {p.start.at.isoformat(timespec='seconds')}")
+                if w.reason == "quiet window":
+                    why = f"is due but in its quiet window ({w.detail})"
+                else:
+                    why = f"is due and waits ({w.reason}{': ' + w.detail if w.detail else ''})"
+                log(f"{p.spec.name} {why}; scanning at {w.until.isoformat(timespec='seconds')}")
 
     # -- the evaluation cycle -------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Scheduled scans as claimed jobs: which scans are due, and running one claimed job.
 
-The daemon and ``posture run --once`` share this: :class:`ScanPlanner` turns the
-config and the history into job keys (``scan:ASSET:DUE``), :class:`state.jobs.JobQueue`
+The daemon and ``posture run --once`` share this, the one scan planner: :class:`ScanPlanner`
+turns the config and the history into job keys (``scan:ASSET:DUE``) by the rules of
+:mod:`schedules.slots` (a never-scanned asset on the first run, jitter only afterwards),
+and says what waits, until when and why (jitter, quiet window, lease); :class:`state.jobs.JobQueue`
 decides who runs each one, and :func:`run_scan_job` runs a claimed job so that its
 scan row and the job row change together (a crash leaves nothing half-done that
 the next start cannot recognise and redo).
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.quiethours import QuietPolicy
-from schedules.slots import Start, scan_slot, start_time
+from schedules.slots import JITTER, Slot, Start, plan_slot, start_time
 from schedules.timing import Schedule, parse_duration, parse_schedule
 
 if TYPE_CHECKING:
@@ -79,11 +81,38 @@ def scan_key(asset: str, due: datetime) -> str:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """A scan that is due (or would be, but for its jitter) and waits."""
+
+    asset: str
+    until: datetime
+    reason: str  # jitter | quiet window | lease | retry
+    detail: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"asset": self.asset, "until": self.until.isoformat(), "reason": self.reason, "detail": self.detail}
+
+
+@dataclass(frozen=True)
 class Planned:
     spec: AssetSpec
     key: str
     due: datetime  # the slot: names the job
     start: Start  # when it may start (after any quiet window)
+    slot: Slot | None = None
+
+    def waiting(self, now: datetime) -> Waiting | None:
+        """Why this scan does not start at ``now`` though it is due (or due but for jitter), or None."""
+        name = self.spec.name
+        if self.start.at <= now:
+            return None
+        if self.start.quiet and self.due <= now:
+            return Waiting(name, self.start.at, "quiet window", self.start.quiet)
+        slot = self.slot
+        if slot is not None and slot.nominal <= now < slot.due and slot.delay:
+            reason = "jitter" if slot.delay == JITTER else "retry"
+            return Waiting(name, slot.due, reason, "" if reason == "jitter" else slot.delay)
+        return None
 
 
 class ScanPlanner:
@@ -110,11 +139,11 @@ class ScanPlanner:
              now: datetime) -> list[Planned]:
         out = []
         for spec in self.specs:
-            due = scan_slot(self.schedules[spec.name], spec.name, last_complete=complete.get(spec.name),
-                            last_attempt=attempts.get(spec.name), added=added.get(spec.name, now), now=now,
-                            jitter=self.jitter)
-            start = start_time(due, now, self.quiet.windows(spec), self.tz, self.quiet.holidays)
-            out.append(Planned(spec, scan_key(spec.name, due), due, start))
+            slot = plan_slot(self.schedules[spec.name], spec.name, last_complete=complete.get(spec.name),
+                             last_attempt=attempts.get(spec.name), added=added.get(spec.name, now), now=now,
+                             jitter=self.jitter)
+            start = start_time(slot.due, now, self.quiet.windows(spec), self.tz, self.quiet.holidays)
+            out.append(Planned(spec, scan_key(spec.name, slot.due), slot.due, start, slot))
         return out
 
 
@@ -168,15 +197,19 @@ def _catalog_version() -> str:
 
 async def run_due_scans(cfg: Config, queue: JobQueue, opts: ScanOptions, now: datetime,
                         specs: Sequence[AssetSpec] | None = None,
-                        on_done: Callable[[ScanOutcome], None] | None = None) -> list[ScanOutcome]:
+                        on_done: Callable[[ScanOutcome], None] | None = None,
+                        waiting: list[Waiting] | None = None) -> list[ScanOutcome]:
     """Claim and run every scan due at ``now`` (outside quiet hours): ``posture run --once``.
 
-    Jobs another agent holds are left to it; leases are renewed while the scans run.
+    Jobs another agent holds are left to it; leases are renewed while the scans run. What
+    waits (jitter, quiet window, lease, retry) is appended to ``waiting``.
     """
     planner = ScanPlanner(cfg)
     if specs is not None:
         planner.specs = list(specs)
-    jobs, by_key = await asyncio.to_thread(claim_due, planner, queue, now, cfg.agent.concurrency * 64)
+    jobs, by_key, waits = await asyncio.to_thread(claim_due, planner, queue, now, cfg.agent.concurrency * 64)
+    if waiting is not None:
+        waiting.extend(waits)
     if not jobs:
         return []
     gate = asyncio.Semaphore(cfg.agent.concurrency)
@@ -193,8 +226,8 @@ async def run_due_scans(cfg: Config, queue: JobQueue, opts: ScanOptions, now: da
 
 
 def claim_due(planner: ScanPlanner, queue: JobQueue, now: datetime,
-              limit: int) -> tuple[list[JobInfo], dict[str, Planned]]:
-    """Recover abandoned jobs, then claim the due ones that may start now."""
+              limit: int) -> tuple[list[JobInfo], dict[str, Planned], list[Waiting]]:
+    """Recover abandoned jobs, then claim the due ones that may start now; and what waits."""
     from state.jobs import JobKind, Wanted
 
     queue.recover(now, owner_dead)
@@ -202,7 +235,25 @@ def claim_due(planner: ScanPlanner, queue: JobQueue, now: datetime,
     plans = planner.plan(*queue.history(), added, now)
     ready = {p.key: p for p in plans if p.start.at <= now}
     wanted = [Wanted(p.key, JobKind.SCAN, p.due, p.spec.name) for p in ready.values()]
-    return queue.claim(wanted, now, limit), ready
+    claimed = queue.claim(wanted, now, limit)
+    waits = [w for p in plans if (w := p.waiting(now)) is not None]
+    left = {p.spec.name for key, p in ready.items() if key not in {j.key for j in claimed}}
+    if left:
+        waits += leased(queue, left, now)
+    return claimed, ready, waits
+
+
+def leased(queue: JobQueue, assets: set[str], now: datetime) -> list[Waiting]:
+    """Due scans another agent is running (or holds): they wait for its lease."""
+    from state.jobs import JobKind, JobState
+
+    out = []
+    for job in queue.jobs(JobKind.SCAN):
+        if job.asset in assets and job.state == JobState.RUNNING and job.owner != queue.owner:
+            until = job.lease_until or now
+            out.append(Waiting(job.asset, until, "lease", f"held by {job.owner}"))
+            assets.discard(job.asset)
+    return out
 
 
 async def _renew_forever(queue: JobQueue, keys: list[str], opts: ScanOptions) -> None:

@@ -66,7 +66,7 @@ def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
                     "probe": run.probe,
                 }
             )
-    if rec.error:
+    if rec.error and not any(e["error"] == rec.error for e in errors):
         errors.insert(0, {"probe": "scan", "kind": "scan", "error": rec.error})
     findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["check_id"], f["key"]))
     shown = _unicode_of(rec.asset.url)
@@ -78,6 +78,9 @@ def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
         "status": rec.status.value,
         "started_at": iso(rec.started_at),
         "finished_at": iso(rec.finished_at),
+        "counts_for_cadence": rec.status.value == "complete" and rec.full,
+        "reason": rec.error,
+        "probes": probe_steps(rec.probe_runs),
         "findings": findings,
         "observations": observations,
         "errors": errors,
@@ -97,6 +100,31 @@ def _unicode_of(url: str) -> str | None:
         return None
     netloc = shown if parts.port is None else f"{shown}:{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def probe_steps(runs: Iterable[Any]) -> list[dict[str, Any]]:
+    """Per step and probe that applies: ran (ok), skipped and why, or failed and the error."""
+    out = []
+    for run in runs:
+        status = getattr(run.status, "value", run.status)
+        outcome = {"ok": "ran", "skipped": "skipped", "error": "failed"}.get(status, status)
+        if status == "ok" and run.skip_reason:
+            outcome = "partly skipped"  # ran, but left a part out (an active part in quiet hours)
+        out.append({"probe": run.probe, "outcome": outcome, "status": status,
+                    "reason": run.error if status == "error" else run.skip_reason,
+                    "error_kind": run.error_kind if status == "error" else None})
+    return out
+
+
+def steps_line(steps: Sequence[Mapping[str, Any]]) -> str:
+    """``reach ran, tls ran, ports skipped (quiet hours: …)``: one line for tables and history."""
+    parts = []
+    for s in steps:
+        part = f"{s['probe']} {s['outcome']}"
+        if s["outcome"] in ("skipped", "partly skipped") and s.get("reason"):
+            part += f" ({s['reason']})"
+        parts.append(part)
+    return ", ".join(parts)
 
 
 def dump_json(doc: Any, stream: TextIO | None = None) -> None:
@@ -129,6 +157,10 @@ def print_scans(docs: Sequence[Mapping[str, Any]], stream: TextIO | None = None)
         if doc.get("asset") and doc["asset"] != doc["target"]:
             head = f"{doc['asset']}  {head}"
         stream.write(head + "\n")
+        if doc.get("reason") and status in ("failed", "partial", "interrupted"):
+            stream.write(f"  reason: {doc['reason']}\n")
+        if doc.get("probes"):
+            stream.write(f"  probes: {steps_line(doc['probes'])}\n")
         rows = [
             (f["severity"], f["check_id"], f["key"], f["title"], _summary(f["evidence"]), f.get("id"))
             for f in doc["findings"]

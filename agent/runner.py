@@ -12,6 +12,7 @@ once (the CLI and daemon store it), so a crash loses only scans in flight.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,8 +24,10 @@ from agent.targets import AssetSpec
 from probes.base import (
     AssetKind,
     DeadlineExceeded,
+    ErrorKind,
     Finding,
     Limits,
+    NameNotFound,
     Probe,
     ProbeContext,
     ProbeFailure,
@@ -184,11 +187,17 @@ def _run_record(result: ProbeResult, started: datetime, finished: datetime, opts
 
 
 def scan_status(results: Sequence[ProbeResult]) -> ScanStatus:
-    ran = [r for r in results if r.status is not ProbeStatus.SKIPPED]
-    errors = [r for r in ran if r.status is ProbeStatus.ERROR]
-    if not errors:
+    """``complete``: every step and probe that applies ran and succeeded. ``failed``: the service
+    was not reached, or nothing that ran succeeded. Anything else skipped or failed: ``partial``."""
+    from agent.reach import STEP
+
+    if any(r.probe == STEP and r.status is ProbeStatus.ERROR for r in results):
+        return ScanStatus.FAILED
+    if all(r.status is ProbeStatus.OK and not r.skip_reason for r in results):
         return ScanStatus.COMPLETE
-    if len(errors) == len(ran):
+    probes = [r for r in results if r.probe != STEP]
+    if probes and not any(r.status is ProbeStatus.OK for r in probes) and any(
+            r.status is ProbeStatus.ERROR for r in probes):
         return ScanStatus.FAILED
     return ScanStatus.PARTIAL
 
@@ -239,6 +248,8 @@ class Scanner:
         return outcomes
 
     async def scan(self, spec: AssetSpec) -> ScanOutcome:
+        from agent import reach
+
         clock, opts = self.opts.clock, self.opts
         started = clock()
         allow = (*self.allow, *parse_networks(spec.allow_addresses))
@@ -246,17 +257,21 @@ class Scanner:
         try:
             res = await resolve(spec.url.host, opts.resolver, timeout=opts.dns_timeout, allow=allow,
                                 expected=expected)
+        except NameNotFound as exc:  # the configured name itself does not resolve: nothing can reach it
+            step = reach.unreachable(spec.name, one_line(exc), ErrorKind.DNS, {"host": spec.url.host},
+                                     spec.configured)
+            return self._failed(spec, started, one_line(exc), step=step)
         except ProbeFailure as exc:
             return self._failed(spec, started, one_line(exc))
         checked = dns_result(spec, res)
         if not res.usable:
             # Refused addresses get no probe at all (nmap included); the refusals are on the record.
             why = "; ".join(f"{a}: {r}" for a, r in {**res.skipped, **res.refused}.items())
-            error = f"{spec.url.host} has no address this machine can probe ({why})"
+            reason = f"{spec.url.host} has no address this machine can probe ({why})"
             if res.refused and not res.skipped:
-                error = (f"every address of {spec.url.host} was refused by the address policy ({why}); "
-                         "nothing was probed")
-            return self._failed(spec, started, error, res, checked)
+                reason = (f"every address of {spec.url.host} was refused by the address policy ({why}); "
+                          "nothing was probed")
+            return self._failed(spec, started, reason, res, checked)
         self.pins.add(spec.url.host, res.usable, allow)
         quiet = opts.quiet(spec, started) if opts.quiet else None
         target = _target(spec, res, opts, quiet)
@@ -269,38 +284,58 @@ class Scanner:
             ca_bundle=opts.ca_bundle,
             resolver=opts.resolver,
         )
-        runs: dict[str, tuple[ProbeResult, datetime, datetime]] = {}
+        t0 = clock()
+        step = reach.judged(target, await reach.collect(target, self.connector, opts.limits.connect_timeout),
+                            spec.configured)
+        runs: dict[str, tuple[ProbeResult, datetime, datetime]] = {reach.STEP: (step, t0, clock())}
         probes: list[Probe] = []
-        for name in self.selected():
+        # Whether a probe applies is judged as if active probes were allowed: one that applies
+        # but may not run now is recorded as skipped (and the scan is then partial).
+        full_target = dataclasses.replace(target, active=spec.active_probes or opts.force_active)
+        for name in probe_names():
             try:
                 probe = load_probe(name)
             except Exception as exc:  # a probe that cannot even load is an error on this scan, not a crash
                 now = clock()
                 runs[name] = (error_result(name, exc), now, now)
                 continue
-            if probe.active and not target.active:
-                now = clock()
-                why = "active probes are not allowed for this asset"
-                if quiet and spec.active_probes:
-                    why = f"quiet hours: {quiet}"
+            if not probe.applies(full_target) or (probe.active and not full_target.active):
+                continue  # not part of this asset's scan (e.g. no TLS on http://, active probes off in config)
+            now = clock()
+            if name not in self.selected():
+                runs[name] = (ProbeResult.skipped(name, "not requested (--probe narrowed the scan)"), now, now)
+            elif step.status is ProbeStatus.ERROR:
+                runs[name] = (ProbeResult.skipped(name, "not run: the service could not be reached"), now, now)
+            elif probe.active and not target.active:
+                why = f"quiet hours: {quiet}" if quiet else "active probes are not allowed for this asset"
                 runs[name] = (ProbeResult.skipped(name, why), now, now)
-            elif probe.applies(target):
+            else:
                 probes.append(probe)
+
+        # A passive probe with an active part (edge's two extra requests) that had to leave it
+        # out in a quiet window ran only in part: the scan is then not complete.
+        held_back = f"active part skipped: quiet hours: {quiet}" if full_target.active and not target.active else None
 
         async def run(probe: Probe) -> None:
             t0 = clock()
-            runs[probe.name] = (await self._run_probe(probe, target, ctx), t0, clock())
+            result = await self._run_probe(probe, target, ctx)
+            if held_back and getattr(probe, "active_part", False) and result.status is ProbeStatus.OK:
+                result = dataclasses.replace(result, skip_reason=held_back)
+            runs[probe.name] = (result, t0, clock())
 
         try:
             await asyncio.gather(*(run(p) for p in probes))
             interrupted = False
         except asyncio.CancelledError:
             interrupted = True
-        ordered = [runs[n] for n in self.selected() if n in runs]
+        ordered = [runs[n] for n in (reach.STEP, *probe_names()) if n in runs]
         if checked is not None:
             ordered.insert(0, (checked, started, started))
         results = [r for r, _, _ in ordered]
         status = ScanStatus.INTERRUPTED if interrupted else scan_status(results)
+        error = "interrupted before every probe finished" if interrupted else None
+        if step.error is not None:
+            error = step.error.message
         record = ScanRecord(
             asset=asset_record(spec),
             status=status,
@@ -311,10 +346,10 @@ class Scanner:
             config_hash=opts.config_hash,
             probe_runs=tuple(_run_record(r, a, b, opts, self.catalog, target) for r, a, b in ordered),
             trigger=opts.trigger,
-            full=opts.probes is None,
+            full=opts.probes is None or set(self.selected()) >= {n for n in runs if n != reach.STEP},
             forced_active=opts.force_active and not (spec.active_probes and quiet is None),
             dns={**res.to_json(), "origins": origin_dns} if origin_dns else res.to_json(),
-            error="interrupted before every probe finished" if interrupted else None,
+            error=error,
             asset_config_hash=asset_config_hash(spec, target.settings, opts.severity_overrides),
         )
         return ScanOutcome(spec, record, results, res)
@@ -347,11 +382,20 @@ class Scanner:
         return seen
 
     def _failed(self, spec: AssetSpec, started: datetime, error: str, res: Resolution | None = None,
-                checked: ProbeResult | None = None) -> ScanOutcome:
+                checked: ProbeResult | None = None, step: ProbeResult | None = None) -> ScanOutcome:
         now = self.opts.clock()
-        runs: tuple[ProbeRunRecord, ...] = ()
-        if checked is not None and res is not None:
-            runs = (_run_record(checked, now, now, self.opts, self.catalog, _target(spec, res, self.opts)),)
+        results = [r for r in (step, checked) if r is not None]
+        # Every probe that applies is on the record, as not run and why.
+        bare = _target(spec, res or Resolution(spec.url.host, ""), self.opts)
+        bare = dataclasses.replace(bare, active=spec.active_probes or self.opts.force_active)
+        for name in probe_names():
+            try:
+                probe = load_probe(name)
+            except Exception:  # a probe that cannot load is reported by the scans that run it
+                continue
+            if probe.applies(bare) and not (probe.active and not bare.active):
+                results.append(ProbeResult.skipped(name, f"not run: {error}"))
+        runs = tuple(_run_record(r, started, now, self.opts, self.catalog, bare) for r in results)
         record = ScanRecord(
             asset=asset_record(spec),
             status=ScanStatus.FAILED,
@@ -366,4 +410,4 @@ class Scanner:
             dns=res.to_json() if res else {},
             error=error,
         )
-        return ScanOutcome(spec, record, [checked] if checked is not None else [], res)
+        return ScanOutcome(spec, record, results, res)

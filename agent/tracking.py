@@ -16,6 +16,7 @@ from schedules.remediation import Cadence, DeadlinePolicy, breaks_at, cadence, d
 
 if TYPE_CHECKING:
     from agent.config import Config
+    from agent.quiethours import QuietPolicy
     from agent.targets import AssetSpec
     from state.store import Store
     from state.views import AssetInfo, FindingInfo
@@ -63,15 +64,21 @@ class AssetCadence:
     cadence: Cadence
     last_scan: datetime | None  # posture's own last complete full scan
     last_external: datetime | None  # the last registered third-party scan
+    last_attempt: datetime | None = None  # posture's own last full scan, whatever its status
+    # Set when the asset's quiet windows leave no moment for a complete scan before the due date.
+    no_room: str | None = None
 
 
 def cadences(cfg: Config, store: Store, assets: Mapping[str, AssetInfo], now: datetime) -> dict[str, AssetCadence]:
     """Cadence of each asset named in ``assets`` (configured, already registered)."""
+    from agent.quiethours import QuietPolicy
     from state import external_scans, tracking
 
     # Everything stored counts, even a scan a moment "after" a --now given to a later command.
     times = tracking.scan_times(store)
     external = external_scans.latest(store)
+    specs = {s.name: s for s in cfg.asset_specs()}
+    quiet = QuietPolicy.from_config(cfg)
     out: dict[str, AssetCadence] = {}
     for name, info in assets.items():
         own = times[name].last_complete if name in times else None
@@ -79,5 +86,23 @@ def cadences(cfg: Config, store: Store, assets: Mapping[str, AssetInfo], now: da
         last = max((t for t in (own, other) if t is not None), default=None)
         c = cadence(last, info.added_at, now, cadence_days=cfg.schedule.cadence_days,
                     warn_days=cfg.schedule.cadence_warn_days)
-        out[name] = AssetCadence(name, c, own, other)
+        spec = specs.get(name)
+        blocked = None if spec is None else _no_room(quiet, spec, c, now)
+        out[name] = AssetCadence(name, c, own, other, times[name].last_attempt if name in times else None, blocked)
     return out
+
+
+def _no_room(quiet: QuietPolicy, spec: AssetSpec, c: Cadence, now: datetime) -> str | None:
+    """Why no complete scan can happen before the cadence deadline (quiet windows cover it all), or None.
+
+    A complete scan needs the asset's active probes, which wait out its quiet windows.
+    """
+    from schedules.slots import room_before
+
+    windows = quiet.windows(spec)
+    if not windows or not spec.active_probes or now >= c.due:
+        return None
+    if room_before(now, c.due, windows, quiet.tz, quiet.holidays) is not None:
+        return None
+    labels = ", ".join(dict.fromkeys(w.label for w in windows))
+    return f"its quiet windows ({labels}) leave no time for a complete scan before {c.due.date().isoformat()}"

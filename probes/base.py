@@ -11,6 +11,7 @@ probe never takes the others down::
 
     ProbeFailure                 (base; .kind says which ErrorKind)
     ├── ResolveFailure           name unknown, resolver unreachable    -> ErrorKind.DNS
+    │   └── NameNotFound         the DNS answered: no such name / no address / server failure
     ├── OutOfScope               address/URL outside the configured scope -> ErrorKind.SCOPE
     ├── ConnectFailure           refused, unreachable, reset on connect -> ErrorKind.CONNECT
     ├── DeadlineExceeded         an overall deadline passed             -> ErrorKind.TIMEOUT
@@ -91,6 +92,11 @@ class ProbeFailure(Exception):
 
 class ResolveFailure(ProbeFailure):
     kind = ErrorKind.DNS
+
+
+class NameNotFound(ResolveFailure):
+    """The DNS answered and the name has no address (NXDOMAIN, no A/AAAA, SERVFAIL/REFUSED):
+    the asset cannot be reached by its name, as opposed to posture's own resolver being down."""
 
 
 class OutOfScope(ProbeFailure):

@@ -140,6 +140,7 @@ def failed(kind: RequestKind, url: str, exc: ProbeFailure) -> Response | None:
 class EdgeProbe:
     name = "edge"
     active = False  # passive part always runs; the two extra requests check target.active
+    active_part = True  # ...so a run without them (quiet hours) is only part of a complete scan
 
     def applies(self, target: Target) -> bool:
         return target.is_web

@@ -89,6 +89,7 @@ def is_overdue(due: datetime | None, now: datetime) -> bool:
 
 class CadenceState(enum.StrEnum):
     OK = "ok"
+    NEVER_SCANNED = "never_scanned"  # no complete scan yet; counted from when the asset was added
     WARNING = "warning"  # due within cadence_warn_days
     OVERDUE = "overdue"
 
@@ -111,7 +112,8 @@ def cadence(
 ) -> Cadence:
     """Whether an asset's last complete scan is young enough.
 
-    An asset never scanned counts from when it was added.
+    An asset never scanned counts from when it was added, and is never "ok": it is
+    "never scanned" until its warning period, then warning and overdue like any other.
     """
     start = last_complete or added_at
     due = start + timedelta(days=cadence_days)
@@ -121,6 +123,8 @@ def cadence(
         state = CadenceState.OVERDUE
     elif left <= timedelta(days=warn_days):
         state = CadenceState.WARNING
+    elif last_complete is None:
+        state = CadenceState.NEVER_SCANNED
     else:
         state = CadenceState.OK
     return Cadence(state, last_complete, due, days_left)

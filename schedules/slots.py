@@ -1,18 +1,21 @@
 """Scheduled scans as slots: a due moment that names the job, and when it may start.
 
-Pure: stored times and the clock are arguments. When a scan is due follows
-:func:`schedules.due.next_scan` (the rule ``run --once`` uses: a complete scan,
-manual or scheduled, restarts the period plus a stable per-asset jitter; an attempt
-that did not complete waits a quarter period). The daemon's job key is the due
-moment, so it must not move while nothing happens: where that rule would answer
-"now" (an asset never completed under a duration schedule) the slot is anchored
-on stored times instead, the moment the asset was added (plus its jitter, so a
-fresh install does not start every asset at once) or the last attempt's retry time.
+Pure: stored times and the clock are arguments. This is the one scan planner; the
+daemon and ``posture run --once`` both plan through it (:class:`agent.jobs.ScanPlanner`).
 
-A missed slot stays the same slot however long the agent was down, so after
-downtime it runs once, not once per missed period; it moves on only when a scan
-has completed or been attempted after it. A slot inside a quiet window starts
-when the window (and any window straight after it) ends.
+* An asset never scanned (no attempt at all) is due when it was added: the first run
+  scans it. Jitter never delays a first scan.
+* A complete scan (manual or scheduled) restarts the period; the next slot is the
+  schedule's next moment plus a stable per-asset jitter (at most a quarter period),
+  so assets scanned together spread out afterwards.
+* After an attempt that did not complete (partial, failed, interrupted) the next one
+  waits a quarter period, at most six hours, rather than hammering a host that is down.
+
+The daemon's job key is the due moment, so it must not move while nothing happens;
+a missed slot stays the same slot however long the agent was down, so after downtime
+it runs once, not once per missed period. A slot inside a quiet window starts when the
+window (and any window straight after it) ends: the whole scan, active part included,
+runs in the next allowed window.
 """
 
 from __future__ import annotations
@@ -21,23 +24,59 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from schedules.due import SCAN_RETRY_CAP, next_scan
 from schedules.quiet import Window, active_window, quiet_until
 from schedules.timing import Every, Schedule, jitter_for
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SCAN_RETRY_CAP = timedelta(hours=6)
+JITTER = "jitter"
+RETRY = "retry after an incomplete scan"
+
+
+@dataclass(frozen=True)
+class Slot:
+    due: datetime  # names the job; the scan may start then (after quiet windows)
+    nominal: datetime  # when the schedule alone makes it due
+    delay: str | None = None  # why ``due`` is later than ``nominal``: JITTER or RETRY
+
+
+def plan_slot(schedule: Schedule, name: str, *, last_complete: datetime | None, last_attempt: datetime | None,
+              added: datetime, now: datetime, jitter: timedelta = timedelta(0)) -> Slot:
+    """The asset's next scheduled scan (its due moment is in the past when overdue)."""
+    period = schedule.nominal
+    if last_complete is None:
+        nominal = added if isinstance(schedule, Every) else schedule.next_after(None, now)
+        slot = Slot(nominal, nominal)
+    else:
+        nominal = schedule.next_after(last_complete, now)
+        offset = jitter_for(name, min(jitter, period / 4))
+        slot = Slot(nominal + offset, nominal, JITTER if offset else None)
+    if last_attempt is not None and (last_complete is None or last_attempt > last_complete):
+        retry = last_attempt + min(period / 4, SCAN_RETRY_CAP)
+        if retry > slot.due:
+            slot = Slot(retry, nominal, RETRY)
+    return slot
 
 
 def scan_slot(schedule: Schedule, name: str, *, last_complete: datetime | None, last_attempt: datetime | None,
               added: datetime, now: datetime, jitter: timedelta = timedelta(0)) -> datetime:
     """The due moment of the asset's next scheduled scan (in the past when overdue)."""
-    if last_complete is None and isinstance(schedule, Every):
-        first = added + jitter_for(name, min(jitter, schedule.period / 4))
-        if last_attempt is None:
-            return first
-        return max(first, last_attempt + min(schedule.period / 4, SCAN_RETRY_CAP))
-    return next_scan(schedule, name, last_complete=last_complete, last_attempt=last_attempt, now=now,
-                     jitter=jitter)
+    return plan_slot(schedule, name, last_complete=last_complete, last_attempt=last_attempt, added=added,
+                     now=now, jitter=jitter).due
+
+
+def room_before(start: datetime, deadline: datetime, windows: Sequence[Window], tz: str,
+                holidays: frozenset[date] = frozenset()) -> datetime | None:
+    """The first moment in [start, deadline) outside every quiet window, or None when there is none."""
+    at = start
+    for _ in range(1000):  # a window per day for years is still bounded
+        if at >= deadline:
+            return None
+        hit = active_window(at, windows, tz, holidays)
+        if hit is None:
+            return at
+        at = hit[1]
+    return None
 
 
 @dataclass(frozen=True)

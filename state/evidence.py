@@ -120,10 +120,8 @@ def _as_datetime(value: datetime | str) -> datetime:
 def run_summaries(
     store: Store, *, asset: str | None = None, since: datetime | None = None, until: datetime | None = None
 ) -> list[RunSummary]:
-    """The tls runs and the failed runs of the scans started in [since, until), by scan then run order.
-
-    Only these matter to a report (the grade, what went wrong); the others are most of the rows.
-    """
+    """Every probe run (and reach step) of the scans started in [since, until), by scan then run order:
+    what ran, what was skipped and why, what failed and its error, and the TLS grade."""
     import sqlalchemy
 
     grade = col(ProbeRunRow.observations)[("grade", "grade")].as_string()
@@ -132,8 +130,7 @@ def run_summaries(
         sqlalchemy.select(col(ProbeRunRow.scan_id), col(ProbeRunRow.probe), col(ProbeRunRow.status),
                           col(ProbeRunRow.error_kind), col(ProbeRunRow.error), col(ProbeRunRow.skip_reason), grade)
         .join(ScanRow, col(ScanRow.id) == ProbeRunRow.scan_id)
-        .join(AssetRow, col(AssetRow.id) == ScanRow.asset_id)
-        .where(sqlalchemy.or_(col(ProbeRunRow.probe) == "tls", col(ProbeRunRow.status) == RunStatus.ERROR)),
+        .join(AssetRow, col(AssetRow.id) == ScanRow.asset_id),
         asset, since, until,
     ).order_by(col(ProbeRunRow.scan_id), col(ProbeRunRow.id))
 

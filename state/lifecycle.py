@@ -6,9 +6,9 @@ not at all.
 
 States (issue 9): a reported finding that is new opens; a fixed one reopens; any
 other is refreshed (last_seen, severity, evidence) and keeps its state. A probe
-that ran OK in a COMPLETE or PARTIAL scan and no longer reports an open finding
-of its own proves it fixed. A probe that errored or was skipped, and a scan that
-failed or was interrupted, prove nothing.
+that ran OK in a COMPLETE or PARTIAL scan and no longer reports an open finding of its
+own proves it fixed (so does a ``reach`` step that ran OK, even in a failed scan). A
+probe that errored or was skipped, and a scan that was interrupted, prove nothing.
 
 Resolved by configuration (issue 14): when the configuration hash of the finding's probe
 differs from the one of the run that last reported it, and the probe still observed the condition
@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 from state.coltypes import as_utc
 from state.errors import InvalidRequest, InvalidTransition, NotFound
 from state.records import (
+    REACH_STEP,
     AssetRecord,
     FindingRecord,
     FindingState,
@@ -42,7 +43,8 @@ from state.views import EventKind, StoredScan
 NEEDS_FIX = (FindingState.OPEN, FindingState.REOPENED)
 # States a finding leaves for good unless a scan reports it again (then it reopens).
 CLOSED = (FindingState.FIXED, FindingState.RESOLVED_BY_CONFIG)
-# Only these scans can prove a finding fixed; the others stopped before their probes could.
+# A probe that ran OK in one of these proves its own findings fixed. A failed or interrupted
+# scan proves nothing, except that a reach step that ran OK proves the service reachable.
 CONCLUSIVE = (ScanStatus.COMPLETE, ScanStatus.PARTIAL)
 
 
@@ -173,9 +175,12 @@ def finish_scan(session: Session, scan: ScanRow, rec: ScanRecord) -> StoredScan:
     scan_id = _id(scan.id)
     outcome.expired = expire_acceptances(session, finished, asset_id=asset_id, scan_id=scan_id)
     _apply_reported(session, scan_id, asset_id, finished, reported, known, outcome)
-    if scan.status in CONCLUSIVE:
-        ok_runs = {row.probe: (row, r) for row, r in zip(runs, rec.probe_runs, strict=True)
-                   if row.status == RunStatus.OK}
+    # A run that left part of itself out (an active part in quiet hours) proves nothing fixed.
+    ok_runs = {row.probe: (row, r) for row, r in zip(runs, rec.probe_runs, strict=True)
+               if row.status == RunStatus.OK and not row.skip_reason}
+    if scan.status == ScanStatus.FAILED:
+        ok_runs = {p: r for p, r in ok_runs.items() if p == REACH_STEP}
+    if scan.status in CONCLUSIVE or (scan.status == ScanStatus.FAILED and ok_runs):
         _apply_fixed(session, scan_id, finished, ok_runs, reported, known, outcome)
     session.flush()
     return StoredScan(

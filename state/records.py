@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# The scan's first step (did anything answer?), stored as a probe run of this name.
+REACH_STEP = "reach"
+
 
 class ScanStatus(enum.StrEnum):
-    COMPLETE = "complete"  # every probe asked for ran and succeeded
-    PARTIAL = "partial"  # at least one probe failed; the rest is stored
-    FAILED = "failed"  # nothing could be probed (e.g. the name does not resolve)
+    COMPLETE = "complete"  # the service was reached and every probe that applies ran and succeeded
+    PARTIAL = "partial"  # a probe that applies was skipped (quiet hours, --probe) or failed; the rest is stored
+    FAILED = "failed"  # the service was not reached (or nothing that ran succeeded)
     INTERRUPTED = "interrupted"  # the agent was stopped mid-scan
     RUNNING = "running"  # claimed, not finished (daemon jobs)
 

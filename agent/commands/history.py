@@ -35,17 +35,23 @@ def asset_name(session: Any, text: str, known: set[str]) -> str:
 
 
 def entries(store: Any, name: str, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
-    from agent.output import as_entered, iso
+    from agent.output import as_entered, iso, probe_steps
+    from state.evidence import run_summaries
     from state.external_scans import scans as external
 
     out: list[tuple[datetime, int, dict[str, Any]]] = []
+    steps: dict[int, list[dict[str, Any]]] = {}
+    for r in run_summaries(store, asset=name, since=since, until=until):
+        steps.setdefault(r.scan_id, []).extend(probe_steps([r]))
     for h in store.history(name, since, until):
         if h.scan is not None:
             s = h.scan
             out.append((h.at, 0, {"at": iso(h.at), "type": "scan", "scan_id": s.id, "status": s.status.value,
                                   "trigger": s.trigger.value, "full": s.full, "finished_at": iso(s.finished_at),
+                                  "counts_for_cadence": s.status.value == "complete" and s.full,
                                   "posture_version": s.posture_version, "config_hash": s.config_hash,
-                                  "asset_config_hash": s.asset_config_hash, "error": s.error}))
+                                  "asset_config_hash": s.asset_config_hash, "error": s.error,
+                                  "probes": steps.get(s.id, [])}))
         elif h.event is not None:
             e = h.event
             out.append((h.at, 1, {"at": iso(h.at), "type": "event", "event": e.kind.value, "finding_id": e.finding_id,
@@ -65,7 +71,7 @@ def entries(store: Any, name: str, since: datetime | None, until: datetime | Non
 
 def run(args: argparse.Namespace) -> int:
     from agent.notify.i18n import moment
-    from agent.output import dump_json
+    from agent.output import dump_json, steps_line
     from agent.session import Session
     from agent.when import parse_when
 
@@ -83,9 +89,12 @@ def run(args: argparse.Namespace) -> int:
     for d in docs:
         when = moment(datetime.fromisoformat(d["at"].replace("Z", "+00:00")), tz)
         if d["type"] == "scan":
-            scope = "full" if d["full"] else "narrowed"
+            scope = "all probes asked for" if d["full"] else "narrowed with --probe"
+            counts = "counts for cadence" if d["counts_for_cadence"] else "does not count for cadence"
             extra = f": {d['error']}" if d["error"] else ""
-            print(f"{when}  scan #{d['scan_id']} {d['status']} ({d['trigger']}, {scope}){extra}")
+            print(f"{when}  scan #{d['scan_id']} {d['status']} ({d['trigger']}, {scope}; {counts}){extra}")
+            if d["probes"]:
+                print(f"{' ' * len(when)}    probes: {steps_line(d['probes'])}")
         elif d["type"] == "third_party_scan":
             print(f"{when}  third-party scan by {d['by']}: {d['evidence']} sha256 {d['sha256']} "
                   f"(performed {d['performed']})")

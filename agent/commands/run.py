@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_report(report, session.config.agent.timezone)
     for scan in report.failed_scans:
-        sys.stderr.write(f"posture: scheduled scan of {scan['asset']} failed: {scan['error'] or 'no probe ran'}\n")
+        sys.stderr.write(f"posture: scheduled scan of {scan['asset']} failed: {scan['reason'] or 'no probe ran'}\n")
     for d in report.deliveries:
         if not d.ok:
             retry = f"; retry after {d.retry_at.isoformat()}" if d.retry_at else ""
@@ -43,15 +43,21 @@ def run(args: argparse.Namespace) -> int:
 
 def print_report(report: Any, tz: str) -> None:
     from agent.notify.i18n import moment
+    from agent.output import steps_line
 
     print(f"cycle at {moment(report.at, tz)} ({tz})")
     if report.expired:
         print(f"  acceptances expired (back to open): {', '.join(f'#{i}' for i in report.expired)}")
     for s in report.scans:
         changes = ", ".join(f"{len(s[k])} {k}" for k in ("opened", "reopened", "fixed") if s[k])
-        print(f"  scanned {s['asset']}: {s['status']}" + (f" ({changes})" if changes else ""))
+        print(f"  scanned {s['asset']}: {s['status']}" + (f" ({changes})" if changes else "")
+              + (f": {s['reason']}" if s.get("reason") and s["status"] != "complete" else ""))
+        skipped = [p for p in s.get("probes", ()) if p["outcome"] != "ran"]
+        if skipped:
+            print(f"    probes: {steps_line(s['probes'])}")
     for w in report.waiting:
-        print(f"  {w.asset}: due, waiting for the end of its {w.reason} at {moment(w.until, tz)}")
+        detail = f": {w.detail}" if w.detail else ""
+        print(f"  {w.asset}: waiting until {moment(w.until, tz)} ({w.reason}{detail})")
     if not report.scans and not report.waiting:
         print("  no scan due")
     if report.alerts_recorded:

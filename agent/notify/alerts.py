@@ -76,13 +76,17 @@ def deadline_missed(f: FindingInfo, due: datetime, now: datetime) -> Alert:
 def cadence_slipping(c: AssetCadence) -> Alert | None:
     """The worst cadence state of the asset, or None when it is fine (overdue replaces the warning)."""
     state = c.cadence.state
-    if state is CadenceState.OK:
-        return None
+    if state in (CadenceState.OK, CadenceState.NEVER_SCANNED):
+        if c.no_room is None:
+            return None
+        state = CadenceState.WARNING  # quiet windows leave no room before the due date: warn now
     kind = AlertKind.CADENCE_OVERDUE if state is CadenceState.OVERDUE else AlertKind.CADENCE_WARNING
+    detail = {"due": c.cadence.due.isoformat(), "days_left": c.cadence.days_left,
+              "last_complete": _iso(c.cadence.last_complete)}
+    if c.no_room:
+        detail["no_room"] = c.no_room
     return Alert(kind, f"cadence:{c.asset}:{state.value}:{c.cadence.due.isoformat()}", c.asset,
-                 "high" if state is CadenceState.OVERDUE else "medium", CADENCE_CHECK,
-                 {"due": c.cadence.due.isoformat(), "days_left": c.cadence.days_left,
-                  "last_complete": _iso(c.cadence.last_complete)})
+                 "high" if state is CadenceState.OVERDUE else "medium", CADENCE_CHECK, detail)
 
 
 def ordered(alerts: Iterable[Alert]) -> list[Alert]:
@@ -111,9 +115,10 @@ def _line(a: Alert, lang: str, tz: str, catalog: Catalog) -> str:
     last = i18n.day(_parse(d.get("last_complete")), tz, lang)
     due = i18n.day(_parse(d.get("due")), tz, lang)
     left = int(d.get("days_left", 0))
+    room = i18n.t(lang, "no_room", why=d["no_room"]) if d.get("no_room") else ""
     if a.kind is AlertKind.CADENCE_OVERDUE:
-        return i18n.t(lang, "cadence_overdue_line", asset=a.asset, title=title, due=due, days=-left, last=last)
-    return i18n.t(lang, "cadence_warning_line", asset=a.asset, due=due, days=left, last=last)
+        return i18n.t(lang, "cadence_overdue_line", asset=a.asset, title=title, due=due, days=-left, last=last) + room
+    return i18n.t(lang, "cadence_warning_line", asset=a.asset, due=due, days=left, last=last) + room
 
 
 _SECTIONS = (

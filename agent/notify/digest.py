@@ -87,9 +87,12 @@ class AssetDigest:
             "cadence": {
                 "state": c.state.value, "due": c.due.isoformat(), "days_left": c.days_left,
                 "last_complete": None if c.last_complete is None else c.last_complete.isoformat(),
-                "last_scan": None if self.cadence.last_scan is None else self.cadence.last_scan.isoformat(),
+                "last_scan": None if self.cadence.last_attempt is None else self.cadence.last_attempt.isoformat(),
+                "last_complete_scan": None if self.cadence.last_scan is None
+                else self.cadence.last_scan.isoformat(),
                 "last_third_party_scan": None if self.cadence.last_external is None
                 else self.last_external_entered or self.cadence.last_external.isoformat(),
+                "no_room": self.cadence.no_room,
             },
         }
 
@@ -112,6 +115,8 @@ class Digest:
             "certificates_expiring": sum(len(a.certificates) for a in self.assets),
             "cadence_overdue": sum(a.cadence.cadence.state is CadenceState.OVERDUE for a in self.assets),
             "cadence_warning": sum(a.cadence.cadence.state is CadenceState.WARNING for a in self.assets),
+            "cadence_never_scanned": sum(a.cadence.last_scan is None and a.cadence.last_external is None
+                                         for a in self.assets),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -219,10 +224,12 @@ def _accepted(lang: str, x: Line) -> str:
 def _cadence(lang: str, a: AssetDigest, tz: str) -> str:
     c = a.cadence.cadence
     values = {"due": i18n.day(c.due, tz, lang), "last": i18n.day(c.last_complete, tz, lang)}
+    room = i18n.t(lang, "no_room", why=a.cadence.no_room) if a.cadence.no_room else ""
     if c.state is CadenceState.OVERDUE:
-        return i18n.t(lang, "cadence_overdue", days=-c.days_left, **values)
-    key = "cadence_warning" if c.state is CadenceState.WARNING else "cadence_ok"
-    return i18n.t(lang, key, days=c.days_left, **values)
+        return i18n.t(lang, "cadence_overdue", days=-c.days_left, **values) + room
+    key = {CadenceState.WARNING: "cadence_warning", CadenceState.NEVER_SCANNED: "cadence_never"}.get(
+        c.state, "cadence_ok")
+    return i18n.t(lang, key, days=c.days_left, **values) + room
 
 
 def _cert(lang: str, x: CertExpiry, tz: str) -> str:

@@ -73,8 +73,16 @@ def _scan_entry(info: ScanSummary, runs: Sequence[RunSummary], findings: int) ->
     return ScanEntry(
         id=info.id, started_at=info.started_at, finished_at=info.finished_at, status=info.status,
         trigger=info.trigger, full=info.full, counts_for_cadence=_counts(info), grade=grade, findings=findings,
-        errors=errors, error=info.error,
+        errors=errors, error=info.error, steps=tuple(_step(r) for r in runs),
     )
+
+
+def _step(r: RunSummary) -> tuple[str, str, str | None]:
+    if r.status is RunStatus.OK:
+        return (r.probe, "partly skipped", r.skip_reason) if r.skip_reason else (r.probe, "ran", None)
+    if r.status is RunStatus.SKIPPED:
+        return r.probe, "skipped", r.skip_reason
+    return r.probe, "failed", r.error
 
 
 def _counts(info: ScanSummary) -> bool:

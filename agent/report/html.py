@@ -209,7 +209,7 @@ class _Page:
         return Html(out + "</div>")
 
     def cadence_state(self, record: CadenceRecord) -> Html:
-        css = {"ok": "good", "warning": "warn", "overdue": "bad"}[record.state.value]
+        css = {"ok": "good", "never_scanned": "warn", "warning": "warn", "overdue": "bad"}[record.state.value]
         return Html(f'<span class="{css}">{self.v(record.state.value)}</span>')
 
     # -- one page (or more) per asset ------------------------------------------------------
@@ -304,11 +304,13 @@ class _Page:
         if not scans:
             return Html(f"<p class=\"bad\">{self.t('no_scans')}</p>")
         headers = [("scan_id", True), ("started", False), ("status", False), ("trigger", False), ("scope", False),
-                   ("grade", False), ("findings", True), ("counts", False), ("errors", False)]
+                   ("grade", False), ("findings", True), ("counts", False), ("probes", False), ("errors", False)]
         return self.table(headers, ([
             _e(s.id), self.when(s.started_at), self.v(s.status.value), self.v(s.trigger.value),
             self.t("full_scope" if s.full else "narrowed"), _e(s.grade or "—"), _e(s.findings),
             self.t("yes" if s.counts_for_cadence else "no"),
+            _join((Html(f'<span class="small">{_e(p)} {self.v(o)}' + (f" ({_e(r)})" if r and o != "ran" else "")
+                        + "</span>") for p, o, r in s.steps), "<br>"),
             _join((Html(f'<span class="small">{_e(e.probe)}: {_e(e.error)}</span>') for e in s.errors), "<br>")
             or (Html(f'<span class="small">{_e(s.error)}</span>') if s.error else Html("")),
         ] for s in scans))

@@ -58,6 +58,7 @@ _ZH: Mapping[str, str] = {
     "findings": "弱點數",
     "errors": "錯誤",
     "counts": "計入週期",
+    "probes": "探測執行情形",
     "yes": "是",
     "no": "否",
     "finding_list": "弱點及修補紀錄",
@@ -149,6 +150,7 @@ _EN: Mapping[str, str] = {
     "findings": "Findings",
     "errors": "Errors",
     "counts": "Counts for cadence",
+    "probes": "Probes",
     "yes": "yes",
     "no": "no",
     "finding_list": "Findings and remediation",
@@ -205,12 +207,13 @@ _VALUES_ZH: Mapping[str, str] = {
     # triggers
     "manual": "手動", "scheduled": "排程",
     # cadence states
-    "ok": "正常", "warning": "即將到期", "overdue": "逾期",
+    "ran": "已執行", "skipped": "略過", "partly skipped": "部分略過",
+    "ok": "正常", "warning": "即將到期", "overdue": "逾期", "never_scanned": "從未完整掃描",
     # asset kinds
     "website": "網站", "trading": "交易系統", "api": "API",
 }
 
-_VALUES_EN: Mapping[str, str] = {"false_positive": "false positive",
+_VALUES_EN: Mapping[str, str] = {"false_positive": "false positive", "never_scanned": "never scanned",
                                   "resolved_by_config": "resolved by configuration"}
 
 

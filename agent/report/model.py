@@ -73,7 +73,9 @@ class ScanEntry:
     grade: str | None  # the TLS grade, when the tls probe graded this scan
     findings: int  # findings this scan reported
     errors: tuple[ProbeError, ...]
-    error: str | None  # scan-level error (DNS, interrupted)
+    error: str | None  # scan-level error (DNS, unreachable, interrupted)
+    # Per step and probe that applies: (probe, ran | skipped | failed, why or the error).
+    steps: tuple[tuple[str, str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ def _scan(s: ScanEntry) -> dict[str, Any]:
         "trigger": s.trigger.value, "full": s.full, "counts_for_cadence": s.counts_for_cadence, "grade": s.grade,
         "findings": s.findings, "error": s.error,
         "errors": [{"probe": e.probe, "kind": e.kind, "error": e.error} for e in s.errors],
+        "probes": [{"probe": p, "outcome": o, "reason": r} for p, o, r in s.steps],
     }
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from probes.base import ResolveFailure
+from probes.base import NameNotFound, ResolveFailure
 from probes.net.scope import IPNetwork, env_allow, normalise_host, refusal_reason
 
 
@@ -171,7 +171,7 @@ async def resolve(name: str, resolver: str | None = None, *, timeout: float = 5.
             _cnames_from(outcome.kwargs.get("response"), chain)
             continue
         if isinstance(outcome, dns.resolver.NoNameservers):
-            failure = failure or ResolveFailure(f"DNS servers failed to answer {rdtype} for {host}: {outcome}")
+            failure = failure or NameNotFound(f"DNS servers failed to answer {rdtype} for {host}: {outcome}")
             continue
         if isinstance(outcome, dns.exception.Timeout):
             failure = failure or ResolveFailure(
@@ -192,8 +192,8 @@ async def resolve(name: str, resolver: str | None = None, *, timeout: float = 5.
         if failure is not None:
             raise failure
         if nx:
-            raise ResolveFailure(f"{host}: no such domain (NXDOMAIN via {label})")
-        raise ResolveFailure(f"{host} has no A or AAAA record (via {label})")
+            raise NameNotFound(f"{host}: no such domain (NXDOMAIN via {label})")
+        raise NameNotFound(f"{host} has no A or AAAA record (via {label})")
     return _classify(host, label, tuple(chain), addresses, allow, expected)
 
 

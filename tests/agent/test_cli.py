@@ -69,7 +69,10 @@ def test_scan_json_and_stable_finding_ids(lab: dict[str, Any], store_url: str,
     (scan,) = doc["scans"]
     assert set(scan) >= {"target", "status", "started_at", "finished_at", "findings", "observations", "errors"}
     assert scan["target"] == www_url(lab)
-    assert scan["status"] == "complete"
+    # Narrowed with --probe: the probes not asked for are skipped, so the scan is partial (issue 14).
+    assert scan["status"] == "partial" and scan["counts_for_cadence"] is False
+    outcomes = {p["probe"]: p["outcome"] for p in scan["probes"]}
+    assert outcomes["tls"] == outcomes["http"] == outcomes["reach"] == "ran" and outcomes["edge"] == "skipped"
     started_at = datetime.fromisoformat(scan["started_at"].replace("Z", "+00:00"))
     assert timedelta(0) <= started_at - first < timedelta(seconds=60)  # the --now clock runs on from --now
     assert scan["observations"]["dns"]["addresses"] == [HOST_GOOD]
@@ -104,16 +107,17 @@ def test_one_failing_probe_leaves_a_partial_scan(lab: dict[str, Any], store_url:
     assert time.monotonic() - started < 30
     scans = {s["target"]: s for s in json.loads(out)["scans"]}
     bad, good = scans[url], scans[www_url(lab)]
-    assert good["status"] == "complete"
+    assert good["status"] == "partial"  # narrowed with --probe
     assert bad["status"] in ("partial", "failed")
-    assert {e["probe"] for e in bad["errors"]} >= {"tls"}
+    # TLS refused on every address is an unreachable service (the reach step fails), else tls fails.
+    assert {e["probe"] for e in bad["errors"]} & {"tls", "reach"}
     assert all(e["kind"] in ("protocol", "connect", "timeout") for e in bad["errors"])
     from state.store import Store
 
     with Store.open(store_url) as store:
         stored = {s.asset: s for s in store.scans()}
     assert stored[url].status.value == bad["status"] and stored[url].finished_at is not None
-    assert stored[www_url(lab)].status.value == "complete"
+    assert stored[www_url(lab)].status.value == "partial"
 
 
 def test_unknown_name_is_a_failed_scan_with_one_line(lab: dict[str, Any], sqlite_url: str,

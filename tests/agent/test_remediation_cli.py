@@ -211,16 +211,20 @@ def test_prune_keeps_three_years_unless_forced(env: dict[str, Any], capsys: pyte
 
 
 def test_quiet_hours_hold_scheduled_scans(sqlite_url: str) -> None:
-    from agent.cycle import due_scans
+    from agent.jobs import ScanPlanner
 
     cfg = parse_config(CONFIG.replace('scan_every = "365d"', 'scan_every = "7d"'))
     monday_1000 = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)  # trading hours in Taipei
-    with Store.open(sqlite_url) as store:
-        due, waiting = due_scans(cfg, store, cfg.asset_specs(), monday_1000)
-        assert [s.name for s in due] == ["www"]
-        assert [(w.asset, w.until) for w in waiting] == [("trade", datetime(2025, 3, 3, 6, 0, tzinfo=UTC))]
-        due, waiting = due_scans(cfg, store, cfg.asset_specs(), monday_1000 + timedelta(hours=5))
-        assert [s.name for s in due] == ["www", "trade"] and waiting == []
+    planner = ScanPlanner(cfg)
+    added = dict.fromkeys(("www", "trade"), monday_1000)
+
+    def plan(now: datetime) -> tuple[list[str], list[tuple[str, datetime, str]]]:
+        plans = planner.plan({}, {}, added, now)
+        waits = [w for p in plans if (w := p.waiting(now)) is not None]
+        return [p.spec.name for p in plans if p.start.at <= now], [(w.asset, w.until, w.reason) for w in waits]
+
+    assert plan(monday_1000) == (["www"], [("trade", datetime(2025, 3, 3, 6, 0, tzinfo=UTC), "quiet window")])
+    assert plan(monday_1000 + timedelta(hours=5)) == (["www", "trade"], [])
 
 
 @pytest.mark.parametrize(

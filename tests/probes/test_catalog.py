@@ -15,7 +15,7 @@ EXPECTED = {
         "tls.cert.not_yet_valid", "tls.cert.hostname_mismatch", "tls.cert.untrusted", "tls.cert.weak_key",
         "tls.cipher.weak", "http.no_https", "edge.waf.absent", "edge.cdn.absent", "leak.debug_page",
         "leak.stack_trace", "leak.sql_error", "software.eol", "cadence.scan_overdue",
-        "remediation.deadline_missed", "dns.unexpected_address",
+        "remediation.deadline_missed", "dns.unexpected_address", "asset.unreachable",
     ],
     "medium": [
         "tls.cert.expiring_soon", "tls.cert.weak_signature", "tls.protocol.legacy", "social.link.no_warning",

@@ -4,8 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from schedules.due import DueState, cadence_alert, due_state, next_scan, retry_delay
+from schedules.due import DueState, cadence_alert, due_state, retry_delay
 from schedules.remediation import CadenceState, cadence
+from schedules.slots import scan_slot
 from schedules.timing import Cron, Every, jitter_for
 
 T0 = datetime(2026, 11, 16, 1, 0, tzinfo=UTC)  # Monday 09:00 Asia/Taipei
@@ -34,26 +35,26 @@ def test_retry_backoff_doubles_up_to_six_hours(attempts: int, delay: timedelta) 
         (T0 - D, T0 - 2 * D, T0 + 6 * D),  # an older failed attempt does not delay a completed schedule
     ],
 )
-def test_next_scan_every(last_complete: datetime | None, last_attempt: datetime | None, expected: datetime) -> None:
-    assert next_scan(WEEK, "www", last_complete=last_complete, last_attempt=last_attempt, now=T0) == expected
+def test_scan_slot_every(last_complete: datetime | None, last_attempt: datetime | None, expected: datetime) -> None:
+    assert scan_slot(WEEK, "www", added=T0, last_complete=last_complete, last_attempt=last_attempt, now=T0) == expected
 
 
 def test_short_periods_retry_within_a_quarter_period_and_jitter_is_stable() -> None:
     every = Every(timedelta(minutes=20))
-    assert next_scan(every, "a", last_complete=None, last_attempt=T0, now=T0) == T0 + timedelta(minutes=5)
-    jittered = next_scan(WEEK, "www", last_complete=T0, last_attempt=T0, now=T0, jitter=timedelta(minutes=10))
+    assert scan_slot(every, "a", added=T0, last_complete=None, last_attempt=T0, now=T0) == T0 + timedelta(minutes=5)
+    jittered = scan_slot(WEEK, "www", added=T0, last_complete=T0, last_attempt=T0, now=T0, jitter=timedelta(minutes=10))
     assert jittered == T0 + 7 * D + jitter_for("www", timedelta(minutes=10))
     assert T0 + 7 * D <= jittered < T0 + 7 * D + timedelta(minutes=10)
     # Jitter never exceeds a quarter of the period.
-    short = next_scan(every, "www", last_complete=T0, last_attempt=T0, now=T0, jitter=timedelta(hours=5))
+    short = scan_slot(every, "www", added=T0, last_complete=T0, last_attempt=T0, now=T0, jitter=timedelta(hours=5))
     assert short - (T0 + timedelta(minutes=20)) < timedelta(minutes=5)
 
 
-def test_next_scan_cron() -> None:
+def test_scan_slot_cron() -> None:
     daily = Cron("0 2 * * *", "Asia/Taipei")  # 02:00 Taipei = 18:00 UTC
-    assert next_scan(daily, "x", last_complete=None, last_attempt=None, now=T0) == datetime(
+    assert scan_slot(daily, "x", added=T0, last_complete=None, last_attempt=None, now=T0) == datetime(
         2026, 11, 15, 18, 0, tzinfo=UTC)  # never run: the latest firing is due now
-    assert next_scan(daily, "x", last_complete=T0, last_attempt=T0, now=T0) == datetime(
+    assert scan_slot(daily, "x", added=T0, last_complete=T0, last_attempt=T0, now=T0) == datetime(
         2026, 11, 16, 18, 0, tzinfo=UTC)
 
 

@@ -46,7 +46,8 @@ def test_cadence_states() -> None:
 def test_never_scanned_counts_from_when_added() -> None:
     added = D0 + timedelta(days=10)
     c = cadence(None, added, D0 + timedelta(days=100))
-    assert c.state is CadenceState.OK and c.due == added + timedelta(days=183)
+    assert c.state is CadenceState.NEVER_SCANNED and c.due == added + timedelta(days=183)  # never "ok"
+    assert cadence(None, added, added + timedelta(days=170)).state is CadenceState.WARNING
     assert cadence(None, added, added + timedelta(days=200)).state is CadenceState.OVERDUE
 
 

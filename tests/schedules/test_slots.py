@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from schedules.quiet import parse_windows
-from schedules.slots import Start, grid_slot, scan_slot, start_time
+from schedules.slots import JITTER, Start, grid_slot, plan_slot, room_before, scan_slot, start_time
 from schedules.timing import jitter_for, parse_schedule
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # Monday 08:00 Asia/Taipei
@@ -49,15 +49,27 @@ def test_slot_is_stable_until_a_scan_moves_it() -> None:
     assert slots == {T0}
 
 
-def test_jitter_spreads_assets_within_a_quarter_period() -> None:
+def test_first_scan_is_never_jittered_later_ones_spread_within_a_quarter_period() -> None:
     jitter = timedelta(hours=12)
+    names = ("a", "b", "c", "d", "e")
     firsts = {name: scan_slot(EVERY_DAY, name, last_complete=None, last_attempt=None, added=T0, now=T0,
-                              jitter=jitter) for name in ("a", "b", "c", "d", "e")}
-    assert len(set(firsts.values())) > 1
-    assert all(T0 <= at < T0 + DAY / 4 for at in firsts.values())
-    assert firsts["a"] == T0 + jitter_for("a", DAY / 4)
-    after = scan_slot(EVERY_DAY, "a", last_complete=T0, last_attempt=None, added=T0, now=T0, jitter=jitter)
-    assert after == T0 + DAY + jitter_for("a", DAY / 4)
+                              jitter=jitter) for name in names}
+    assert set(firsts.values()) == {T0}  # the first run scans every asset never scanned
+    after = {name: scan_slot(EVERY_DAY, name, last_complete=T0, last_attempt=None, added=T0, now=T0, jitter=jitter)
+             for name in names}
+    assert len(set(after.values())) > 1
+    assert all(T0 + DAY <= at < T0 + DAY + DAY / 4 for at in after.values())
+    assert after["a"] == T0 + DAY + jitter_for("a", DAY / 4)
+    slot = plan_slot(EVERY_DAY, "a", last_complete=T0, last_attempt=None, added=T0, now=T0, jitter=jitter)
+    assert slot.nominal == T0 + DAY and slot.delay == JITTER
+
+
+def test_room_before_a_deadline_outside_quiet_windows() -> None:
+    always = parse_windows(["daily 00:00-24:00"])
+    assert room_before(T0, T0 + 30 * DAY, always, "Asia/Taipei") is None
+    office = parse_windows(["daily 08:00-18:00"])  # T0 is 08:00 Taipei: free again at 18:00
+    assert room_before(T0, T0 + DAY, office, "Asia/Taipei") == T0 + 10 * H
+    assert room_before(T0, T0 + 5 * H, office, "Asia/Taipei") is None
 
 
 TWSE = parse_windows(["twse"])

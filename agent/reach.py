@@ -1,0 +1,107 @@
+"""Whether a scan reached the asset's service at all, before its probes run.
+
+Collect: one TCP connection (and, for TLS schemes, one handshake) per pinned
+address of the asset's own port, through the scan's connector, so the host's
+concurrency gate and budget hold. Judge: the service was reached when any
+address completed it. A server that answers the handshake with a TLS alert
+speaks TLS (it may want a client certificate) and counts as reached; one that
+resets, closes, times out or answers in another protocol does not.
+
+The result is recorded as the scan's ``reach`` step; a configured asset that
+could not be reached gets the ``asset.unreachable`` finding on it, and the next
+scan that reaches the service proves that finding fixed.
+"""
+
+from __future__ import annotations
+
+import ssl
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from probes.base import ErrorKind, Finding, ProbeFailure, ProbeResult, ProbeStatus, Target, error_result, one_line
+from probes.base import ProtocolFailure as _Protocol
+from probes.net.connector import Connector
+from state.records import REACH_STEP
+
+STEP = REACH_STEP  # the step's name in a scan's probe runs
+CHECK = "asset.unreachable"
+OK = "ok"
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Per address: ``"ok"`` or why it was not reached."""
+
+    addresses: Mapping[str, str]
+
+    @property
+    def reached(self) -> bool:
+        return any(v == OK for v in self.addresses.values())
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{a}: {why}" for a, why in self.addresses.items())
+
+
+def _context() -> ssl.SSLContext:
+    """Anything that speaks TLS at all: no verification, old protocols and weak suites allowed."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with warnings.catch_warnings():  # old protocols on purpose: reaching is not judging
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.set_ciphers("ALL:@SECLEVEL=0")
+        except (ValueError, ssl.SSLError):
+            pass
+    return ctx
+
+
+def _speaks_tls(exc: ProbeFailure) -> bool:
+    """A handshake that ended in an alert from the server: the server speaks TLS."""
+    text = str(exc).upper()
+    return isinstance(exc, _Protocol) and "ALERT" in text and "WRONG_VERSION" not in text
+
+
+async def collect(target: Target, connector: Connector, timeout: float) -> Reach:
+    ctx = _context() if target.uses_tls else None
+    out: dict[str, str] = {}
+    for address in target.addresses:
+        try:
+            async with connector.open(target.host, address, target.port, ssl_context=ctx,
+                                      server_hostname=target.host if ctx else None, timeout=timeout):
+                out[address] = OK
+        except ProbeFailure as exc:
+            out[address] = OK if _speaks_tls(exc) else one_line(exc)
+        except OSError as exc:  # closing a half-dead connection
+            out[address] = one_line(exc)
+        if out[address] == OK:
+            break  # one address answering is enough: the service is reachable
+    return Reach(out)
+
+
+def judged(target: Target, reach: Reach, configured: bool) -> ProbeResult:
+    """The ``reach`` step's result: OK, or an error with ``asset.unreachable`` for a configured asset."""
+    observations = {"port": target.port, "addresses": dict(reach.addresses)}
+    if reach.reached:
+        return ProbeResult(probe=STEP, status=ProbeStatus.OK, observations=observations)
+    service = "TLS service" if target.uses_tls else "service"
+    message = f"nothing answered: the {service} on port {target.port} could not be reached ({reach.reason})"
+    return unreachable(target.name, message, ErrorKind.CONNECT, observations, configured)
+
+
+def unreachable(asset: str, message: str, kind: ErrorKind, observations: Mapping[str, object],
+                configured: bool) -> ProbeResult:
+    findings = (Finding(CHECK, asset, {"reason": message}),) if configured else ()
+    result = error_result(STEP, _Failure(message), observations=dict(observations), findings=findings)
+    if result.error is not None and result.error.kind is not kind:
+        from dataclasses import replace
+
+        result = replace(result, error=replace(result.error, kind=kind))
+    return result
+
+
+class _Failure(ProbeFailure):
+    kind = ErrorKind.CONNECT
