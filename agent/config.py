@@ -90,7 +90,7 @@ class HttpSection(_Strict):
     @classmethod
     def _hsts_min_age(cls, v: int | str | None) -> int | str | None:
         if v is not None:
-            from probes.http_judge import parse_age
+            from probes.http.judge import parse_age
 
             _valid(parse_age, v, ValueError)
         return v
@@ -106,7 +106,7 @@ class SocialSection(_Strict):
 
 
 class PortsSection(_Strict):
-    ports: list[Port] | None = None  # default: probes/data/ports.toml
+    ports: list[Port] | None = None  # default: probes/ports/ports.toml
     nmap_path: str | None = None
     max_rate: int = Field(200, ge=1, le=10000)  # packets per second
     host_timeout: float = Field(60.0, gt=0, le=3600)  # seconds per nmap run

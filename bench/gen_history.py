@@ -256,7 +256,7 @@ def write(url: str, rows: Rows) -> dict[str, int]:
     from sqlalchemy import text
 
     from state.store import Store
-    from state.tables import metadata
+    from state.tables.core import metadata
 
     order = [("assets", rows.assets), ("scans", rows.scans), ("probe_runs", rows.runs),
              ("findings", rows.findings), ("finding_occurrences", rows.occurrences),

@@ -57,7 +57,7 @@ def verdicts_from_suites(suites: dict[str, list[str]], preferred_fs: bool | None
     version is forward-secret; None derives it from the accepted suites (SSLyze
     reports no preference).
     """
-    from probes.tls_suite_data import suite_table
+    from probes.tls.suite_data import suite_table
 
     table = suite_table()
     legacy = sorted(p for p, names in suites.items() if names and p in LEGACY)
@@ -76,7 +76,7 @@ def verdicts_from_suites(suites: dict[str, list[str]], preferred_fs: bool | None
 def posture_worker(targets: list[dict[str, Any]], concurrency: int) -> list[dict[str, Any]]:
     from probes.net.connector import Connector
     from probes.net.scope import Pins, parse_networks
-    from probes.tls_suites import judge_suites, scan_suites
+    from probes.tls.suites import judge_suites, scan_suites
 
     async def one(target: dict[str, Any], gate: asyncio.Semaphore) -> dict[str, Any]:
         async with gate:

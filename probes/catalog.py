@@ -1,4 +1,4 @@
-"""The check catalog, loaded from ``probes/data/catalog.toml``.
+"""The check catalog, loaded from ``probes/catalog.toml``.
 
 Clauses point to check IDs; :attr:`Check.references` is the inverse, computed
 here so the data file never repeats itself.
@@ -90,5 +90,5 @@ def parse_catalog(text: str) -> Catalog:
 
 @cache
 def load_catalog() -> Catalog:
-    text = (Path(__file__).parent / "data" / "catalog.toml").read_text("utf-8")
+    text = (Path(__file__).parent / "catalog.toml").read_text("utf-8")
     return parse_catalog(text)

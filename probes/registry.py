@@ -11,12 +11,12 @@ import importlib
 from probes.base import Probe
 
 _PROBES: dict[str, str] = {
-    "tls": "probes.tls:TlsProbe",
-    "http": "probes.http:HttpProbe",
-    "edge": "probes.edge:EdgeProbe",
-    "leak": "probes.leak:LeakProbe",
-    "social": "probes.social:SocialProbe",
-    "ports": "probes.ports:PortsProbe",
+    "tls": "probes.tls.probe:TlsProbe",
+    "http": "probes.http.probe:HttpProbe",
+    "edge": "probes.edge.probe:EdgeProbe",
+    "leak": "probes.leak.probe:LeakProbe",
+    "social": "probes.social.probe:SocialProbe",
+    "ports": "probes.ports.probe:PortsProbe",
 }
 
 

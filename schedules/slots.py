@@ -1,7 +1,7 @@
 """Scheduled scans as slots: a due moment that names the job, and when it may start.
 
 Pure: stored times and the clock are arguments. This is the one scan planner; the
-daemon and ``posture run --once`` both plan through it (:class:`agent.jobs.ScanPlanner`).
+daemon and ``posture run --once`` both plan through it (:class:`agent.scheduling.scan_jobs.ScanPlanner`).
 
 * An asset never scanned (no attempt at all) is due when it was added: the first run
   scans it. Jitter never delays a first scan.

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, or_, select
 
+from state.delivery_views import DeliveryEvent, DeliveryInfo, DeliveryState
 from state.lifecycle import aware
-from state.tables_notify import DeliveryRow
-from state.tracking_views import DeliveryEvent, DeliveryInfo, DeliveryState
+from state.tables.notify import DeliveryRow
 from state.txn import read, write
 
 if TYPE_CHECKING:

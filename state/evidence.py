@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from state.errors import translate
 from state.lifecycle import aware
 from state.records import RunStatus, ScanStatus, Trigger
-from state.tables import AssetRow, EventRow, FindingRow, OccurrenceRow, ProbeRunRow, ScanRow
+from state.tables.core import AssetRow, EventRow, FindingRow, OccurrenceRow, ProbeRunRow, ScanRow
 from state.views import EventInfo
 
 if TYPE_CHECKING:

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, func, select
 
+from state.delivery_views import ExternalScanInfo
 from state.errors import InvalidRequest, NotFound
 from state.lifecycle import aware
-from state.tables import AssetRow
-from state.tables_notify import ExternalScanRow
-from state.tracking_views import ExternalScanInfo
+from state.tables.core import AssetRow
+from state.tables.notify import ExternalScanRow
 from state.txn import read, write
 
 if TYPE_CHECKING:

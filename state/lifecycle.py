@@ -37,7 +37,7 @@ from state.records import (
     ScanStatus,
     Trigger,
 )
-from state.tables import AssetRow, EventRow, FindingRow, OccurrenceRow, ProbeRunRow, ScanRow, metadata
+from state.tables.core import AssetRow, EventRow, FindingRow, OccurrenceRow, ProbeRunRow, ScanRow, metadata
 from state.views import EventKind, StoredScan
 
 NEEDS_FIX = (FindingState.OPEN, FindingState.REOPENED)

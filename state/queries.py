@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from state.errors import NotFound
 from state.lifecycle import NEEDS_FIX
 from state.records import FindingState, ScanStatus
-from state.tables import AssetRow, EventRow, FindingRow, OccurrenceRow, ProbeRunRow, ScanRow
+from state.tables.core import AssetRow, EventRow, FindingRow, OccurrenceRow, ProbeRunRow, ScanRow
 from state.views import (
     AssetInfo,
     EventInfo,

@@ -1,6 +1,6 @@
 """``posture demo``: start the built-in lab, scan it with every probe, report, send the digest, stop.
 
-The lab (:mod:`agent.lab`) runs on 127.0.0.0/8 without root or internet. The
+The lab (:mod:`agent.demo`) runs on 127.0.0.0/8 without root or internet. The
 scan goes through the same code as ``posture scan`` (``scan_options`` and
 ``scan_and_store`` of :mod:`agent.commands.scan`) with a config the demo
 writes for the lab; the report and the digest go through the ``posture report``
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.lab.check import SiteCheck
-    from agent.lab.lab import Lab
+    from agent.demo.check import SiteCheck
+    from agent.demo.lab import Lab
     from agent.session import Session
 
 
@@ -44,8 +44,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
+    from agent.demo.lab import Lab, LabError
     from agent.errors import AgentError
-    from agent.lab.lab import Lab, LabError
 
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="posture-demo-"))
@@ -101,9 +101,9 @@ def skips(lab: Lab) -> tuple[list[str], dict[str, str], list[str]]:
     """What this machine cannot do: (probes to run, asset -> why its check cannot hold, notes to print)."""
     import shutil
 
-    from agent.lab.sites import Defect
+    from agent.demo.sites import Defect
     from probes.registry import probe_names
-    from probes.social_browser import find_chromium, unavailable_reason
+    from probes.social.browser import find_chromium, unavailable_reason
 
     probes = probe_names()
     skipped: dict[str, str] = {}
@@ -125,7 +125,7 @@ def skips(lab: Lab) -> tuple[list[str], dict[str, str], list[str]]:
 
 def _scan(lab: Lab, args: argparse.Namespace, workdir: Path, db_url: str) -> list[SiteCheck]:
     from agent.commands.scan import scan_and_store, scan_options, select_assets
-    from agent.lab.check import check_lab
+    from agent.demo.check import check_lab
     from agent.output import print_scans, scan_json
     from agent.session import Session
     from probes.registry import probe_names

@@ -49,7 +49,7 @@ def send(session: Any, store: Any, built: Any, now: Any) -> list[Any]:
     from agent.notify.channels import channels
     from agent.notify.dispatch import flush
     from state.deliveries import Wanted, record
-    from state.tracking_views import DeliveryEvent
+    from state.delivery_views import DeliveryEvent
 
     wanting = [c for c in channels(session.config) if c.wants("digest")]
     if not wanting:

@@ -43,7 +43,7 @@ def data_in_use(configured: str | None) -> str | None:
 
 def refresh_data(args: argparse.Namespace) -> int:
     from agent.session import Session
-    from probes.eol_data import EolDataError, load_eol_data, refresh_from_export, write_eol_data
+    from probes.eol.data import EolDataError, load_eol_data, refresh_from_export, write_eol_data
 
     session = Session.from_args(args)
     from probes.files import DATA_MAX, FileRefused, read_text_capped
@@ -71,7 +71,7 @@ def refresh_data(args: argparse.Namespace) -> int:
 def show_data(args: argparse.Namespace) -> int:
     from agent.output import dump_json
     from agent.session import Session
-    from probes.eol_data import load_eol_data
+    from probes.eol.data import load_eol_data
 
     session = Session.from_args(args)
     dump_json(load_eol_data(data_in_use(session.config.ports.eol_data)).to_json())

@@ -77,7 +77,7 @@ def list_findings(args: argparse.Namespace) -> int:
 
     from agent.output import _COLOURS, SEVERITY_ORDER, dump_json, paint, use_colour
     from agent.session import Session
-    from agent.tracking import deadline_policy, deadlines
+    from agent.tracking.remediation import deadline_policy, deadlines
     from probes.catalog import load_catalog
     from state.views import FindingFilter
 

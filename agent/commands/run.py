@@ -18,12 +18,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.cycle import run_once
     from agent.output import dump_json
+    from agent.scheduling.cycle import run_once
     from agent.session import Session
 
     if not args.once:
-        from agent.daemon import run_daemon
+        from agent.scheduling.daemon import run_daemon
 
         return run_daemon(args)
     session = Session.from_args(args)

@@ -45,8 +45,8 @@ def select_assets(session: Session, urls: list[str]) -> list[AssetSpec]:
 
 def scan_options(session: Session, args: argparse.Namespace) -> Any:
     from agent import __version__
-    from agent.quiethours import QuietPolicy
-    from agent.runner import ScanOptions, make_clock
+    from agent.scanning.runner import ScanOptions, make_clock
+    from agent.scheduling.quiet_policy import QuietPolicy
     from probes.base import Limits
     from probes.registry import probe_names
 
@@ -111,7 +111,7 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: Any, *, progr
     import asyncio
 
     from agent.output import Progress
-    from agent.runner import Scanner, ScanOutcome
+    from agent.scanning.runner import Scanner, ScanOutcome
 
     store = session.open_store()
     display = Progress(enabled=progress and len(specs) > 0)
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
 
 def alert(session: Session, outcomes: list[Any]) -> None:
     """New findings of configured assets are alerted at once: an urgent one never waits for the daemon."""
-    from agent.cycle import alert_new_findings
+    from agent.scheduling.cycle import alert_new_findings
 
     if not outcomes or not session.config.notify:
         return

@@ -19,7 +19,7 @@ from agent.notify.channels import SEVERITY_RANK, Message
 from schedules.remediation import CadenceState
 
 if TYPE_CHECKING:
-    from agent.tracking import AssetCadence
+    from agent.tracking.remediation import AssetCadence
     from probes.catalog import Catalog
     from state.views import FindingInfo
 

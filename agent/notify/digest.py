@@ -20,7 +20,7 @@ from schedules.weekly import CertExpiry, changes, expiring_certificates, week_wi
 
 if TYPE_CHECKING:
     from agent.config import Config
-    from agent.tracking import AssetCadence
+    from agent.tracking.remediation import AssetCadence
     from probes.catalog import Catalog
     from state.store import Store
     from state.views import AssetInfo, EventInfo, FindingInfo
@@ -127,10 +127,10 @@ class Digest:
 def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
           stored: Mapping[str, AssetInfo] | None = None) -> Digest:
     """The digest of the configured assets for the week ending at ``now``."""
-    from agent.tracking import cadences, deadline_policy, deadlines
+    from agent.tracking.remediation import cadences, deadline_policy, deadlines
     from state import evidence, external_scans
+    from state.history_reads import latest_runs
     from state.lifecycle import NEEDS_FIX
-    from state.tracking import latest_runs
     from state.views import AssetInfo, FindingFilter
 
     start, end = week_window(now)

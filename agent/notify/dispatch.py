@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from agent.notify.alerts import Alert, AlertKind
 from agent.notify.channels import Channel, Message, SendResult, send
 from schedules.due import retry_delay
-from state.tracking_views import DeliveryEvent, DeliveryInfo, DeliveryState
+from state.delivery_views import DeliveryEvent, DeliveryInfo, DeliveryState
 
 if TYPE_CHECKING:
     from probes.catalog import Catalog

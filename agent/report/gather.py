@@ -26,8 +26,8 @@ from agent.report.model import (
 )
 from agent.report.timeline import NEEDS_FIX, cadence_record, open_intervals, replay, step_series
 from schedules.remediation import DeadlinePolicy, breaks_at, deadline
+from state.delivery_views import ExternalScanInfo
 from state.records import FindingState, RunStatus, ScanStatus
-from state.tracking_views import ExternalScanInfo
 from state.views import AssetInfo, EventInfo, FindingFilter, FindingInfo
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def gather(
     asset: str | None = None,
     posture_version: str,
 ) -> ReportData:
-    from agent.tracking import deadline_policy
+    from agent.tracking.remediation import deadline_policy
     from state import evidence, external_scans
 
     as_of = min(period.until, now)

@@ -26,8 +26,8 @@ from agent.report.model import (
     ScanEntry,
     SeriesPoint,
 )
+from state.delivery_views import ExternalScanInfo
 from state.records import FindingState
-from state.tracking_views import ExternalScanInfo
 
 Html = NewType("Html", str)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schedules.remediation import CadenceState
+from state.delivery_views import ExternalScanInfo
 from state.records import FindingState, ScanStatus, Trigger
-from state.tracking_views import ExternalScanInfo
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 

@@ -11,7 +11,7 @@ context's ``SSL_CTX`` through the symbols of the ``_ssl`` extension itself
 Best effort: when anything does not look exactly as expected (another Python
 implementation, a symbol missing, a default that is not OpenSSL's), the
 context is left as it is and the caller is told; the ``tls`` probe then reads
-such chains from its raw handshake instead (:func:`probes.tls_suites.fetch_chain`).
+such chains from its raw handshake instead (:func:`probes.tls.suites.fetch_chain`).
 """
 
 from __future__ import annotations

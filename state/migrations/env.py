@@ -3,7 +3,7 @@ it hands over in ``config.attributes["connection"]``; a Config with ``sqlalchemy
 set works too (handy for trying a new revision by hand).
 
 A new revision: copy the shape of versions/0001_initial.py (written by hand, portable,
-batch mode for SQLite ALTERs) and change state/tables.py to match;
+batch mode for SQLite ALTERs) and change state/tables/core.py to match;
 tests/state/test_migrations.py fails until the two agree.
 """
 
@@ -13,7 +13,7 @@ from alembic import context
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection
 
-from state.tables import metadata
+from state.tables.core import metadata
 
 # Any constant works; it only has to be the same for every posture process.
 PG_MIGRATION_LOCK = 0x706F7374  # "post"

@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from state.jobs import JobInfo, JobQueue
+from state.job_queue import JobInfo, JobQueue
 from state.store import Store
 from state.views import ScanInfo
 

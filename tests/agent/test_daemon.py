@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from state.jobs import JobKind, JobState
+from state.job_queue import JobKind, JobState
 from tests.agent.daemon_lab import Agent, Db, Lab, asset_toml, config_toml, make_lab, wait_for
 
 A, B, C = "a.daemon.test", "b.daemon.test", "c.daemon.test"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from state.jobs import JobKind, JobState
+from state.job_queue import JobKind, JobState
 from tests.agent.daemon_lab import Agent, Db, Lab, asset_toml, config_toml, make_lab, wait_for
 from tests.support.sinks import http_sink
 

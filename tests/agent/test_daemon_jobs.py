@@ -1,4 +1,4 @@
-"""``agent.jobs.run_due_scans``: the job-claimed scan step any agent process can run (daemon or once)."""
+"""``agent.scheduling.scan_jobs.run_due_scans``: the job-claimed scan step any agent process runs (daemon or once)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 
 from agent.commands.scan import scan_options
 from agent.config import config_hash, parse_config
-from agent.jobs import run_due_scans
+from agent.scheduling.scan_jobs import run_due_scans
 from agent.session import Session
-from agent.tracking import register_assets
-from state.jobs import JobQueue, JobState
+from agent.tracking.remediation import register_assets
+from state.job_queue import JobQueue, JobState
 from state.records import ScanStatus, Trigger
 from state.store import Store
 from tests.agent.daemon_lab import Lab, asset_toml, config_toml, make_lab

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from agent import sdnotify
 from agent.config import parse_config
-from agent.deadman import DeadMan, failing_channels, send_failing, send_stale
 from agent.errors import ConfigError
-from agent.jobs import ScanPlanner, owner_dead, owner_id, scan_key
-from agent.quiethours import QuietPolicy
+from agent.scheduling import sdnotify
+from agent.scheduling.deadman import DeadMan, failing_channels, send_failing, send_stale
+from agent.scheduling.quiet_policy import QuietPolicy
+from agent.scheduling.scan_jobs import ScanPlanner, owner_dead, owner_id, scan_key
 from agent.targets import AssetSpec
 from state.store import Store
 
@@ -221,9 +221,9 @@ async def test_a_failing_cycle_after_a_long_gap_is_reported_once_and_does_not_sp
     import asyncio
 
     from agent.config import config_hash
-    from agent.daemon import Daemon
+    from agent.scheduling.daemon import Daemon
     from agent.session import Session
-    from state.jobs import JobKind, JobQueue, Wanted
+    from state.job_queue import JobKind, JobQueue, Wanted
 
     cfg = parse_config("")
     url = f"sqlite:///{tmp_path / 'p.db'}"

@@ -22,15 +22,15 @@ import dns.query
 import dns.rcode
 import pytest
 
-from agent.lab.check import Verdict, check_lab, check_site
-from agent.lab.lab import Lab
-from agent.lab.sites import SITES, Site
+from agent.demo.check import Verdict, check_lab, check_site
+from agent.demo.lab import Lab
+from agent.demo.sites import SITES, Site
 
 REPO = Path(__file__).resolve().parents[2]
 _SCRIPT = REPO / ".venv" / "bin" / "posture"  # the README's command; python -m agent where it is not
 POSTURE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "agent"]
 
-# What each site is built to show, stated here independently of agent/lab/sites.py.
+# What each site is built to show, stated here independently of agent/demo/sites.py.
 EXPECTED: dict[str, set[str]] = {
     "clean-site": set(),
     "expired-cert": {"tls.cert.expired"},
@@ -270,7 +270,7 @@ def test_stop_joins_every_thread_and_frees_every_port(tmp_path: Path) -> None:
 _KEEP = """
 import pathlib, sys
 from agent.commands.demo import keep_running
-from agent.lab.lab import Lab
+from agent.demo.lab import Lab
 lab = Lab(pathlib.Path(sys.argv[1])).start()
 try:
     keep_running(lab, pathlib.Path(sys.argv[1]) / "posture-demo.toml", "sqlite:///demo.db")
@@ -370,7 +370,7 @@ def test_without_nmap_the_ports_probe_is_skipped_with_a_note(lab: Lab, tmp_path:
 
 def test_a_machine_that_cannot_serve_tls_1_0_skips_the_legacy_site(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import agent.lab.lab as lab_module
+    import agent.demo.lab as lab_module
     from agent.commands.demo import skips
 
     # Stand-in for an OpenSSL that refuses TLS 1.0/1.1: the gateway offers only what the clean site does.

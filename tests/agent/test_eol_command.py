@@ -18,15 +18,15 @@ def test_refresh_from_an_export_and_use_it(tmp_path: Path, capsys: pytest.Captur
     assert code == 0
     assert str(out) in capsys.readouterr().out
     data = json.loads(out.read_text())
-    from probes.eol_data import load_eol_data
+    from probes.eol.data import load_eol_data
 
     fresh = load_eol_data(out)
     nginx = fresh.product_for("nginx")
     assert nginx is not None and {c.cycle for c in nginx.cycles} >= {"1.99", "1.28"}
     assert data["imports"][-1]["source"] == str(src)
 
-    from probes.banners import Banner, BannerSource
-    from probes.eol import eol_findings
+    from probes.eol.banners import Banner, BannerSource
+    from probes.eol.check import eol_findings
 
     seen = [Banner("nginx", "1.28.0", BannerSource.HEADER, "header server", "nginx/1.28.0")]
     import datetime as dt

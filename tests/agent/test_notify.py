@@ -15,8 +15,8 @@ from agent.notify.alerts import Alert, AlertKind, message
 from agent.notify.channels import Format, describe, scrub
 from probes.catalog import load_catalog
 from state import deliveries
+from state.delivery_views import DeliveryState
 from state.store import Store
-from state.tracking_views import DeliveryState
 from tests.state.factory import T0, finding, run, scan
 from tests.support.servers import closed_port
 from tests.support.sinks import http_sink
@@ -196,8 +196,8 @@ def test_no_channels_is_bad_input(tmp_path: Path, sqlite_url: str, capsys: pytes
 
 
 def test_posture_scan_alerts_configured_assets_only(tmp_path: Path, sqlite_url: str) -> None:
-    from agent.cycle import alert_new_findings
-    from agent.runner import ScanOutcome
+    from agent.scanning.runner import ScanOutcome
+    from agent.scheduling.cycle import alert_new_findings
     from agent.session import Session
     from agent.targets import AssetSpec, parse_target_url
 

@@ -211,7 +211,7 @@ def test_prune_keeps_three_years_unless_forced(env: dict[str, Any], capsys: pyte
 
 
 def test_quiet_hours_hold_scheduled_scans(sqlite_url: str) -> None:
-    from agent.jobs import ScanPlanner
+    from agent.scheduling.scan_jobs import ScanPlanner
 
     cfg = parse_config(CONFIG.replace('scan_every = "365d"', 'scan_every = "7d"'))
     monday_1000 = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)  # trading hours in Taipei

@@ -190,7 +190,7 @@ def test_the_whole_story(pki: dict[str, Any], store_url: str, tmp_path: Path,
         assert all(s["status"] == "complete" for s in cycle["scans"]), cycle["scans"]
         assert cli.json(d0 + timedelta(minutes=6), "run", "--once")["scans"] == []  # not due again
         # The cycle's scans were claimed as jobs, as the daemon claims them: never twice.
-        from state.jobs import JobQueue, JobState
+        from state.job_queue import JobQueue, JobState
         from state.store import Store
 
         with Store.open(store_url) as store:

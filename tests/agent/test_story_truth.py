@@ -239,8 +239,8 @@ def test_truth_of_the_record(pki: dict[str, Any], store_url: str, tmp_path: Path
         assert by(later["scans"])["gw"]["status"] == "complete"
 
         # -- 6. Another agent holds gw's job: run --once leaves it and says whose lease it waits for.
-        from agent.jobs import scan_key
-        from state.jobs import JobKind, JobQueue, Wanted
+        from agent.scheduling.scan_jobs import scan_key
+        from state.job_queue import JobKind, JobQueue, Wanted
         from state.store import Store
 
         hist = cli.json(due + timedelta(minutes=5), "history", "gw")["history"]

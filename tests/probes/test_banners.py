@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probes.banners import (
+from probes.eol.banners import (
     Banner,
     BannerSource,
     default_rules,

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from probes.base import AssetKind, ErrorKind, Limits, ProbeResult, ProbeStatus, Severity, Target
-from probes.edge import ATTACK_PARAMS, EdgeProbe, attack_query
-from probes.edge_judge import COVERED_REASON, UNKNOWN_WAF
-from probes.edge_signatures import Role, Signal, Signature, load_signatures
+from probes.edge.judge import COVERED_REASON, UNKNOWN_WAF
+from probes.edge.probe import ATTACK_PARAMS, EdgeProbe, attack_query
+from probes.edge.signatures import Role, Signal, Signature, load_signatures
 from probes.net.dns import resolve
 from probes.registry import load_probe
 from tests.support.certs import Authority, write_pair

@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 
 from probes.base import ProbeResult, ProbeStatus, Target
-from probes.edge import ATTACK_PARAMS, EdgeProbe
-from probes.edge_judge import UNKNOWN_WAF
+from probes.edge.judge import UNKNOWN_WAF
+from probes.edge.probe import ATTACK_PARAMS, EdgeProbe
 from tests.support.context import make_target, probe_context
 from tests.support.servers import Reply, Seen, http_server, raw_server
 from tests.support.waf import modsecurity_waf

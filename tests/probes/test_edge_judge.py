@@ -11,7 +11,7 @@ import re
 import pytest
 
 from probes.base import Severity
-from probes.edge_judge import (
+from probes.edge.judge import (
     COVERED_REASON,
     UNKNOWN_WAF,
     EdgeVerdict,
@@ -24,7 +24,7 @@ from probes.edge_judge import (
     judge_active,
     signatures_markdown,
 )
-from probes.edge_signatures import Role, Signal, Signature, SignatureError, load_signatures, parse_signatures
+from probes.edge.signatures import Role, Signal, Signature, SignatureError, load_signatures, parse_signatures
 
 SIGS = load_signatures()
 ALL = list(SIGS.signatures)
@@ -476,7 +476,7 @@ def test_markdown_lists_every_vendor_and_signal() -> None:
 
 
 def test_page_similarity_reads_words_not_markup() -> None:
-    from probes.edge_compare import page_words, similarity
+    from probes.edge.compare import page_words, similarity
 
     assert page_words("<style>p{x:y}</style><p>Access <b>Denied</b></p><script>var blocked=1</script>") == {
         "access", "denied"}

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from probes.banners import Banner, BannerSource
 from probes.catalog import load_catalog
-from probes.eol import (
+from probes.eol.banners import Banner, BannerSource
+from probes.eol.check import (
     CHECK_ID,
     Cycle,
     EolData,

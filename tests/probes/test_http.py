@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from probes.base import AssetKind, ErrorKind, Limits, ProbeResult, ProbeStatus, Target
-from probes.http import HttpProbe
+from probes.http.probe import HttpProbe
 from probes.registry import load_probe
 from tests.support import hostile
 from tests.support.certs import Authority, write_pair

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from probes.catalog import load_catalog
-from probes.http_judge import (
+from probes.http.judge import (
     DEFAULT_HSTS_MIN_AGE,
     HSTS_MISSING,
     HSTS_SHORT,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from probes.leak_frames import FrameShapeError, numbered_run, parse_shape
-from probes.leak_judge import judge
-from probes.leak_signatures import SignatureError, body_views, load_signatures, match_body, parse_signatures
+from probes.leak.frames import FrameShapeError, numbered_run, parse_shape
+from probes.leak.judge import judge
+from probes.leak.signatures import SignatureError, body_views, load_signatures, match_body, parse_signatures
 from tests.probes.test_leak_judge import home, resp
 
 SIGS = load_signatures()

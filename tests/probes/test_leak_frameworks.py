@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from probes.base import ProbeResult, ProbeStatus
-from probes.leak import LeakProbe
-from probes.leak_provoke import MAX_REQUESTS, UNSUPPORTED_METHOD
+from probes.leak.probe import LeakProbe
+from probes.leak.provoke import MAX_REQUESTS, UNSUPPORTED_METHOD
 from tests.probes.leak_recorded import load_recorded
 from tests.support.context import make_target, probe_context
 from tests.support.frameworks import Framework, Mode, Server, running

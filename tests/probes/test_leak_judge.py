@@ -10,9 +10,9 @@ import pytest
 
 from probes.base import Finding
 from probes.catalog import load_catalog
-from probes.leak_judge import Observed, Verdict, judge
-from probes.leak_provoke import ProvocationKind, RequestRole
-from probes.leak_signatures import (
+from probes.leak.judge import Observed, Verdict, judge
+from probes.leak.provoke import ProvocationKind, RequestRole
+from probes.leak.signatures import (
     EXCERPT_LIMIT,
     LeakCheck,
     SignatureError,

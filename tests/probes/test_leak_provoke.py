@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from probes.leak_provoke import (
+from probes.leak.provoke import (
     MAX_PARAM_PROVOCATIONS,
     MAX_REQUESTS,
     UNSUPPORTED_METHOD,

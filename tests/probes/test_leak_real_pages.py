@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from probes.base import ProbeResult, ProbeStatus
-from probes.leak import LeakProbe
-from probes.leak_signatures import body_views, load_signatures, match_body
+from probes.leak.probe import LeakProbe
+from probes.leak.signatures import body_views, load_signatures, match_body
 from tests.support.context import make_target, probe_context
 from tests.support.frameworks import Framework, Mode, free_port, running
 from tests.support.servers import Reply, Seen, http_server

@@ -76,7 +76,7 @@ async def test_budget_is_per_address_across_clients_and_windows() -> None:
 
 async def test_the_daemon_keeps_one_limiter_across_sighup(tmp_path: Path) -> None:
     from agent.config import config_hash, parse_config
-    from agent.daemon import Daemon
+    from agent.scheduling.daemon import Daemon
     from agent.session import Session
     from state.store import Store
 

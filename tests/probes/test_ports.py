@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from probes.base import ErrorKind, Finding, Limits, ProbeResult, ProbeStatus, Severity, Target
-from probes.eol import default_eol_data, judge
-from probes.ports import PortsProbe
+from probes.eol.check import default_eol_data, judge
+from probes.ports.probe import PortsProbe
 from tests.support.certs import Authority, write_pair
 from tests.support.context import make_target, probe_context
 from tests.support.listeners import (

@@ -8,8 +8,7 @@ import pytest
 
 from probes.base import Severity
 from probes.catalog import load_catalog
-from probes.ports import ScanSettings, SettingsError, nmap_args, port_spec
-from probes.ports_judge import (
+from probes.ports.judge import (
     CHECK_ID,
     HostScan,
     NmapOutputError,
@@ -24,6 +23,7 @@ from probes.ports_judge import (
     service_banners,
     unexpected_open,
 )
+from probes.ports.probe import ScanSettings, SettingsError, nmap_args, port_spec
 from tests.support.context import make_target
 
 TABLE = default_port_table()

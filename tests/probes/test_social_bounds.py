@@ -1,7 +1,7 @@
 """The browser is bounded: a page that allocates forever ends as a probe error, in bounded time and memory.
 
 Real Chromium (Debian's) through Playwright, as the probe starts it: through
-probes.social_launch's wrapper (unprivileged user when root, sandbox on, data-segment
+probes.social.launch's wrapper (unprivileged user when root, sandbox on, data-segment
 cap, V8 heap cap, death with its parent).
 """
 

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from probes.base import ErrorKind, Limits, ProbeResult, ProbeStatus
-from probes.social import SocialProbe
-from probes.social_links import normalise_href
+from probes.social.links import normalise_href
+from probes.social.probe import SocialProbe
 from tests.support import social_site as site
 from tests.support.certs import Authority, write_pair
 from tests.support.context import make_target, probe_context

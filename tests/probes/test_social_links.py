@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probes.social_links import (
+from probes.social.links import (
     Via,
     classify_link,
     load_social_data,

@@ -8,11 +8,11 @@ import pytest
 
 from probes.base import AssetKind
 from probes.net.http import HttpExchange
-from probes.social import SocialProbe, SocialSettings
-from probes.social_browser import chromium_args, resolver_rules
-from probes.social_links import Judgement, Method, Outcome, Seen, load_social_data
-from probes.social_report import CHECK_ID, STATIC_NOTE, merge, summarise
-from probes.social_static import (
+from probes.social.browser import chromium_args, resolver_rules
+from probes.social.links import Judgement, Method, Outcome, Seen, load_social_data
+from probes.social.probe import SocialProbe, SocialSettings
+from probes.social.report import CHECK_ID, STATIC_NOTE, merge, summarise
+from probes.social.static import (
     Occurrence,
     extract_occurrences,
     interstitial_url,
@@ -247,7 +247,7 @@ def test_resolver_rules_pin_the_asset_and_nothing_else(host: str, address: str, 
 
 def test_chromium_args() -> None:
     args = chromium_args("www.broker.test", "127.0.0.1")
-    assert "--no-sandbox" not in args  # the sandbox is probes.social_launch's to decide, on by default
+    assert "--no-sandbox" not in args  # the sandbox is probes.social.launch's to decide, on by default
     for flag in ("--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--proxy-bypass-list=<-loopback>"):

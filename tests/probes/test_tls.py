@@ -19,11 +19,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from probes.base import ErrorKind, Limits, ProbeResult, ProbeStatus, Target
-from probes.http_judge import parse_hsts
+from probes.http.judge import parse_hsts
 from probes.net.dns import resolve
 from probes.registry import load_probe
-from probes.tls import TlsProbe, permissive_context, sni_for
-from probes.tls_trust import system_anchors
+from probes.tls.probe import TlsProbe, permissive_context, sni_for
+from probes.tls.trust import system_anchors
 from tests.support.certs import Authority, Issued, PrivateKey, make_key, write_pair
 from tests.support.context import make_target, probe_context
 from tests.support.dnsserver import DnsServer
@@ -55,7 +55,7 @@ def stranger() -> Authority:
 @pytest.fixture
 def cert_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the certificate half alone, as if the strength half were not installed."""
-    monkeypatch.setitem(sys.modules, "probes.tls_suites", None)
+    monkeypatch.setitem(sys.modules, "probes.tls.suites", None)
 
 
 @dataclass
@@ -395,7 +395,7 @@ async def test_names_resolved_through_dns_and_tls_scheme(
 async def test_whole_probe_grades_when_the_strength_half_is_installed(
     authority: Authority, ca_bundle: Path, keys: Keys, tmp_path: Path
 ) -> None:
-    assert importlib.util.find_spec("probes.tls_suites") is not None, "the strength half (issue 4) is installed"
+    assert importlib.util.find_spec("probes.tls.suites") is not None, "the strength half (issue 4) is installed"
     leaf = authority.leaf("a.test", key=keys.ec)
     hsts = {"/": Reply(200, "ok", headers={"Strict-Transport-Security": "max-age=31536000"})}
     with tls_server(serving(authority, leaf), tmp_path, routes=hsts) as srv:
@@ -418,7 +418,7 @@ async def test_hsts_grade_and_http_finding_use_one_threshold(
     authority: Authority, ca_bundle: Path, keys: Keys, tmp_path: Path,
     setting: str | None, grade: str, checks: set[str],
 ) -> None:
-    from probes.http import HttpProbe
+    from probes.http.probe import HttpProbe
 
     leaf = authority.leaf("a.test", key=keys.ec)
     six_months = {"/": Reply(200, "ok", headers={"Strict-Transport-Security": "max-age=15768000"})}

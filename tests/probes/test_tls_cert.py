@@ -1,4 +1,4 @@
-"""Pure judging of captured chains (probes.tls_cert, probes.tls_trust): no network."""
+"""Pure judging of captured chains (probes.tls.cert, probes.tls.trust): no network."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from probes.base import ProtocolFailure
 from probes.catalog import load_catalog
-from probes.tls_cert import (
+from probes.tls.cert import (
     CertCheck,
     CertReport,
     SubjectNames,
@@ -24,7 +24,7 @@ from probes.tls_cert import (
     judge_chain,
     subject_names,
 )
-from probes.tls_trust import (
+from probes.tls.trust import (
     TrustMethod,
     TrustReason,
     TrustStore,

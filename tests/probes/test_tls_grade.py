@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from probes.tls_grade import HSTS_MIN_AGE, CertVerdict, Grade, grade
-from probes.tls_suites import SuiteScan
+from probes.tls.grade import HSTS_MIN_AGE, CertVerdict, Grade, grade
+from probes.tls.suites import SuiteScan
 
 TLS13 = ["TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"]
 MODERN12 = ["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]

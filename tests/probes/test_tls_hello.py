@@ -15,7 +15,7 @@ from tlslite.constants import ExtensionType
 from tlslite.messages import ClientHello, ServerHello
 from tlslite.utils.codec import Parser
 
-from probes.tls_hello import (
+from probes.tls.hello import (
     EMPTY_RENEGOTIATION_INFO_SCSV,
     FALLBACK_SCSV,
     FlightReader,
@@ -24,7 +24,7 @@ from probes.tls_hello import (
     client_hello,
     dh_group_label,
 )
-from probes.tls_suite_data import KexFamily, Protocol
+from probes.tls.suite_data import KexFamily, Protocol
 
 # tlslite-ng 0.8.2 server limited to SSLv3 and RC4, answering posture's SSLv3 hello.
 RECORDED_SSL3_RC4 = bytes.fromhex(

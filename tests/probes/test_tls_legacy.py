@@ -16,9 +16,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from probes.base import Limits, ProbeResult, ProbeStatus, Target
-from probes.http import HttpProbe
-from probes.tls import TlsProbe, permissive_context
-from probes.tls_hello import FlightReader, Outcome, certificate_list
+from probes.http.probe import HttpProbe
+from probes.tls.hello import FlightReader, Outcome, certificate_list
+from probes.tls.probe import TlsProbe, permissive_context
 from tests.support.certs import Authority, Issued, make_key, write_pair
 from tests.support.context import make_target, probe_context
 from tests.support.servers import Reply, http_server, server_context
@@ -211,7 +211,7 @@ async def test_huge_certificate_through_the_raw_handshake_alone(
     authority: Authority, ca_bundle: Path, tmp_path: Path, huge: Issued, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where OpenSSL's bound cannot be lifted, the raw handshake's chain is judged instead."""
-    import probes.tls as tls
+    import probes.tls.probe as tls
 
     monkeypatch.setattr(tls, "allow_large_certificates", lambda ctx: False)
     assert permissive_context() is not None
@@ -239,8 +239,8 @@ def test_openssls_certificate_bound_is_lifted_on_client_contexts() -> None:
 def test_huge_certificate_records_are_bounded_but_every_name_is_matched(huge: Issued, ca_bundle: Path) -> None:
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from probes.tls_cert import MAX_LISTED_SANS, CertCheck, judge_chain
-    from probes.tls_trust import load_trust_store
+    from probes.tls.cert import MAX_LISTED_SANS, CertCheck, judge_chain
+    from probes.tls.trust import load_trust_store
 
     store = load_trust_store(str(ca_bundle))
     der = (huge.cert.public_bytes(Encoding.DER),)

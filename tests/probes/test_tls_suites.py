@@ -21,9 +21,9 @@ from tlslite import mathtls
 from probes.base import ConnectFailure, DeadlineExceeded, Finding, OutOfScope, ProtocolFailure, Severity
 from probes.net.connector import Connector
 from probes.net.scope import Pins
-from probes.tls_grade import CertVerdict, grade
-from probes.tls_suite_data import PROTOCOLS, Protocol, Weakness, suite_table
-from probes.tls_suites import SuiteScan, judge_suites, scan_suites
+from probes.tls.grade import CertVerdict, grade
+from probes.tls.suite_data import PROTOCOLS, Protocol, Weakness, suite_table
+from probes.tls.suites import SuiteScan, judge_suites, scan_suites
 from tests.support.certs import Authority, write_pair
 from tests.support.servers import closed_port, http_server, server_context
 from tests.support.tls_servers import (

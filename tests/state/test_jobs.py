@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from state.jobs import JobKind, JobQueue, JobState, Wanted
+from state.job_queue import JobKind, JobQueue, JobState, Wanted
 from state.lifecycle import ScanHeader
 from state.records import ScanStatus, Trigger
 from state.store import Store

@@ -20,7 +20,7 @@ from state.engine import make_engine, parse_url
 from state.errors import SchemaError
 from state.records import FindingState
 from state.store import Store
-from state.tables import metadata
+from state.tables.core import metadata
 from tests.state.factory import DAY, T0, finding, run, scan
 
 TABLES = {"assets", "scans", "probe_runs", "findings", "finding_occurrences", "finding_events",

@@ -7,12 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from state import deliveries, external_scans, tracking
+from state import deliveries, external_scans
+from state import history_reads as tracking
 from state.deliveries import Wanted
+from state.delivery_views import DeliveryEvent, DeliveryState
 from state.errors import InvalidRequest, NotFound
 from state.records import RunStatus, ScanStatus
 from state.store import Store
-from state.tracking_views import DeliveryEvent, DeliveryState
 from tests.state.factory import DAY, T0, TRADE, WWW, done, finding, run, scan
 
 LEASE = timedelta(minutes=5)

@@ -10,7 +10,7 @@ from sqlalchemy import event, func, select
 from state.errors import InvalidRequest, StoreError
 from state.records import AssetRecord, FindingState
 from state.store import Store
-from state.tables import EventRow, OccurrenceRow, ProbeRunRow, ScanRow
+from state.tables.core import EventRow, OccurrenceRow, ProbeRunRow, ScanRow
 from tests.state.factory import DAY, T0, WWW, finding, run, scan
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probes.tls_suites import SuiteScan
+from probes.tls.suites import SuiteScan
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -342,7 +342,7 @@ def _gnutls_main(args: argparse.Namespace) -> int:
         return 2
     from probes.net.connector import Connector
     from probes.net.scope import Pins
-    from probes.tls_suites import scan_suites
+    from probes.tls.suites import scan_suites
 
     proc = subprocess.Popen(
         ["gnutls-serv", "--x509certfile", args.cert, "--x509keyfile", args.key, "-p", str(GNUTLS_PORT),
@@ -368,7 +368,7 @@ def _gnutls_probe_main(args: argparse.Namespace) -> int:
         print(f"refusing: interfaces besides lo present ({', '.join(others)})", file=sys.stderr)
         return 2
     from probes.base import Limits
-    from probes.tls import TlsProbe
+    from probes.tls.probe import TlsProbe
     from tests.support.context import make_target, probe_context
 
     async def run() -> Any:

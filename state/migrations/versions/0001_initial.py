@@ -6,7 +6,7 @@ Create Date: 2025-11-21
 
 Written by hand, portable to SQLite and PostgreSQL. Enums are VARCHAR(32) holding
 the enum's value; timestamps are timestamptz on PostgreSQL and naive UTC on SQLite.
-Constraint names follow state.tables.NAMING so later revisions can address them.
+Constraint names follow state.tables.core.NAMING so later revisions can address them.
 """
 
 from __future__ import annotations

@@ -1,9 +1,0 @@
-"""The built-in lab of ``posture demo``: local sites, each showing one kind of finding.
-
-Everything runs on 127.0.0.0/8 without root: generated certificates from a CA
-of the lab's own (:mod:`agent.lab.certs`), a DNS server that knows only the
-lab's names (:mod:`agent.lab.dns`), the sites themselves (:mod:`agent.lab.sites`,
-:mod:`agent.lab.servers`, :mod:`agent.lab.pages`) and a sink for notifications
-(:mod:`agent.lab.sink`); :mod:`agent.lab.lab` starts and stops them all.
-Nothing here is imported by the scanner: only the demo command uses it.
-"""

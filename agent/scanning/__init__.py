@@ -1,0 +1,2 @@
+"""Scanning: resolve and pin each asset, run its probes, build the record.
+"""

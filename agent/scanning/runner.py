@@ -1,0 +1,413 @@
+"""Scan orchestration: resolve and pin each asset, run its probes, build the record.
+
+One scan run shares one pin table, HTTP client and connector; per-address
+concurrency and budgets live in one :class:`AddressLimits` the command or
+daemon makes and passes in ``ScanOptions``, so they hold across every scan and
+job of the process. Each resolved address passes the address policy first. Each probe runs
+under its own deadline; a probe that fails becomes an error value on the scan
+and never stops the others. Each finished scan is handed to ``on_done`` at
+once (the CLI and daemon store it), so a crash loses only scans in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.targets import AssetSpec
+from agent.tracking.resolution import asset_config_hash, observed, probe_config_hash
+from probes.base import (
+    AssetKind,
+    DeadlineExceeded,
+    ErrorKind,
+    Finding,
+    Limits,
+    NameNotFound,
+    Probe,
+    ProbeContext,
+    ProbeFailure,
+    ProbeResult,
+    ProbeStatus,
+    Severity,
+    Target,
+    error_result,
+    one_line,
+)
+from probes.catalog import Catalog, load_catalog
+from probes.net.connector import Connector
+from probes.net.dns import Resolution, resolve
+from probes.net.http import HttpClient
+from probes.net.scope import AddressLimits, IPNetwork, Pins, origin_of, parse_networks
+from probes.registry import load_probe, probe_names
+from state.records import (
+    AssetRecord,
+    FindingRecord,
+    ProbeRunRecord,
+    RunStatus,
+    ScanRecord,
+    ScanStatus,
+    Trigger,
+)
+
+Clock = Callable[[], datetime]
+
+
+def make_clock(now: datetime | None) -> Clock:
+    """The real clock, or one that starts at ``now`` and advances in real time."""
+    if now is None:
+        return lambda: datetime.now(UTC)
+    base = now.astimezone(UTC)
+    start = time.monotonic()
+
+    def clock() -> datetime:
+        from datetime import timedelta
+
+        return base + timedelta(seconds=time.monotonic() - start)
+
+    return clock
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    clock: Clock
+    config_hash: str
+    posture_version: str
+    probes: tuple[str, ...] | None = None  # None: every probe that applies
+    resolver: str | None = None
+    ca_bundle: str | None = None
+    limits: Limits = Limits()
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    severity_overrides: dict[str, str] = field(default_factory=dict)
+    concurrency: int = 16
+    force_active: bool = False
+    trigger: Trigger = Trigger.MANUAL
+    # Why active probes must wait for this asset at this moment (its quiet hours), or None.
+    quiet: Callable[[AssetSpec, datetime], str | None] | None = None
+    dns_timeout: float = 5.0
+    # Networks the address policy lets through for every asset ([agent] allow_addresses and
+    # POSTURE_ALLOW_ADDRESSES); an asset's own allow_addresses add to them.
+    allow: tuple[str, ...] = ()
+    # The process-wide per-address limits, made once by the command or daemon and shared
+    # by every scan and job; None: this Scanner makes its own.
+    address_limits: AddressLimits | None = None
+
+
+@dataclass
+class ScanOutcome:
+    asset: AssetSpec
+    record: ScanRecord
+    results: list[ProbeResult]
+    resolution: Resolution | None = None
+    stored: Any = None  # what the store returned (ids), set by the caller
+
+
+def asset_record(spec: AssetSpec) -> AssetRecord:
+    return AssetRecord(name=spec.name, url=spec.url.normalised, kind=spec.kind, configured=spec.configured)
+
+
+def _target(spec: AssetSpec, res: Resolution, opts: ScanOptions, quiet: str | None = None) -> Target:
+    settings = opts.settings
+    if spec.scan_ports is not None:
+        settings = {**settings, "ports": {**settings.get("ports", {}), "ports": list(spec.scan_ports)}}
+    return Target(
+        name=spec.name,
+        url=spec.url.normalised,
+        scheme=spec.url.scheme,
+        host=spec.url.host,
+        port=spec.url.port,
+        path=spec.url.path,
+        kind=AssetKind(spec.kind),
+        addresses=res.usable,
+        skipped_addresses=dict(res.skipped),
+        cname_chain=res.cname_chain,
+        allowed_ports=spec.allowed_ports,
+        active=(spec.active_probes and quiet is None) or opts.force_active,
+        declared=dict(spec.declared),
+        settings=settings,
+        origins=frozenset(o for o in (origin_of(u) for u in spec.origins) if o is not None),
+    )
+
+
+DNS_CHECK = "dns.unexpected_address"
+
+
+def dns_result(spec: AssetSpec, res: Resolution) -> ProbeResult | None:
+    """The scan's "dns" run when the asset lists expected addresses: ok, or the finding."""
+    if spec.addresses is None:
+        return None
+    findings: tuple[Finding, ...] = ()
+    if res.unexpected:
+        findings = (Finding(DNS_CHECK, key=spec.url.host, evidence={
+            "reason": f"{spec.url.host} resolved outside its expected addresses; not probed",
+            "addresses": list(res.unexpected),
+            "expected": list(spec.addresses),
+            "answers": list(res.addresses),
+            "resolver": res.resolver,
+        }),)
+    return ProbeResult(probe="dns", status=ProbeStatus.OK, observations=res.to_json(), findings=findings)
+
+
+def finding_records(result: ProbeResult, catalog: Catalog, overrides: dict[str, str]) -> tuple[FindingRecord, ...]:
+    out = []
+    for f in result.findings:
+        check = catalog[f.check_id]
+        severity = f.severity or Severity(overrides.get(f.check_id, check.severity))
+        evidence = dict(f.evidence)
+        if f.severity is not None and f.severity_reason:
+            evidence.setdefault("severity_reason", f.severity_reason)
+        out.append(FindingRecord(check_id=f.check_id, key=f.key, severity=severity.value, evidence=evidence))
+    return tuple(out)
+
+
+def _run_record(result: ProbeResult, started: datetime, finished: datetime, opts: ScanOptions,
+                catalog: Catalog, target: Target) -> ProbeRunRecord:
+    try:
+        findings = finding_records(result, catalog, opts.severity_overrides)
+    except KeyError as exc:  # a probe named a check the catalog lacks: a bug, recorded as such
+        result = error_result(result.probe, exc, observations=result.observations)
+        findings = ()
+    return ProbeRunRecord(
+        probe=result.probe,
+        status=RunStatus(result.status.value),
+        started_at=started,
+        finished_at=finished,
+        observations=dict(result.observations),
+        findings=findings,
+        error_kind=result.error.kind.value if result.error else None,
+        error=result.error.message if result.error else None,
+        skip_reason=result.skip_reason,
+        observed=observed(result.probe, result.observations, target),
+        config_hash=probe_config_hash(target, result.probe, opts.severity_overrides),
+    )
+
+
+def scan_status(results: Sequence[ProbeResult]) -> ScanStatus:
+    """``complete``: every step and probe that applies ran and succeeded. ``failed``: the service
+    was not reached, or nothing that ran succeeded. Anything else skipped or failed: ``partial``."""
+    from agent.scanning.reach import STEP
+
+    if any(r.probe == STEP and r.status is ProbeStatus.ERROR for r in results):
+        return ScanStatus.FAILED
+    if all(r.status is ProbeStatus.OK and not r.skip_reason for r in results):
+        return ScanStatus.COMPLETE
+    probes = [r for r in results if r.probe != STEP]
+    if probes and not any(r.status is ProbeStatus.OK for r in probes) and any(
+            r.status is ProbeStatus.ERROR for r in probes):
+        return ScanStatus.FAILED
+    return ScanStatus.PARTIAL
+
+
+class Scanner:
+    """Runs scans for one invocation (CLI command or daemon cycle)."""
+
+    def __init__(self, opts: ScanOptions) -> None:
+        self.opts = opts
+        self.catalog = load_catalog()
+        limits = opts.limits
+        shared = opts.address_limits or AddressLimits(
+            limits.per_host_concurrency, limits.host_budget, window=limits.budget_window
+        )
+        self.allow = parse_networks(opts.allow)
+        self.pins = Pins(per_host_concurrency=limits.per_host_concurrency, host_budget=limits.host_budget,
+                         limits=shared, allow=self.allow)
+        self.http = HttpClient(self.pins, limits)
+        self.connector = Connector(self.pins, connect_timeout=limits.connect_timeout)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def selected(self) -> list[str]:
+        return list(self.opts.probes) if self.opts.probes else probe_names()
+
+    async def scan_many(
+        self,
+        specs: Sequence[AssetSpec],
+        on_done: Callable[[ScanOutcome], None] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> list[ScanOutcome]:
+        gate = asyncio.Semaphore(self.opts.concurrency)
+        outcomes: list[ScanOutcome] = []
+
+        async def one(spec: AssetSpec) -> None:
+            async with gate:
+                outcome = await self.scan(spec)
+            outcomes.append(outcome)
+            if on_done:
+                on_done(outcome)
+            if on_progress:
+                on_progress(len(outcomes), len(specs))
+
+        await asyncio.gather(*(one(s) for s in specs))
+        order = {s.name: i for i, s in enumerate(specs)}
+        outcomes.sort(key=lambda o: order.get(o.asset.name, 0))
+        return outcomes
+
+    async def scan(self, spec: AssetSpec) -> ScanOutcome:
+        from agent.scanning import reach
+
+        clock, opts = self.opts.clock, self.opts
+        started = clock()
+        allow = (*self.allow, *parse_networks(spec.allow_addresses))
+        expected = parse_networks(spec.addresses) if spec.addresses is not None else None
+        try:
+            res = await resolve(spec.url.host, opts.resolver, timeout=opts.dns_timeout, allow=allow,
+                                expected=expected)
+        except NameNotFound as exc:  # the configured name itself does not resolve: nothing can reach it
+            step = reach.unreachable(spec.name, one_line(exc), ErrorKind.DNS, {"host": spec.url.host},
+                                     spec.configured)
+            return self._failed(spec, started, one_line(exc), step=step)
+        except ProbeFailure as exc:
+            return self._failed(spec, started, one_line(exc))
+        checked = dns_result(spec, res)
+        if not res.usable:
+            # Refused addresses get no probe at all (nmap included); the refusals are on the record.
+            why = "; ".join(f"{a}: {r}" for a, r in {**res.skipped, **res.refused}.items())
+            reason = f"{spec.url.host} has no address this machine can probe ({why})"
+            if res.refused and not res.skipped:
+                reason = (f"every address of {spec.url.host} was refused by the address policy ({why}); "
+                          "nothing was probed")
+            return self._failed(spec, started, reason, res, checked)
+        self.pins.add(spec.url.host, res.usable, allow)
+        quiet = opts.quiet(spec, started) if opts.quiet else None
+        target = _target(spec, res, opts, quiet)
+        origin_dns = await self._pin_origins(target, allow)
+        ctx = ProbeContext(
+            http=self.http.scoped(target.scope),
+            connector=self.connector,
+            clock=clock,
+            limits=opts.limits,
+            ca_bundle=opts.ca_bundle,
+            resolver=opts.resolver,
+        )
+        t0 = clock()
+        step = reach.judged(target, await reach.collect(target, self.connector, opts.limits.connect_timeout),
+                            spec.configured)
+        runs: dict[str, tuple[ProbeResult, datetime, datetime]] = {reach.STEP: (step, t0, clock())}
+        probes: list[Probe] = []
+        # Whether a probe applies is judged as if active probes were allowed: one that applies
+        # but may not run now is recorded as skipped (and the scan is then partial).
+        full_target = dataclasses.replace(target, active=spec.active_probes or opts.force_active)
+        for name in probe_names():
+            try:
+                probe = load_probe(name)
+            except Exception as exc:  # a probe that cannot even load is an error on this scan, not a crash
+                now = clock()
+                runs[name] = (error_result(name, exc), now, now)
+                continue
+            if not probe.applies(full_target) or (probe.active and not full_target.active):
+                continue  # not part of this asset's scan (e.g. no TLS on http://, active probes off in config)
+            now = clock()
+            if name not in self.selected():
+                runs[name] = (ProbeResult.skipped(name, "not requested (--probe narrowed the scan)"), now, now)
+            elif step.status is ProbeStatus.ERROR:
+                runs[name] = (ProbeResult.skipped(name, "not run: the service could not be reached"), now, now)
+            elif probe.active and not target.active:
+                why = f"quiet hours: {quiet}" if quiet else "active probes are not allowed for this asset"
+                runs[name] = (ProbeResult.skipped(name, why), now, now)
+            else:
+                probes.append(probe)
+
+        # A passive probe with an active part (edge's two extra requests) that had to leave it
+        # out in a quiet window ran only in part: the scan is then not complete.
+        held_back = f"active part skipped: quiet hours: {quiet}" if full_target.active and not target.active else None
+
+        async def run(probe: Probe) -> None:
+            t0 = clock()
+            result = await self._run_probe(probe, target, ctx)
+            if held_back and getattr(probe, "active_part", False) and result.status is ProbeStatus.OK:
+                result = dataclasses.replace(result, skip_reason=held_back)
+            runs[probe.name] = (result, t0, clock())
+
+        try:
+            await asyncio.gather(*(run(p) for p in probes))
+            interrupted = False
+        except asyncio.CancelledError:
+            interrupted = True
+        ordered = [runs[n] for n in (reach.STEP, *probe_names()) if n in runs]
+        if checked is not None:
+            ordered.insert(0, (checked, started, started))
+        results = [r for r, _, _ in ordered]
+        status = ScanStatus.INTERRUPTED if interrupted else scan_status(results)
+        error = "interrupted before every probe finished" if interrupted else None
+        if step.error is not None:
+            error = step.error.message
+        record = ScanRecord(
+            asset=asset_record(spec),
+            status=status,
+            started_at=started,
+            finished_at=clock(),
+            posture_version=opts.posture_version,
+            catalog_version=self.catalog.version,
+            config_hash=opts.config_hash,
+            probe_runs=tuple(_run_record(r, a, b, opts, self.catalog, target) for r, a, b in ordered),
+            trigger=opts.trigger,
+            full=opts.probes is None or set(self.selected()) >= {n for n in runs if n != reach.STEP},
+            forced_active=opts.force_active and not (spec.active_probes and quiet is None),
+            dns={**res.to_json(), "origins": origin_dns} if origin_dns else res.to_json(),
+            error=error,
+            asset_config_hash=asset_config_hash(spec, target.settings, opts.severity_overrides),
+        )
+        return ScanOutcome(spec, record, results, res)
+
+    async def _run_probe(self, probe: Probe, target: Target, ctx: ProbeContext) -> ProbeResult:
+        deadline = self.opts.limits.probe_deadline
+        try:
+            async with asyncio.timeout(deadline + 2):
+                return await probe.run(target, ctx)
+        except TimeoutError:
+            return error_result(probe.name, DeadlineExceeded(f"probe {probe.name} exceeded {deadline:g}s"))
+        except Exception as exc:  # the contract says probes return errors; a bug must not sink the scan
+            return error_result(probe.name, exc)
+
+    async def _pin_origins(self, target: Target, allow: tuple[IPNetwork, ...]) -> dict[str, Any]:
+        """Resolve and pin the hosts of origins the asset lists, under the same address policy.
+
+        Returns what each resolution gave (refusals included), for the scan's dns record.
+        """
+        seen: dict[str, Any] = {}
+        for host in sorted({h for _, h, _ in target.origins} - {target.host}):
+            try:
+                res = await resolve(host, self.opts.resolver, timeout=self.opts.dns_timeout, allow=allow)
+            except ProbeFailure as exc:
+                seen[host] = {"error": one_line(exc)}  # requests to it fail as out of scope
+                continue
+            seen[host] = res.to_json()
+            if res.usable:
+                self.pins.add(host, res.usable, allow)
+        return seen
+
+    def _failed(self, spec: AssetSpec, started: datetime, error: str, res: Resolution | None = None,
+                checked: ProbeResult | None = None, step: ProbeResult | None = None) -> ScanOutcome:
+        now = self.opts.clock()
+        results = [r for r in (step, checked) if r is not None]
+        # Every probe that applies is on the record, as not run and why.
+        bare = _target(spec, res or Resolution(spec.url.host, ""), self.opts)
+        bare = dataclasses.replace(bare, active=spec.active_probes or self.opts.force_active)
+        for name in probe_names():
+            try:
+                probe = load_probe(name)
+            except Exception:  # a probe that cannot load is reported by the scans that run it
+                continue
+            if probe.applies(bare) and not (probe.active and not bare.active):
+                results.append(ProbeResult.skipped(name, f"not run: {error}"))
+        runs = tuple(_run_record(r, started, now, self.opts, self.catalog, bare) for r in results)
+        record = ScanRecord(
+            asset=asset_record(spec),
+            status=ScanStatus.FAILED,
+            started_at=started,
+            finished_at=self.opts.clock(),
+            posture_version=self.opts.posture_version,
+            catalog_version=self.catalog.version,
+            config_hash=self.opts.config_hash,
+            trigger=self.opts.trigger,
+            full=self.opts.probes is None,
+            probe_runs=runs,
+            dns=res.to_json() if res else {},
+            error=error,
+        )
+        return ScanOutcome(spec, record, results, res)

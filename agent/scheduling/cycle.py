@@ -1,0 +1,245 @@
+"""One evaluation cycle: everything due at a moment, done once (``posture run --once``).
+
+In order: register the configured assets (a new one counts for cadence from now),
+lapse acceptances whose end has passed, run the full scans that are due under
+``[schedule] scan_every`` as the daemon plans them (an asset never scanned at once; a
+scan in its quiet window waits for the window's end; what waits is listed with why),
+then alert on new findings, missed deadlines and slipping cadence, and send the
+digest when its firing has come. The daemon loops this; ``posture scan`` reuses the
+alerting half so an urgent finding never waits for the next cycle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from agent.notify.dispatch import Delivery
+
+if TYPE_CHECKING:
+    from agent.config import Config
+    from agent.notify.alerts import Alert
+    from agent.notify.channels import Channel
+    from agent.scanning.runner import ScanOutcome
+    from agent.scheduling.scan_jobs import Waiting
+    from agent.session import Session
+    from agent.targets import AssetSpec
+    from probes.catalog import Catalog
+    from state.store import Store
+    from state.views import AssetInfo, FindingInfo
+
+NEW_LOOKBACK = timedelta(days=7)  # a new finding not alerted by its scan (crash, no channel yet) within this
+
+
+@dataclass
+class CycleReport:
+    at: datetime
+    expired: list[int] = field(default_factory=list)
+    scans: list[dict[str, Any]] = field(default_factory=list)
+    waiting: list[Waiting] = field(default_factory=list)
+    alerts_recorded: int = 0
+    superseded: int = 0
+    deliveries: list[Delivery] = field(default_factory=list)
+    digest_firing: datetime | None = None
+
+    @property
+    def failed_scans(self) -> list[dict[str, Any]]:
+        from state.records import ScanStatus
+
+        return [s for s in self.scans if s["status"] == ScanStatus.FAILED.value]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "acceptances_expired": self.expired,
+            "scans": self.scans,
+            "waiting": [w.to_json() for w in self.waiting],
+            "alerts_recorded": self.alerts_recorded,
+            "alerts_superseded": self.superseded,
+            "deliveries": [d.to_json() for d in self.deliveries],
+            "digest_firing": None if self.digest_firing is None else self.digest_firing.isoformat(),
+        }
+
+
+# ---------------------------------------------------------------- scans
+
+
+def scheduled_scans(session: Session, store: Store, specs: list[AssetSpec], now: datetime,
+                    waiting: list[Waiting] | None = None) -> list[ScanOutcome]:
+    """The full scans of ``specs`` due at ``now``, planned by the one planner the daemon uses
+    (:class:`agent.scheduling.scan_jobs.ScanPlanner`), stored as scheduled, claimed as jobs exactly as the daemon
+    claims them: a timer's ``run --once`` and a running daemon (or two timers) never scan one
+    asset twice. What waits (jitter, quiet window, lease) is appended to ``waiting``.
+    """
+    import asyncio
+
+    from agent.commands.scan import scan_options
+    from agent.scheduling.daemon import LEASE
+    from agent.scheduling.scan_jobs import owner_id, run_due_scans
+    from state.job_queue import JobQueue
+    from state.records import Trigger
+
+    args = argparse.Namespace(probe=None, ca_bundle=None, resolver=None, force_active=False)
+    opts = dataclasses.replace(scan_options(session, args), trigger=Trigger.SCHEDULED)
+    queue = JobQueue(store, owner_id(), LEASE)
+    outcomes: list[ScanOutcome] = asyncio.run(run_due_scans(session.config, queue, opts, now, specs,
+                                                            waiting=waiting))
+    return outcomes
+
+
+def scan_summary(outcome: ScanOutcome) -> dict[str, Any]:
+    from agent.output import probe_steps
+
+    stored = outcome.stored
+    return {
+        "asset": outcome.asset.name,
+        "status": outcome.record.status.value,
+        "scan_id": getattr(stored, "scan_id", None),
+        "opened": list(getattr(stored, "opened", ())),
+        "reopened": list(getattr(stored, "reopened", ())),
+        "fixed": list(getattr(stored, "fixed", ())),
+        "error": outcome.record.error,
+        "reason": outcome.record.error,
+        "probes": probe_steps(outcome.record.probe_runs),
+    }
+
+
+# ---------------------------------------------------------------- alerts
+
+
+def current_alerts(cfg: Config, store: Store, assets: dict[str, AssetInfo], now: datetime
+                   ) -> tuple[list[Alert], set[str]]:
+    """Every alert condition holding at ``now``, and the keys of the deadline/cadence ones."""
+    from agent.notify.alerts import cadence_slipping, deadline_missed, new_finding
+    from agent.tracking.remediation import cadences, deadline_policy, deadlines
+    from schedules.remediation import is_overdue
+    from state.history_reads import reopened_at
+    from state.views import FindingFilter
+
+    open_now = [f for f in store.findings(FindingFilter.OPEN) if f.asset in assets]
+    kinds = {name: info.kind for name, info in assets.items()}
+    due = deadlines(store, deadline_policy(cfg), open_now, kinds)
+    back = reopened_at(store, [f.id for f in open_now if f.reopened_count])
+    alerts: list[Alert] = []
+    for f in open_now:
+        appeared = max(f.first_seen, back.get(f.id, f.first_seen))
+        if now - NEW_LOOKBACK <= appeared <= now:
+            alerts.append(new_finding(f))
+        when = due.get(f.id)
+        if when is not None and is_overdue(when, now):
+            alerts.append(deadline_missed(f, when, now))
+    for c in cadences(cfg, store, assets, now).values():
+        slipping = cadence_slipping(c)
+        if slipping is not None:
+            alerts.append(slipping)
+    holding = {a.condition for a in alerts if a.condition.startswith(("deadline:", "cadence:"))}
+    return alerts, holding
+
+
+def alert_new_findings(session: Session, outcomes: Iterable[ScanOutcome], now: datetime) -> list[Delivery]:
+    """After ``posture scan``: alert the new findings of configured assets at once (and retry what is due)."""
+    from agent.notify.channels import channels
+
+    chans = channels(session.config)
+    if not any(c.wants("alert") for c in chans):
+        return []
+    from agent.notify.alerts import new_finding
+    from agent.notify.dispatch import send_alerts
+    from probes.catalog import load_catalog
+    from state.lifecycle import NEEDS_FIX
+
+    ids = [i for o in outcomes if o.asset.configured and o.stored is not None
+           for i in (*o.stored.opened, *o.stored.reopened)]
+    with session.open_store() as store:
+        found: list[FindingInfo] = [store.finding(i) for i in ids]
+        alerts = [new_finding(f) for f in found if f.state in NEEDS_FIX]
+        _, sent = send_alerts(store, chans, alerts, now, session.config.agent.timezone, load_catalog())
+    return sent
+
+
+# ---------------------------------------------------------------- digest
+
+
+def digest_deliveries(cfg: Config, store: Store, chans: Sequence[Channel], now: datetime, catalog: Catalog,
+                      assets: dict[str, AssetInfo]) -> tuple[datetime | None, list[Delivery]]:
+    """Send the digest of the latest firing not yet logged, to every digest channel."""
+    from agent.notify import digest
+    from agent.notify.channels import Message
+    from agent.notify.dispatch import flush
+    from schedules.timing import due_firing, parse_digest
+    from state.deliveries import Wanted, deliveries, record, supersede
+    from state.delivery_views import DeliveryEvent, DeliveryInfo, DeliveryState
+
+    cron = parse_digest(cfg.schedule.digest, cfg.agent.timezone)
+    wanting = [c for c in chans if c.wants("digest")]
+    if cron is None or not wanting:
+        return None, []
+    firing: datetime | None = None
+    for channel in wanting:
+        logged = deliveries(store, channel=channel.id, event=DeliveryEvent.DIGEST, prefix="digest:")
+        last = max((datetime.fromisoformat(d.payload["firing"]) for d in logged if "firing" in d.payload),
+                   default=None)
+        due = due_firing(cron, last, now)
+        if due is None:
+            continue
+        firing = due
+        condition = f"digest:{due.isoformat()}"
+        record(store, [Wanted(channel.id, channel.label, DeliveryEvent.DIGEST, condition,
+                              {"firing": due.isoformat()})], now)
+        # After downtime only the latest missed firing goes out.
+        older = [d.id for d in logged if d.state == DeliveryState.PENDING and d.condition != condition]
+        if older:
+            supersede(store, older)
+    built: list[digest.Digest] = []
+
+    def render(channel: Channel, rows: list[DeliveryInfo]) -> Message | None:
+        if not built:
+            built.append(digest.build(cfg, store, now, catalog, assets))
+        return digest.message(built[0], channel.language, channel.max_items)
+
+    return firing, flush(store, wanting, DeliveryEvent.DIGEST, now, render, prefix="digest:")
+
+
+# ---------------------------------------------------------------- the cycle
+
+
+def evaluate(session: Session, store: Store, now: datetime, report: CycleReport) -> None:
+    """Alerts and the digest at ``now`` (after any scans of this cycle are stored)."""
+    from agent.notify.channels import channels
+    from agent.notify.dispatch import alert_renderer, flush, record_alerts, supersede_stale
+    from probes.catalog import load_catalog
+    from state.delivery_views import DeliveryEvent
+
+    cfg = session.config
+    assets = {a.name: a for a in store.assets() if a.name in {s.name for s in cfg.asset_specs()}}
+    chans = channels(cfg)
+    if not chans:
+        return
+    catalog = load_catalog()
+    alerts, holding = current_alerts(cfg, store, assets, now)
+    report.alerts_recorded = record_alerts(store, chans, alerts, now)
+    report.superseded = supersede_stale(store, holding)
+    report.deliveries += flush(store, chans, DeliveryEvent.ALERT, now, alert_renderer(cfg.agent.timezone, catalog))
+    report.digest_firing, sent = digest_deliveries(cfg, store, chans, now, catalog, assets)
+    report.deliveries += sent
+
+
+def run_once(session: Session) -> CycleReport:
+    from agent.scanning.runner import make_clock
+    from agent.tracking.remediation import register_assets
+
+    clock = make_clock(session.now)
+    cfg = session.config
+    specs = cfg.asset_specs()
+    report = CycleReport(at=clock())
+    with session.open_store() as store:
+        register_assets(store, specs, report.at)
+        report.expired = store.reopen_expired_acceptances(report.at)
+        outcomes = scheduled_scans(session, store, specs, report.at, report.waiting)
+        report.scans = [scan_summary(o) for o in outcomes]
+        evaluate(session, store, clock(), report)
+    return report

@@ -1,0 +1,2 @@
+"""Remediation tracking: deadlines and cadence from the config and the stored history.
+"""

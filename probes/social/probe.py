@@ -1,0 +1,323 @@
+"""Probe ``social``: do links to social media warn the visitor before leaving? (AUD-11)
+
+Crawl the website (``social_crawl``), find its social links and read what the
+markup says (``social_static``), then, when Chromium is installed, click every
+link in a sealed browser and watch what happens (``social_browser``,
+``social_click``); ``social_report`` turns the verdicts into findings. See
+``probes/social/static.py`` for the user-facing description and the limits of
+static mode.
+
+Passive: it only GETs pages of the asset (the browser's other requests are
+refused before they leave).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from probes.base import (
+    JSON,
+    AssetKind,
+    BudgetExhausted,
+    DeadlineExceeded,
+    ProbeContext,
+    ProbeFailure,
+    ProbeResult,
+    ProbeStatus,
+    Target,
+    ToolUnavailable,
+    error_result,
+    one_line,
+)
+from probes.net.http import HttpExchange
+from probes.social.browser import Browser, find_chromium, unavailable_reason
+from probes.social.click import BrowserRun, judge_pages
+from probes.social.crawl import CrawlResult, ResponseCache, crawl, decode_html, is_html
+from probes.social.links import Judgement, load_social_data, social_destination_in_query
+from probes.social.report import merge, summarise
+from probes.social.static import Occurrence, extract_occurrences, interstitial_url, judge_static
+
+MAX_INTERSTITIALS = 30
+
+
+class BrowserChoice(enum.StrEnum):
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
+class Mode(enum.StrEnum):
+    BROWSER = "browser"
+    STATIC_ONLY = "static-only"
+
+
+class Stage(enum.StrEnum):
+    """Where a run is (named in a deadline error and in the observations)."""
+
+    CRAWL = "crawl"
+    STATIC = "static judgement"
+    LAUNCH = "browser launch"
+    BROWSER = "browser judgement"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class SocialSettings:
+    max_pages: int = 30
+    max_depth: int = 2
+    browser: BrowserChoice = BrowserChoice.AUTO
+    chromium: str | None = None
+    page_timeout: float = 15.0
+    launch_timeout: float = 20.0
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, JSON]) -> SocialSettings:
+        """Settings from ``[assets.settings.social]``; ValueError names the bad key."""
+        known = {"max_pages", "max_depth", "browser", "chromium", "page_timeout", "launch_timeout"}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"social: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        browser = raw.get("browser", "auto")
+        if browser is True or browser == "true":
+            choice = BrowserChoice.ON
+        elif browser is False or browser == "false":
+            choice = BrowserChoice.OFF
+        elif browser == "auto":
+            choice = BrowserChoice.AUTO
+        else:
+            raise ValueError(f"social.browser must be true, false or \"auto\", not {browser!r}")
+        chromium = raw.get("chromium")
+        if chromium is not None and (not isinstance(chromium, str) or not chromium):
+            raise ValueError("social.chromium must be the path of the Chromium executable")
+        return cls(
+            max_pages=_int(raw, "max_pages", 30, 1, 1000),
+            max_depth=_int(raw, "max_depth", 2, 0, 10),
+            browser=choice,
+            chromium=chromium,
+            page_timeout=_float(raw, "page_timeout", 15.0, 1.0, 300.0),
+            launch_timeout=_float(raw, "launch_timeout", 20.0, 1.0, 300.0),
+        )
+
+    def to_json(self) -> dict[str, JSON]:
+        return {"max_pages": self.max_pages, "max_depth": self.max_depth, "browser": self.browser.value,
+                "page_timeout": self.page_timeout}
+
+
+def _int(raw: Mapping[str, JSON], key: str, default: int, low: int, high: int) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"social.{key} must be an integer, not {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"social.{key} must be between {low} and {high}, not {value}")
+    return value
+
+
+def _float(raw: Mapping[str, JSON], key: str, default: float, low: float, high: float) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"social.{key} must be a number of seconds, not {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"social.{key} must be between {low:g} and {high:g}, not {value}")
+    return float(value)
+
+
+@dataclass
+class _State:
+    """Everything gathered so far, so that an error result still carries it."""
+
+    settings: SocialSettings
+    started: float = field(default_factory=time.monotonic)
+    mode: Mode = Mode.BROWSER
+    mode_reason: str | None = None
+    stage: Stage = Stage.CRAWL
+    crawl: CrawlResult | None = None
+    static: list[Judgement] = field(default_factory=list)
+    static_ready: bool = False
+    run: BrowserRun | None = None
+    browser_info: dict[str, Any] = field(default_factory=dict)
+    interstitials_cut: bool = False  # the budget ran out while fetching interstitials
+    interstitials: dict[str, str] = field(default_factory=dict)  # url -> status or error
+
+    def judgements(self) -> tuple[list[Judgement], list[dict[str, str]]]:
+        """What is judged so far: browser verdicts (static where it could not tell), or static ones."""
+        if self.mode is Mode.BROWSER and self.run is not None:
+            return merge(self.run.judgements, self.static, self.unjudged())
+        if self.mode is Mode.STATIC_ONLY and self.static_ready:
+            return list(self.static), []
+        return [], []
+
+    def unjudged(self) -> list[str]:
+        """Crawled pages the browser did not judge (hung, failed, not reached): static verdicts stand."""
+        if self.crawl is None or self.run is None:
+            return []
+        loaded = set(self.run.pages_loaded)
+        return [p.url for p in self.crawl.pages if p.url not in loaded]
+
+    def result(self, probe: str, error: BaseException | None = None) -> ProbeResult:
+        judgements, disagreements = self.judgements()
+        findings, links = summarise(judgements)
+        obs: dict[str, Any] = {
+            "mode": self.mode.value,
+            "settings": self.settings.to_json(),
+            "data_version": load_social_data().version,
+        }
+        if self.mode_reason:
+            obs["mode_reason"] = self.mode_reason
+        if self.crawl is not None:
+            obs["crawl"] = self.crawl.to_json(self.settings.max_pages, self.settings.max_depth)
+            obs["pages"] = [p.url for p in self.crawl.pages]
+        obs["links"] = links
+        obs["interstitials"] = self.interstitials
+        if self.run is not None:
+            obs["browser"] = {**self.browser_info, **self.run.to_json(), "pages_static_only": self.unjudged()}
+            obs["static_vs_browser"] = disagreements[:30]
+        obs["stage"] = self.stage.value
+        obs["seconds"] = round(time.monotonic() - self.started, 2)
+        if error is not None:
+            return error_result(probe, error, observations=obs, findings=findings)
+        return ProbeResult(probe=probe, status=ProbeStatus.OK, observations=obs, findings=findings)
+
+
+class SocialProbe:
+    name = "social"
+    active = False
+
+    def applies(self, target: Target) -> bool:
+        return target.kind is AssetKind.WEBSITE and target.scheme in ("http", "https")
+
+    async def run(self, target: Target, ctx: ProbeContext) -> ProbeResult:
+        try:
+            settings = SocialSettings.parse(target.probe_settings(self.name))
+        except ValueError as exc:
+            return error_result(self.name, exc)
+        state = _State(settings)
+        limit = ctx.limits.probe_deadline
+        # Room to kill the browser and build the result inside the runner's own deadline.
+        inner = max(1.0, limit - min(5.0, max(2.0, limit * 0.1)))
+        try:
+            async with asyncio.timeout(inner):
+                await self._collect(target, ctx, state)
+        except TimeoutError:
+            late = DeadlineExceeded(f"social probe stopped at its {inner:g}s deadline during {state.stage}")
+            return state.result(self.name, late)
+        except ProbeFailure as exc:
+            return state.result(self.name, exc)
+        except Exception as exc:
+            return state.result(self.name, _translate(exc))
+        if state.run is not None and state.run.crashed_pages:
+            crashed = ", ".join(state.run.crashed_pages)
+            return state.result(self.name, ToolUnavailable(f"the browser's renderer crashed on {crashed} "
+                                                           "(out of memory or killed)"))
+        if state.run is not None and state.run.hung_pages:
+            hung = ", ".join(state.run.hung_pages)
+            return state.result(self.name, DeadlineExceeded(f"the browser hung on {hung}"))
+        cut = budget_cut(state)
+        if cut is not None:
+            # What was judged stands, but the site was not covered: a partial result, said so.
+            return state.result(self.name, cut)
+        return state.result(self.name)
+
+    async def _collect(self, target: Target, ctx: ProbeContext, state: _State) -> None:
+        settings = state.settings
+        data = load_social_data()
+        cache = ResponseCache(ctx)
+        state.crawl = await crawl(
+            target, ctx, max_pages=settings.max_pages, max_depth=settings.max_depth,
+            skip=lambda url: social_destination_in_query(url, data) is not None,
+        )
+        occurrences: list[Occurrence] = []
+        for page in state.crawl.pages:
+            cache.put(page.exchange)
+            occurrences.extend(extract_occurrences(page.url, page.html, data))
+        state.stage = Stage.STATIC
+        fetched = await self._interstitials(ctx, occurrences, cache, state)
+        state.static = judge_static(occurrences, fetched, data)
+        state.static_ready = True
+
+        executable = find_chromium(settings.chromium)
+        reason = "browser disabled by settings (browser = false)" if settings.browser is BrowserChoice.OFF \
+            else unavailable_reason(executable)
+        if reason is not None:
+            state.mode, state.mode_reason = Mode.STATIC_ONLY, reason
+            if settings.browser is BrowserChoice.ON:
+                raise ToolUnavailable(reason)
+            return
+        if not state.crawl.pages:
+            state.stage = Stage.DONE  # nothing to load: no browser needed
+            return
+        state.stage = Stage.LAUNCH
+        state.browser_info = {"executable": executable}
+        try:
+            browser = Browser(target, cache, executable=executable, launch_timeout=settings.launch_timeout)
+            await browser.launch()
+        except ToolUnavailable as exc:
+            state.mode, state.mode_reason = Mode.STATIC_ONLY, f"browser failed to start: {exc}"
+            raise
+        state.run = BrowserRun()
+        failed = True
+        try:
+            state.browser_info["version"] = browser.version
+            if browser.launcher is not None:  # who it runs as, its sandbox and memory bounds
+                state.browser_info["launch"] = browser.launcher.to_json()
+                if browser.sandbox_error:
+                    state.browser_info["launch"]["sandbox_off_reason"] = browser.sandbox_error
+            state.stage = Stage.BROWSER
+            await judge_pages(browser, [p.url for p in state.crawl.pages], data, state.run,
+                              page_timeout=settings.page_timeout)
+            failed = False
+        finally:
+            await browser.close(graceful=not failed)
+            state.browser_info["traffic"] = browser.traffic.to_json()
+        state.stage = Stage.DONE
+
+    async def _interstitials(
+        self, ctx: ProbeContext, occurrences: list[Occurrence], cache: ResponseCache, state: _State
+    ) -> dict[str, tuple[HttpExchange | str, str | None]]:
+        """Fetch each same-origin redirector a link goes through, once."""
+        urls = list(dict.fromkeys(u for o in occurrences if (u := interstitial_url(o))))[:MAX_INTERSTITIALS]
+
+        async def one(url: str) -> tuple[HttpExchange | str, str | None]:
+            try:
+                ex = await ctx.http.request("GET", url, follow_redirects=True)
+            except ProbeFailure as exc:
+                state.interstitials[url] = one_line(exc)
+                state.interstitials_cut |= isinstance(exc, BudgetExhausted)
+                return one_line(exc), None
+            state.interstitials[url] = f"HTTP {ex.status}"
+            if not ex.redirects and ex.status < 300:
+                cache.put(ex)
+            return ex, decode_html(ex) if is_html(ex) else None
+
+        got = await asyncio.gather(*(one(u) for u in urls))
+        return dict(zip(urls, got, strict=True))
+
+
+def budget_cut(state: _State) -> BudgetExhausted | None:
+    """The failure to report when the request budget cut the crawl or the browser short."""
+    crawl_cut = state.crawl is not None and state.crawl.budget_exhausted
+    browser_cut = state.run is not None and bool(state.browser_info.get("traffic", {}).get("budget_exhausted"))
+    if not (crawl_cut or state.interstitials_cut or browser_cut):
+        return None
+    pages = len(state.crawl.pages) if state.crawl is not None else 0
+    where = "crawl" if crawl_cut else "interstitial fetches" if state.interstitials_cut else "browser"
+    return BudgetExhausted(
+        f"partial result: the request budget ran out during the {where} after {pages} page(s); "
+        "pages not reached were not judged"
+    )
+
+
+def _translate(exc: Exception) -> BaseException:
+    """A Playwright error that got this far is the browser failing: a tool error. Anything else is a bug."""
+    try:
+        from playwright.async_api import Error as PlaywrightError
+    except ImportError:
+        return exc
+    if isinstance(exc, PlaywrightError):
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return ToolUnavailable(f"browser failed: {first}")
+    return exc
