@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,9 +52,12 @@ def test_kill_9_of_posture_mid_nmap_kills_nmap(tmp_path: Path) -> None:
     ports = ", ".join(str(p) for p in range(20000, 21500))
     cfg.write_text(f'[agent]\nresolver = "127.0.0.1:9"\n[ports]\nmax_rate = 1\nhost_timeout = 600\nports = [{ports}]\n')
     env = {**os.environ, "PYTHONPATH": str(ROOT), "POSTURE_ALLOW_ADDRESSES": "127.0.0.0/8"}
+    # Something answers on the asset's port, so the scan reaches its probes (an unreachable
+    # asset gets no port scan at all).
+    listener = socket.create_server(("127.0.0.1", 0))
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent", "--config", str(cfg), "--db", f"sqlite:///{tmp_path / 'p.db'}",
-         "scan", "--probe", "ports", "tls://127.0.0.1:20001"],
+         "scan", "--probe", "ports", f"http://127.0.0.1:{listener.getsockname()[1]}/"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     nmap: list[int] = []
     try:
@@ -67,6 +71,7 @@ def test_kill_9_of_posture_mid_nmap_kills_nmap(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+        listener.close()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(_alive(pid) for pid in nmap):
         time.sleep(0.1)
