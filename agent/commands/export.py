@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "defectdojo":
         import json
 
-        text = json.dumps(defectdojo.document(items, __version__, catalog.version, session.clock_now()),
+        text = json.dumps(defectdojo.document(items, __version__, catalog.version, session.clock_now(), tz),
                           ensure_ascii=False, indent=2) + "\n"
     else:
         text = "".join(line + "\n" for line in ocsf.lines(items, __version__, catalog.version))

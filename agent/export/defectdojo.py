@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from agent.export.gather import EXPORT_VERSION, Item, uid
 from state.records import FindingState
@@ -36,8 +37,11 @@ SEVERITY = {"critical": "Critical", "high": "High", "medium": "Medium", "low": "
 NUMERICAL = {"critical": "S0", "high": "S1", "medium": "S2", "low": "S3", "info": "S4"}
 
 
-def document(items: Sequence[Item], posture_version: str, catalog_version: str, at: datetime) -> dict[str, Any]:
-    """The whole import file: DefectDojo reads ``name``, ``type``, ``version`` and ``findings``."""
+def document(items: Sequence[Item], posture_version: str, catalog_version: str, at: datetime,
+             tz: str = "UTC") -> dict[str, Any]:
+    """The whole import file: DefectDojo reads ``name``, ``type``, ``version`` and ``findings``.
+
+    Dates (``date``, ``planned_remediation_date``) are days in ``tz``, the agent's time zone."""
     return {
         "name": "posture",
         "type": "posture external posture scan",
@@ -48,11 +52,11 @@ def document(items: Sequence[Item], posture_version: str, catalog_version: str, 
         "posture_export": {"format": "defectdojo-generic", "version": EXPORT_VERSION,
                            "posture_version": posture_version, "catalog_version": catalog_version,
                            "exported_at": at.isoformat()},
-        "findings": [finding(i) for i in items],
+        "findings": [finding(i, ZoneInfo(tz)) for i in items],
     }
 
 
-def finding(item: Item) -> dict[str, Any]:
+def finding(item: Item, zone: tzinfo = UTC) -> dict[str, Any]:
     f, check = item.finding, item.check
     state = f.state
     fixed = state == FindingState.FIXED
@@ -65,7 +69,7 @@ def finding(item: Item) -> dict[str, Any]:
         "references": "\n".join(f"{c.label}: {c.source} ({c.en})" for c in item.clauses) or None,
         "unique_id_from_tool": uid(f),
         "vuln_id_from_tool": f.check_id,
-        "date": f.first_seen.date().isoformat(),
+        "date": f.first_seen.astimezone(zone).date().isoformat(),
         "active": state in (FindingState.OPEN, FindingState.REOPENED),
         # A person looked at it: accepted the risk or marked it a false positive.
         "verified": state in (FindingState.ACCEPTED, FindingState.FALSE_POSITIVE),
@@ -84,7 +88,7 @@ def finding(item: Item) -> dict[str, Any]:
     if fixed and f.fixed_at is not None:
         out["mitigated"] = f.fixed_at.isoformat()
     if item.deadline is not None and out["active"]:
-        out["planned_remediation_date"] = item.deadline.date().isoformat()
+        out["planned_remediation_date"] = item.deadline.astimezone(zone).date().isoformat()
     return {k: v for k, v in out.items() if v is not None}
 
 
