@@ -107,6 +107,10 @@ class StateCollector(Collector):
         self.store, self.config, self.clock, self.running, self.cache = store, config, clock, running, cache
         self._lock = threading.Lock()
         self._snap: _Snapshot | None = None
+        self._failing = False
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # so registering does not read the database (the registry calls collect otherwise)
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -119,16 +123,31 @@ class StateCollector(Collector):
         yield running
 
     def _read(self) -> list[Metric]:
+        """The gauges, or only ``posture_storage_read_ok 0`` (and one log line) when the read fails."""
+        from agent.scheduling.daemon_setup import log
         from state.errors import StoreError
 
         ok = GaugeMetricFamily("posture_storage_read_ok", "1 if the last read of the state for metrics worked")
         try:
             out = read_state(self.store, self.config(), self.clock())
-        except StoreError:
+        except StoreError as exc:
+            self._failed(log, str(exc))
             ok.add_metric([], 0)
             return [ok]
+        except Exception as exc:  # a bug must cost a scrape's gauges, never the endpoint or the daemon
+            self._failed(log, f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+            ok.add_metric([], 0)
+            return [ok]
+        if self._failing:
+            self._failing = False
+            log("metrics: reading the state works again")
         ok.add_metric([], 1)
         return [*out, ok]
+
+    def _failed(self, log: Callable[[str], None], why: str) -> None:
+        if not self._failing:  # one line per outage, not one per scrape
+            self._failing = True
+            log(f"metrics: cannot read the state ({why}); posture_storage_read_ok is 0")
 
 
 def read_state(store: Store, cfg: Config, now: datetime) -> list[Metric]:
@@ -193,13 +212,13 @@ class Metrics:
 
     @classmethod
     def build(cls, store: Store, config: Callable[[], Config], clock: Callable[[], datetime],
-              running: Callable[[], int]) -> Metrics:
+              running: Callable[[], int], cache: float = CACHE) -> Metrics:
         registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
         recorder = Recorder(registry)
-        registry.register(StateCollector(store, config, clock, running))
+        registry.register(StateCollector(store, config, clock, running, cache))
         return cls(registry, recorder, None, None)
 
     @classmethod

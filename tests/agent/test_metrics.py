@@ -168,3 +168,81 @@ def test_state_gauges_on_both_databases(store_url: str) -> None:
     age = samples[("posture_asset_last_complete_scan_age_seconds", (("asset", "www"),))]
     assert age == pytest.approx((now - (T0 + timedelta(seconds=30))).total_seconds())
     assert samples[("posture_storage_read_ok", ())] == 1
+
+
+def test_recorder_counts_scans_probe_errors_and_deliveries(sqlite_url: str) -> None:
+    from prometheus_client import generate_latest
+
+    from agent.monitoring.metrics import Metrics
+    from agent.notify.dispatch import Delivery
+    from state.delivery_views import DeliveryEvent
+    from state.records import RunStatus
+    from tests.state.factory import T0, run, scan
+
+    cfg = parse_config("")
+    with Store.open(sqlite_url) as store:
+        m = Metrics.build(store, lambda: cfg, lambda: T0, lambda: 2)
+        m.recorder.scan(scan(T0, [run("tls"), run("http", status=RunStatus.ERROR),
+                                  run("ports", status=RunStatus.SKIPPED)]))
+        m.recorder.deliveries([Delivery("mailto://ops@…", DeliveryEvent.ALERT, 3, True),
+                               Delivery("json://hook", DeliveryEvent.DIGEST, 1, False, "HTTP 500")])
+        m.recorder.queue(4)
+        text = generate_latest(m.registry).decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("posture_scans_total", (("asset", "www"), ("status", "partial")))] == 1
+    assert samples[("posture_probe_runs_total", (("outcome", "ok"), ("probe", "tls")))] == 1
+    assert samples[("posture_probe_runs_total", (("outcome", "skipped"), ("probe", "ports")))] == 1
+    assert samples[("posture_probe_errors_total", (("kind", "connect"), ("probe", "http")))] == 1
+    assert samples[("posture_probe_duration_seconds_count", (("probe", "http"),))] == 1
+    assert ("posture_probe_duration_seconds_count", (("probe", "ports"),)) not in samples  # skipped: no time
+    assert samples[("posture_scan_duration_seconds_sum", (("status", "partial"),))] == 30
+    assert samples[("posture_notification_deliveries_total", (("event", "alert"),))] == 1
+    assert samples[("posture_notification_failures_total", (("event", "digest"),))] == 1
+    assert samples[("posture_job_queue_depth", ())] == 4
+    assert samples[("posture_jobs_running", ())] == 2
+    assert "hook" not in text and "ops@" not in text  # channels are never labels
+
+
+def test_a_failing_read_is_a_zero_gauge_not_a_broken_endpoint(tmp_path: Path,
+                                                               capfd: pytest.CaptureFixture[str]) -> None:
+    from prometheus_client import generate_latest
+
+    from agent.monitoring.metrics import Metrics
+    from tests.state.factory import T0
+
+    cfg = parse_config('[[assets]]\nname = "www"\nurl = "https://www.broker.test/"\n')
+    with Store.open(f"sqlite:///{tmp_path / 'p.db'}") as store:
+        from agent.tracking.remediation import register_assets
+
+        register_assets(store, cfg.asset_specs(), T0)
+        m = Metrics.build(store, lambda: cfg, lambda: T0, lambda: 0, cache=0)
+        with store.engine.begin() as conn:  # a database the agent can no longer read
+            conn.exec_driver_sql("ALTER TABLE findings RENAME TO findings_elsewhere")
+        first = generate_latest(m.registry).decode()
+        second = generate_latest(m.registry).decode()
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE findings_elsewhere RENAME TO findings")
+        third = generate_latest(m.registry).decode()
+    for text in (first, second):
+        assert "posture_storage_read_ok 0.0" in text and "posture_cadence_state{" not in text
+        assert "posture_jobs_running 0.0" in text and "process_cpu_seconds_total" in text
+    assert "posture_storage_read_ok 1.0" in third and 'posture_cadence_state{asset="www"' in third
+    err = capfd.readouterr().err
+    assert err.count("metrics: cannot read the state") == 1 and err.count("works again") == 1, err
+
+
+def test_scrapes_within_the_cache_read_the_database_once(sqlite_url: str) -> None:
+    from prometheus_client import generate_latest
+
+    from agent.monitoring.metrics import Metrics
+    from tests.state.factory import T0, finding, run, scan
+
+    cfg = parse_config('[[assets]]\nname = "www"\nurl = "https://www.broker.test/"\n')
+    with Store.open(sqlite_url) as store:
+        cached = Metrics.build(store, lambda: cfg, lambda: T0, lambda: 0, cache=3600)
+        fresh = Metrics.build(store, lambda: cfg, lambda: T0, lambda: 0, cache=0)
+        assert "posture_findings_open{" not in generate_latest(cached.registry).decode()
+        store.record_scan(scan(T0, [run("tls", finding("tls.cert.untrusted", "www:443"))]))
+        assert "posture_findings_open{" not in generate_latest(cached.registry).decode()  # served from the cache
+        assert 'posture_findings_open{asset="www"' in generate_latest(fresh.registry).decode()
