@@ -185,3 +185,17 @@ def test_bad_input_is_one_line_exit_2(env: dict[str, Any], capsys: pytest.Captur
 def test_unwritable_output_is_a_clear_error(env: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     code, err, _ = export(env, capsys, "defectdojo", name="missing-dir/out.json")
     assert code == 2 and "cannot write" in err and err.count("\n") == 1
+
+
+def test_stdout_and_a_check_the_catalog_no_longer_has(env: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """A finding stored by an older posture under a retired check id still exports, under its id."""
+    with Store.open(env["db"]) as store:
+        store.record_scan(scan(T0 + 11 * DAY, [run("tls", finding("tls.retired.check", "www:443", "low"))]))
+    code = main(["--config", str(env["cfg"]), "--db", env["db"], "--now", (T0 + 12 * DAY).isoformat(),
+                 "export", "--format", "defectdojo", "--since", (T0 + 11 * DAY).date().isoformat(), "-o", "-"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)
+    check_defectdojo(doc)
+    retired = [f for f in doc["findings"] if f["vuln_id_from_tool"] == "tls.retired.check"]
+    assert len(retired) == 1 and retired[0]["title"].startswith("tls.retired.check") and retired[0]["mitigation"]
