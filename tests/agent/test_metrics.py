@@ -49,9 +49,9 @@ def scrape(listen: str) -> str:
     return text
 
 
-def test_prometheus_scrapes_open_findings_from_a_running_daemon(lab: Lab, tmp_path: Path) -> None:
+def test_prometheus_scrapes_open_findings_from_a_running_daemon(lab: Lab, tmp_path: Path, store_url: str) -> None:
     listen = f"127.0.0.1:{closed_port()}"
-    db = f"sqlite:///{tmp_path / 'p.db'}"
+    db = store_url
     with lab.gates(A) as g:
         cfg = tmp_path / "posture.toml"
         cfg.write_text(config(lab, asset_toml(A, g[A]), listen))
