@@ -316,6 +316,20 @@ class AssetSection(_Strict):
         return _valid(parse_target_url, v, UsageError)
 
 
+class MetricsSection(_Strict):
+    # host:port (IPv6 as [addr]:port) where `posture run` serves Prometheus metrics; None: off.
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str | None) -> str | None:
+        if v is not None:
+            from agent.monitoring.listen import parse_listen
+
+            _valid(parse_listen, v, ValueError)
+        return v
+
+
 class Config(_Strict):
     agent: AgentSection = AgentSection()
     tls: TlsSection = TlsSection()
@@ -327,6 +341,7 @@ class Config(_Strict):
     remediation: RemediationSection = RemediationSection()
     notify: list[NotifySection] = Field(default_factory=list)
     assets: list[AssetSection] = Field(default_factory=list)
+    metrics: MetricsSection = MetricsSection()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

@@ -44,6 +44,7 @@ DEV_ONLY=(
   postgresql                             # storage tests beside SQLite
   iproute2 util-linux                    # ip, unshare: tests run in a private network namespace
   systemd                                # systemd-analyze verify/security for the units
+  prometheus                             # metrics tests: a real Prometheus (and promtool) scrapes posture run
 )
 PACKAGES=("${RUNTIME[@]}")
 if [ "$DEV" = 1 ]; then PACKAGES+=("${DEV_ONLY[@]}"); fi

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = {"python3", "python3-venv", "ca-certificates", "nmap", "chromium", "fonts-noto-cjk", "fontconfig"}
 TEST_ONLY = {"nginx", "libnginx-mod-http-modsecurity", "modsecurity-crs", "gnutls-bin", "php-cli",
              "openssh-server", "postgresql", "dnsmasq-base", "iproute2", "util-linux", "systemd",
-             "nodejs", "npm"}
+             "nodejs", "npm", "prometheus"}
 SERVICE_TOOLS = ("systemctl", "service", "invoke-rc.d", "update-rc.d", "deb-systemd-invoke", "deb-systemd-helper")
 REAL_TOOLS = ("bash", "sh", "env", "grep", "cut", "dirname", "basename", "mkdir", "ln", "readlink", "sed",
               "cat", "chmod", "rm", "cp")

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import AgentError
+from agent.monitoring.hooks import observe_deliveries, observe_queue, observe_scan, start_metrics, stop_metrics
 from agent.scheduling import sdnotify
 from agent.scheduling.daemon_setup import Settings, evaluation_cycle, log, one_line_warnings
 from agent.scheduling.deadman import DeadMan
@@ -126,6 +127,8 @@ class Daemon:
         last = await asyncio.to_thread(self.queue.last_finished, JobKind.CYCLE)
         if last is not None:
             self.deadman.last_cycle = last  # an old one makes the first turn report the gap
+        start_metrics(self.settings.session.config.metrics.listen, self.store, lambda: self.settings.session.config,
+                      self.clock, lambda: len(self.running))
         sdnotify.notify(f"READY=1\nSTATUS=scheduling {len(specs)} assets")
         log(f"running as {self.queue.owner}: {len(specs)} assets, database {self.store.url}")
 
@@ -144,6 +147,7 @@ class Daemon:
             for job in await asyncio.to_thread(self.queue.claim, wanted, now, free):
                 self._launch(job, by_key[job.key])
         self._log_waiting(plans, now)
+        observe_queue(sum(1 for p in ready if p.key not in self.running))
         if not self.cycle_busy and now >= self.next_cycle:
             await self._claim_cycle(now)
         if self.running and now >= self.next_renew:
@@ -214,6 +218,7 @@ class Daemon:
             await asyncio.to_thread(self._settle_quietly, job.key, f"{type(exc).__name__}: {text}")
             return
         record = outcome.record
+        observe_scan(record)
         if record.status.value == "interrupted":
             log(f"scan of {name} interrupted; it runs again at the next start")
             return
@@ -244,6 +249,7 @@ class Daemon:
             ids = [*outcome.stored.opened, *outcome.stored.reopened]
             alerts = [new_finding(f) for f in (self.store.finding(i) for i in ids) if f.state in NEEDS_FIX]
             _, sent = send_alerts(self.store, chans, alerts, self.clock(), cfg.agent.timezone, load_catalog())
+            observe_deliveries(sent)
         except StoreError as exc:
             log(f"cannot alert the new findings of {outcome.asset.name}: {exc} (the next cycle will)")
             return
@@ -296,6 +302,7 @@ class Daemon:
         error: str | None = None
         try:
             report = self.cycle(settings.session, self.store, now)
+            observe_deliveries(getattr(report, "deliveries", ()))
             for d in getattr(report, "deliveries", ()):
                 if not d.ok:
                     log(f"{d.event.value} to {d.channel} failed: {d.error}")
@@ -402,6 +409,7 @@ class Daemon:
                 log(f"released {r.key}" + (f" (scan {r.scan_id} marked interrupted)" if r.scan_id else ""))
         except StoreError as exc:
             log(f"cannot release held jobs ({exc}); they are recovered when their lease ends")
+        stop_metrics()
         log("stopped")
 
 

@@ -1,0 +1,1 @@
+"""``posture export``: findings in the formats other tools import (DefectDojo, OCSF)."""
