@@ -316,6 +316,25 @@ class AssetSection(_Strict):
         return _valid(parse_target_url, v, UsageError)
 
 
+DutyName = Literal["scan", "pentest", "drill", "health-check", "ddos-drill", "declaration"]
+
+
+class FirmSection(_Strict):
+    """The firm and its compliance calendar (schedules.duties): periods default by tier."""
+
+    tier: int = Field(2, ge=1, le=4)  # 資安分級 (seeds 000, 002)
+    name: str | None = None
+    periods: dict[DutyName, Annotated[int, Field(ge=0, le=120)]] = Field(default_factory=dict)  # months; 0: none
+    warn_days: int = Field(30, ge=0, le=365)  # a duty is due soon this many days before its due date
+    pack_dir: str | None = None  # where the daemon builds declaration packs (default: beside the database)
+    remind_days: int = Field(2, ge=0, le=9)  # remind an unfiled declaration this many days before the window closes
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return None if v is None else _plain(v)
+
+
 class Config(_Strict):
     agent: AgentSection = AgentSection()
     tls: TlsSection = TlsSection()
@@ -327,6 +346,7 @@ class Config(_Strict):
     remediation: RemediationSection = RemediationSection()
     notify: list[NotifySection] = Field(default_factory=list)
     assets: list[AssetSection] = Field(default_factory=list)
+    firm: FirmSection = FirmSection()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
