@@ -81,19 +81,19 @@ def record(store: Store, kind: str, *, performed_on: date, performed_entered: st
                       evidence_size=None if evidence is None else len(evidence), evidence=evidence, note=note)
         session.add(row)
         session.flush()
-        return _info(session.execute(sa_select(*_columns()).where(DutyRow.id == row.id)).one())
+        return _info(session.execute(sa_select(*_columns()).where(col(DutyRow.id) == row.id)).one())
 
     return write(store, f"cannot record the {kind} duty", work)
 
 
 def records(store: Store, tz: str, kind: str | None = None, until: date | None = None) -> list[DutyRecordInfo]:
     """Duty records (of one kind or all) performed before ``until``, oldest first; third-party
-    scans come as ``scan`` records (source ``external_scan``, negative-free ids of their own table)."""
+    scans come as ``scan`` records (source ``external_scan``, with the ids of their own table)."""
     from sqlalchemy import select as sa_select
 
     query = sa_select(*_columns())
     if kind is not None:
-        query = query.where(DutyRow.kind == kind)
+        query = query.where(col(DutyRow.kind) == kind)
     if until is not None:
         query = query.where(col(DutyRow.performed_on) < until)
     found = read(store, "cannot read duty records", lambda s: [_info(f) for f in s.execute(query)])
