@@ -155,7 +155,7 @@ class HalfYear:
 def parse_half(text: str) -> HalfYear:
     """``2026H1`` or ``2026H2`` (case-insensitive); ValueError otherwise."""
     raw = text.strip().upper()
-    if len(raw) != 6 or raw[4] != "H" or not raw[:4].isdigit() or raw[5] not in "12":
+    if len(raw) != 6 or not raw.isascii() or raw[4] != "H" or not raw[:4].isdigit() or raw[5] not in "12":
         raise ValueError(f"{text!r} is not a half year like 2026H1 or 2026H2")
     year = int(raw[:4])
     if not 1970 <= year <= 2099:
