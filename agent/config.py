@@ -346,7 +346,7 @@ class Config(_Strict):
     remediation: RemediationSection = RemediationSection()
     notify: list[NotifySection] = Field(default_factory=list)
     assets: list[AssetSection] = Field(default_factory=list)
-    firm: FirmSection = FirmSection()
+    firm: FirmSection | None = None  # the compliance calendar alerts and builds packs only when set
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -368,6 +368,10 @@ class Config(_Strict):
             if check_id not in catalog:
                 raise ValueError(f"unknown check id {check_id!r}")
         return v
+
+    def firm_settings(self) -> FirmSection:
+        """``[firm]``, or its defaults (tier 2) when the config has none."""
+        return self.firm or FirmSection()
 
     def asset_specs(self) -> list[AssetSpec]:
         specs = []

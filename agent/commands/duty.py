@@ -85,7 +85,7 @@ def run_list(args: argparse.Namespace) -> int:
     with session.open_store() as store:
         duties = calendar(cfg, store, today)
     if args.format == "json":
-        dump_json({"firm": cfg.firm.name, "tier": cfg.firm.tier, "today": today.isoformat(),
+        dump_json({"firm": cfg.firm_settings().name, "tier": cfg.firm_settings().tier, "today": today.isoformat(),
                    "duties": [status_json(d) for d in duties]})
         return 0
     print(f"{'KIND':<13} {'EVERY':>6} {'LAST DONE':<10} {'NEXT DUE':<10} STATE")

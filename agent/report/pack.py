@@ -134,7 +134,7 @@ def contents(cfg: Config, store: Store, half: HalfYear, version: str) -> dict[st
                 name = _evidence_name(r)
                 files[name] = blob
         listed.append(_record_json(r, name))
-    duties = {"firm": cfg.firm.name, "tier": cfg.firm.tier, "period": half.label,
+    duties = {"firm": cfg.firm_settings().name, "tier": cfg.firm_settings().tier, "period": half.label,
               "as_of": half.last_day.isoformat(),
               "calendar": [status_json(s) for s in calendar(cfg, store, half.last_day)], "records": listed}
     files["duties.json"] = (json.dumps(duties, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode()
@@ -150,9 +150,9 @@ def contents(cfg: Config, store: Store, half: HalfYear, version: str) -> dict[st
 
 
 def _readme(cfg: Config, half: HalfYear) -> str:
-    firm = cfg.firm.name or "(firm name not configured)"
+    firm = cfg.firm_settings().name or "(firm name not configured)"
     return (f"posture declaration pack {half.label} ({half.start} to {half.last_day})\n"
-            f"Firm: {firm}, tier {cfg.firm.tier}\n"
+            f"Firm: {firm}, tier {cfg.firm_settings().tier}\n"
             f"Declaration window: {half.window_first} to {half.window_last}\n\n"
             "Verify every file (no posture needed), in this directory:\n\n"
             "    sha256sum -c SHA256SUMS\n\n"
@@ -174,7 +174,8 @@ def build(cfg: Config, store: Store, half: HalfYear, directory: Path, now: datet
     manifest = {"format": PACK_FORMAT, "period": half.label, "from": half.start.isoformat(),
                 "to": half.last_day.isoformat(), "window": [half.window_first.isoformat(),
                                                             half.window_last.isoformat()],
-                "firm": cfg.firm.name, "tier": cfg.firm.tier, "posture_version": version, "timezone": tz,
+                "firm": cfg.firm_settings().name, "tier": cfg.firm_settings().tier, "posture_version": version,
+                "timezone": tz,
                 "files": [{"path": p, "sha256": h, "size": n} for p, h, n in entries]}
     files[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode()
     entries = sorted((p, _digest(b), len(b)) for p, b in files.items())
@@ -219,8 +220,8 @@ def _write_dir(directory: Path, files: dict[str, bytes]) -> None:
 
 def default_dir(cfg: Config) -> Path:
     """Where the daemon builds packs: ``[firm] pack_dir``, else ``packs`` in the state directory."""
-    if cfg.firm.pack_dir:
-        return Path(cfg.firm.pack_dir)
+    if cfg.firm_settings().pack_dir:
+        return Path(cfg.firm_settings().pack_dir)
     from state.engine import default_db_path
 
     return default_db_path().parent / "packs"

@@ -6,6 +6,8 @@ built into ``[firm] pack_dir`` (default: ``packs`` in the state directory) as
 ``DIR/2026H1``; a notice says where and until when; ``[firm] remind_days`` before the
 window's last day a reminder follows unless ``posture duty record declaration`` was done
 inside the window. Each is an alert condition sent once per channel by the delivery log.
+Without a ``[firm]`` section in the config none of this happens (``posture duty list`` and
+``posture pack`` still work, with tier 2's periods).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def calendar_alerts(session: Session, store: Store, now: datetime) -> list[Alert
     from state.duty_records import records
 
     cfg = session.config
+    if cfg.firm is None:
+        return []  # no [firm] in the config: the calendar stays silent
     tz = cfg.agent.timezone
     today = local_day(now, tz)
     alerts = [a for a in (duty_alert(s) for s in calendar(cfg, store, today)) if a is not None]
@@ -42,7 +46,7 @@ def calendar_alerts(session: Session, store: Store, now: datetime) -> list[Alert
             alerts.append(pack_ready(half, str(directory)))
             filed = [r for r in records(store, tz, kind=DutyKind.DECLARATION.value, until=today + timedelta(days=1))
                      if r.performed_on >= half.window_first]
-            if not filed and today >= reminder_day(half, cfg.firm.remind_days):
+            if not filed and today >= reminder_day(half, cfg.firm_settings().remind_days):
                 alerts.append(pack_reminder(half, str(directory), today))
     supersede_stale(store, {a.condition for a in alerts}, ("duty:", "pack:"))
     return alerts

@@ -16,10 +16,10 @@ if TYPE_CHECKING:
 
 def months_for(cfg: Config, kind: DutyKind) -> int | None:
     """The configured period in months (0: none), else the tier's default."""
-    given = cfg.firm.periods.get(kind.value)  # type: ignore[call-overload]
+    given = cfg.firm_settings().periods.get(kind.value)  # type: ignore[call-overload]
     if given is not None:
         return None if given == 0 else int(given)
-    return default_months(kind, cfg.firm.tier)
+    return default_months(kind, cfg.firm_settings().tier)
 
 
 def local_day(moment: datetime, tz: str) -> date:
@@ -33,7 +33,7 @@ def calendar(cfg: Config, store: Store, today: date) -> list[DutyStatus]:
     from state.duty_records import last_done
 
     last = last_done(store, cfg.agent.timezone, until=today + timedelta(days=1))
-    return [status(k, months_for(cfg, k), last.get(k.value), today, cfg.firm.warn_days) for k in DutyKind]
+    return [status(k, months_for(cfg, k), last.get(k.value), today, cfg.firm_settings().warn_days) for k in DutyKind]
 
 
 def status_json(s: DutyStatus) -> dict[str, Any]:
