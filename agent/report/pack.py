@@ -220,8 +220,9 @@ def _write_dir(directory: Path, files: dict[str, bytes]) -> None:
 
 def default_dir(cfg: Config) -> Path:
     """Where the daemon builds packs: ``[firm] pack_dir``, else ``packs`` in the state directory."""
-    if cfg.firm_settings().pack_dir:
-        return Path(cfg.firm_settings().pack_dir)
+    given = cfg.firm_settings().pack_dir
+    if given:
+        return Path(given)
     from state.engine import default_db_path
 
     return default_db_path().parent / "packs"
