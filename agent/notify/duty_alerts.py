@@ -8,6 +8,7 @@ never recorded is ``duty:KIND:never``), ``pack:2026H1:ready``, ``pack:2026H1:rem
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 
 from agent.notify.alerts import Alert, AlertKind
@@ -30,6 +31,9 @@ _NAMES = {
 _TEXT = {
     "zh-TW": {
         "heading": "法遵行事曆（{n}）",
+        "calendar": "法遵行事曆",
+        "state_line": "{name}（{kind}）：{state}；上次 {last}；下次期限 {due}",
+        "states": "ok=正常,due_soon=即將到期,overdue=已逾期,never=尚無紀錄,not_required=非必要",
         "overdue": "{name}（{kind}）已逾期 {days} 天：期限 {due}，上次 {last}",
         "never": "{name}（{kind}）尚無執行紀錄（posture duty record {kind}）",
         "due_soon": "{name}（{kind}）將於 {due} 到期，尚餘 {days} 天，上次 {last}",
@@ -39,6 +43,9 @@ _TEXT = {
     },
     "en": {
         "heading": "Compliance calendar ({n})",
+        "calendar": "Compliance calendar",
+        "state_line": "{name} ({kind}): {state}; last done {last}; next due {due}",
+        "states": "ok=ok,due_soon=due soon,overdue=overdue,never=never recorded,not_required=not required",
         "overdue": "{name} ({kind}) is {days} day(s) overdue: due {due}, last done {last}",
         "never": "{name} ({kind}) has never been recorded (posture duty record {kind})",
         "due_soon": "{name} ({kind}) is due {due}, {days} day(s) left, last done {last}",
@@ -51,6 +58,22 @@ _TEXT = {
 
 def heading(lang: str, n: int) -> str:
     return _TEXT.get(lang, _TEXT["en"])["heading"].format(n=n)
+
+
+def calendar_heading(lang: str, n: int) -> str:
+    return _TEXT.get(lang, _TEXT["en"])["calendar"]
+
+
+def calendar_lines(duties: Iterable[DutyStatus], lang: str) -> list[str]:
+    """One line per duty for the digest: its state, last done, next due."""
+    text = _TEXT.get(lang, _TEXT["en"])
+    states = dict(pair.split("=") for pair in text["states"].split(","))
+    never = "從未" if lang == "zh-TW" else "never"
+    return [text["state_line"].format(name=_NAMES.get(lang, _NAMES["en"])[s.kind], kind=s.kind.value,
+                                      state=states[s.state.value],
+                                      last=s.last_done.isoformat() if s.last_done else never,
+                                      due=s.next_due.isoformat() if s.next_due else "-")
+            for s in duties]
 
 
 def line(a: Alert, lang: str) -> str:

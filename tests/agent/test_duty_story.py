@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -215,3 +215,18 @@ def test_duty_input_errors(sqlite_url: str, tmp_path: Path, capsys: pytest.Captu
         # Tier 1: pentest and drills yearly; a recorded date is shown as entered.
         s("2026-03-01", "duty", "record", "pentest", "--date", "2026-02-01", "--by", "x")
         assert s.duties("2026-03-01")["pentest"]["next_due"] == "2027-02-01"
+
+
+def test_the_digest_carries_the_calendar() -> None:
+    from agent.notify import digest
+    from schedules.duties import DutyKind, status
+
+    overdue = status(DutyKind.DDOS_DRILL, 12, date(2025, 3, 1), date(2026, 3, 2), 30)
+    fine = status(DutyKind.PENTEST, 24, date(2025, 3, 1), date(2026, 3, 2), 30)
+    d = digest.Digest(at("2026-02-23"), at("2026-03-02"), "Asia/Taipei", (), (overdue, fine))
+    assert [(x["kind"], x["state"]) for x in d.to_json()["duties"]] == [("ddos-drill", "overdue"),
+                                                                         ("pentest", "ok")]
+    text = digest.render_text(d, "en")
+    assert "DDoS response drill (ddos-drill): overdue; last done 2025-03-01; next due 2026-03-01" in text
+    assert "滲透測試（pentest）：正常" in digest.render_markdown(d, "zh-TW")
+    assert "duties" not in json.dumps(digest.Digest(d.start, d.end, d.tz, ()).to_json()["duties"])
