@@ -151,6 +151,9 @@ def test_a_year_of_a_tier_2_firm(store_url: str, tmp_path: Path, capsys: pytest.
         manifest = json.loads((built / "manifest.json").read_text("utf-8"))
         assert manifest["period"] == "2026H1" and manifest["tier"] == 2
         assert {f["path"] for f in manifest["files"]} == names - {"manifest.json"}
+        in_report = json.loads((built / "report.json").read_text("utf-8"))["duties"]
+        assert {d["kind"]: d["state"] for d in in_report}["scan"] == "ok"  # as of 30 June
+        assert "法遵行事曆" in (built / "report.html").read_text("utf-8")
         listed = json.loads((built / "duties.json").read_text("utf-8"))
         assert [r["date"] for r in listed["records"] if r["kind"] == "scan"] == ["2026-01-10", "2026-06-19"]
 
