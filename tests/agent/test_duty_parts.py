@@ -1,0 +1,121 @@
+"""Issue 19's edges: configured periods, record-scan as the scan duty, the default pack
+directory, the calendar silent without [firm], a declaration never filed, and an alert
+withdrawn when the duty is recorded before its delivery got through."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.config import parse_config
+from agent.errors import ConfigError
+from agent.tracking.duties import months_for
+from schedules.duties import DutyKind
+from tests.agent.test_duty_story import Story, sums_verify
+from tests.support.sinks import HttpSink, http_sink
+
+
+def test_periods_default_by_tier_and_are_overridable() -> None:
+    tier4 = parse_config("[firm]\ntier = 4\n")
+    assert [months_for(tier4, k) for k in DutyKind] == [6, None, None, None, 12, 6]
+    strict = parse_config("[firm]\ntier = 2\n[firm.periods]\npentest = 12\nhealth-check = 0\ndrill = 6\n")
+    assert months_for(strict, DutyKind.PENTEST) == 12
+    assert months_for(strict, DutyKind.HEALTH_CHECK) is None
+    assert months_for(strict, DutyKind.DRILL) == 6
+    assert parse_config("").firm is None and months_for(parse_config(""), DutyKind.PENTEST) == 24
+    for bad in ("[firm]\ntier = 0\n", "[firm]\ntier = 5\n", "[firm.periods]\naudit = 6\n",
+                "[firm.periods]\npentest = -1\n", "[firm]\nwarn_days = -1\n", "[firm]\nremind_days = 10\n",
+                "[firm]\nname = \"a\\nb\"\n"):
+        with pytest.raises(ConfigError):
+            parse_config(bad)
+
+
+def _config(path: Path, sink: HttpSink, extra: str = "") -> None:
+    path.write_text(f"""
+[agent]
+timezone = "Asia/Taipei"
+[schedule]
+digest = "off"
+{extra}
+[[notify]]
+url = "{sink.url('json')}"
+language = "en"
+events = ["alert"]
+""", "utf-8")
+
+
+def test_record_scan_is_the_scan_duty_and_packs_go_to_the_state_directory(
+        store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    report = tmp_path / "third party scan.html"
+    report.write_bytes(b"<html>scan</html>")
+    cfg = tmp_path / "posture.toml"
+    with http_sink() as sink:
+        # The asset is configured while its third-party scan is registered, then dropped: the
+        # cycles below must not scan anything (no network here).
+        _config(cfg, sink, '[firm]\ntier = 3\n[[assets]]\nname = "site"\nurl = "https://www.broker.test/"\n')
+        s = Story(cfg, store_url, capsys, sink)
+        s("2026-02-02", "record-scan", "site", "--date", "2026-02-01", "--by", "Scan Co",
+          "--evidence", str(report))
+        _config(cfg, sink, "[firm]\ntier = 3\n")
+        assert s.duties("2026-02-02")["scan"]["last_done"] == "2026-02-01"
+        assert s.duties("2026-02-02")["health-check"]["state"] == "not_required"  # tier 3
+        for kind in ("pentest", "drill", "ddos-drill"):
+            s("2026-02-02", "duty", "record", kind, "--date", "2026-01-20", "--by", "x")
+        s("2026-02-02", "duty", "record", "declaration", "--date", "2026-01-09", "--by", "x")
+        assert s.cycle("2026-07-01") and (tmp_path / "state" / "packs" / "2026H1" / "SHA256SUMS").is_file()
+        built = tmp_path / "state" / "packs" / "2026H1"
+        sums_verify(built)
+        records = json.loads((built / "duties.json").read_text("utf-8"))["records"]
+        scan = next(r for r in records if r["kind"] == "scan")
+        assert scan["source"] == "external_scan" and scan["date"] == "2026-02-01"
+        assert (built / scan["file"]).read_bytes() == report.read_bytes()
+
+
+def test_without_a_firm_section_the_calendar_is_silent(
+        sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    cfg = tmp_path / "posture.toml"
+    with http_sink() as sink:
+        _config(cfg, sink)
+        s = Story(cfg, sqlite_url, capsys, sink)
+        assert s.cycle("2026-07-01") == [] and s.cycle("2026-07-09") == []
+        assert not (tmp_path / "state" / "packs").exists()
+        assert s.duties("2026-07-01")["pentest"]["state"] == "never"  # listing still works
+
+
+def test_an_unfiled_declaration_turns_overdue_once(
+        store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "posture.toml"
+    with http_sink() as sink:
+        _config(cfg, sink, f'[firm]\ntier = 2\npack_dir = "{tmp_path / "packs"}"\n')
+        s = Story(cfg, store_url, capsys, sink)
+        for kind in ("scan", "pentest", "drill", "health-check", "ddos-drill"):
+            s("2026-06-20", "duty", "record", kind, "--date", "2026-06-19", "--by", "x")
+        s("2026-06-20", "duty", "record", "declaration", "--date", "2026-01-05", "--by", "x")
+        assert s.cycle("2026-06-20") == []
+        assert len(s.cycle("2026-07-01")) == 1  # the pack is ready
+        assert len(s.cycle("2026-07-08")) == 1  # the reminder
+        late = s.cycle("2026-07-11")
+        assert len(late) == 1 and "security declaration (declaration) is 1 day(s) overdue" in late[0], late
+        assert s.cycle("2026-07-20") == []
+        assert s.duties("2026-07-20")["declaration"]["state"] == "overdue"
+
+
+def test_a_duty_recorded_before_its_warning_got_through_is_not_sent(
+        sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "posture.toml"
+    with http_sink(fail_first=1000) as sink:
+        _config(cfg, sink, f'[firm]\ntier = 2\npack_dir = "{tmp_path / "packs"}"\n')
+        s = Story(cfg, sqlite_url, capsys, sink)
+        for kind in ("scan", "pentest", "drill", "health-check"):
+            s("2026-03-01", "duty", "record", kind, "--date", "2026-02-20", "--by", "x")
+        s("2026-03-01", "duty", "record", "declaration", "--date", "2026-01-05", "--by", "x")
+        s("2026-03-01", "duty", "record", "ddos-drill", "--date", "2025-03-20", "--by", "x")
+        assert s.cycle("2026-03-01") == [] and len(sink.posts) == 1  # due soon: the send failed
+        s("2026-03-02", "duty", "record", "ddos-drill", "--date", "2026-03-02", "--by", "x")
+        sink.fail_first = 0
+        assert s.cycle("2026-03-05") == []
+        assert len(sink.posts) == 1  # withdrawn, not retried
