@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.cli import main
 from agent.config import parse_config
 from agent.errors import ConfigError
 from agent.tracking.duties import months_for
@@ -119,3 +120,28 @@ def test_a_duty_recorded_before_its_warning_got_through_is_not_sent(
         sink.fail_first = 0
         assert s.cycle("2026-03-05") == []
         assert len(sink.posts) == 1  # withdrawn, not retried
+
+
+def test_the_daemon_builds_and_announces_the_pack_on_1_july(tmp_path: Path) -> None:
+    """``posture run`` itself (not --once): on 1 July it builds the 2026H1 pack, says so once, logs it."""
+    from tests.agent.daemon_lab import Agent, wait_for
+
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    cfg = tmp_path / "posture.toml"
+    with http_sink() as sink:
+        _config(cfg, sink, f'[firm]\ntier = 2\npack_dir = "{tmp_path / "packs"}"\n')
+        for kind in ("scan", "pentest", "drill", "health-check", "ddos-drill", "declaration"):
+            assert main(["--config", str(cfg), "--db", db, "--now", "2026-06-20T10:00:00+08:00", "duty", "record",
+                         kind, "--date", "2026-06-19", "--by", "x"]) == 0
+        agent = Agent(tmp_path, cfg, db, now="2026-07-01T00:05:00+08:00").start()
+        try:
+            wait_for("the pack notice", lambda: sink.messages(), timeout=30, agents=(agent,))
+            assert agent.stop() == 0
+        finally:
+            agent.cleanup()
+        built = tmp_path / "packs" / "2026H1"
+        sums_verify(built)
+        [notice] = [m["message"] for m in sink.messages()]
+        assert str(built) in notice and "2026-07-10" in notice
+        assert any("declaration pack 2026H1 built in" in line for line in agent.lines()), agent.log()
+        assert "Traceback" not in agent.log()
