@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 PACK_FORMAT = 1
 SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_SAFE = re.compile(r"[^\w.-]+")  # letters (any script), digits, _ . -: nothing sha256sum would escape
 
 
 @dataclass(frozen=True)
@@ -180,12 +180,13 @@ def build(cfg: Config, store: Store, half: HalfYear, directory: Path, now: datet
     files[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode()
     entries = sorted((p, _digest(b), len(b)) for p, b in files.items())
     sums = "".join(f"{h}  {p}\n" for p, h, _ in entries).encode()
-    _write_dir(directory, {**files, SUMS: sums})
+    _write_dir(directory, {**files, SUMS: sums}, _moment(half.end, tz).timestamp())
     return Pack(directory, half, tuple(entries))
 
 
-def _write_dir(directory: Path, files: dict[str, bytes]) -> None:
-    """Write whole or not at all: a half-written pack must never pass for evidence."""
+def _write_dir(directory: Path, files: dict[str, bytes], mtime: float) -> None:
+    """Write whole or not at all: a half-written pack must never pass for evidence. Every file's
+    modification time is the half year's end, not the moment of the build."""
     target = directory.absolute()
     if target.exists() and not target.is_dir():
         raise UsageError(f"-o {directory}: not a directory")
@@ -204,6 +205,7 @@ def _write_dir(directory: Path, files: dict[str, bytes]) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(blob)
             os.chmod(path, 0o666 & ~mask)
+            os.utime(path, (mtime, mtime))
         for d in sorted({p.parent for p in tmp.rglob("*")}):
             os.chmod(d, 0o777 & ~mask)
         old = None

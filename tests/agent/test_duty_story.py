@@ -88,7 +88,7 @@ def test_a_year_of_a_tier_2_firm(store_url: str, tmp_path: Path, capsys: pytest.
     cfg = tmp_path / "posture.toml"
     report = tmp_path / "pentest-2025.pdf"
     report.write_bytes(b"%PDF-1.4 pentest report\x00\xff")
-    minutes = tmp_path / "drill minutes.txt"
+    minutes = tmp_path / "營運持續演練 紀錄.txt"
     minutes.write_text("業務持續演練紀錄\n", "utf-8")
     with http_sink() as sink:
         write_config(cfg, sink, packs)
@@ -148,6 +148,9 @@ def test_a_year_of_a_tier_2_firm(store_url: str, tmp_path: Path, capsys: pytest.
         assert any(n.endswith("pentest-2025.pdf") for n in kept), kept  # the standing pentest report
         pentest = next(built / n for n in kept if n.endswith("pentest-2025.pdf"))
         assert pentest.read_bytes() == report.read_bytes()
+        assert any(n.endswith("-營運持續演練_紀錄.txt") for n in kept), kept  # the standing drill minutes
+        end = int(at("2026-07-01", 0).timestamp())  # files dated the half year's end, not the build
+        assert {int(p.stat().st_mtime) for p in built.rglob("*") if p.is_file()} == {end}
         manifest = json.loads((built / "manifest.json").read_text("utf-8"))
         assert manifest["period"] == "2026H1" and manifest["tier"] == 2
         assert {f["path"] for f in manifest["files"]} == names - {"manifest.json"}
