@@ -33,12 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from agent.errors import UsageError
+from agent.errors import AgentError, UsageError
 from schedules.duties import HalfYear
 
 if TYPE_CHECKING:
     from agent.config import Config
-    from agent.report.model import ReportData
     from state.duty_records import DutyRecordInfo
     from state.store import Store
 
@@ -63,19 +62,62 @@ def _moment(day: Any, tz: str) -> datetime:
     return datetime.combine(day, time(0), ZoneInfo(tz)).astimezone(UTC)
 
 
-def _pdf(data: ReportData, lang: Any) -> bytes | None:
-    """The report as PDF when this build has a writer (agent.report.pdf.render_pdf), else None."""
+def _pdf(html: str, chromium: str | None, stamp: datetime) -> tuple[bytes | None, str | None]:
+    """(the report as PDF, None) when this build has a PDF writer (agent.report.pdf: the HTML printed
+    by Chromium) and it works here; else (None, why not)."""
     import importlib
 
     try:
         module = importlib.import_module("agent.report.pdf")
     except ImportError:
-        return None
+        return None, "this build of posture has no PDF writer"
     render = getattr(module, "render_pdf", None)
     if render is None:
-        return None
-    out = render(data, lang)
-    return bytes(out) if isinstance(out, (bytes, bytearray)) else None
+        return None, "this build of posture has no PDF writer"
+    try:
+        out = render(html, chromium)
+    except AgentError as exc:
+        return None, str(exc)
+    return steady_pdf(bytes(out), stamp), None
+
+
+_PDF_DATE = re.compile(rb"\(D:\d{14}(?:[+-]\d{2}'\d{2}'|Z00'00')\)")
+_PDF_NODE = re.compile(rb"node\d{8}")
+
+
+def steady_pdf(pdf: bytes, stamp: datetime) -> bytes:
+    """Chromium's PDF with what varies between two prints of the same page made steady: its
+    creation and modification dates become ``stamp``, its structure-tree node ids (DOM node ids,
+    numbered differently in each run) are numbered in document order. Every replacement keeps
+    its length, so the cross-reference offsets hold."""
+    when = b"(D:" + stamp.astimezone(UTC).strftime("%Y%m%d%H%M%S").encode() + b"+00'00')"
+    pdf = _PDF_DATE.sub(lambda m: when if len(m.group(0)) == len(when) else m.group(0), pdf)
+    # Renumbered in order of first appearance (the structure elements come in document order),
+    # then the ID name tree's leaf re-sorted under its new names, its limits set to match. A tree
+    # of several leaves cannot be re-sorted in place (its leaves' lengths would change): there the
+    # ids are numbered by rank, which keeps the tree valid but not always the bytes steady.
+    found = _PDF_NODE.findall(pdf)
+    order: dict[bytes, bytes] = {}
+    if len(_PDF_LEAF.findall(pdf)) <= 1:
+        for node in found:
+            order.setdefault(node, b"node%08d" % len(order))
+    else:
+        order = {n: b"node%08d" % i for i, n in enumerate(sorted(set(found), key=lambda n: int(n[4:])))}
+    pdf = _PDF_NODE.sub(lambda m: order[m.group(0)], pdf)
+    return _PDF_LEAF.sub(_sorted_leaf, pdf)
+
+
+_PDF_LEAF = re.compile(rb"/Limits \[\((node\d{8})\) \((node\d{8})\)\](\s*)/Names \[((?:\(node\d{8}\) \d+ \d+ R ?)+)\]")
+_PDF_PAIR = re.compile(rb"\((node\d{8})\) (\d+ \d+ R)")
+
+
+def _sorted_leaf(m: re.Match[bytes]) -> bytes:
+    pairs = sorted(_PDF_PAIR.findall(m.group(4)))
+    names = b" ".join(b"(%s) %s" % pair for pair in pairs)
+    if len(names) != len(m.group(4).rstrip()):
+        return m.group(0)  # not the layout this expects: leave it as it is
+    names += m.group(4)[len(names):]
+    return b"/Limits [(%s) (%s)]%s/Names [%s]" % (pairs[0][0], pairs[-1][0], m.group(3), names)
 
 
 def _evidence_name(r: DutyRecordInfo) -> str:
@@ -101,8 +143,8 @@ def _record_json(r: DutyRecordInfo, file: str | None) -> dict[str, Any]:
             "size": r.evidence_size, "file": file, "note": r.note}
 
 
-def contents(cfg: Config, store: Store, half: HalfYear, version: str) -> dict[str, bytes]:
-    """Every file of the pack (but the manifest and sums), by relative path."""
+def contents(cfg: Config, store: Store, half: HalfYear, version: str) -> tuple[dict[str, bytes], str]:
+    """Every file of the pack (but the manifest and sums) by relative path, and what became of the PDF."""
     from agent.report.gather import gather
     from agent.report.html import render_html
     from agent.report.model import Lang, Period
@@ -121,7 +163,7 @@ def contents(cfg: Config, store: Store, half: HalfYear, version: str) -> dict[st
         "report.csv": report_csv(data, lang).encode("utf-8-sig"),
         "report.json": (json.dumps(report_json(data, lang), ensure_ascii=False, indent=1) + "\n").encode(),
     }
-    pdf = _pdf(data, lang)
+    pdf, why = _pdf(files["report.html"].decode(), cfg.social.chromium, until)
     if pdf is not None:
         files["report.pdf"] = pdf
     chosen = _chosen(records(store, tz, until=half.end), half)
@@ -146,7 +188,7 @@ def contents(cfg: Config, store: Store, half: HalfYear, version: str) -> dict[st
         w.writerow(["" if rec[c] is None else rec[c] for c in cols])
     files["duties.csv"] = out.getvalue().encode("utf-8-sig")
     files["README.txt"] = _readme(cfg, half).encode()
-    return files
+    return files, "included" if why is None else f"not included: {why}"
 
 
 def _readme(cfg: Config, half: HalfYear) -> str:
@@ -169,13 +211,13 @@ def build(cfg: Config, store: Store, half: HalfYear, directory: Path, now: datet
     tz = cfg.agent.timezone
     if _moment(half.end, tz) > now:
         raise UsageError(f"the half year {half.label} has not ended yet (it ends {half.last_day})")
-    files = contents(cfg, store, half, version)
+    files, pdf_note = contents(cfg, store, half, version)
     entries = sorted((p, _digest(b), len(b)) for p, b in files.items())
     manifest = {"format": PACK_FORMAT, "period": half.label, "from": half.start.isoformat(),
                 "to": half.last_day.isoformat(), "window": [half.window_first.isoformat(),
                                                             half.window_last.isoformat()],
                 "firm": cfg.firm_settings().name, "tier": cfg.firm_settings().tier, "posture_version": version,
-                "timezone": tz,
+                "timezone": tz, "report_pdf": pdf_note,
                 "files": [{"path": p, "sha256": h, "size": n} for p, h, n in entries]}
     files[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode()
     entries = sorted((p, _digest(b), len(b)) for p, b in files.items())

@@ -145,3 +145,32 @@ def test_the_daemon_builds_and_announces_the_pack_on_1_july(tmp_path: Path) -> N
         assert str(built) in notice and "2026-07-10" in notice
         assert any("declaration pack 2026H1 built in" in line for line in agent.lines()), agent.log()
         assert "Traceback" not in agent.log()
+
+
+def _fake_pdf(ids: tuple[str, str, str], when: str) -> bytes:
+    """The parts of Chromium's tagged PDF that vary between two prints of one page."""
+    a, b, c = ids
+    pairs = sorted([(a, "11 0 R"), (b, "12 0 R"), (c, "13 0 R")])
+    names = " ".join(f"({n}) {r}" for n, r in pairs)
+    return (f"%PDF-1.7\n11 0 obj\n<</S /TH\n/ID ({a})>>\nendobj\n12 0 obj\n<</S /TD\n/A [<</O /Table\n"
+            f"/Headers [({a})]>>]\n/ID ({b})>>\nendobj\n13 0 obj\n<</S /TD\n/ID ({c})>>\nendobj\n"
+            f"20 0 obj\n<</Limits [({pairs[0][0]}) ({pairs[-1][0]})]\n/Names [{names}]>>\nendobj\n"
+            f"21 0 obj\n<</CreationDate (D:{when}+00'00')\n/ModDate (D:{when}+00'00')>>\nendobj\n").encode()
+
+
+def test_chromium_pdfs_of_one_page_are_made_byte_identical() -> None:
+    from datetime import UTC, datetime
+
+    from agent.report.pack import steady_pdf
+
+    end = datetime(2026, 6, 30, 16, tzinfo=UTC)
+    one = _fake_pdf(("node00000064", "node00000065", "node00000070"), "20260701000501")
+    two = _fake_pdf(("node00000008", "node00000007", "node00000003"), "20261201093000")  # other order
+    assert one != two and len(one) == len(two)
+    steady = steady_pdf(one, end)
+    assert steady == steady_pdf(two, end) and len(steady) == len(one)
+    text = steady.decode()
+    assert "/ID (node00000000)>>" in text and "/Headers [(node00000000)]" in text  # one rename, everywhere
+    assert "/Limits [(node00000000) (node00000002)]" in text
+    assert "/Names [(node00000000) 11 0 R (node00000001) 12 0 R (node00000002) 13 0 R]" in text
+    assert text.count("(D:20260630160000+00'00')") == 2
