@@ -153,6 +153,7 @@ def test_a_year_of_a_tier_2_firm(store_url: str, tmp_path: Path, capsys: pytest.
         assert {int(p.stat().st_mtime) for p in built.rglob("*") if p.is_file()} == {end}
         manifest = json.loads((built / "manifest.json").read_text("utf-8"))
         assert manifest["period"] == "2026H1" and manifest["tier"] == 2
+        assert (manifest["report_pdf"] == "included") == (built / "report.pdf").is_file(), manifest["report_pdf"]
         assert {f["path"] for f in manifest["files"]} == names - {"manifest.json"}
         in_report = json.loads((built / "report.json").read_text("utf-8"))["duties"]
         assert {d["kind"]: d["state"] for d in in_report}["scan"] == "ok"  # as of 30 June
