@@ -37,6 +37,7 @@ class AlertKind(enum.StrEnum):
     DECLARATION_REMINDER = "declaration_reminder"
     DUTY_DUE_SOON = "duty_due_soon"
     PACK_READY = "pack_ready"
+    PACK_FAILED = "pack_failed"
 
 
 _ORDER = {k: i for i, k in enumerate(AlertKind)}
@@ -131,7 +132,7 @@ def _line(a: Alert, lang: str, tz: str, catalog: Catalog) -> str:
 
 
 CALENDAR_KINDS = (AlertKind.DUTY_OVERDUE, AlertKind.DECLARATION_REMINDER, AlertKind.DUTY_DUE_SOON,
-                  AlertKind.PACK_READY)
+                  AlertKind.PACK_READY, AlertKind.PACK_FAILED)
 
 _SECTIONS = (
     ("section_calendar", CALENDAR_KINDS),

@@ -3,7 +3,8 @@ the reminder before the declaration window closes.
 
 Condition keys (the delivery log sends each once per channel):
 ``duty:KIND:STATE:DUE`` (a new record moves DUE, so the next slip is news again; a duty
-never recorded is ``duty:KIND:never``), ``pack:2026H1:ready``, ``pack:2026H1:remind``.
+never recorded is ``duty:KIND:never``), ``pack:2026H1:ready``, ``pack:2026H1:remind``, ``pack:2026H1:failed``
+(while the pack cannot be built).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ _TEXT = {
         "never": "{name}（{kind}）尚無執行紀錄（posture duty record {kind}）",
         "due_soon": "{name}（{kind}）將於 {due} 到期，尚餘 {days} 天，上次 {last}",
         "ready": "{period} 資安申報佐證包已產生：{where}；申報期限 {last_day}",
+        "failed": "{period} 資安申報佐證包無法產生（{error}）；將於下次評估時重試，申報期限 {last_day}",
         "remind": "{period} 資安申報尚未登錄完成，申報期限 {last_day}（佐證包：{where}；完成後請執行 "
                   "posture duty record declaration）",
     },
@@ -50,6 +52,8 @@ _TEXT = {
         "never": "{name} ({kind}) has never been recorded (posture duty record {kind})",
         "due_soon": "{name} ({kind}) is due {due}, {days} day(s) left, last done {last}",
         "ready": "The {period} declaration pack is ready: {where}; the declaration window closes {last_day}",
+        "failed": "The {period} declaration pack could not be built ({error}); retried every cycle; "
+                  "the window closes {last_day}",
         "remind": "The {period} declaration is not recorded as filed; the window closes {last_day} "
                   "(pack: {where}; once filed run posture duty record declaration)",
     },
@@ -79,9 +83,10 @@ def calendar_lines(duties: Iterable[DutyStatus], lang: str) -> list[str]:
 def line(a: Alert, lang: str) -> str:
     text = _TEXT.get(lang, _TEXT["en"])
     d = a.detail
-    if a.kind in (AlertKind.PACK_READY, AlertKind.DECLARATION_REMINDER):
-        key = "ready" if a.kind is AlertKind.PACK_READY else "remind"
-        return text[key].format(period=d.get("period"), where=d.get("where"), last_day=d.get("last_day"))
+    if a.kind in (AlertKind.PACK_READY, AlertKind.DECLARATION_REMINDER, AlertKind.PACK_FAILED):
+        key = {AlertKind.PACK_READY: "ready", AlertKind.PACK_FAILED: "failed"}.get(a.kind, "remind")
+        return text[key].format(period=d.get("period"), where=d.get("where"), last_day=d.get("last_day"),
+                                error=d.get("error"))
     kind = DutyKind(str(d.get("duty")))
     name = _NAMES.get(lang, _NAMES["en"])[kind]
     if d.get("never"):
@@ -117,6 +122,11 @@ def duty_alert(s: DutyStatus) -> Alert | None:
 def pack_ready(half: HalfYear, where: str) -> Alert:
     return Alert(AlertKind.PACK_READY, f"pack:{half.label}:ready", FIRM, "info", PACK_CHECK,
                  {"period": half.label, "where": where, "last_day": half.window_last.isoformat()})
+
+
+def pack_failed(half: HalfYear, where: str, error: str) -> Alert:
+    return Alert(AlertKind.PACK_FAILED, f"pack:{half.label}:failed", FIRM, "high", PACK_CHECK,
+                 {"period": half.label, "where": where, "last_day": half.window_last.isoformat(), "error": error})
 
 
 def pack_reminder(half: HalfYear, where: str, today: date) -> Alert:

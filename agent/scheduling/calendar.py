@@ -16,8 +16,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from agent.notify.alerts import Alert
     from agent.session import Session
+    from schedules.duties import HalfYear
     from state.store import Store
 
 
@@ -25,7 +28,7 @@ def calendar_alerts(session: Session, store: Store, now: datetime) -> list[Alert
     """The calendar's alert conditions holding at ``now`` (building the pack when due); pending
     calendar alerts that no longer hold (a duty recorded meanwhile) are withdrawn."""
     from agent.notify.dispatch import supersede_stale
-    from agent.notify.duty_alerts import duty_alert, pack_ready, pack_reminder
+    from agent.notify.duty_alerts import duty_alert, pack_failed, pack_ready, pack_reminder
     from agent.report.pack import SUMS, default_dir
     from agent.tracking.duties import calendar, local_day
     from schedules.duties import DutyKind, open_window, reminder_day
@@ -41,7 +44,9 @@ def calendar_alerts(session: Session, store: Store, now: datetime) -> list[Alert
     if half is not None:
         directory = (default_dir(cfg) / half.label).absolute()
         if not (directory / SUMS).is_file():
-            _build(session, store, half, directory, now)
+            error = _build(session, store, half, directory, now)
+            if error is not None:
+                alerts.append(pack_failed(half, str(directory), error))
         if (directory / SUMS).is_file():
             alerts.append(pack_ready(half, str(directory)))
             filed = [r for r in records(store, tz, kind=DutyKind.DECLARATION.value, until=today + timedelta(days=1))
@@ -52,23 +57,21 @@ def calendar_alerts(session: Session, store: Store, now: datetime) -> list[Alert
     return alerts
 
 
-def _build(session: Session, store: Store, half: object, directory: object, now: datetime) -> None:
-    from pathlib import Path
-
+def _build(session: Session, store: Store, half: HalfYear, directory: Path, now: datetime) -> str | None:
+    """Build the pack; None, or why it could not be built (logged)."""
     from agent import __version__
     from agent.errors import AgentError
     from agent.report.pack import build
     from agent.scheduling.daemon_setup import log
-    from schedules.duties import HalfYear
     from state.errors import StorageGone, StoreError
 
-    assert isinstance(half, HalfYear) and isinstance(directory, Path)
     try:
         pack = build(session.config, store, half, directory, now, __version__)
     except StorageGone:
         raise
     except (AgentError, StoreError) as exc:
         log(f"declaration pack {half.label}: not built ({exc}); the next cycle retries")
-        return
+        return str(exc)
     log(f"declaration pack {half.label} built in {directory} ({len(pack.files)} files, "
         f"manifest sha256 {pack.manifest_sha256})")
+    return None

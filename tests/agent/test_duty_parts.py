@@ -174,3 +174,23 @@ def test_chromium_pdfs_of_one_page_are_made_byte_identical() -> None:
     assert "/Limits [(node00000000) (node00000002)]" in text
     assert "/Names [(node00000000) 11 0 R (node00000001) 12 0 R (node00000002) 13 0 R]" in text
     assert text.count("(D:20260630160000+00'00')") == 2
+
+
+def test_a_pack_that_cannot_be_built_is_alerted_once_and_retried(
+        sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "packs"
+    blocker.write_text("a file where the pack directory should be", "utf-8")
+    cfg = tmp_path / "posture.toml"
+    with http_sink() as sink:
+        _config(cfg, sink, f'[firm]\ntier = 2\npack_dir = "{blocker}"\n')
+        s = Story(cfg, sqlite_url, capsys, sink)
+        for kind in ("scan", "pentest", "drill", "health-check", "ddos-drill"):
+            s("2026-06-20", "duty", "record", kind, "--date", "2026-06-19", "--by", "x")
+        s("2026-06-20", "duty", "record", "declaration", "--date", "2026-01-05", "--by", "x")
+        failed = s.cycle("2026-07-01")
+        assert len(failed) == 1 and "could not be built" in failed[0] and "2026-07-10" in failed[0], failed
+        assert s.cycle("2026-07-02") == []  # still failing: said once
+        blocker.unlink()
+        ready = s.cycle("2026-07-03")
+        assert len(ready) == 1 and "is ready" in ready[0], ready
+        sums_verify(blocker / "2026H1")
