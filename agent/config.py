@@ -328,6 +328,23 @@ class MetricsSection(_Strict):
 
             _valid(parse_listen, v, ValueError)
         return v
+DutyName = Literal["scan", "pentest", "drill", "health-check", "ddos-drill", "declaration"]
+
+
+class FirmSection(_Strict):
+    """The firm and its compliance calendar (schedules.duties): periods default by tier."""
+
+    tier: int = Field(2, ge=1, le=4)  # 資安分級 (seeds 000, 002)
+    name: str | None = None
+    periods: dict[DutyName, Annotated[int, Field(ge=0, le=120)]] = Field(default_factory=dict)  # months; 0: none
+    warn_days: int = Field(30, ge=0, le=365)  # a duty is due soon this many days before its due date
+    pack_dir: str | None = None  # where the daemon builds declaration packs (default: beside the database)
+    remind_days: int = Field(2, ge=0, le=9)  # remind an unfiled declaration this many days before the window closes
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return None if v is None else _plain(v)
 
 
 class Config(_Strict):
@@ -342,6 +359,7 @@ class Config(_Strict):
     notify: list[NotifySection] = Field(default_factory=list)
     assets: list[AssetSection] = Field(default_factory=list)
     metrics: MetricsSection = MetricsSection()
+    firm: FirmSection | None = None  # the compliance calendar alerts and builds packs only when set
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -363,6 +381,10 @@ class Config(_Strict):
             if check_id not in catalog:
                 raise ValueError(f"unknown check id {check_id!r}")
         return v
+
+    def firm_settings(self) -> FirmSection:
+        """``[firm]``, or its defaults (tier 2) when the config has none."""
+        return self.firm or FirmSection()
 
     def asset_specs(self) -> list[AssetSpec]:
         specs = []

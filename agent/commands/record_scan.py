@@ -1,7 +1,8 @@
 """``posture record-scan ASSET --date --by --evidence FILE``: register a third-party scan.
 
 The evidence file is copied into the database with its SHA-256, and the scan counts for
-the half-yearly cadence like a complete scan of posture's own.
+the half-yearly cadence like a complete scan of posture's own, and as the compliance
+calendar's ``scan`` duty (``posture duty list``).
 """
 
 from __future__ import annotations

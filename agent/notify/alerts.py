@@ -32,6 +32,12 @@ class AlertKind(enum.StrEnum):
     DEADLINE_MISSED = "deadline_missed"
     NEW_FINDING = "new_finding"
     CADENCE_WARNING = "cadence_warning"
+    # The compliance calendar (agent.notify.duty_alerts): duties and the declaration pack.
+    DUTY_OVERDUE = "duty_overdue"
+    DECLARATION_REMINDER = "declaration_reminder"
+    DUTY_DUE_SOON = "duty_due_soon"
+    PACK_READY = "pack_ready"
+    PACK_FAILED = "pack_failed"
 
 
 _ORDER = {k: i for i, k in enumerate(AlertKind)}
@@ -101,6 +107,10 @@ def _parse(text: Any) -> datetime | None:
 
 def _line(a: Alert, lang: str, tz: str, catalog: Catalog) -> str:
     d = a.detail
+    if a.kind in CALENDAR_KINDS:
+        from agent.notify.duty_alerts import line as calendar_line
+
+        return calendar_line(a, lang)
     check = catalog.checks.get(a.check_id)
     title = check.title(lang) if check else a.check_id
     sev = i18n.severity(lang, a.severity)
@@ -121,7 +131,11 @@ def _line(a: Alert, lang: str, tz: str, catalog: Catalog) -> str:
     return i18n.t(lang, "cadence_warning_line", asset=a.asset, due=due, days=left, last=last) + room
 
 
+CALENDAR_KINDS = (AlertKind.DUTY_OVERDUE, AlertKind.DECLARATION_REMINDER, AlertKind.DUTY_DUE_SOON,
+                  AlertKind.PACK_READY, AlertKind.PACK_FAILED)
+
 _SECTIONS = (
+    ("section_calendar", CALENDAR_KINDS),
     ("section_cadence", (AlertKind.CADENCE_OVERDUE, AlertKind.CADENCE_WARNING)),
     ("section_deadline", (AlertKind.DEADLINE_MISSED,)),
     ("section_new", (AlertKind.NEW_FINDING,)),
@@ -139,7 +153,8 @@ def message(alerts: Sequence[Alert], language: str, tz: str, catalog: Catalog, c
         if not items:
             continue
         total = sum(1 for a in alerts if a.kind in kinds)
-        head = i18n.t(lang, heading, n=total)
+        head = (i18n.t(lang, heading, n=total) if heading != "section_calendar"
+                else _calendar_heading(lang, total))
         text += ["", head] if text else [head]
         md += ["", f"**{head}**", ""]
         for a in items:
@@ -158,6 +173,12 @@ def message(alerts: Sequence[Alert], language: str, tz: str, catalog: Catalog, c
         markdown="\n".join(md).strip() + "\n",
         kind="failure" if worst >= SEVERITY_RANK["critical"] else "warning",
     )
+
+
+def _calendar_heading(lang: str, n: int) -> str:
+    from agent.notify.duty_alerts import heading
+
+    return heading(lang, n)
 
 
 def md_escape(text: str) -> str:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from agent.notify import i18n
 from agent.notify.channels import Message
+from agent.notify.duty_alerts import calendar_heading, calendar_lines
+from agent.tracking.duties import status_json
 from schedules.due import DueState, due_state
 from schedules.remediation import CadenceState
 from schedules.weekly import CertExpiry, changes, expiring_certificates, week_window
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from agent.config import Config
     from agent.tracking.remediation import AssetCadence
     from probes.catalog import Catalog
+    from schedules.duties import DutyStatus
     from state.store import Store
     from state.views import AssetInfo, EventInfo, FindingInfo
 
@@ -103,6 +106,7 @@ class Digest:
     end: datetime
     tz: str
     assets: tuple[AssetDigest, ...]
+    duties: tuple[DutyStatus, ...] = ()  # the compliance calendar (with a [firm] section)
 
     def totals(self) -> dict[str, int]:
         return {
@@ -121,7 +125,8 @@ class Digest:
 
     def to_json(self) -> dict[str, Any]:
         return {"week_start": self.start.isoformat(), "week_end": self.end.isoformat(), "timezone": self.tz,
-                "totals": self.totals(), "assets": [a.to_json() for a in self.assets]}
+                "totals": self.totals(), "assets": [a.to_json() for a in self.assets],
+                "duties": [status_json(x) for x in self.duties]}
 
 
 def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
@@ -192,7 +197,13 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
             certificates=tuple(certs),
             cadence=cad[name],
         ))
-    return Digest(start, end, cfg.agent.timezone, tuple(assets))
+    return Digest(start, end, cfg.agent.timezone, tuple(assets), _duties(cfg, store, now))
+
+
+def _duties(cfg: Config, store: Store, now: datetime) -> tuple[DutyStatus, ...]:
+    from agent.tracking.duties import calendar, local_day
+
+    return () if cfg.firm is None else tuple(calendar(cfg, store, local_day(now, cfg.agent.timezone)))
 
 
 def _rank(f: FindingInfo) -> tuple[int, str, str]:
@@ -298,6 +309,9 @@ def render_text(d: Digest, language: str, cap: int | None = None) -> str:
             else:
                 out.append(f"{s.heading}: {s.total or none}")
                 out += [f"  - {item}" for item in s.items]
+    if d.duties:
+        out += ["", f"== {calendar_heading(lang, len(d.duties))}",
+                *(f"  - {x}" for x in calendar_lines(d.duties, lang))]
     return "\n".join(out) + "\n"
 
 
@@ -316,6 +330,9 @@ def render_markdown(d: Digest, language: str, cap: int | None = None) -> str:
             out += [f"**{md_escape(s.heading)}**: {s.total or none}", ""]
             if s.items:
                 out += [*(f"- {md_escape(item)}" for item in s.items), ""]
+    if d.duties:
+        out += ["", f"### {md_escape(calendar_heading(lang, len(d.duties)))}", "",
+                *(f"- {md_escape(x)}" for x in calendar_lines(d.duties, lang))]
     return "\n".join(out).strip() + "\n"
 
 

@@ -25,6 +25,7 @@ from agent.report.model import (
     ScanEntry,
 )
 from agent.report.timeline import NEEDS_FIX, cadence_record, open_intervals, replay, step_series
+from schedules.duties import DutyStatus
 from schedules.remediation import DeadlinePolicy, breaks_at, deadline
 from state.delivery_views import ExternalScanInfo
 from state.records import FindingState, RunStatus, ScanStatus
@@ -237,5 +238,14 @@ def gather(
     return ReportData(
         period=period, as_of=as_of, generated_at=now, posture_version=posture_version,
         catalog_version=catalog.version, policy=_policy(config, dp), assets=tuple(reports),
-        series=step_series(everything, period.since, as_of),
+        series=step_series(everything, period.since, as_of), duties=_duties(store, config, as_of),
     )
+
+
+def _duties(store: Store, config: Config, as_of: datetime) -> tuple[DutyStatus, ...]:
+    """The compliance calendar on the report's last day (only when the config has a [firm])."""
+    from agent.tracking.duties import calendar, local_day
+
+    if config.firm is None:
+        return ()
+    return tuple(calendar(config, store, local_day(as_of - timedelta(microseconds=1), config.agent.timezone)))

@@ -316,9 +316,21 @@ class _Page:
         ] for s in scans))
 
 
+def _calendar(data: ReportData, lang: Lang) -> Html:
+    """The compliance calendar on the period's last day (issue 19), when the config has a [firm]."""
+    if not data.duties:
+        return Html("")
+    from agent.notify.duty_alerts import calendar_heading, calendar_lines
+
+    lines = calendar_lines(data.duties, lang.value)
+    items = _join(Html(f"<li>{_e(x)}</li>") for x in lines)
+    return Html(f'<section class="calendar"><h2>{_e(calendar_heading(lang.value, len(lines)))}</h2>'
+                f"<ul>{items}</ul></section>")
+
+
 def render_html(data: ReportData, lang: Lang) -> str:
     page = _Page(data, lang)
-    body = _join([page.cover(), page.summary(), *(page.asset(a) for a in data.assets)])
+    body = _join([page.cover(), page.summary(), _calendar(data, lang), *(page.asset(a) for a in data.assets)])
     title = f"{text(lang, 'title')} {data.period.since.astimezone(page.zone).date().isoformat()}"
     return (
         f'<!DOCTYPE html>\n<html lang="{_e(lang.value)}"><head><meta charset="utf-8">'

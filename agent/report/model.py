@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from schedules.duties import DutyStatus
 from schedules.remediation import CadenceState
 from state.delivery_views import ExternalScanInfo
 from state.records import FindingState, ScanStatus, Trigger
@@ -187,6 +188,7 @@ class ReportData:
     policy: Policy
     assets: tuple[AssetReport, ...]
     series: tuple[SeriesPoint, ...]  # every asset together
+    duties: tuple[DutyStatus, ...] = ()  # the compliance calendar on the period's last day ([firm] set)
 
     def clauses(self) -> tuple[ClauseRef, ...]:
         """Every clause a finding in the report refers to, by label."""

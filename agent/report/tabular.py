@@ -114,7 +114,15 @@ def report_json(data: ReportData, lang: Lang) -> dict[str, Any]:
         "assets": [_asset(a, lang) for a in data.assets],
         "open_over_time": _series(data.series),
         "clauses": [{"label": c.label, "source": c.source, "zh": c.zh, "en": c.en} for c in data.clauses()],
+        **_duties(data),
     }
+
+
+def _duties(data: ReportData) -> dict[str, Any]:
+    """The compliance calendar, when the config has a [firm] (issue 19)."""
+    from agent.tracking.duties import status_json
+
+    return {"duties": [status_json(d) for d in data.duties]} if data.duties else {}
 
 
 CSV_COLUMNS = (

@@ -217,10 +217,14 @@ def evaluate(session: Session, store: Store, now: datetime, report: CycleReport)
     cfg = session.config
     assets = {a.name: a for a in store.assets() if a.name in {s.name for s in cfg.asset_specs()}}
     chans = channels(cfg)
+    from agent.scheduling.calendar import calendar_alerts
+
+    calendar = calendar_alerts(session, store, now)  # duties due/overdue, the declaration pack (issue 19)
     if not chans:
         return
     catalog = load_catalog()
     alerts, holding = current_alerts(cfg, store, assets, now)
+    alerts += calendar
     report.alerts_recorded = record_alerts(store, chans, alerts, now)
     report.superseded = supersede_stale(store, holding)
     report.deliveries += flush(store, chans, DeliveryEvent.ALERT, now, alert_renderer(cfg.agent.timezone, catalog))

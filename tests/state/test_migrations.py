@@ -24,7 +24,7 @@ from state.tables.core import metadata
 from tests.state.factory import DAY, T0, finding, run, scan
 
 TABLES = {"assets", "scans", "probe_runs", "findings", "finding_occurrences", "finding_events",
-          "deliveries", "external_scans", "jobs"}
+          "deliveries", "external_scans", "jobs", "duty_records"}
 
 
 def schema_diff(engine: Engine) -> list[object]:

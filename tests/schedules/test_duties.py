@@ -1,0 +1,81 @@
+"""The compliance calendar's rules (schedules.duties): periods by tier, due dates, states, windows."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from schedules.duties import (
+    DutyKind,
+    DutyState,
+    HalfYear,
+    add_months,
+    declaration_due,
+    default_months,
+    open_window,
+    parse_half,
+    reminder_day,
+    status,
+)
+
+
+def test_tier_periods_follow_the_rules() -> None:
+    assert [default_months(DutyKind.PENTEST, t) for t in (1, 2, 3, 4)] == [12, 24, 24, None]
+    assert [default_months(DutyKind.DRILL, t) for t in (1, 2, 3, 4)] == [12, 24, 24, None]
+    assert [default_months(DutyKind.HEALTH_CHECK, t) for t in (1, 2, 3, 4)] == [24, 24, None, None]
+    assert {default_months(DutyKind.DDOS_DRILL, t) for t in (1, 2, 3, 4)} == {12}
+    assert {default_months(DutyKind.SCAN, t) for t in (1, 2, 3, 4)} == {6}
+
+
+@pytest.mark.parametrize(("day", "months", "expected"), [
+    (date(2026, 1, 31), 1, date(2026, 2, 28)),
+    (date(2024, 2, 29), 12, date(2025, 2, 28)),
+    (date(2024, 2, 29), 48, date(2028, 2, 29)),
+    (date(2026, 8, 31), 6, date(2027, 2, 28)),
+    (date(2026, 12, 15), 1, date(2027, 1, 15)),
+    (date(2026, 3, 15), 6, date(2026, 9, 15)),
+])
+def test_add_months_keeps_the_day_or_the_months_last(day: date, months: int, expected: date) -> None:
+    assert add_months(day, months) == expected
+
+
+def test_states_around_the_due_date() -> None:
+    done = date(2025, 3, 1)
+
+    def state(today: date) -> DutyState:
+        return status(DutyKind.DDOS_DRILL, 12, done, today, 30).state
+
+    assert state(date(2026, 1, 29)) is DutyState.OK
+    assert state(date(2026, 1, 30)) is DutyState.DUE_SOON  # 30 days before
+    assert state(date(2026, 3, 1)) is DutyState.DUE_SOON  # the due date is the last day
+    assert state(date(2026, 3, 2)) is DutyState.OVERDUE
+    s = status(DutyKind.DDOS_DRILL, 12, done, date(2026, 3, 4), 30)
+    assert (s.next_due, s.days_left) == (date(2026, 3, 1), -3)
+    assert status(DutyKind.PENTEST, 12, None, date(2026, 3, 4), 30).state is DutyState.NEVER
+    assert status(DutyKind.PENTEST, None, done, date(2026, 3, 4), 30).state is DutyState.NOT_REQUIRED
+
+
+def test_declaration_windows() -> None:
+    assert open_window(date(2026, 7, 1)) == HalfYear(2026, 1)
+    assert open_window(date(2026, 7, 10)) == HalfYear(2026, 1)
+    assert open_window(date(2026, 7, 11)) is None
+    assert open_window(date(2027, 1, 1)) == HalfYear(2026, 2)
+    assert open_window(date(2026, 6, 30)) is None
+    h = parse_half("2026h2")
+    assert (h.start, h.last_day, h.window_first, h.window_last) == (
+        date(2026, 7, 1), date(2026, 12, 31), date(2027, 1, 1), date(2027, 1, 10))
+    assert reminder_day(HalfYear(2026, 1), 2) == date(2026, 7, 8)
+    assert reminder_day(HalfYear(2026, 1), 9) == date(2026, 7, 1)
+    for bad in ("2026H3", "2026", "26H1", "2026-H1", "1969H2", "2100H1", "２０２６H1"):
+        with pytest.raises(ValueError):
+            parse_half(bad)
+
+
+def test_declaration_due_follows_the_filings() -> None:
+    assert declaration_due(None, date(2026, 7, 5)) == date(2026, 7, 10)
+    assert declaration_due(date(2026, 1, 8), date(2026, 7, 5)) == date(2026, 7, 10)  # January's filing
+    assert declaration_due(date(2026, 7, 9), date(2026, 7, 12)) == date(2027, 1, 10)
+    assert declaration_due(date(2026, 7, 9), date(2027, 1, 3)) == date(2027, 1, 10)
+    assert declaration_due(date(2026, 1, 8), date(2026, 8, 1)) == date(2026, 7, 10)  # missed: overdue
+    assert status(DutyKind.DECLARATION, 6, date(2026, 1, 8), date(2026, 8, 1), 30).state is DutyState.OVERDUE
