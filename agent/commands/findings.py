@@ -1,8 +1,15 @@
 """``posture findings``: list stored findings, and record people's decisions on them.
 
     posture findings [--status open|fixed|accepted|false_positive|all] [--overdue] [--asset NAME]
+                     [--severity LEVEL] [--check ID] [--ad-hoc]
+    posture findings show ID
     posture findings accept ID --reason TEXT --until DATE [--by WHO]
     posture findings false-positive ID --reason TEXT [--by WHO]
+    posture findings reopen ID --reason TEXT [--by WHO]
+
+``--severity LEVEL`` keeps findings at or above LEVEL (``high`` lists high and critical).
+Findings of ad-hoc URLs (``posture scan URL`` for a URL no asset is configured with) are
+left out unless ``--ad-hoc`` is given or ``--asset`` names them.
 """
 
 from __future__ import annotations
@@ -11,7 +18,11 @@ import argparse
 from datetime import datetime
 from typing import Any
 
+from agent.errors import UsageError
 from agent.when import record_id
+from probes.base import Severity
+
+SEVERITIES = tuple(s.value for s in Severity)  # worst first
 
 
 def register(sub: Any) -> None:
@@ -20,6 +31,11 @@ def register(sub: Any) -> None:
                    choices=("open", "fixed", "accepted", "false_positive", "resolved_by_config", "all"))
     p.add_argument("--asset", metavar="NAME", help="only this asset")
     p.add_argument("--overdue", action="store_true", help="only findings open past their remediation deadline")
+    p.add_argument("--severity", choices=SEVERITIES, metavar="LEVEL",
+                   help=f"only findings at or above this severity ({', '.join(SEVERITIES)})")
+    p.add_argument("--check", action="append", metavar="ID", help="only this check ID (repeatable)")
+    p.add_argument("--ad-hoc", action="store_true", dest="ad_hoc",
+                   help="include findings of ad-hoc URLs (scanned, but not configured assets)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=list_findings)
     actions = p.add_subparsers(dest="findings_action", metavar="ACTION")
@@ -36,6 +52,15 @@ def register(sub: Any) -> None:
     fp.add_argument("--reason", required=True, help="why it is not a real weakness (kept as audit evidence)")
     fp.add_argument("--by", metavar="WHO", help="who decided (default: the user running posture)")
     fp.set_defaults(func=false_positive)
+    reopen = actions.add_parser("reopen", help="undo an acceptance or a false-positive mark")
+    reopen.add_argument("id", type=record_id, metavar="ID")
+    reopen.add_argument("--reason", required=True, help="why the decision is undone (kept as audit evidence)")
+    reopen.add_argument("--by", metavar="WHO", help="who decided (default: the user running posture)")
+    reopen.set_defaults(func=reopen_finding)
+    show = actions.add_parser("show", help="one finding: evidence, deadline and its whole history")
+    show.add_argument("id", type=record_id, metavar="ID")
+    show.add_argument("--format", choices=("text", "json"), default="text", dest="show_format")
+    show.set_defaults(func=show_finding)
 
 
 def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetime | None = None,
@@ -85,9 +110,16 @@ def list_findings(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     now = session.clock_now()
     status = "open" if args.overdue and args.status == "open" else args.status
+    checks = _checks(args.check, catalog)
     with session.open_store() as store:
-        rows = store.findings(FindingFilter(status), asset=args.asset)
-        kinds = {a.name: a.kind for a in store.assets()}
+        stored = store.assets()
+        asset = _asset(session, args.asset, {a.name for a in stored}) if args.asset else None
+        rows = store.findings(FindingFilter(status), asset=asset)
+        kinds = {a.name: a.kind for a in stored}
+        ad_hoc = {a.name for a in stored if not a.configured} - {s.name for s in session.config.asset_specs()}
+        rows = [f for f in rows if (args.ad_hoc or asset is not None or f.asset not in ad_hoc)
+                and (checks is None or f.check_id in checks)
+                and (args.severity is None or at_or_above(f.severity, args.severity))]
         due = deadlines(store, deadline_policy(session.config), rows, kinds)
         configs = {f.id: config_change(store, f.id) for f in rows if f.state.value == "resolved_by_config"}
     rows = sorted(rows, key=lambda f: (f.asset, SEVERITY_ORDER.get(f.severity, 9), f.check_id, f.key))
@@ -114,7 +146,9 @@ def list_findings(args: argparse.Namespace) -> int:
                      f"({c['config_hash_before'] or '?'} -> {c['config_hash_after'] or '?'})")
         print(f"  #{d['id']:<5} {sev} {d['state']:<9} {d['check_id']:<28} {d['key'][:40]:<40} "
               f"first {d['first_seen'][:10]}  last {d['last_seen'][:10]}{deadline}{flag}")
-    what = f"{args.status}, overdue" if args.overdue else args.status
+    what = ", ".join([args.status, *(["overdue"] if args.overdue else []),
+                      *([f"{args.severity} or above"] if args.severity else []),
+                      *(sorted(checks) if checks else []), *(["with ad-hoc URLs"] if args.ad_hoc else [])])
     print(f"{len(docs)} finding(s) ({what})")
     return 0
 
@@ -161,3 +195,48 @@ def false_positive(args: argparse.Namespace) -> int:
     print(f"finding #{f.id} ({f.asset} {f.check_id} {f.key}) marked a false positive by {by}: "
           f"{f.false_positive_reason}")
     return 0
+
+
+def _asset(session: Any, text: str, known: set[str]) -> str:
+    """The asset ``--asset`` names (a name or URL); an unknown one is bad input (exit 2)."""
+    from agent.commands.history import asset_name
+
+    return asset_name(session, text, known)
+
+
+def _checks(given: list[str] | None, catalog: Any) -> set[str] | None:
+    if not given:
+        return None
+    unknown = [c for c in given if c not in catalog]
+    if unknown:
+        raise UsageError(f"unknown check {unknown[0]!r} (posture catalog lists the check IDs)")
+    return set(given)
+
+
+def reopen_finding(args: argparse.Namespace) -> int:
+    from agent.session import Session
+    from agent.when import who
+
+    session = Session.from_args(args)
+    by = who(args.by)
+    with session.open_store() as store:
+        before = store.finding(args.id)
+        state = store.reopen(args.id, args.reason, by, session.clock_now())
+    undone = "acceptance" if before.state.value == "accepted" else "false-positive mark"
+    print(f"finding #{before.id} ({before.asset} {before.check_id} {before.key}): {undone} undone by {by}, "
+          f"now {state.value}: {args.reason.strip()}")
+    return 0
+
+
+def show_finding(args: argparse.Namespace) -> int:
+    from agent.commands.finding_show import show
+
+    return show(args)
+
+
+def at_or_above(severity: str, threshold: str) -> bool:
+    """``severity`` is as bad as ``threshold`` or worse (an unknown severity never is)."""
+    try:
+        return Severity(severity).rank >= Severity(threshold).rank
+    except ValueError:
+        return False
