@@ -79,7 +79,7 @@ def scan_options(session: Session, args: argparse.Namespace) -> Any:
         try:
             read_capped(ca_bundle, DATA_MAX)
         except FileRefused as exc:
-            raise UsageError(f"--ca-bundle {exc}") from None
+            raise UsageError(f"{'--ca-bundle' if args.ca_bundle else 'agent.ca_bundle (config)'}: {exc}") from None
     resolver = args.resolver or cfg.agent.resolver
     if resolver:
         from probes.net.dns import parse_resolver
