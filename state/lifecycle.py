@@ -413,7 +413,7 @@ def reopen(session: Session, finding_id: int, reason: str, by: str, at: datetime
                               if previous == FindingState.ACCEPTED
                               else {"reason": row.false_positive_reason, "by": row.false_positive_by})
     row.state = target
-    session.add(EventRow(finding_id=finding_id, scan_id=None, at=at, kind=EventKind.REOPENED,
+    session.add(EventRow(finding_id=finding_id, scan_id=None, at=at, kind=EventKind.REOPENED_BY_DECISION,
                          from_state=previous, to_state=target,
                          detail={"reason": reason, "by": by, "undid": previous.value, "undone": undone}))
     return target

@@ -127,8 +127,10 @@ def test_reopen_undoes_acceptance_and_false_positive(env: dict[str, Any],
     doc = json.loads(out)["finding"]
     assert doc["state"] == "open"
     decisions = [(h["event"], h["by"], h["reason"]) for h in doc["history"] if h["by"]]
-    assert decisions == [("accepted", "alice", "vendor fix in Q2"), ("reopened", "bob", "auditor disagreed"),
-                         ("false_positive", "carol", "internal CA"), ("reopened", "dave", "it is public")]
+    undone = "reopened_by_decision"
+    assert decisions == [("accepted", "alice", "vendor fix in Q2"), (undone, "bob", "auditor disagreed"),
+                         ("false_positive", "carol", "internal CA"), (undone, "dave", "it is public")]
+    assert doc["reopened_count"] == 0  # undoing a decision is not the weakness coming back
     assert doc["history"][2]["detail"]["undid"] == "accepted"
     # an open finding has no decision to undo
     code, _, err = cli(env, capsys, "findings", "reopen", str(fid), "--reason", "again", "--by", "eve")
