@@ -139,11 +139,13 @@ def list_findings(args: argparse.Namespace) -> int:
         deadline = f"  due {d['deadline'][:10]}" if d["deadline"] else ""
         flag = paint("  OVERDUE", _COLOURS["high"], colour) if d["overdue"] else ""
         if d["accepted"] and d["state"] == "accepted":
-            flag += f"  until {d['accepted']['until']}"
+            flag += f"  until {d['accepted']['until']} (by {d['accepted']['by']})"
         if d["resolved_by_config"]:
             c = d["resolved_by_config"]
             flag += (f"  resolved by configuration {c['at'][:10]} "
                      f"({c['config_hash_before'] or '?'} -> {c['config_hash_after'] or '?'})")
+        if d["false_positive"] and d["state"] == "false_positive":
+            flag += f"  (by {d['false_positive']['by']})"
         print(f"  #{d['id']:<5} {sev} {d['state']:<9} {d['check_id']:<28} {d['key'][:40]:<40} "
               f"first {d['first_seen'][:10]}  last {d['last_seen'][:10]}{deadline}{flag}")
     what = ", ".join([args.status, *(["overdue"] if args.overdue else []),

@@ -180,5 +180,7 @@ def test_show_text(env: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> N
     assert "remediation:" in out and "deadline" in out
     assert "accepted by alice until 2025-04-30: ok for now" in out
     assert "opened" in out and "by alice; until 2025-04-30; reason: ok for now" in out
+    code, out, _ = cli(env, capsys, "findings", "--status", "accepted")
+    assert code == 0 and "until 2025-04-30 (by alice)" in out
     code, _, err = cli(env, capsys, "findings", "show", "424242")
     assert code == 2 and "no finding with id 424242" in err
