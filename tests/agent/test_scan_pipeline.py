@@ -137,3 +137,14 @@ def test_eol_show_table_and_json(sqlite_url: str, tmp_path: Path) -> None:
     assert list(json.loads(one.stdout)["products"]) == ["nginx"]
     missing = posture(sqlite_url, "eol", "show", "no-such-product")
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+def test_fail_on_beside_a_failed_scan(lab: dict[str, Any], sqlite_url: str) -> None:
+    good = f"https://www.pipe.test:{lab['port']}/"
+    both = posture(sqlite_url, "scan", good, "https://nowhere.pipe.test/", "--resolver", lab["dns"],
+                   "--ca-bundle", lab["bundle"], "--probe", "http", "--fail-on", "low")
+    assert both.returncode == 3  # the finding decides; the failed scan is still named
+    assert "scan of https://nowhere.pipe.test/ failed" in both.stderr and "exit 3" in both.stderr
+    only_failed = posture(sqlite_url, "scan", "https://nowhere.pipe.test/", "--resolver", lab["dns"],
+                          "--probe", "http", "--fail-on", "low")
+    assert only_failed.returncode == 1 and "exit 3" not in only_failed.stderr
