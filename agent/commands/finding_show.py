@@ -60,7 +60,7 @@ def show(args: argparse.Namespace) -> int:
     doc["remediation"] = check.remediation_en
     doc["remediation_zh"] = check.remediation_zh
     doc["history"] = [event_json(e) for e in events]
-    if args.show_format == "json":
+    if "json" in (args.show_format, getattr(args, "format", None)):  # findings --format json show ID too
         dump_json({"finding": doc})
         return 0
     print(f"finding #{f.id}  {f.asset}  {f.check_id}  {f.key}")

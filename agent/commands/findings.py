@@ -33,7 +33,8 @@ def register(sub: Any) -> None:
     p.add_argument("--overdue", action="store_true", help="only findings open past their remediation deadline")
     p.add_argument("--severity", choices=SEVERITIES, metavar="LEVEL",
                    help=f"only findings at or above this severity ({', '.join(SEVERITIES)})")
-    p.add_argument("--check", action="append", metavar="ID", help="only this check ID (repeatable)")
+    p.add_argument("--check", action="append", metavar="ID",
+                   help="only this check ID, or a family of them (tls.cert); repeatable")
     p.add_argument("--ad-hoc", action="store_true", dest="ad_hoc",
                    help="include findings of ad-hoc URLs (scanned, but not configured assets)")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -209,10 +210,13 @@ def _asset(session: Any, text: str, known: set[str]) -> str:
 def _checks(given: list[str] | None, catalog: Any) -> set[str] | None:
     if not given:
         return None
-    unknown = [c for c in given if c not in catalog]
-    if unknown:
-        raise UsageError(f"unknown check {unknown[0]!r} (posture catalog lists the check IDs)")
-    return set(given)
+    out: set[str] = set()
+    for c in given:
+        family = {i for i in catalog.checks if i.startswith(c.rstrip(".") + ".")}
+        if c not in catalog and not family:
+            raise UsageError(f"unknown check {c!r} (posture catalog lists the check IDs)")
+        out |= {c} if c in catalog else family
+    return out
 
 
 def reopen_finding(args: argparse.Namespace) -> int:

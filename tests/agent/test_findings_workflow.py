@@ -91,12 +91,15 @@ def test_filters(env: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> Non
     assert listed(env, capsys, "--check", "tls.cert.expiring_soon") == {ids["expiring"]}
     assert listed(env, capsys, "--check", "tls.cert.untrusted", "--ad-hoc") == {ids["untrusted"], ids["adhoc"]}
     assert listed(env, capsys, "--check", "tls.cert.untrusted", "--severity", "critical") == set()
+    assert listed(env, capsys, "--check", "tls.cert") == {ids["untrusted"], ids["expiring"], ids["weak"]}
+    assert listed(env, capsys, "--check", "http") == set()  # a family with no findings here
 
 
 @pytest.mark.parametrize("args, says", [
     (("--asset", "nosuch"), "no asset named 'nosuch'"),
     (("--severity", "severe"), "invalid choice"),
     (("--check", "tls.nosuch"), "unknown check 'tls.nosuch'"),
+    (("--check", "tls.cert.untruste"), "unknown check 'tls.cert.untruste'"),
 ])
 def test_bad_filters_are_exit_2(env: dict[str, Any], capsys: pytest.CaptureFixture[str],
                                 args: tuple[str, ...], says: str) -> None:
@@ -125,6 +128,7 @@ def test_reopen_undoes_acceptance_and_false_positive(env: dict[str, Any],
     assert code == 0 and "false-positive mark undone by dave" in out
     code, out, err = cli(env, capsys, "findings", "show", str(fid), "--format", "json")
     doc = json.loads(out)["finding"]
+    assert json.loads(cli(env, capsys, "findings", "--format", "json", "show", str(fid))[1])["finding"] == doc
     assert doc["state"] == "open"
     decisions = [(h["event"], h["by"], h["reason"]) for h in doc["history"] if h["by"]]
     undone = "reopened_by_decision"
