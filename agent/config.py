@@ -364,8 +364,14 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
         seen: set[str] = set()
+        urls: dict[str, int] = {}
         for i, a in enumerate(self.assets):
-            name = a.name or parse_target_url(a.url).normalised
+            normalised = parse_target_url(a.url).normalised
+            name = a.name or normalised
+            if normalised in urls:  # https://x.test/ and https://X.test:443 are one service
+                raise ValueError(f"assets[{i}].url: the same asset as assets[{urls[normalised]}] "
+                                 f"({normalised} once normalised)")
+            urls[normalised] = i
             if name in seen:
                 raise ValueError(f"assets[{i}].name: duplicate asset name {name!r}")
             seen.add(name)
@@ -444,7 +450,9 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         if first["type"] == "extra_forbidden":
             msg = "unknown key"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"{source}: {where}: {msg}{more}") from None
+        if not where and msg.startswith("assets["):  # a whole-config check names its key in the message
+            where, _, msg = msg.partition(": ")
+        raise ConfigError(f"{source}: {where + ': ' if where else ''}{msg}{more}") from None
 
 
 def load_config(path: str | None) -> tuple[Config, str]:

@@ -11,6 +11,9 @@ from typing import Any, TextIO
 
 from probes.catalog import Catalog, load_catalog
 
+# The version of ``posture scan --format json``'s document; raised when a field changes meaning or goes.
+# 2: schema_version, summary, per scan its id, per finding state, first_seen and deadline.
+SCAN_SCHEMA_VERSION = 2
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 _COLOURS = {"critical": "\033[1;97;41m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",
             "info": "\033[2m"}
@@ -71,6 +74,7 @@ def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
     findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["check_id"], f["key"]))
     shown = _unicode_of(rec.asset.url)
     return {
+        "id": getattr(outcome.stored, "scan_id", None),
         "target": rec.asset.url,
         **({"target_unicode": shown} if shown else {}),  # an IDN's Unicode form, beside the A-label URL
         "asset": rec.asset.name,
@@ -85,6 +89,52 @@ def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
         "observations": observations,
         "errors": errors,
     }
+
+
+def scan_summary(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts over a run's scans: findings by severity and by state, scans by status."""
+    by_severity = {s: 0 for s in SEVERITY_ORDER}
+    by_state: dict[str, int] = {}
+    by_status: dict[str, int] = {}
+    for d in docs:
+        by_status[d["status"]] = by_status.get(d["status"], 0) + 1
+        for f in d["findings"]:
+            by_severity[f["severity"]] = by_severity.get(f["severity"], 0) + 1
+            state = f.get("state") or "unknown"
+            by_state[state] = by_state.get(state, 0) + 1
+    return {"scans": len(docs), "scans_by_status": by_status,
+            "findings": sum(len(d["findings"]) for d in docs),
+            "by_severity": by_severity, "by_state": by_state}
+
+
+def scan_document(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The whole ``posture scan --format json`` document."""
+    return {"schema_version": SCAN_SCHEMA_VERSION, "summary": scan_summary(docs), "scans": docs}
+
+
+def tls_line(observations: Mapping[str, Any]) -> str | None:
+    """``grade A; offers TLSv1.2, TLSv1.3`` from the tls probe's observations; None when it did not run."""
+    tls = observations.get("tls")
+    if not isinstance(tls, Mapping) or tls.get("status") != "ok":
+        return None
+    grade = tls.get("grade")
+    parts = [f"grade {grade['grade']}" if isinstance(grade, Mapping) and grade.get("grade")
+             else "grade not computed"]
+    suites = tls.get("suites")
+    if isinstance(suites, Mapping):
+        offered: dict[str, None] = {}
+        for scan in suites.values():
+            protocols = scan.get("protocols") if isinstance(scan, Mapping) else None
+            if isinstance(protocols, Mapping):
+                offered.update((str(p), None) for p, on in protocols.items() if on)
+        from probes.tls.suite_data import Protocol
+
+        order = [p.value for p in Protocol]  # oldest first
+        names = sorted(offered, key=lambda p: order.index(p) if p in order else 99)
+        parts.append("offers " + (", ".join(names) if names else "no protocol version"))
+    else:
+        parts.append("protocol versions not tested")
+    return "; ".join(parts)
 
 
 def _unicode_of(url: str) -> str | None:
@@ -161,6 +211,9 @@ def print_scans(docs: Sequence[Mapping[str, Any]], stream: TextIO | None = None)
             stream.write(f"  reason: {doc['reason']}\n")
         if doc.get("probes"):
             stream.write(f"  probes: {steps_line(doc['probes'])}\n")
+        tls = tls_line(doc.get("observations") or {})
+        if tls:
+            stream.write(f"  tls: {tls}\n")
         rows = [
             (f["severity"], f["check_id"], f["key"], f["title"], _summary(f["evidence"]), f.get("id"))
             for f in doc["findings"]

@@ -343,6 +343,12 @@ def accept(session: Session, finding_id: int, reason: str, by: str, until: datet
         raise InvalidRequest(f"acceptance must end after it starts ({until.isoformat()} <= {at.isoformat()})")
     reason, by = _required(reason, "reason"), _required(by, "by")
     previous = row.state
+    # Accepting again: the earlier acceptance stays in the event log, and this event names it.
+    replaces = ({"replaces": {"reason": row.accepted_reason, "by": row.accepted_by,
+                              "until": _iso(row.accepted_until),
+                              **({"until_entered": row.accepted_until_entered}
+                                 if row.accepted_until_entered else {})}}
+                if previous == FindingState.ACCEPTED else {})
     row.state = FindingState.ACCEPTED
     row.accepted_reason, row.accepted_by, row.accepted_until = reason, by, until
     entered = (until_entered or "").strip()[:64] or None
@@ -350,7 +356,7 @@ def accept(session: Session, finding_id: int, reason: str, by: str, until: datet
     session.add(EventRow(finding_id=finding_id, scan_id=None, at=at, kind=EventKind.ACCEPTED,
                          from_state=previous, to_state=FindingState.ACCEPTED,
                          detail={"reason": reason, "by": by, "until": until.isoformat(),
-                                 **({"until_entered": entered} if entered else {})}))
+                                 **({"until_entered": entered} if entered else {}), **replaces}))
 
 
 def mark_false_positive(session: Session, finding_id: int, reason: str, by: str, at: datetime) -> None:
@@ -363,6 +369,54 @@ def mark_false_positive(session: Session, finding_id: int, reason: str, by: str,
     session.add(EventRow(finding_id=finding_id, scan_id=None, at=at, kind=EventKind.FALSE_POSITIVE,
                          from_state=previous, to_state=FindingState.FALSE_POSITIVE,
                          detail={"reason": reason, "by": by}))
+
+
+DECIDED = (FindingState.ACCEPTED, FindingState.FALSE_POSITIVE)
+
+
+def reopen(session: Session, finding_id: int, reason: str, by: str, at: datetime) -> FindingState:
+    """Undo an acceptance or a false-positive mark; returns the state the finding goes back to.
+
+    The finding returns to what it was before people decided on it: fixed (or resolved by
+    configuration) when it was so and no scan has reported it since, else open. The event keeps
+    who, why and the decision undone.
+    """
+    row = _decision_target(session, finding_id)
+    at = aware(at, "at")
+    if row.state not in DECIDED:
+        raise InvalidTransition(f"finding {finding_id} is {row.state.value}: only an accepted finding or a "
+                                "false positive can be reopened")
+    reason, by = _required(reason, "reason"), _required(by, "by")
+    decisions = session.exec(
+        select(EventRow).where(EventRow.finding_id == finding_id,
+                               col(EventRow.kind).in_([EventKind.ACCEPTED, EventKind.FALSE_POSITIVE]))
+        .order_by(col(EventRow.at).desc(), col(EventRow.id).desc())
+    ).all()
+    before: FindingState | None = None
+    decided_at: datetime | None = None
+    for e in decisions:  # newest first: the first decision of the current run of decisions
+        if e.from_state in DECIDED:
+            continue
+        before, decided_at = e.from_state, as_utc(e.at)
+        break
+    target = FindingState.OPEN
+    if (before in CLOSED and decided_at is not None and as_utc(row.last_seen) <= decided_at
+            and row.fixed_at is not None):
+        target = before
+    elif before == FindingState.REOPENED:
+        target = FindingState.REOPENED
+    previous = row.state
+    undone: dict[str, Any] = ({"reason": row.accepted_reason, "by": row.accepted_by,
+                               "until": _iso(row.accepted_until),
+                               **({"until_entered": row.accepted_until_entered}
+                                  if row.accepted_until_entered else {})}
+                              if previous == FindingState.ACCEPTED
+                              else {"reason": row.false_positive_reason, "by": row.false_positive_by})
+    row.state = target
+    session.add(EventRow(finding_id=finding_id, scan_id=None, at=at, kind=EventKind.REOPENED_BY_DECISION,
+                         from_state=previous, to_state=target,
+                         detail={"reason": reason, "by": by, "undid": previous.value, "undone": undone}))
+    return target
 
 
 def add_note(session: Session, finding_id: int, text: str, by: str, at: datetime) -> None:

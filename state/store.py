@@ -21,7 +21,7 @@ from state import lifecycle, queries
 from state.engine import default_db_url, make_engine, parse_url, safe_url, writer
 from state.errors import StoreError, UnstorableValue, translate
 from state.lifecycle import ScanHeader, aware
-from state.records import AssetRecord, ScanRecord, ScanStatus, Trigger
+from state.records import AssetRecord, FindingState, ScanRecord, ScanStatus, Trigger
 from state.views import (
     AssetInfo,
     EventInfo,
@@ -185,6 +185,13 @@ class Store:
         self._write(
             f"cannot mark finding {finding_id} false positive",
             lambda s: lifecycle.mark_false_positive(s, finding_id, reason, by, at),
+        )
+
+    def reopen(self, finding_id: int, reason: str, by: str, at: datetime) -> FindingState:
+        """Undo an acceptance or a false-positive mark (who and why are recorded)."""
+        return self._write(
+            f"cannot reopen finding {finding_id}",
+            lambda s: lifecycle.reopen(s, finding_id, reason, by, at),
         )
 
     def add_note(self, finding_id: int, text: str, by: str, at: datetime) -> None:

@@ -24,6 +24,9 @@ class EventKind(enum.StrEnum):
     FALSE_POSITIVE = "false_positive"
     NOTE = "note"
     RESOLVED_BY_CONFIG = "resolved_by_config"  # gone because the configuration changed, not fixed
+    # A person undid an acceptance or a false-positive mark (findings reopen): not a reappearance,
+    # so it neither counts as reopened nor restarts a deadline.
+    REOPENED_BY_DECISION = "reopened_by_decision"
 
 
 class FindingFilter(enum.StrEnum):

@@ -16,23 +16,38 @@ def register(sub: Any) -> None:
 
 
 def check_config(args: argparse.Namespace) -> int:
+    import sys
+
     from agent.config import load_config
+    from agent.config_checks import config_source, problems
+    from agent.errors import escape
     from agent.notify.channels import channels
     from agent.output import dump_json
     from agent.session import mask_url
 
     cfg, digest = load_config(args.config)
+    source = config_source(args.config)
+    read = str(source) if source else None
+    found = problems(cfg)
+    if found:
+        shown = read or "the defaults"
+        if args.format == "json":
+            dump_json({"valid": False, "config_file": read, "config_hash": digest, "problems": found})
+        for p in found:
+            sys.stderr.write(f"posture: {escape(shown)}: {escape(p)}\n")
+        return 2
     specs = cfg.asset_specs()
     db_url: str | None = args.db or cfg.agent.database
     database = mask_url(db_url) if db_url else "default"
-    chans = [(c.index, c.label) for c in channels(cfg)]  # masked: scheme://host and the channel's name
+    chans = [(c.index, c.label, sorted(c.events)) for c in channels(cfg)]  # masked: scheme://host and name
     if args.format == "json":
         dump_json(
             {
                 "valid": True,
+                "config_file": read,
                 "config_hash": digest,
                 "database": database,
-                "channels": [{"index": i, "channel": label} for i, label in chans],
+                "channels": [{"index": i, "channel": label, "events": ev} for i, label, ev in chans],
                 "assets": [
                     {
                         "name": s.name,
@@ -47,6 +62,7 @@ def check_config(args: argparse.Namespace) -> int:
             }
         )
         return 0
+    print(f"read {read}" if read else "read no config file (none given, none in the default places): defaults")
     print(f"config OK ({digest}): {len(specs)} asset(s)")
     for s in specs:
         extras = []
@@ -60,6 +76,6 @@ def check_config(args: argparse.Namespace) -> int:
         print(f"  {s.name:<24} {s.kind:<8} {s.url.normalised}{suffix}")
     print(f"database: {database}")
     print(f"{len(chans)} notification channel(s)")
-    for i, label in chans:
-        print(f"  notify[{i}] {label}")
+    for i, label, ev in chans:
+        print(f"  notify[{i}] {label}  ({', '.join(ev)})")
     return 0

@@ -1,8 +1,15 @@
 """``posture findings``: list stored findings, and record people's decisions on them.
 
     posture findings [--status open|fixed|accepted|false_positive|all] [--overdue] [--asset NAME]
+                     [--severity LEVEL] [--check ID] [--ad-hoc]
+    posture findings show ID
     posture findings accept ID --reason TEXT --until DATE [--by WHO]
     posture findings false-positive ID --reason TEXT [--by WHO]
+    posture findings reopen ID --reason TEXT [--by WHO]
+
+``--severity LEVEL`` keeps findings at or above LEVEL (``high`` lists high and critical).
+Findings of ad-hoc URLs (``posture scan URL`` for a URL no asset is configured with) are
+left out unless ``--ad-hoc`` is given or ``--asset`` names them.
 """
 
 from __future__ import annotations
@@ -11,7 +18,11 @@ import argparse
 from datetime import datetime
 from typing import Any
 
+from agent.errors import UsageError
 from agent.when import record_id
+from probes.base import Severity
+
+SEVERITIES = tuple(s.value for s in Severity)  # worst first
 
 
 def register(sub: Any) -> None:
@@ -20,6 +31,12 @@ def register(sub: Any) -> None:
                    choices=("open", "fixed", "accepted", "false_positive", "resolved_by_config", "all"))
     p.add_argument("--asset", metavar="NAME", help="only this asset")
     p.add_argument("--overdue", action="store_true", help="only findings open past their remediation deadline")
+    p.add_argument("--severity", choices=SEVERITIES, metavar="LEVEL",
+                   help=f"only findings at or above this severity ({', '.join(SEVERITIES)})")
+    p.add_argument("--check", action="append", metavar="ID",
+                   help="only this check ID, or a family of them (tls.cert); repeatable")
+    p.add_argument("--ad-hoc", action="store_true", dest="ad_hoc",
+                   help="include findings of ad-hoc URLs (scanned, but not configured assets)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=list_findings)
     actions = p.add_subparsers(dest="findings_action", metavar="ACTION")
@@ -36,6 +53,15 @@ def register(sub: Any) -> None:
     fp.add_argument("--reason", required=True, help="why it is not a real weakness (kept as audit evidence)")
     fp.add_argument("--by", metavar="WHO", help="who decided (default: the user running posture)")
     fp.set_defaults(func=false_positive)
+    reopen = actions.add_parser("reopen", help="undo an acceptance or a false-positive mark")
+    reopen.add_argument("id", type=record_id, metavar="ID")
+    reopen.add_argument("--reason", required=True, help="why the decision is undone (kept as audit evidence)")
+    reopen.add_argument("--by", metavar="WHO", help="who decided (default: the user running posture)")
+    reopen.set_defaults(func=reopen_finding)
+    show = actions.add_parser("show", help="one finding: evidence, deadline and its whole history")
+    show.add_argument("id", type=record_id, metavar="ID")
+    show.add_argument("--format", choices=("text", "json"), default="text", dest="show_format")
+    show.set_defaults(func=show_finding)
 
 
 def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetime | None = None,
@@ -85,9 +111,16 @@ def list_findings(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     now = session.clock_now()
     status = "open" if args.overdue and args.status == "open" else args.status
+    checks = _checks(args.check, catalog)
     with session.open_store() as store:
-        rows = store.findings(FindingFilter(status), asset=args.asset)
-        kinds = {a.name: a.kind for a in store.assets()}
+        stored = store.assets()
+        asset = _asset(session, args.asset, {a.name for a in stored}) if args.asset else None
+        rows = store.findings(FindingFilter(status), asset=asset)
+        kinds = {a.name: a.kind for a in stored}
+        ad_hoc = {a.name for a in stored if not a.configured} - {s.name for s in session.config.asset_specs()}
+        rows = [f for f in rows if (args.ad_hoc or asset is not None or f.asset not in ad_hoc)
+                and (checks is None or f.check_id in checks)
+                and (args.severity is None or at_or_above(f.severity, args.severity))]
         due = deadlines(store, deadline_policy(session.config), rows, kinds)
         configs = {f.id: config_change(store, f.id) for f in rows if f.state.value == "resolved_by_config"}
     rows = sorted(rows, key=lambda f: (f.asset, SEVERITY_ORDER.get(f.severity, 9), f.check_id, f.key))
@@ -107,14 +140,18 @@ def list_findings(args: argparse.Namespace) -> int:
         deadline = f"  due {d['deadline'][:10]}" if d["deadline"] else ""
         flag = paint("  OVERDUE", _COLOURS["high"], colour) if d["overdue"] else ""
         if d["accepted"] and d["state"] == "accepted":
-            flag += f"  until {d['accepted']['until']}"
+            flag += f"  until {d['accepted']['until']} (by {d['accepted']['by']})"
         if d["resolved_by_config"]:
             c = d["resolved_by_config"]
             flag += (f"  resolved by configuration {c['at'][:10]} "
                      f"({c['config_hash_before'] or '?'} -> {c['config_hash_after'] or '?'})")
+        if d["false_positive"] and d["state"] == "false_positive":
+            flag += f"  (by {d['false_positive']['by']})"
         print(f"  #{d['id']:<5} {sev} {d['state']:<9} {d['check_id']:<28} {d['key'][:40]:<40} "
               f"first {d['first_seen'][:10]}  last {d['last_seen'][:10]}{deadline}{flag}")
-    what = f"{args.status}, overdue" if args.overdue else args.status
+    what = ", ".join([args.status, *(["overdue"] if args.overdue else []),
+                      *([f"{args.severity} or above"] if args.severity else []),
+                      *(sorted(checks) if checks else []), *(["with ad-hoc URLs"] if args.ad_hoc else [])])
     print(f"{len(docs)} finding(s) ({what})")
     return 0
 
@@ -161,3 +198,51 @@ def false_positive(args: argparse.Namespace) -> int:
     print(f"finding #{f.id} ({f.asset} {f.check_id} {f.key}) marked a false positive by {by}: "
           f"{f.false_positive_reason}")
     return 0
+
+
+def _asset(session: Any, text: str, known: set[str]) -> str:
+    """The asset ``--asset`` names (a name or URL); an unknown one is bad input (exit 2)."""
+    from agent.commands.history import asset_name
+
+    return asset_name(session, text, known)
+
+
+def _checks(given: list[str] | None, catalog: Any) -> set[str] | None:
+    if not given:
+        return None
+    out: set[str] = set()
+    for c in given:
+        family = {i for i in catalog.checks if i.startswith(c.rstrip(".") + ".")}
+        if c not in catalog and not family:
+            raise UsageError(f"unknown check {c!r} (posture catalog lists the check IDs)")
+        out |= {c} if c in catalog else family
+    return out
+
+
+def reopen_finding(args: argparse.Namespace) -> int:
+    from agent.session import Session
+    from agent.when import who
+
+    session = Session.from_args(args)
+    by = who(args.by)
+    with session.open_store() as store:
+        before = store.finding(args.id)
+        state = store.reopen(args.id, args.reason, by, session.clock_now())
+    undone = "acceptance" if before.state.value == "accepted" else "false-positive mark"
+    print(f"finding #{before.id} ({before.asset} {before.check_id} {before.key}): {undone} undone by {by}, "
+          f"now {state.value}: {args.reason.strip()}")
+    return 0
+
+
+def show_finding(args: argparse.Namespace) -> int:
+    from agent.commands.finding_show import show
+
+    return show(args)
+
+
+def at_or_above(severity: str, threshold: str) -> bool:
+    """``severity`` is as bad as ``threshold`` or worse (an unknown severity never is)."""
+    try:
+        return Severity(severity).rank >= Severity(threshold).rank
+    except ValueError:
+        return False

@@ -106,12 +106,10 @@ def run(args: argparse.Namespace) -> int:
 
 def event_note(kind: str, detail: dict[str, Any]) -> str:
     """What an event adds in one line: a decision's reason and date as typed, a config change."""
-    parts = []
-    until = detail.get("until_entered") or detail.get("until")
-    if kind in ("accepted", "acceptance_expired") and until:
-        parts.append(f"until {until}")
-    if detail.get("reason"):
-        parts.append(str(detail["reason"]))
+    from agent.commands.finding_show import decision_line
+
+    decision = decision_line(kind, detail)
+    parts = [decision] if decision else []
     if "config_hash_before" in detail:
         before, after = detail.get("config_hash_before") or "unknown", detail.get("config_hash_after") or "unknown"
         seen = detail.get("condition_still_observed")

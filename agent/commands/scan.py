@@ -8,6 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from agent.errors import UsageError
 from agent.targets import AssetSpec, parse_target_url
+from probes.base import Severity
+
+SEVERITIES = tuple(s.value for s in Severity)  # worst first
+FAIL_ON_EXIT = 3  # --fail-on: an open finding at or above the threshold
 
 if TYPE_CHECKING:
     from agent.session import Session
@@ -22,7 +26,12 @@ def register(sub: Any) -> None:
     p.add_argument("--probe", action="append", metavar="NAME", help="run only this probe (repeatable)")
     p.add_argument("--force-active", action="store_true",
                    help="send active probes even where the asset or its quiet hours forbid them (recorded)")
+    p.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY", dest="fail_on",
+                   help="exit 3 when a finding still open (not accepted, not a false positive) is at or above "
+                        f"SEVERITY ({', '.join(SEVERITIES)}); for pipelines")
     p.set_defaults(func=run)
+    p.epilog = ("A bare host name means https://host/. Exit codes: 0 done (findings do not change it), 1 a scan "
+                "failed, 2 bad input, 3 --fail-on: an open finding at or above the given severity.")
 
 
 def select_assets(session: Session, urls: list[str]) -> list[AssetSpec]:
@@ -34,13 +43,21 @@ def select_assets(session: Session, urls: list[str]) -> list[AssetSpec]:
     by_url = {a.url.normalised: a for a in configured}
     specs: list[AssetSpec] = []
     for raw in urls:
-        parsed = parse_target_url(raw)
+        parsed = parse_target_url(bare_host(raw))
         spec = by_url.get(parsed.normalised) or AssetSpec(
             name=parsed.normalised, url=parsed, kind="website", configured=False
         )
         if spec.name not in {s.name for s in specs}:
             specs.append(spec)
     return specs
+
+
+def bare_host(raw: str) -> str:
+    """A bare host name (``www.example.test``, ``host:8443``, ``host/path``) means ``https://host/``."""
+    text = raw.strip()
+    if text and "://" not in text:
+        return f"https://{text}"
+    return raw
 
 
 def scan_options(session: Session, args: argparse.Namespace) -> Any:
@@ -62,7 +79,7 @@ def scan_options(session: Session, args: argparse.Namespace) -> Any:
         try:
             read_capped(ca_bundle, DATA_MAX)
         except FileRefused as exc:
-            raise UsageError(f"--ca-bundle {exc}") from None
+            raise UsageError(f"{'--ca-bundle' if args.ca_bundle else 'agent.ca_bundle (config)'}: {exc}") from None
     resolver = args.resolver or cfg.agent.resolver
     if resolver:
         from probes.net.dns import parse_resolver
@@ -145,16 +162,19 @@ def probe_settings(cfg: Any) -> dict[str, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.output import dump_json, print_scans, scan_json
+    from agent.output import dump_json, print_scans, scan_document, scan_json
     from agent.session import Session
+    from agent.tracking.scan_states import annotate, failing, standings
 
     session = Session.from_args(args)
     specs = select_assets(session, args.urls)
     opts = scan_options(session, args)
     outcomes = scan_and_store(session, specs, opts, progress=args.format == "table")
     docs = [scan_json(o) for o in outcomes]
+    annotate(docs, standings(session, [d["asset"] for d in docs],
+                             {f["id"] for d in docs for f in d["findings"] if f.get("id") is not None}))
     if args.format == "json":
-        dump_json({"scans": docs})
+        dump_json(scan_document(docs))
     else:
         print_scans(docs)
     failed = [d for d in docs if d["status"] == "failed"]
@@ -162,6 +182,13 @@ def run(args: argparse.Namespace) -> int:
         why = d["errors"][0]["error"] if d["errors"] else "no probe succeeded"
         sys.stderr.write(f"posture: scan of {d['target']} failed: {why}\n")
     alert(session, outcomes)
+    if args.fail_on:
+        over = failing(docs, args.fail_on)
+        if over:
+            ids = ", ".join(f"#{f['id']}" for f in over[:10]) + (" …" if len(over) > 10 else "")
+            sys.stderr.write(f"posture: {len(over)} open finding(s) at or above {args.fail_on} ({ids}): "
+                             f"exit {FAIL_ON_EXIT} (--fail-on)\n")
+            return FAIL_ON_EXIT
     return 1 if failed else 0
 
 

@@ -90,7 +90,7 @@ def test_scan_json_and_stable_finding_ids(lab: dict[str, Any], store_url: str,
     assert code == 0
     assert {x["check_id"]: x["id"] for x in again["findings"]} == {x["check_id"]: x["id"] for x in scan["findings"]}
 
-    code, out, _ = run_cli(["--db", store_url, "findings", "--format", "json"], capsys)
+    code, out, _ = run_cli(["--db", store_url, "findings", "--ad-hoc", "--format", "json"], capsys)
     listed = json.loads(out)["findings"]
     assert code == 0
     assert [x["id"] for x in listed if x["check_id"] == "http.hsts.short_max_age"] == [f["id"]]

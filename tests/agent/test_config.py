@@ -75,7 +75,7 @@ def test_hash_is_stable_and_sensitive() -> None:
         ("[[assets]]\nurl = 'https://x.test/'\nkind = 'bank'\n", "assets[0].kind:"),
         ("[[assets]]\nurl = 'https://x.test/'\nallowed_ports = [0]\n", "assets[0].allowed_ports[0]:"),
         ("[[assets]]\nurl = 'https://x.test/'\ncolour = 'red'\n", "assets[0].colour: unknown key"),
-        ("[[assets]]\nurl = 'https://x.test/'\n[[assets]]\nurl = 'https://x.test'\n", "duplicate asset name"),
+        ("[[assets]]\nurl = 'https://x.test/'\n[[assets]]\nurl = 'https://x.test'\n", "the same asset as"),
         ("[severity]\n'tls.cert.nope' = 'high'\n", "unknown check id"),
         ("[severity]\n'tls.cert.expired' = 'urgent'\n", "severity.tls.cert.expired:"),
         ("[[notify]]\nurl = 'json://127.0.0.1/'\nevents = ['sms']\n", "notify[0].events[0]:"),

@@ -1,0 +1,100 @@
+"""``posture findings show ID``: one finding with its evidence, deadline, advice and whole history."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from typing import Any
+
+
+def decision_line(kind: str, detail: dict[str, Any]) -> str:
+    """Who decided, why and until when, for a person's decision; '' for a scan's event."""
+    parts = []
+    if detail.get("by"):
+        parts.append(f"by {detail['by']}")
+    until = detail.get("until_entered") or detail.get("until")
+    if kind in ("accepted", "acceptance_expired") and until:
+        parts.append(f"until {until}")
+    if detail.get("undid"):
+        parts.append(f"undid {str(detail['undid']).replace('_', ' ')}")
+    if detail.get("reason"):
+        parts.append(f"reason: {detail['reason']}")
+    if detail.get("text"):
+        parts.append(str(detail["text"]))
+    earlier = detail.get("replaces")
+    if isinstance(earlier, dict):
+        e_until = earlier.get("until_entered") or earlier.get("until")
+        parts.append(f"replaces the acceptance by {earlier.get('by')} until {e_until}: {earlier.get('reason')}")
+    return "; ".join(parts)
+
+
+def event_json(e: Any) -> dict[str, Any]:
+    from agent.output import iso
+
+    return {"at": iso(e.at), "event": e.kind.value, "scan_id": e.scan_id,
+            "from": e.from_state.value if e.from_state else None, "to": e.to_state.value,
+            "by": e.detail.get("by"), "reason": e.detail.get("reason"),
+            "until": e.detail.get("until_entered") or e.detail.get("until"), "detail": e.detail}
+
+
+def show(args: argparse.Namespace) -> int:
+    from agent.commands.findings import config_change, finding_json
+    from agent.notify.i18n import moment
+    from agent.output import dump_json
+    from agent.session import Session
+    from agent.tracking.remediation import deadline_policy, deadlines
+    from probes.catalog import load_catalog
+
+    session = Session.from_args(args)
+    catalog = load_catalog()
+    now = session.clock_now()
+    tz = session.config.agent.timezone
+    with session.open_store() as store:
+        f = store.finding(args.id)
+        events = store.events(args.id)
+        kinds = {a.name: a.kind for a in store.assets()}
+        due = deadlines(store, deadline_policy(session.config), [f], kinds).get(f.id)
+        change = config_change(store, f.id) if f.state.value == "resolved_by_config" else None
+    doc = finding_json(f, catalog, due, now, change)
+    check = catalog[f.check_id]
+    doc["remediation"] = check.remediation_en
+    doc["remediation_zh"] = check.remediation_zh
+    doc["history"] = [event_json(e) for e in events]
+    if "json" in (args.show_format, getattr(args, "format", None)):  # findings --format json show ID too
+        dump_json({"finding": doc})
+        return 0
+    print(f"finding #{f.id}  {f.asset}  {f.check_id}  {f.key}")
+    print(f"  {check.title_en} / {check.title_zh}")
+    print(f"  severity {f.severity}, {f.state.value}" + ("  OVERDUE" if doc["overdue"] else ""))
+    print(f"  first seen {moment(f.first_seen, tz)}, last seen {moment(f.last_seen, tz)}"
+          + (f", fixed {moment(f.fixed_at, tz)}" if f.fixed_at else ""))
+    print(f"  deadline {moment(due, tz) if due else 'none for this severity'}")
+    if doc["accepted"] and f.state.value == "accepted":
+        a = doc["accepted"]
+        print(f"  accepted by {a['by']} until {a['until']}: {a['reason']}")
+    if doc["false_positive"] and f.state.value == "false_positive":
+        print(f"  false positive by {doc['false_positive']['by']}: {doc['false_positive']['reason']}")
+    print("  evidence (as last seen):")
+    for key, value in sorted(f.evidence.items()):
+        print(f"    {_short(key)}: {_short(value)}")
+    print(f"  remediation: {check.remediation_en}")
+    if check.references:
+        print(f"  references: {', '.join(check.references)}")
+    print(f"  history ({len(events)} event(s), times in {tz}):")
+    for e in events:
+        when = moment(e.at, tz) if isinstance(e.at, datetime) else str(e.at)
+        note = _short(decision_line(e.kind.value, e.detail))
+        scan = f" scan #{e.scan_id}" if e.scan_id is not None else ""
+        print(f"    {when}  {e.kind.value:<18} {e.from_state.value if e.from_state else '-'} -> "
+              f"{e.to_state.value}{scan}" + (f"  ({note})" if note else ""))
+    return 0
+
+
+def _short(value: Any) -> str:
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    from agent.errors import escape
+
+    text = escape(" ".join(text.split()))
+    return text if len(text) <= 300 else text[:299] + "…"
