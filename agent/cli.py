@@ -20,7 +20,7 @@ from state.errors import BadUrl, InvalidRequest, NotFound, StoreError
 
 # command modules, each with register(subparsers); imported lazily only to build the parser
 _COMMANDS = ("scan", "findings", "config", "catalog", "report",
-             "run", "digest", "notify", "history", "record_scan", "prune", "demo", "eol")
+             "run", "digest", "notify", "history", "record_scan", "prune", "demo", "eol", "watch")
 
 
 class _Parser(argparse.ArgumentParser):
