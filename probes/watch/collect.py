@@ -27,6 +27,13 @@ class _Pacer:
         self.next_at = 0.0
         self.lock = asyncio.Lock()
         self.slots = asyncio.Semaphore(concurrency)
+        self.answered = 0  # queries the server answered (any rcode)
+        self.silent = 0  # queries that timed out
+
+    @property
+    def dead(self) -> bool:
+        """The resolver has answered nothing while this many queries timed out: stop asking."""
+        return self.answered == 0 and self.silent >= GIVE_UP_AFTER
 
     async def turn(self) -> None:
         async with self.lock:
@@ -60,6 +67,7 @@ def _resolver(settings: Settings) -> Any:
 
 
 _NX = object()
+GIVE_UP_AFTER = 8  # timeouts in a row, with no answer at all, before the resolver is taken for down
 
 
 async def _query(r: Any, pacer: _Pacer, name: str, rdtype: str) -> tuple[str, ...] | object | str:
@@ -67,18 +75,27 @@ async def _query(r: Any, pacer: _Pacer, name: str, rdtype: str) -> tuple[str, ..
     import dns.exception
     import dns.resolver
 
+    if pacer.dead:
+        return f"{rdtype} {name}: not sent, the resolver answered none of the first {pacer.silent} queries"
     await pacer.turn()
     async with pacer.slots:
+        if pacer.dead:
+            return f"{rdtype} {name}: not sent, the resolver answered none of the first {pacer.silent} queries"
         try:
             answer = await r.resolve(name, rdtype, search=False, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN:
+            pacer.answered += 1
             return _NX
         except dns.resolver.NoNameservers:
+            pacer.answered += 1
             return f"{rdtype} {name}: the DNS server failed to answer (SERVFAIL/REFUSED)"
         except dns.exception.Timeout:
+            pacer.silent += 1
             return f"{rdtype} {name}: timed out after {r.lifetime:g}s"
         except (dns.exception.DNSException, OSError) as exc:
+            pacer.silent += 1
             return f"{rdtype} {name}: {' '.join(str(exc).split())[:200]}"
+        pacer.answered += 1
     if answer.rrset is None:
         return ()
     return tuple(sorted(_text(rr, rdtype) for rr in answer.rrset))
