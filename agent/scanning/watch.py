@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -75,8 +76,9 @@ def _run(result: Any, started: datetime, finished: datetime, observed: Observed,
     )
 
 
-def watch(session: Session, *, trigger: Trigger = Trigger.MANUAL, resolver: str | None = None) -> list[WatchOutcome]:
-    """One watch of every configured domain at the session's clock, stored; the outcomes in config order."""
+def watch(session: Session, *, trigger: Trigger = Trigger.MANUAL, resolver: str | None = None,
+          clock: Callable[[], datetime] | None = None) -> list[WatchOutcome]:
+    """One watch of every configured domain at ``clock`` (default: the session's), stored; outcomes in config order."""
     from agent import __version__
     from agent.scanning.runner import make_clock
     from probes.base import ProbeFailure, ProbeStatus
@@ -86,7 +88,7 @@ def watch(session: Session, *, trigger: Trigger = Trigger.MANUAL, resolver: str 
 
     cfg = session.config
     settings = settings_of(cfg, resolver)
-    clock = make_clock(session.now)
+    clock = clock or make_clock(session.now)
     started = clock()
     overrides: dict[str, str] = {k: str(v) for k, v in cfg.severity.items()}
     try:
@@ -135,15 +137,17 @@ def watch(session: Session, *, trigger: Trigger = Trigger.MANUAL, resolver: str 
     return outcomes
 
 
-def last_watch(store: Any, cfg: Config) -> datetime | None:
-    """When the least recently watched configured domain was last watched (None: one never was)."""
+def last_watch_scan(store: Any, cfg: Config) -> tuple[datetime, bool] | None:
+    """When the least recently watched configured domain was last watched, and whether that
+    watch failed (None: one never was)."""
     names = watch_names(cfg)
     if not names:
         return None
-    latest: list[datetime] = []
+    latest: list[tuple[datetime, bool]] = []
     for name in names:
         scans = [s for s in store.scans(asset=name) if s.status != ScanStatus.RUNNING]
         if not scans:
             return None
-        latest.append(max(s.started_at for s in scans))
+        newest = max(scans, key=lambda s: s.started_at)
+        latest.append((newest.started_at, newest.status == ScanStatus.FAILED))
     return min(latest)

@@ -156,5 +156,5 @@ def test_watch_without_domains_is_a_usage_error(tmp_path: Path, sqlite_url: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "posture.toml"
     cfg.write_text('[agent]\nresolver = "127.0.0.1:9"\n')
-    code, out, err = cli(capsys, cfg, sqlite_url, T0, "watch")
+    code, _, err = cli(capsys, cfg, sqlite_url, T0, "watch")
     assert code == 2 and err.startswith("posture: ") and "[watch] domains" in err and "Traceback" not in err
