@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 from pathlib import Path
 
 from tests.agent.daemon_lab import Agent, Db, wait_for
@@ -29,7 +30,7 @@ def test_daemon_watches_on_its_schedule_and_a_restart_keeps_it(tmp_path: Path, s
         scans = db.scans(NAME)
         assert all(s.status.value == "complete" and s.trigger.value == "scheduled" for s in scans)
         starts = sorted(s.started_at for s in scans)
-        assert all((b - a).total_seconds() >= 2.5 for a, b in zip(starts, starts[1:], strict=False)), starts
+        assert all((b - a).total_seconds() >= 2.5 for a, b in pairwise(starts)), starts
         assert f"watch of dns://{FIRM}: complete" in agent.log()
         assert "Traceback" not in agent.log()
 
