@@ -158,3 +158,20 @@ def test_watch_without_domains_is_a_usage_error(tmp_path: Path, sqlite_url: str,
     cfg.write_text('[agent]\nresolver = "127.0.0.1:9"\n')
     code, _, err = cli(capsys, cfg, sqlite_url, T0, "watch")
     assert code == 2 and err.startswith("posture: ") and "[watch] domains" in err and "Traceback" not in err
+
+
+def test_run_once_watches_when_due_and_the_digest_lists_lookalikes(
+        tmp_path: Path, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with http_sink() as sink, running() as dns:
+        cfg = write_config(tmp_path, dns.address, sink.url("json"))
+        code, doc, err = cli(capsys, cfg, store_url, T0, "run", "--once", "--format", "json")
+        assert code == 0, err
+        watched = [s for s in doc["scans"] if s["asset"] == f"watch:{FIRM}"]
+        assert len(watched) == 1 and watched[0]["status"] == "complete" and len(watched[0]["opened"]) == 4
+        assert any(A_ONLY in json.dumps(m) for m in sink.messages()), "new lookalikes are alerted"
+        code, doc, err = cli(capsys, cfg, store_url, T0 + timedelta(hours=6), "run", "--once", "--format", "json")
+        assert code == 0, err
+        assert not [s for s in doc["scans"] if s["asset"] == f"watch:{FIRM}"], "not due again for a day"
+        code, text, err = cli(capsys, cfg, store_url, T0 + timedelta(hours=7), "digest", "--lang", "en")
+        assert code == 0, err
+        assert WITH_MX in text and f"watch:{FIRM}" in text
