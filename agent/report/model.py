@@ -9,10 +9,14 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from schedules.remediation import CadenceState
 from state.delivery_views import ExternalScanInfo
 from state.records import FindingState, ScanStatus, Trigger
+
+if TYPE_CHECKING:
+    from agent.report.watch import WatchEntry
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
@@ -187,6 +191,7 @@ class ReportData:
     policy: Policy
     assets: tuple[AssetReport, ...]
     series: tuple[SeriesPoint, ...]  # every asset together
+    watch: tuple[WatchEntry, ...] = ()  # per watched domain (issue 18)
 
     def clauses(self) -> tuple[ClauseRef, ...]:
         """Every clause a finding in the report refers to, by label."""

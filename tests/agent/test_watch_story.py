@@ -175,3 +175,32 @@ def test_run_once_watches_when_due_and_the_digest_lists_lookalikes(
         code, text, err = cli(capsys, cfg, store_url, T0 + timedelta(hours=7), "digest", "--lang", "en")
         assert code == 0, err
         assert WITH_MX in text and f"watch:{FIRM}" in text
+
+
+def test_report_has_a_watch_section_with_records_and_decisions(
+        tmp_path: Path, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with http_sink() as sink, running() as dns:
+        cfg = write_config(tmp_path, dns.address, sink.url("json"))
+        code, doc, err = cli(capsys, cfg, store_url, T0, "watch", "--format", "json")
+        assert code == 0, err
+        ids = {f["key"]: f["id"] for f in doc["scans"][0]["findings"]}
+    at = T0 + timedelta(hours=1)
+    code, _, err = cli(capsys, cfg, store_url, at, "findings", "accept", str(ids[A_ONLY]),
+                       "--reason", "owned by us: bought for brand protection", "--until", "2026-12-31", "--by", "ciso")
+    assert code == 0, err
+    at += timedelta(minutes=5)  # the report's states are as of its moment: after the acceptance
+    code, rep, err = cli(capsys, cfg, store_url, at, "report", "--from", "2026-01-01", "--to", "2026-06-30",
+                         "--format", "json", "--lang", "en")
+    assert code == 0, err
+    (w,) = rep["watch"]
+    assert w["domain"] == FIRM and w["candidates"] > 100
+    rows = {r["domain"]: r for r in w["registered"]}
+    assert set(rows) == {A_ONLY, WITH_MX, ALLOWED, HOMOGLYPH}
+    assert rows[ALLOWED]["decision"].startswith("allowed") and "finding" not in rows[ALLOWED]
+    assert rows[A_ONLY]["finding"]["state"] == "accepted" and "owned by us" in rows[A_ONLY]["finding"]["reason"]
+    assert rows[WITH_MX]["records"]["MX"] == [f"10 mail.{WITH_MX}"] and rows[WITH_MX]["finding"]["severity"] == "high"
+    assert w["mail"]["dmarc"]["verdict"] == "weak" and "p=none" in w["mail"]["dmarc"]["records"][0]
+    code, html, err = cli(capsys, cfg, store_url, at, "report", "--from", "2026-01-01", "--to", "2026-06-30",
+                          "--format", "html", "--lang", "en")
+    assert code == 0, err
+    assert "Phishing and impersonation watch" in html and "brоker.com.tw" in html and "owned by us" in html
