@@ -204,3 +204,28 @@ def test_report_has_a_watch_section_with_records_and_decisions(
                           "--format", "html", "--lang", "en")
     assert code == 0, err
     assert "Phishing and impersonation watch" in html and "brоker.com.tw" in html and "owned by us" in html
+
+
+def test_allow_listing_a_reported_lookalike_resolves_it_by_configuration(
+        tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with http_sink() as sink, running() as dns:
+        cfg = write_config(tmp_path, dns.address, sink.url("json"))
+        code, _, err = cli(capsys, cfg, sqlite_url, T0, "watch", "--format", "json")
+        assert code == 0, err
+        cfg.write_text(cfg.read_text().replace(f'allow = ["{ALLOWED}"]', f'allow = ["{ALLOWED}", "{A_ONLY}"]'))
+        code, doc, err = cli(capsys, cfg, sqlite_url, T0 + timedelta(days=1), "watch", "--format", "json")
+        assert code == 0, err
+        assert ("phishing.lookalike", A_ONLY) not in found(doc)
+        st = states(capsys, cfg, sqlite_url, T0 + timedelta(days=1))
+        # Still registered, now owned: not "fixed" (the name did not stop resolving).
+        assert st[("phishing.lookalike", A_ONLY)] == "resolved_by_config"
+        assert st[("phishing.lookalike", WITH_MX)] == "open"
+
+
+@pytest.mark.parametrize("line", ['domains = ["not a domain"]', 'every = "sometimes"', "rate = 0"])
+def test_bad_watch_config_is_one_line_exit_2(tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str],
+                                             line: str) -> None:
+    cfg = tmp_path / "posture.toml"
+    cfg.write_text(f'[agent]\nresolver = "127.0.0.1:9"\n\n[watch]\n{line}\n')
+    code, _, err = cli(capsys, cfg, sqlite_url, T0, "watch")
+    assert code == 2 and err.count("\n") == 1 and "watch" in err and "Traceback" not in err, err
