@@ -115,6 +115,8 @@ async def lookup(r: Any, pacer: _Pacer, name: str) -> Lookup:
     first = await _query(r, pacer, name, "A")
     if first is _NX:
         return Lookup(name=name, nxdomain=True)
+    if isinstance(first, str):  # no answer to A (timeout, SERVFAIL): the other types would fare no better
+        return Lookup(name=name, error=first)
     outcomes = [first, *await asyncio.gather(*(_query(r, pacer, name, t) for t in RDTYPES[1:]))]
     records: dict[str, tuple[str, ...]] = {}
     errors: list[str] = []
