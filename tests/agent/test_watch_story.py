@@ -110,9 +110,10 @@ def test_watch_story(tmp_path: Path, store_url: str, capsys: pytest.CaptureFixtu
             assert decisions[ALLOWED].startswith("allowed")
             assert UNRELATED not in decisions and look["candidates"] > 100
             assert scan["observations"]["mail"]["spf"]["verdict"] == "ok"
-            texts = [json.dumps(m) for m in sink.messages()]
-            for name in (A_ONLY, WITH_MX, HOMOGLYPH):
-                assert sum(t.count(name) for t in texts) >= 1, (name, texts)
+            lines = [ln for m in sink.messages() for ln in str(m["message"]).splitlines()]
+            for name in (A_ONLY, WITH_MX, HOMOGLYPH):  # one alert item per new lookalike
+                assert sum(f"(phishing.lookalike) {name} #" in ln for ln in lines) == 1, (name, lines)
+            assert not any(ALLOWED + " #" in ln or UNRELATED in ln for ln in lines), lines
             first_alerts = len(sink.posts)
             assert first_alerts >= 1
 
