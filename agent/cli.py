@@ -20,7 +20,8 @@ from state.errors import BadUrl, InvalidRequest, NotFound, StoreError
 
 # command modules, each with register(subparsers); imported lazily only to build the parser
 _COMMANDS = ("scan", "findings", "config", "catalog", "report",
-             "run", "digest", "notify", "history", "record_scan", "prune", "demo", "eol", "export", "duty", "pack")
+             "run", "digest", "notify", "history", "record_scan", "prune", "demo", "eol", "export", "duty", "pack",
+             "watch")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -195,6 +195,37 @@ class ScheduleSection(_Strict):
         return _valid(parse_duration, v, ScheduleError)
 
 
+class WatchSection(_Strict):
+    """Phishing and impersonation watch (issue 18): DNS only, through [agent] resolver."""
+
+    domains: list[str] = Field(default_factory=list)  # the firm's own registered domains
+    allow: list[str] = Field(default_factory=list)  # lookalikes the firm owns itself
+    every: str = "1d"  # a duration: how often the daemon watches (its own schedule)
+    rate: float = Field(50.0, gt=0, le=10_000)  # DNS queries per second
+    concurrency: int = Field(8, ge=1, le=256)  # DNS queries in flight at once
+    timeout: float = Field(3.0, gt=0, le=60)  # seconds per query
+
+    @field_validator("domains", "allow")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        from probes.net.scope import normalise_host
+
+        out = []
+        for raw in v:
+            name = normalise_host(raw)
+            if "." not in name or not all(c.isalnum() or c in ".-" for c in name) or not name.isascii():
+                raise ValueError(f"{raw!r} is not a domain name")
+            out.append(name)
+        return list(dict.fromkeys(out))
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str) -> str:
+        from schedules.timing import ScheduleError, parse_duration
+
+        return _valid(parse_duration, v, ScheduleError)
+
+
 Days = Annotated[int, Field(ge=0, le=3650)]  # deadlines past ten years are typos, and overflow dates
 
 
@@ -360,6 +391,7 @@ class Config(_Strict):
     assets: list[AssetSection] = Field(default_factory=list)
     metrics: MetricsSection = MetricsSection()
     firm: FirmSection | None = None  # the compliance calendar alerts and builds packs only when set
+    watch: WatchSection = WatchSection()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

@@ -25,8 +25,9 @@ def run(args: argparse.Namespace) -> int:
 
     session = Session.from_args(args)
     cfg = session.config
-    if not cfg.assets:
-        raise UsageError("no assets configured: the digest covers configured assets (see posture config check)")
+    if not cfg.assets and not cfg.watch.domains:
+        raise UsageError("no assets configured: the digest covers configured assets and watched domains "
+                         "(see posture config check)")
     now = session.clock_now()
     catalog = load_catalog()
     with session.open_store() as store:

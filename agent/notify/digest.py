@@ -143,6 +143,9 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
     known = dict(stored) if stored is not None else {a.name: a for a in store.assets()}
     # An asset not stored yet (never scanned, no run --once since it was configured) counts from now.
     infos = {s.name: known.get(s.name) or AssetInfo(0, s.name, s.url.normalised, s.kind, True, now) for s in specs}
+    from agent.scanning.watch import watch_names
+
+    infos |= {n: known[n] for n in watch_names(cfg) if n in known}  # watched domains, once watched
     everything = [f for f in store.findings(FindingFilter.ALL) if f.asset in infos]
     kinds = {name: info.kind for name, info in infos.items()}
     due = deadlines(store, deadline_policy(cfg), [f for f in everything if f.state in NEEDS_FIX], kinds)
@@ -172,8 +175,7 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
         by_asset.setdefault(f.asset, []).append(f)
 
     assets: list[AssetDigest] = []
-    for spec in specs:
-        name = spec.name
+    for name, info in infos.items():  # configured assets, then watched domains
         mine = by_asset.get(name, [])
         events = week_events.get(name, []) if name in known else []
         week = changes(events, start, end)
@@ -184,7 +186,7 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
         counts = {s: sum(1 for f in open_now if f.severity == s) for s in SEVERITIES}
         certs = expiring_certificates(tls[name].observations, now, warn_days).certificates if name in tls else ()
         assets.append(AssetDigest(
-            name=name, url=spec.url.normalised, kind=spec.kind,
+            name=name, url=info.url, kind=info.kind,
             new=tuple(line(by_id[i]) for i in week.new if i in by_id),
             fixed=tuple(line(by_id[i]) for i in week.fixed if i in by_id),
             resolved_by_config=tuple(line(by_id[i], config_hashes.get(i)) for i in week.resolved_by_config

@@ -25,6 +25,7 @@ from agent.report.model import (
     ScanEntry,
 )
 from agent.report.timeline import NEEDS_FIX, cadence_record, open_intervals, replay, step_series
+from agent.report.watch import gather_watch
 from schedules.duties import DutyStatus
 from schedules.remediation import DeadlinePolicy, breaks_at, deadline
 from state.delivery_views import ExternalScanInfo
@@ -239,6 +240,7 @@ def gather(
         period=period, as_of=as_of, generated_at=now, posture_version=posture_version,
         catalog_version=catalog.version, policy=_policy(config, dp), assets=tuple(reports),
         series=step_series(everything, period.since, as_of), duties=_duties(store, config, as_of),
+        watch=gather_watch(store, config, as_of, tuple(reports)),
     )
 
 

@@ -330,7 +330,10 @@ def _calendar(data: ReportData, lang: Lang) -> Html:
 
 def render_html(data: ReportData, lang: Lang) -> str:
     page = _Page(data, lang)
-    body = _join([page.cover(), page.summary(), _calendar(data, lang), *(page.asset(a) for a in data.assets)])
+    from agent.report.watch import render_watch_html
+
+    watch = Html(render_watch_html(data.watch, lang.value))
+    body = _join([page.cover(), page.summary(), _calendar(data, lang), watch, *(page.asset(a) for a in data.assets)])
     title = f"{text(lang, 'title')} {data.period.since.astimezone(page.zone).date().isoformat()}"
     return (
         f'<!DOCTYPE html>\n<html lang="{_e(lang.value)}"><head><meta charset="utf-8">'

@@ -9,11 +9,15 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from schedules.duties import DutyStatus
 from schedules.remediation import CadenceState
 from state.delivery_views import ExternalScanInfo
 from state.records import FindingState, ScanStatus, Trigger
+
+if TYPE_CHECKING:
+    from agent.report.watch import WatchEntry
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
@@ -189,6 +193,7 @@ class ReportData:
     assets: tuple[AssetReport, ...]
     series: tuple[SeriesPoint, ...]  # every asset together
     duties: tuple[DutyStatus, ...] = ()  # the compliance calendar on the period's last day ([firm] set)
+    watch: tuple[WatchEntry, ...] = ()  # per watched domain (issue 18)
 
     def clauses(self) -> tuple[ClauseRef, ...]:
         """Every clause a finding in the report refers to, by label."""

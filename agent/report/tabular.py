@@ -113,6 +113,7 @@ def report_json(data: ReportData, lang: Lang) -> dict[str, Any]:
         },
         "assets": [_asset(a, lang) for a in data.assets],
         "open_over_time": _series(data.series),
+        "watch": [w.to_json() for w in data.watch],
         "clauses": [{"label": c.label, "source": c.source, "zh": c.zh, "en": c.en} for c in data.clauses()],
         **_duties(data),
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -215,7 +215,10 @@ def evaluate(session: Session, store: Store, now: datetime, report: CycleReport)
     from state.delivery_views import DeliveryEvent
 
     cfg = session.config
-    assets = {a.name: a for a in store.assets() if a.name in {s.name for s in cfg.asset_specs()}}
+    from agent.scanning.watch import watch_names
+
+    wanted = {s.name for s in cfg.asset_specs()} | set(watch_names(cfg))  # watched domains are pseudo-assets
+    assets = {a.name: a for a in store.assets() if a.name in wanted}
     chans = channels(cfg)
     from agent.scheduling.calendar import calendar_alerts
 
@@ -245,5 +248,18 @@ def run_once(session: Session) -> CycleReport:
         report.expired = store.reopen_expired_acceptances(report.at)
         outcomes = scheduled_scans(session, store, specs, report.at, report.waiting)
         report.scans = [scan_summary(o) for o in outcomes]
+        report.scans += [scan_summary(o) for o in due_watch(session, store, clock)]
         evaluate(session, store, clock(), report)
     return report
+
+
+def due_watch(session: Session, store: Store, clock: Callable[[], datetime]) -> list[Any]:
+    """The phishing and impersonation watch, when ``[watch] every`` says it is due (stored)."""
+    from agent.scanning.watch import watch
+    from agent.scheduling.watch_timer import next_due
+    from state.records import Trigger
+
+    due = next_due(store, session, clock())
+    if due is None or due > clock():
+        return []
+    return list(watch(session, trigger=Trigger.SCHEDULED, clock=clock))

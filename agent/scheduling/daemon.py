@@ -32,6 +32,7 @@ from agent.scheduling import sdnotify
 from agent.scheduling.daemon_setup import Settings, evaluation_cycle, log, one_line_warnings
 from agent.scheduling.deadman import DeadMan
 from agent.scheduling.scan_jobs import Planned, owner_dead, owner_id, run_scan_job
+from agent.scheduling.watch_timer import WatchTimer
 from state.errors import StorageGone, StoreError
 from state.job_queue import JobInfo, JobKind, JobQueue, LeaseLost, Wanted
 
@@ -77,6 +78,7 @@ class Daemon:
         self.deadman = DeadMan(2 * self.settings.planner.shortest, now)
         self.waiting_logged: set[str] = set()
         self.failures = 0
+        self.watch = WatchTimer()  # [watch]: its own schedule, from storage
         self.fatal: str | None = None  # why the daemon must stop and exit non-zero (its storage vanished)
 
     # -- the loop -----------------------------------------------------------------------
@@ -150,6 +152,7 @@ class Daemon:
         observe_queue(sum(1 for p in ready if p.key not in self.running))
         if not self.cycle_busy and now >= self.next_cycle:
             await self._claim_cycle(now)
+        watch_at = None if self.stopping else await self.watch.turn(s.session, self.store, self.clock, now, self.wake)
         if self.running and now >= self.next_renew:
             await self._renew(now)
         await self._check_stale(now)
@@ -160,6 +163,8 @@ class Daemon:
         wakes = [p.start.at for p in plans] + [self.next_cycle, self.deadman.deadline, self.next_prune]
         if self.running:
             wakes.append(self.next_renew)
+        if watch_at is not None:
+            wakes.append(watch_at)
         if any(p.key not in self.running for p in ready):
             # Held by another agent (or no free slot): look again later, not in a tight loop.
             wakes.append(now + min(s.planner.shortest, self.queue.lease / 3))

@@ -20,8 +20,10 @@ EXPECTED = {
     "medium": [
         "tls.cert.expiring_soon", "tls.cert.weak_signature", "tls.protocol.legacy", "social.link.no_warning",
         "ports.unexpected_open",
+        "phishing.lookalike", "email.spf.missing", "email.dmarc.missing", "email.dmarc.weak",  # issue 18
     ],
-    "low": ["tls.cipher.no_forward_secrecy", "http.hsts.missing", "http.hsts.short_max_age", "leak.version_banner"],
+    "low": ["tls.cipher.no_forward_secrecy", "http.hsts.missing", "http.hsts.short_max_age", "leak.version_banner",
+            "email.spf.weak"],
 }
 
 

@@ -34,11 +34,13 @@ class DnsServer:
         *,
         zones: Sequence[str] = ("test",),
         listen: str = "127.0.0.1",
+        extra_args: Sequence[str] = (),  # more dnsmasq options (--mx-host=, --txt-record=)
     ) -> None:
         self.records = {k: [v] if isinstance(v, str) else list(v) for k, v in (records or {}).items()}
         self.cnames = dict(cnames or {})
         self.zones = list(zones)
         self.listen = listen
+        self.extra_args = list(extra_args)
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -72,7 +74,7 @@ class DnsServer:
             args.extend(f"--host-record={name},{addr}" for addr in addrs)
         for alias, target in self.cnames.items():
             args.append(f"--cname={alias},{target}")
-        return args
+        return args + self.extra_args
 
     def start(self) -> DnsServer:
         for _ in range(5):
