@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.errors import ConfigError
 from agent.targets import AssetSpec, parse_target_url
+from vocab import AssetKind, Severity
 
 T = TypeVar("T")
-Severity = Literal["critical", "high", "medium", "low", "info"]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -147,7 +147,7 @@ class ScheduleSection(_Strict):
     digest: str = "weekly"  # "weekly" (Monday 09:00 in the agent's time zone), a cron expression, or "off"
     jitter: str = "10m"
     holidays: str | None = None  # a file of YYYY-MM-DD dates on which quiet windows are lifted
-    quiet: dict[Literal["website", "trading", "api"], list[str]] = Field(default_factory=dict)  # windows by kind
+    quiet: dict[AssetKind, list[str]] = Field(default_factory=dict)  # windows by kind
 
     @field_validator("holidays")
     @classmethod
@@ -205,14 +205,14 @@ class RemediationSection(_Strict):
     low: Days | None = 180
     info: Days | None = None
     reopened_keeps_deadline: bool = True
-    kinds: dict[Literal["website", "trading", "api"], dict[Severity, Days]] = Field(default_factory=dict)
+    kinds: dict[AssetKind, dict[Severity, Days]] = Field(default_factory=dict)
 
 
 class NotifySection(_Strict):
     url: str  # an Apprise URL; it may hold secrets, which posture never shows
     name: str | None = None  # shown beside scheme://host wherever the channel is named
     events: list[Literal["alert", "digest"]] = Field(default_factory=lambda: ["alert", "digest"])  # type: ignore[arg-type]
-    min_severity: Severity = "info"  # the least severe new finding alerted at once (default: all)
+    min_severity: Severity = Severity.INFO  # the least severe new finding alerted at once (default: all)
     language: Literal["zh-TW", "en"] = "zh-TW"
     max_items: int = Field(20, ge=1, le=500)  # items listed in one grouped alert; the rest are counted
 
@@ -263,7 +263,7 @@ class Declared(_Strict):
 class AssetSection(_Strict):
     url: str
     name: str | None = None
-    kind: Literal["website", "trading", "api"] = "website"
+    kind: AssetKind = AssetKind.WEBSITE
     allowed_ports: list[Port] | None = None
     active_probes: bool = True
     declared: Declared = Declared()

@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from probes.catalog import Catalog, load_catalog
+from vocab import ScanStatus, severity_position
 
-SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 _COLOURS = {"critical": "\033[1;97;41m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",
             "info": "\033[2m"}
 _STATUS_COLOURS = {"complete": "\033[32m", "partial": "\033[33m", "failed": "\033[31m", "interrupted": "\033[35m"}
@@ -68,7 +68,7 @@ def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
             )
     if rec.error and not any(e["error"] == rec.error for e in errors):
         errors.insert(0, {"probe": "scan", "kind": "scan", "error": rec.error})
-    findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["check_id"], f["key"]))
+    findings.sort(key=lambda f: (severity_position(f["severity"]), f["check_id"], f["key"]))
     shown = _unicode_of(rec.asset.url)
     return {
         "target": rec.asset.url,
@@ -78,7 +78,7 @@ def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
         "status": rec.status.value,
         "started_at": iso(rec.started_at),
         "finished_at": iso(rec.finished_at),
-        "counts_for_cadence": rec.status.value == "complete" and rec.full,
+        "counts_for_cadence": rec.status is ScanStatus.COMPLETE and rec.full,
         "reason": rec.error,
         "probes": probe_steps(rec.probe_runs),
         "findings": findings,
@@ -180,7 +180,7 @@ def print_scans(docs: Sequence[Mapping[str, Any]], stream: TextIO | None = None)
     for d in docs:
         for f in d["findings"]:
             by_sev[f["severity"]] = by_sev.get(f["severity"], 0) + 1
-    parts = [f"{n} {s}" for s, n in sorted(by_sev.items(), key=lambda kv: SEVERITY_ORDER.get(kv[0], 9))]
+    parts = [f"{n} {s}" for s, n in sorted(by_sev.items(), key=lambda kv: severity_position(kv[0]))]
     stream.write(f"{len(docs)} scan(s), {total} finding(s)" + (f": {', '.join(parts)}" if parts else "") + "\n")
 
 

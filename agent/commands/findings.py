@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.when import record_id
+from vocab import FindingState, severity_position
 
 
 def register(sub: Any) -> None:
@@ -43,7 +44,6 @@ def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetim
     from agent.output import as_entered, iso
     from schedules.remediation import is_overdue
     from state.lifecycle import NEEDS_FIX
-    from state.records import FindingState
 
     check = catalog[f.check_id]
     return {
@@ -75,7 +75,7 @@ def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetim
 def list_findings(args: argparse.Namespace) -> int:
     import sys
 
-    from agent.output import _COLOURS, SEVERITY_ORDER, dump_json, paint, use_colour
+    from agent.output import _COLOURS, dump_json, paint, use_colour
     from agent.session import Session
     from agent.tracking.remediation import deadline_policy, deadlines
     from probes.catalog import load_catalog
@@ -89,8 +89,8 @@ def list_findings(args: argparse.Namespace) -> int:
         rows = store.findings(FindingFilter(status), asset=args.asset)
         kinds = {a.name: a.kind for a in store.assets()}
         due = deadlines(store, deadline_policy(session.config), rows, kinds)
-        configs = {f.id: config_change(store, f.id) for f in rows if f.state.value == "resolved_by_config"}
-    rows = sorted(rows, key=lambda f: (f.asset, SEVERITY_ORDER.get(f.severity, 9), f.check_id, f.key))
+        configs = {f.id: config_change(store, f.id) for f in rows if f.state is FindingState.RESOLVED_BY_CONFIG}
+    rows = sorted(rows, key=lambda f: (f.asset, severity_position(f.severity), f.check_id, f.key))
     docs = [finding_json(f, catalog, due.get(f.id), now, configs.get(f.id)) for f in rows]
     if args.overdue:
         docs = [d for d in docs if d["overdue"]]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.errors import UsageError
 from agent.targets import AssetSpec, parse_target_url
+from vocab import AssetKind
 
 if TYPE_CHECKING:
     from agent.session import Session
@@ -36,7 +37,7 @@ def select_assets(session: Session, urls: list[str]) -> list[AssetSpec]:
     for raw in urls:
         parsed = parse_target_url(raw)
         spec = by_url.get(parsed.normalised) or AssetSpec(
-            name=parsed.normalised, url=parsed, kind="website", configured=False
+            name=parsed.normalised, url=parsed, kind=AssetKind.WEBSITE, configured=False
         )
         if spec.name not in {s.name for s in specs}:
             specs.append(spec)

@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agent.notify import i18n
-from agent.notify.channels import SEVERITY_RANK, Message
+from agent.notify.channels import Message
 from schedules.remediation import CadenceState
+from vocab import Severity, severity_rank
 
 if TYPE_CHECKING:
     from agent.tracking.remediation import AssetCadence
@@ -91,7 +92,7 @@ def cadence_slipping(c: AssetCadence) -> Alert | None:
 
 def ordered(alerts: Iterable[Alert]) -> list[Alert]:
     """Most pressing first: cadence overdue, deadlines, new findings, warnings; severity within."""
-    return sorted(alerts, key=lambda a: (_ORDER[a.kind], -SEVERITY_RANK.get(a.severity, 0), a.asset,
+    return sorted(alerts, key=lambda a: (_ORDER[a.kind], -severity_rank(a.severity), a.asset,
                                          a.condition))
 
 
@@ -151,12 +152,12 @@ def message(alerts: Sequence[Alert], language: str, tz: str, catalog: Catalog, c
         more = i18n.t(lang, "more", n=hidden)
         text += ["", more]
         md += ["", md_escape(more)]
-    worst = max((SEVERITY_RANK.get(a.severity, 0) for a in alerts), default=0)
+    worst = max((severity_rank(a.severity) for a in alerts), default=0)
     return Message(
         title=i18n.t(lang, "alert_title", n=len(alerts)),
         text="\n".join(text),
         markdown="\n".join(md).strip() + "\n",
-        kind="failure" if worst >= SEVERITY_RANK["critical"] else "warning",
+        kind="failure" if worst >= Severity.CRITICAL.rank else "warning",
     )
 
 

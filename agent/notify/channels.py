@@ -24,10 +24,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
+from vocab import severity_rank
+
 if TYPE_CHECKING:
     from agent.config import Config
 
-SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 _TOKEN_SPLIT = re.compile(r"[/:@?&=#,;+\s]+")
 _MIN_SECRET = 3  # shorter fragments would scrub ordinary words out of messages
 
@@ -76,7 +77,7 @@ class Channel:
 
     def hears(self, severity: str) -> bool:
         """Whether a new finding of this severity is alerted on this channel."""
-        return SEVERITY_RANK.get(severity, 0) >= SEVERITY_RANK.get(self.min_severity, 0)
+        return severity_rank(severity) >= severity_rank(self.min_severity)
 
 
 def channels(cfg: Config) -> list[Channel]:

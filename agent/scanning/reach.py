@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from probes.base import ErrorKind, Finding, ProbeFailure, ProbeResult, ProbeStatus, Target, error_result, one_line
+from probes.base import ErrorKind, Finding, ProbeFailure, ProbeResult, RunStatus, Target, error_result, one_line
 from probes.base import ProtocolFailure as _Protocol
 from probes.net.connector import Connector
 from state.records import REACH_STEP
@@ -86,7 +86,7 @@ def judged(target: Target, reach: Reach, configured: bool) -> ProbeResult:
     """The ``reach`` step's result: OK, or an error with ``asset.unreachable`` for a configured asset."""
     observations = {"port": target.port, "addresses": dict(reach.addresses)}
     if reach.reached:
-        return ProbeResult(probe=STEP, status=ProbeStatus.OK, observations=observations)
+        return ProbeResult(probe=STEP, status=RunStatus.OK, observations=observations)
     service = "TLS service" if target.uses_tls else "service"
     message = f"nothing answered: the {service} on port {target.port} could not be reached ({reach.reason})"
     return unreachable(target.name, message, ErrorKind.CONNECT, observations, configured)

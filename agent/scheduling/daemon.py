@@ -33,6 +33,7 @@ from agent.scheduling.deadman import DeadMan
 from agent.scheduling.scan_jobs import Planned, owner_dead, owner_id, run_scan_job
 from state.errors import StorageGone, StoreError
 from state.job_queue import JobInfo, JobKind, JobQueue, LeaseLost, Wanted
+from vocab import ScanStatus
 
 if TYPE_CHECKING:
     from agent.scanning.runner import ScanOutcome
@@ -214,7 +215,7 @@ class Daemon:
             await asyncio.to_thread(self._settle_quietly, job.key, f"{type(exc).__name__}: {text}")
             return
         record = outcome.record
-        if record.status.value == "interrupted":
+        if record.status is ScanStatus.INTERRUPTED:
             log(f"scan of {name} interrupted; it runs again at the next start")
             return
         log(f"scan of {name}: {record.status.value}" + (f" ({record.error})" if record.error else ""))

@@ -51,8 +51,8 @@ from probes.base import (
     ProbeContext,
     ProbeFailure,
     ProbeResult,
-    ProbeStatus,
     ProtocolFailure,
+    RunStatus,
     Target,
     error_result,
     one_line,
@@ -172,7 +172,7 @@ class EdgeProbe:
             # The passive part stands, but the active check was not made: a partial result, said so.
             return error_result(self.name, BudgetExhausted(f"partial result: active check {budget_cut}"),
                                 observations=observations, findings=findings)
-        return ProbeResult(probe=self.name, status=ProbeStatus.OK, observations=observations, findings=findings)
+        return ProbeResult(probe=self.name, status=RunStatus.OK, observations=observations, findings=findings)
 
     async def _active(self, target: Target, ctx: ProbeContext, url: str) -> tuple[list[Response], str]:
         if not target.active:

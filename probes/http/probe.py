@@ -24,8 +24,8 @@ from probes.base import (
     ProbeContext,
     ProbeFailure,
     ProbeResult,
-    ProbeStatus,
     ProtocolFailure,
+    RunStatus,
     Target,
     error_result,
     one_line,
@@ -279,4 +279,4 @@ class HttpProbe:
         findings = run.findings()
         if run.errors:
             return error_result(self.name, run.errors[0], observations=run.observations(), findings=findings)
-        return ProbeResult(self.name, ProbeStatus.OK, observations=run.observations(), findings=findings)
+        return ProbeResult(self.name, RunStatus.OK, observations=run.observations(), findings=findings)

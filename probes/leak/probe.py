@@ -29,8 +29,8 @@ from probes.base import (
     ProbeContext,
     ProbeFailure,
     ProbeResult,
-    ProbeStatus,
     ProtocolFailure,
+    RunStatus,
     Target,
     error_result,
     one_line,
@@ -231,7 +231,7 @@ class LeakProbe:
         observations = session.observations(verdict)
         if failure is not None:
             return error_result(self.name, _leaf(failure), observations=observations, findings=findings)
-        return ProbeResult(self.name, ProbeStatus.OK, observations=observations, findings=findings)
+        return ProbeResult(self.name, RunStatus.OK, observations=observations, findings=findings)
 
 
 def _leaf(exc: BaseException) -> BaseException:

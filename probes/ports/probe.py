@@ -36,7 +36,7 @@ from probes.base import (
     ProbeContext,
     ProbeFailure,
     ProbeResult,
-    ProbeStatus,
+    RunStatus,
     Target,
     ToolUnavailable,
     error_result,
@@ -226,7 +226,7 @@ class PortsProbe:
                 observations["skipped_addresses"] = dict(target.skipped_addresses)
             if not target.addresses:
                 observations["addresses"] = {}
-                return ProbeResult(self.name, ProbeStatus.OK, observations=observations)
+                return ProbeResult(self.name, RunStatus.OK, observations=observations)
             nmap_path, version = await locate_nmap(cfg.nmap_path)
             observations["nmap"] = {"path": nmap_path, "version": version}
             scans = {a: AddressScan(a) for a in target.addresses}
@@ -251,7 +251,7 @@ class PortsProbe:
         failure = next((r for r in results if isinstance(r, BaseException)), None)
         if failure is not None:
             return error_result(self.name, failure, observations=observations, findings=tuple(findings))
-        return ProbeResult(self.name, ProbeStatus.OK, observations=observations, findings=tuple(findings))
+        return ProbeResult(self.name, RunStatus.OK, observations=observations, findings=tuple(findings))
 
     async def _scan(
         self,

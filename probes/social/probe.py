@@ -28,7 +28,7 @@ from probes.base import (
     ProbeContext,
     ProbeFailure,
     ProbeResult,
-    ProbeStatus,
+    RunStatus,
     Target,
     ToolUnavailable,
     error_result,
@@ -180,7 +180,7 @@ class _State:
         obs["seconds"] = round(time.monotonic() - self.started, 2)
         if error is not None:
             return error_result(probe, error, observations=obs, findings=findings)
-        return ProbeResult(probe=probe, status=ProbeStatus.OK, observations=obs, findings=findings)
+        return ProbeResult(probe=probe, status=RunStatus.OK, observations=obs, findings=findings)
 
 
 class SocialProbe:

@@ -28,8 +28,8 @@ from probes.base import (
     ProbeContext,
     ProbeFailure,
     ProbeResult,
-    ProbeStatus,
     ProtocolFailure,
+    RunStatus,
     Target,
     error_result,
 )
@@ -173,7 +173,7 @@ class _Run:
         failure = self.failure or _combined(self.errors, self.target.addresses)
         if failure is not None:
             return error_result(probe, failure, observations=obs, findings=findings)
-        return ProbeResult(probe=probe, status=ProbeStatus.OK, observations=obs, findings=findings)
+        return ProbeResult(probe=probe, status=RunStatus.OK, observations=obs, findings=findings)
 
 
 def _combined(errors: dict[str, ProbeFailure], order: Sequence[str]) -> ProbeFailure | None:
@@ -197,7 +197,7 @@ class TlsProbe:
         if not target.addresses:
             return ProbeResult(
                 probe=self.name,
-                status=ProbeStatus.SKIPPED,
+                status=RunStatus.SKIPPED,
                 observations={"skipped_addresses": dict(target.skipped_addresses)},
                 skip_reason="no address of this host can be probed from here",
             )
