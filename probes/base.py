@@ -32,10 +32,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from vocab import AssetKind as AssetKind
-from vocab import PostureError
+from vocab import PostureError, one_line
 from vocab import RunStatus as RunStatus
 from vocab import Severity as Severity
-from vocab import one_line as one_line
 
 if TYPE_CHECKING:
     from probes.net.connector import Connector

@@ -77,12 +77,12 @@ def mask(text: str, secrets: Iterable[str]) -> str:
 def one_line(
     exc: BaseException,
     *,
-    limit: int = 300,
+    limit: int | None = 300,
     secrets: Iterable[str] = (),
     named: bool | None = None,
     first_line: bool = False,
 ) -> str:
-    """``exc`` as one line of at most ``limit`` characters.
+    """``exc`` as one line of at most ``limit`` characters (None: uncut).
 
     * A database driver's error wrapped by SQLAlchemy (``.orig``) is unwrapped.
     * ``first_line``: keep only the first non-empty line (drivers and browsers append
@@ -104,7 +104,8 @@ def one_line(
     text = text or type(source).__name__
     if named if named is not None else not isinstance(exc, PostureError):
         text = f"{type(exc).__name__}: {text}"
-    return mask(text, secrets)[:limit]
+    text = mask(text, secrets)
+    return text if limit is None else text[:limit]
 
 
 def escape(text: str) -> str:

@@ -24,7 +24,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from vocab import severity_rank
+from vocab import mask, one_line, severity_rank
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -181,10 +181,7 @@ def _native_format(plugin: Any) -> Format:
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret replaced by ****, longest first (one may contain another)."""
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "****")
-    return text
+    return mask(text, secrets)
 
 
 @dataclass(frozen=True)
@@ -208,7 +205,7 @@ def send(channel: Channel, message: Message, all_secrets: Sequence[str] = ()) ->
     try:
         return _send(channel, message, secrets)
     except Exception as exc:  # Apprise or a plugin failing in a way of its own: a failed delivery
-        text = scrub(" ".join(f"{type(exc).__name__}: {exc}".split()), secrets)[:300]
+        text = one_line(exc, named=True, secrets=secrets)
         return SendResult(channel, False, text)
 
 

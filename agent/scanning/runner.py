@@ -36,7 +36,6 @@ from probes.base import (
     Severity,
     Target,
     error_result,
-    one_line,
 )
 from probes.catalog import Catalog, load_catalog
 from probes.net.connector import Connector
@@ -52,6 +51,7 @@ from state.records import (
     ScanStatus,
     Trigger,
 )
+from vocab import one_line
 
 Clock = Callable[[], datetime]
 

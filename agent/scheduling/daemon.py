@@ -33,7 +33,7 @@ from agent.scheduling.deadman import DeadMan
 from agent.scheduling.scan_jobs import Planned, owner_dead, owner_id, run_scan_job
 from state.errors import StorageGone, StoreError
 from state.job_queue import JobInfo, JobKind, JobQueue, LeaseLost, Wanted
-from vocab import ScanStatus
+from vocab import ScanStatus, one_line
 
 if TYPE_CHECKING:
     from agent.scanning.runner import ScanOutcome
@@ -210,9 +210,9 @@ class Daemon:
             await asyncio.to_thread(self._settle_quietly, job.key, str(exc))
             return
         except Exception as exc:  # a bug must cost one scan, never the daemon
-            text = " ".join(str(exc).split())[:300]
-            log(f"scan of {name}: internal error: {type(exc).__name__}: {text}")
-            await asyncio.to_thread(self._settle_quietly, job.key, f"{type(exc).__name__}: {text}")
+            text = one_line(exc, named=True)
+            log(f"scan of {name}: internal error: {text}")
+            await asyncio.to_thread(self._settle_quietly, job.key, text)
             return
         record = outcome.record
         if record.status is ScanStatus.INTERRUPTED:
@@ -304,7 +304,7 @@ class Daemon:
             loop.call_soon_threadsafe(self._gone, exc)
             return
         except Exception as exc:  # reported, and the dead-man timer keeps counting
-            error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            error = one_line(exc, named=True)
             log(f"evaluation cycle failed: {error}")
         finished = self.clock()
         try:

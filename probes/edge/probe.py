@@ -55,7 +55,6 @@ from probes.base import (
     RunStatus,
     Target,
     error_result,
-    one_line,
 )
 from probes.edge.judge import (
     EdgeVerdict,
@@ -67,6 +66,7 @@ from probes.edge.judge import (
 )
 from probes.edge.signatures import load_signatures
 from probes.net.http import HttpExchange
+from vocab import one_line
 
 BODY_CAP = 256 * 1024
 # Obviously hostile, harmless: parameters no application reads (posture_ prefix), holding

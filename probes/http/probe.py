@@ -28,10 +28,9 @@ from probes.base import (
     RunStatus,
     Target,
     error_result,
-    one_line,
 )
 from probes.eol.banners import Banner, from_headers
-from probes.eol.check import EolDataError, eol_findings, load_eol_data
+from probes.eol.check import eol_findings, load_eol_data
 from probes.http.judge import (
     Answer,
     Hsts,
@@ -46,6 +45,7 @@ from probes.http.judge import (
     url_port,
 )
 from probes.net.http import HttpExchange
+from vocab import DataFileError, one_line
 
 #: Judging needs to know whether a body exists, not what it says.
 BODY_SAMPLE = 16 * 1024
@@ -243,7 +243,7 @@ class _Run:
         path = self.target.probe_settings("ports").get("eol_data")
         try:
             data = load_eol_data(path) if isinstance(path, str) else None
-        except EolDataError as exc:
+        except DataFileError as exc:
             self.errors.append(ProtocolFailure(f"end-of-life data {path}: {exc}"))
             return []
         return eol_findings(self.banners.values(), data, self.ctx.clock().date())

@@ -33,7 +33,6 @@ from probes.base import (
     RunStatus,
     Target,
     error_result,
-    one_line,
 )
 from probes.leak.judge import Observed, Verdict, judge
 from probes.leak.provoke import (
@@ -48,6 +47,7 @@ from probes.leak.provoke import (
     param_provocations,
 )
 from probes.leak.signatures import load_signatures
+from vocab import one_line
 
 if TYPE_CHECKING:
     from probes.net.http import HttpExchange

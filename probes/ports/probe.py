@@ -43,7 +43,7 @@ from probes.base import (
 )
 from probes.catalog import load_catalog
 from probes.child import die_with_parent
-from probes.eol.check import EolDataError, eol_findings, load_eol_data
+from probes.eol.check import eol_findings, load_eol_data
 from probes.ports.judge import (
     CHECK_ID,
     HostScan,
@@ -55,6 +55,7 @@ from probes.ports.judge import (
     service_banners,
     unexpected_open,
 )
+from vocab import DataFileError, one_line
 
 SETTINGS_KEYS = frozenset({"ports", "nmap_path", "max_rate", "host_timeout", "eol_data"})
 _VERSION_CHECK_TIMEOUT = 15.0
@@ -211,7 +212,7 @@ class PortsProbe:
             cfg = ScanSettings.from_settings(target.probe_settings(self.name), table)
             try:
                 eol_data = load_eol_data(cfg.eol_data)
-            except EolDataError as exc:
+            except DataFileError as exc:
                 raise SettingsError(f"EOL data: {exc}") from None
             allowed, allowed_from = allowed_ports(target)
             for address in target.addresses:
@@ -335,7 +336,7 @@ async def locate_nmap(configured: str | None) -> tuple[str, str]:
         async with asyncio.timeout(_VERSION_CHECK_TIMEOUT):
             scanner = await asyncio.to_thread(nmap.PortScanner, nmap_search_path=(path,))
     except nmap.PortScannerError as exc:
-        raise ToolUnavailable(f"{path} is not a working nmap: {' '.join(str(exc).split())[:200]}") from None
+        raise ToolUnavailable(f"{path} is not a working nmap: {one_line(exc, named=False, limit=200)}") from None
     except TimeoutError:
         raise ToolUnavailable(f"{path} -V did not answer within {_VERSION_CHECK_TIMEOUT:g}s") from None
     major, minor = scanner.nmap_version()

@@ -32,7 +32,6 @@ from probes.base import (
     Target,
     ToolUnavailable,
     error_result,
-    one_line,
 )
 from probes.net.http import HttpExchange
 from probes.social.browser import Browser, find_chromium, unavailable_reason
@@ -41,6 +40,7 @@ from probes.social.crawl import CrawlResult, ResponseCache, crawl, decode_html, 
 from probes.social.links import Judgement, load_social_data, social_destination_in_query
 from probes.social.report import merge, summarise
 from probes.social.static import Occurrence, extract_occurrences, interstitial_url, judge_static
+from vocab import one_line
 
 MAX_INTERSTITIALS = 30
 
@@ -318,6 +318,5 @@ def _translate(exc: Exception) -> BaseException:
     except ImportError:
         return exc
     if isinstance(exc, PlaywrightError):
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return ToolUnavailable(f"browser failed: {first}")
+        return ToolUnavailable(f"browser failed: {one_line(exc, named=False, first_line=True, limit=None)}")
     return exc

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from probes.base import Severity
-from probes.catalog import CatalogError, load_catalog, parse_catalog
+from probes.catalog import load_catalog, parse_catalog
+from vocab import DataFileError
 
 # The default severities the spine issue fixes; users' dashboards rely on them.
 EXPECTED = {
@@ -58,9 +59,9 @@ def test_catalog_rejects_dangling_and_duplicate_ids() -> None:
     check = ('[[checks]]\nid="a.b"\nseverity="low"\ntitle_en="t"\ntitle_zh="中"\n'
              'remediation_en="r"\nremediation_zh="中"\n')
     assert parse_catalog('version="1"\n' + clause + check).checks["a.b"].references == ("X",)
-    with pytest.raises(CatalogError, match="unknown checks"):
+    with pytest.raises(DataFileError, match="unknown checks"):
         parse_catalog('version="1"\n' + clause)
-    with pytest.raises(CatalogError, match="duplicate"):
+    with pytest.raises(DataFileError, match="duplicate"):
         parse_catalog('version="1"\n' + check + check)
 
 
