@@ -240,6 +240,8 @@ class Probe(Protocol):
     #: True when the probe sends traffic an asset may not want (provocations,
     #: port scans); it then runs only where ``target.active`` is true.
     active: bool
+    #: Every check ID this probe can raise (each has its entry in probes/catalog.toml).
+    checks: frozenset[str]
 
     def applies(self, target: Target) -> bool:
         """Whether this probe is part of a full scan of ``target``."""

@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 
 from probes.base import Severity
-from vocab import DataFileError
+from vocab import DataFileError, parses_data_file
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Catalog:
         return check_id in self.checks
 
 
+@parses_data_file("catalog")
 def parse_catalog(text: str) -> Catalog:
     raw = tomllib.loads(text)
     clauses: dict[str, Clause] = {}

@@ -8,7 +8,7 @@ state all import it; it imports none of them (import-linter holds this).
   :func:`one_line`, the one way an exception becomes a line of text.
 """
 
-from vocab.errors import DataFileError, InputError, PostureError, escape, mask, one_line
+from vocab.errors import DataFileError, InputError, PostureError, escape, mask, one_line, parses_data_file
 from vocab.words import (
     SEVERITY_ORDER,
     AssetKind,
@@ -35,6 +35,7 @@ __all__ = [
     "escape",
     "mask",
     "one_line",
+    "parses_data_file",
     "severity_position",
     "severity_rank",
 ]

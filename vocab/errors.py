@@ -48,10 +48,16 @@ loose exception class. Library exceptions are translated at the edge (state.erro
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import ParamSpec, TypeVar
 
 MASK = "****"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class PostureError(Exception):
@@ -64,6 +70,28 @@ class DataFileError(PostureError, ValueError):
 
 class InputError(PostureError, ValueError):
     """Input handed to posture (a schedule, a quiet window, a tool's output) is malformed."""
+
+
+def parses_data_file(what: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Decorate the parser of a data file so that it raises :class:`DataFileError` and
+    nothing else: a missing key, a value of the wrong type or a bad pattern in ``what``
+    (say "TLS suites") reads ``TLS suites: missing key 'since'``, never a traceback."""
+
+    def wrap(parse: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(parse)
+        def parsed(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return parse(*args, **kwargs)
+            except DataFileError:
+                raise
+            except KeyError as exc:
+                raise DataFileError(f"{what}: missing key {one_line(exc, named=False)}") from None
+            except (ValueError, TypeError, AttributeError, IndexError, re.error) as exc:
+                raise DataFileError(f"{what}: {one_line(exc, named=False)}") from None
+
+        return parsed
+
+    return wrap
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:

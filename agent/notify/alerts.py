@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from agent.checks import AgentCheck
 from agent.notify import i18n
 from agent.notify.channels import Message
 from schedules.remediation import CadenceState
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
     from probes.catalog import Catalog
     from state.views import FindingInfo
 
-CADENCE_CHECK = "cadence.scan_overdue"
-DEADLINE_CHECK = "remediation.deadline_missed"
+CADENCE_CHECK = AgentCheck.CADENCE_OVERDUE.value
+DEADLINE_CHECK = AgentCheck.DEADLINE_MISSED.value
 
 
 class AlertKind(enum.StrEnum):

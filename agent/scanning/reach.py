@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from agent.checks import AgentCheck
 from probes.base import ErrorKind, Finding, ProbeFailure, ProbeResult, RunStatus, Target, error_result
 from probes.base import ProtocolFailure as _Protocol
 from probes.net.connector import Connector
@@ -26,7 +27,7 @@ from state.records import REACH_STEP
 from vocab import one_line
 
 STEP = REACH_STEP  # the step's name in a scan's probe runs
-CHECK = "asset.unreachable"
+CHECK = AgentCheck.ASSET_UNREACHABLE.value
 OK = "ok"
 
 

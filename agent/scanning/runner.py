@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.checks import AgentCheck
 from agent.targets import AssetSpec
 from agent.tracking.resolution import asset_config_hash, observed, probe_config_hash
 from probes.base import (
@@ -132,7 +133,7 @@ def _target(spec: AssetSpec, res: Resolution, opts: ScanOptions, quiet: str | No
     )
 
 
-DNS_CHECK = "dns.unexpected_address"
+DNS_CHECK = AgentCheck.DNS_UNEXPECTED_ADDRESS.value
 
 
 def dns_result(spec: AssetSpec, res: Resolution) -> ProbeResult | None:

@@ -57,6 +57,8 @@ from probes.base import (
     error_result,
 )
 from probes.edge.judge import (
+    CDN_CHECK,
+    WAF_CHECK,
     EdgeVerdict,
     Failure,
     RequestKind,
@@ -139,6 +141,7 @@ def failed(kind: RequestKind, url: str, exc: ProbeFailure) -> Response | None:
 
 class EdgeProbe:
     name = "edge"
+    checks = frozenset({WAF_CHECK, CDN_CHECK})
     active = False  # passive part always runs; the two extra requests check target.active
     active_part = True  # ...so a run without them (quiet hours) is only part of a complete scan
 

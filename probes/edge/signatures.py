@@ -18,7 +18,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from vocab import DataFileError
+from vocab import DataFileError, parses_data_file
 
 
 class Role(enum.StrEnum):
@@ -139,6 +139,7 @@ _SHAPE: dict[Signal, dict[str, str]] = {
 }
 
 
+@parses_data_file("edge signatures")
 def parse_signatures(text: str) -> SignatureSet:
     try:
         raw = tomllib.loads(text)

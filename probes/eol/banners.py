@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from vocab import DataFileError
+from vocab import DataFileError, parses_data_file
 
 _RAW_LIMIT = 200  # evidence keeps this much of the text a banner came from
 
@@ -63,6 +63,7 @@ class BannerRules:
     pages: tuple[PagePattern, ...]
 
 
+@parses_data_file("banner rules")
 def parse_rules(text: str) -> BannerRules:
     raw = tomllib.loads(text)
     pages = []

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from vocab import DataFileError
+from vocab import DataFileError, parses_data_file
 
 FORMAT = 1
 
@@ -178,6 +178,7 @@ def _cycles(raw: Any, where: str) -> tuple[Cycle, ...]:
     return cycles
 
 
+@parses_data_file("eol data")
 def parse_eol_data(raw: Any) -> EolData:
     """Validate a decoded ``eol.json``."""
     if not isinstance(raw, Mapping):

@@ -30,8 +30,12 @@ from probes.base import (
     error_result,
 )
 from probes.eol.banners import Banner, from_headers
+from probes.eol.check import CHECK_ID as EOL_CHECK
 from probes.eol.check import eol_findings, load_eol_data
 from probes.http.judge import (
+    HSTS_MISSING,
+    HSTS_SHORT,
+    NO_HTTPS,
     Answer,
     Hsts,
     PlainState,
@@ -260,6 +264,7 @@ class _Run:
 class HttpProbe:
     name = "http"
     active = False
+    checks = frozenset({NO_HTTPS, HSTS_MISSING, HSTS_SHORT, EOL_CHECK})  # software.eol: server banners
 
     def applies(self, target: Target) -> bool:
         return target.is_web

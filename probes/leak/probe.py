@@ -46,7 +46,7 @@ from probes.leak.provoke import (
     param_candidates,
     param_provocations,
 )
-from probes.leak.signatures import load_signatures
+from probes.leak.signatures import LeakCheck, load_signatures
 from vocab import one_line
 
 if TYPE_CHECKING:
@@ -207,6 +207,7 @@ def _links(page: Observed) -> list[str]:
 class LeakProbe:
     name = "leak"
     active = True
+    checks = frozenset(c.value for c in LeakCheck)
 
     def applies(self, target: Target) -> bool:
         return target.is_web and target.active

@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Any
 
 from probes.leak.frames import FrameShape, find_trace, numbered_run, parse_shape
-from vocab import DataFileError
+from vocab import DataFileError, parses_data_file
 
 
 class LeakCheck(enum.StrEnum):
@@ -75,6 +75,7 @@ class Hit:
     version: str | None = None
 
 
+@parses_data_file("leak signatures")
 def parse_signatures(text: str) -> SignatureSet:
     raw = tomllib.loads(text)
     shapes: dict[str, FrameShape] = {}

@@ -20,7 +20,7 @@ from typing import Any
 
 from probes.base import Finding, Severity, Target
 from probes.eol import banners
-from vocab import DataFileError, InputError
+from vocab import DataFileError, InputError, parses_data_file
 
 CHECK_ID = "ports.unexpected_open"
 WEB_PORTS = frozenset({80, 443})
@@ -79,6 +79,7 @@ class PortTable:
         return max(candidates, key=lambda c: c[0].severity.rank)
 
 
+@parses_data_file("ports table")
 def parse_port_table(text: str) -> PortTable:
     raw = tomllib.loads(text)
     classes: dict[str, PortClass] = {}

@@ -43,6 +43,7 @@ from probes.base import (
 )
 from probes.catalog import load_catalog
 from probes.child import die_with_parent
+from probes.eol.check import CHECK_ID as EOL_CHECK
 from probes.eol.check import eol_findings, load_eol_data
 from probes.ports.judge import (
     CHECK_ID,
@@ -196,6 +197,7 @@ async def run_nmap(args: Sequence[str], timeout: float) -> bytes:
 class PortsProbe:
     name = "ports"
     active = True
+    checks = frozenset({CHECK_ID, EOL_CHECK})  # software.eol: service banners
 
     def applies(self, target: Target) -> bool:
         return True  # every asset kind: web, trading and API hosts, tls:// endpoints

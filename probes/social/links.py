@@ -19,7 +19,7 @@ from importlib import resources
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 from probes.net.scope import normalise_host
-from vocab import DataFileError
+from vocab import DataFileError, parses_data_file
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters left alone when re-quoting a path, so "/a%20b" and "/a b" agree.
@@ -119,6 +119,7 @@ def fold(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+@parses_data_file("social platforms")
 def parse_social_data(text: str) -> SocialData:
     raw = tomllib.loads(text)
     platforms = tuple(

@@ -38,6 +38,7 @@ from probes.social.browser import Browser, find_chromium, unavailable_reason
 from probes.social.click import BrowserRun, judge_pages
 from probes.social.crawl import CrawlResult, ResponseCache, crawl, decode_html, is_html
 from probes.social.links import Judgement, load_social_data, social_destination_in_query
+from probes.social.report import CHECK_ID as SOCIAL_CHECK
 from probes.social.report import merge, summarise
 from probes.social.static import Occurrence, extract_occurrences, interstitial_url, judge_static
 from vocab import one_line
@@ -186,6 +187,7 @@ class _State:
 class SocialProbe:
     name = "social"
     active = False
+    checks = frozenset({SOCIAL_CHECK})
 
     def applies(self, target: Target) -> bool:
         return target.kind is AssetKind.WEBSITE and target.scheme in ("http", "https")

@@ -37,7 +37,8 @@ from probes.http.judge import hsts_min_age, parse_hsts
 from probes.net.connector import Connector
 from probes.net.scope import normalise_host, unicode_host
 from probes.net.tlsctx import allow_large_certificates
-from probes.tls.cert import WEAK_HASHES, CertReport, cert_findings, expiry_warning_days, judge_chain
+from probes.tls.cert import WEAK_HASHES, CertCheck, CertReport, cert_findings, expiry_warning_days, judge_chain
+from probes.tls.suites import SuiteCheck
 from probes.tls.trust import load_trust_store
 
 if TYPE_CHECKING:
@@ -189,6 +190,7 @@ def _combined(errors: dict[str, ProbeFailure], order: Sequence[str]) -> ProbeFai
 class TlsProbe:
     name = "tls"
     active = False
+    checks = frozenset(c.value for c in (*CertCheck, *SuiteCheck))
 
     def applies(self, target: Target) -> bool:
         return target.uses_tls

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from vocab import DataFileError
+from vocab import DataFileError, parses_data_file
 
 
 class Protocol(enum.StrEnum):
@@ -164,6 +164,7 @@ class SuiteTable:
         return [s for s in (self.by_name(n) for n in names) if s is not None]
 
 
+@parses_data_file("TLS suites")
 def parse_suites(text: str) -> SuiteTable:
     raw = tomllib.loads(text)
     suites: list[Suite] = []
