@@ -5,10 +5,12 @@ this leaf so that every layer can use it while the layers stay independent; each
 owns its branch::
 
     PostureError                       (vocab.errors; never raised itself)
-    ├── DataFileError (+ ValueError)   a shipped data file is malformed: catalog.toml,
-    │                                  eol.json, banners.toml, both signatures.toml
-    │                                  (edge, leak), the ports table, the TLS suites,
-    │                                  the leak frame shapes
+    ├── DataFileError (+ ValueError)   a data file is malformed (shipped, or a replacement a
+    │                                  setting names): catalog.toml, eol.json (and eol
+    │                                  exports), banners.toml, both signatures.toml (edge,
+    │                                  leak, with its frame shapes), ports.toml, suites.toml,
+    │                                  the social platforms; every parser is wrapped in
+    │                                  @parses_data_file, so a missing key is one too
     ├── InputError (+ ValueError)      input posture was handed is malformed
     │   ├── ScheduleError              schedules.timing: a cadence, a date, a window
     │   ├── QuietError                 schedules.quiet: a quiet window

@@ -122,8 +122,9 @@ def list_findings(args: argparse.Namespace) -> int:
 def config_change(store: Any, finding_id: int) -> dict[str, Any] | None:
     """The last resolved-by-configuration event of a finding: when, and the hashes before and after."""
     from agent.output import iso
+    from state.views import EventKind
 
-    events = [e for e in store.events(finding_id) if e.kind.value == "resolved_by_config"]
+    events = [e for e in store.events(finding_id) if e.kind is EventKind.RESOLVED_BY_CONFIG]
     if not events:
         return None
     e = events[-1]

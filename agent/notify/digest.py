@@ -131,7 +131,7 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
     from state import evidence, external_scans
     from state.history_reads import latest_runs
     from state.lifecycle import NEEDS_FIX
-    from state.views import AssetInfo, FindingFilter
+    from state.views import AssetInfo, EventKind, FindingFilter
 
     start, end = week_window(now)
     specs = cfg.asset_specs()
@@ -173,7 +173,7 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
         events = week_events.get(name, []) if name in known else []
         week = changes(events, start, end)
         config_hashes = {e.finding_id: (e.detail.get("config_hash_before"), e.detail.get("config_hash_after"))
-                         for e in events if e.kind.value == "resolved_by_config"}
+                         for e in events if e.kind is EventKind.RESOLVED_BY_CONFIG}
         open_now = sorted((f for f in mine if f.id in due), key=_rank)
         states = {f.id: due_state(due[f.id], now) for f in open_now}
         counts = {s: sum(1 for f in open_now if f.severity == s) for s in SEVERITY_ORDER}
