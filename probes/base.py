@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+# The shared words are defined once in vocab; re-exported here as part of the probe contract.
 from vocab import AssetKind as AssetKind
 from vocab import PostureError, one_line
 from vocab import RunStatus as RunStatus
