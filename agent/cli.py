@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from agent import __version__
-from agent.errors import AgentError, escape
+from agent.errors import AgentError
 from state.errors import BadUrl, InvalidRequest, NotFound, StoreError
+from vocab import escape, one_line
 
 # command modules, each with register(subparsers); imported lazily only to build the parser
 _COMMANDS = ("scan", "findings", "config", "catalog", "report",
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"posture: {escape(str(exc))}\n")
         return exc.exit_code
     except StoreError as exc:  # a refused request (unknown id, bad transition) is bad input
-        sys.stderr.write(f"posture: {escape(' '.join(str(exc).split())[:300])}\n")
+        sys.stderr.write(f"posture: {escape(one_line(exc, named=False))}\n")
         return 2 if isinstance(exc, InvalidRequest | NotFound | BadUrl) else 1
     except KeyboardInterrupt:
         sys.stderr.write("posture: interrupted\n")
@@ -64,8 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # last line of defence: one line, never a traceback
-        text = " ".join(str(exc).split())[:300]
-        sys.stderr.write(f"posture: internal error: {type(exc).__name__}: {text}\n")
+        sys.stderr.write(f"posture: internal error: {one_line(exc, named=True)}\n")
         return 1
 
 

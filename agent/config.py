@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.errors import ConfigError
 from agent.targets import AssetSpec, parse_target_url
+from vocab import AssetKind, Severity
 
 T = TypeVar("T")
-Severity = Literal["critical", "high", "medium", "low", "info"]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -38,6 +38,13 @@ class AgentSection(_Strict):
     probe_timeout: float = Field(120.0, gt=0, le=3600)
     # Networks the address policy lets through (loopback, private, ... are refused otherwise).
     allow_addresses: list[str] = Field(default_factory=list)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: AssetKind) -> AssetKind:
+        if v is AssetKind.WATCH:
+            raise ValueError("'watch' is the phishing watch's own kind: use website, trading or api")
+        return v
 
     @field_validator("allow_addresses")
     @classmethod
@@ -147,7 +154,7 @@ class ScheduleSection(_Strict):
     digest: str = "weekly"  # "weekly" (Monday 09:00 in the agent's time zone), a cron expression, or "off"
     jitter: str = "10m"
     holidays: str | None = None  # a file of YYYY-MM-DD dates on which quiet windows are lifted
-    quiet: dict[Literal["website", "trading", "api"], list[str]] = Field(default_factory=dict)  # windows by kind
+    quiet: dict[AssetKind, list[str]] = Field(default_factory=dict)  # windows by kind
 
     @field_validator("holidays")
     @classmethod
@@ -236,14 +243,14 @@ class RemediationSection(_Strict):
     low: Days | None = 180
     info: Days | None = None
     reopened_keeps_deadline: bool = True
-    kinds: dict[Literal["website", "trading", "api"], dict[Severity, Days]] = Field(default_factory=dict)
+    kinds: dict[AssetKind, dict[Severity, Days]] = Field(default_factory=dict)
 
 
 class NotifySection(_Strict):
     url: str  # an Apprise URL; it may hold secrets, which posture never shows
     name: str | None = None  # shown beside scheme://host wherever the channel is named
     events: list[Literal["alert", "digest"]] = Field(default_factory=lambda: ["alert", "digest"])  # type: ignore[arg-type]
-    min_severity: Severity = "info"  # the least severe new finding alerted at once (default: all)
+    min_severity: Severity = Severity.INFO  # the least severe new finding alerted at once (default: all)
     language: Literal["zh-TW", "en"] = "zh-TW"
     max_items: int = Field(20, ge=1, le=500)  # items listed in one grouped alert; the rest are counted
 
@@ -294,7 +301,7 @@ class Declared(_Strict):
 class AssetSection(_Strict):
     url: str
     name: str | None = None
-    kind: Literal["website", "trading", "api"] = "website"
+    kind: AssetKind = AssetKind.WEBSITE  # website, trading or api ("watch" is the phishing watch's own)
     allowed_ports: list[Port] | None = None
     active_probes: bool = True
     declared: Declared = Declared()

@@ -10,11 +10,11 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from probes.catalog import Catalog, load_catalog
+from vocab import SEVERITY_ORDER, ScanStatus, severity_position
 
 # The version of ``posture scan --format json``'s document; raised when a field changes meaning or goes.
 # 2: schema_version, summary, per scan its id, per finding state, first_seen and deadline.
 SCAN_SCHEMA_VERSION = 2
-SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 _COLOURS = {"critical": "\033[1;97;41m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",
             "info": "\033[2m"}
 _STATUS_COLOURS = {"complete": "\033[32m", "partial": "\033[33m", "failed": "\033[31m", "interrupted": "\033[35m"}
@@ -71,7 +71,7 @@ def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
             )
     if rec.error and not any(e["error"] == rec.error for e in errors):
         errors.insert(0, {"probe": "scan", "kind": "scan", "error": rec.error})
-    findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["check_id"], f["key"]))
+    findings.sort(key=lambda f: (severity_position(f["severity"]), f["check_id"], f["key"]))
     shown = _unicode_of(rec.asset.url)
     return {
         "id": getattr(outcome.stored, "scan_id", None),
@@ -82,7 +82,7 @@ def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
         "status": rec.status.value,
         "started_at": iso(rec.started_at),
         "finished_at": iso(rec.finished_at),
-        "counts_for_cadence": rec.status.value == "complete" and rec.full,
+        "counts_for_cadence": rec.status is ScanStatus.COMPLETE and rec.full,
         "reason": rec.error,
         "probes": probe_steps(rec.probe_runs),
         "findings": findings,
@@ -93,7 +93,7 @@ def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
 
 def scan_summary(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Counts over a run's scans: findings by severity and by state, scans by status."""
-    by_severity = {s: 0 for s in SEVERITY_ORDER}
+    by_severity = {s.value: 0 for s in SEVERITY_ORDER}
     by_state: dict[str, int] = {}
     by_status: dict[str, int] = {}
     for d in docs:
@@ -233,7 +233,7 @@ def print_scans(docs: Sequence[Mapping[str, Any]], stream: TextIO | None = None)
     for d in docs:
         for f in d["findings"]:
             by_sev[f["severity"]] = by_sev.get(f["severity"], 0) + 1
-    parts = [f"{n} {s}" for s, n in sorted(by_sev.items(), key=lambda kv: SEVERITY_ORDER.get(kv[0], 9))]
+    parts = [f"{n} {s}" for s, n in sorted(by_sev.items(), key=lambda kv: severity_position(kv[0]))]
     stream.write(f"{len(docs)} scan(s), {total} finding(s)" + (f": {', '.join(parts)}" if parts else "") + "\n")
 
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from agent.config import Config, load_config
 from agent.errors import StorageUnavailable, UsageError
+from vocab import one_line
 
 if TYPE_CHECKING:
     from state.store import Store
@@ -61,7 +62,7 @@ class Session:
         except StoreError as exc:
             raise StorageUnavailable(str(exc)) from None
         except Exception as exc:
-            text = " ".join(str(exc).split())[:240]
+            text = one_line(exc, named=False, limit=240)
             raise StorageUnavailable(f"cannot open database {mask_url(url)}: {text}") from None
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from agent.errors import UsageError
 from probes.net.scope import normalise_host
+from vocab import AssetKind
 
 DEFAULT_PORTS = {"https": 443, "wss": 443, "http": 80}
 SCHEMES = ("https", "http", "wss", "tls")
@@ -93,7 +94,7 @@ class AssetSpec:
 
     name: str
     url: ParsedURL
-    kind: str = "website"
+    kind: AssetKind = AssetKind.WEBSITE
     allowed_ports: frozenset[int] | None = None
     active_probes: bool = True
     declared: dict[str, str] = field(default_factory=dict)

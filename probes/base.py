@@ -9,7 +9,7 @@ nmap, playwright) are translated at the edge into this tree; the scan runner
 turns any of them into a :class:`ProbeError` on the result, so one failing
 probe never takes the others down::
 
-    ProbeFailure                 (base; .kind says which ErrorKind)
+    ProbeFailure                 (base, under vocab.PostureError; .kind says which ErrorKind)
     ├── ResolveFailure           name unknown, resolver unreachable    -> ErrorKind.DNS
     │   └── NameNotFound         the DNS answered: no such name / no address / server failure
     ├── OutOfScope               address/URL outside the configured scope -> ErrorKind.SCOPE
@@ -31,45 +31,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+# The shared words are defined once in vocab; re-exported here as part of the probe contract.
+from vocab import AssetKind as AssetKind
+from vocab import PostureError, one_line
+from vocab import RunStatus as RunStatus
+from vocab import Severity as Severity
+
 if TYPE_CHECKING:
     from probes.net.connector import Connector
     from probes.net.http import HttpClient
 
 JSON = Any  # a value json.dumps accepts: dict/list/str/int/float/bool/None
-
-
-class Severity(enum.StrEnum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-    INFO = "info"
-
-    @property
-    def rank(self) -> int:
-        """Higher is worse: critical 4 .. info 0."""
-        return _SEVERITY_RANK[self]
-
-
-_SEVERITY_RANK = {
-    Severity.CRITICAL: 4,
-    Severity.HIGH: 3,
-    Severity.MEDIUM: 2,
-    Severity.LOW: 1,
-    Severity.INFO: 0,
-}
-
-
-class AssetKind(enum.StrEnum):
-    WEBSITE = "website"
-    TRADING = "trading"
-    API = "api"
-
-
-class ProbeStatus(enum.StrEnum):
-    OK = "ok"
-    ERROR = "error"
-    SKIPPED = "skipped"
 
 
 class ErrorKind(enum.StrEnum):
@@ -84,7 +56,7 @@ class ErrorKind(enum.StrEnum):
     INTERNAL = "internal"
 
 
-class ProbeFailure(Exception):
+class ProbeFailure(PostureError):
     """Base of every failure a probe lets out. ``str(exc)`` is one line."""
 
     kind: ErrorKind = ErrorKind.INTERNAL
@@ -154,7 +126,7 @@ class Finding:
 @dataclass(frozen=True)
 class ProbeResult:
     probe: str
-    status: ProbeStatus
+    status: RunStatus
     observations: Mapping[str, JSON] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
     error: ProbeError | None = None
@@ -162,7 +134,7 @@ class ProbeResult:
 
     @staticmethod
     def skipped(probe: str, reason: str) -> ProbeResult:
-        return ProbeResult(probe=probe, status=ProbeStatus.SKIPPED, skip_reason=reason)
+        return ProbeResult(probe=probe, status=RunStatus.SKIPPED, skip_reason=reason)
 
 
 @dataclass(frozen=True)
@@ -269,6 +241,8 @@ class Probe(Protocol):
     #: True when the probe sends traffic an asset may not want (provocations,
     #: port scans); it then runs only where ``target.active`` is true.
     active: bool
+    #: Every check ID this probe can raise (each has its entry in probes/catalog.toml).
+    checks: frozenset[str]
 
     def applies(self, target: Target) -> bool:
         """Whether this probe is part of a full scan of ``target``."""
@@ -289,15 +263,9 @@ def error_result(
     message = one_line(exc)
     return ProbeResult(
         probe=probe,
-        status=ProbeStatus.ERROR,
+        status=RunStatus.ERROR,
         observations=dict(observations or {}),
         findings=findings,
         error=ProbeError(probe=probe, kind=kind, message=message),
     )
 
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if not isinstance(exc, ProbeFailure):
-        text = f"{type(exc).__name__}: {text}"
-    return text[:300]

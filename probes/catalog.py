@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 
 from probes.base import Severity
+from vocab import DataFileError, parses_data_file
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,7 @@ class Catalog:
         return check_id in self.checks
 
 
-class CatalogError(ValueError):
-    pass
-
-
+@parses_data_file("catalog")
 def parse_catalog(text: str) -> Catalog:
     raw = tomllib.loads(text)
     clauses: dict[str, Clause] = {}
@@ -72,7 +70,7 @@ def parse_catalog(text: str) -> Catalog:
     checks: dict[str, Check] = {}
     for c in raw.get("checks", []):
         if c["id"] in checks:
-            raise CatalogError(f"duplicate check id {c['id']!r}")
+            raise DataFileError(f"duplicate check id {c['id']!r}")
         checks[c["id"]] = Check(
             id=c["id"],
             severity=Severity(c["severity"]),
@@ -84,7 +82,7 @@ def parse_catalog(text: str) -> Catalog:
         )
     dangling = sorted(set(refs) - set(checks))
     if dangling:
-        raise CatalogError(f"clauses name unknown checks: {', '.join(dangling)}")
+        raise DataFileError(f"clauses name unknown checks: {', '.join(dangling)}")
     return Catalog(version=str(raw["version"]), checks=checks, clauses=clauses)
 
 

@@ -12,13 +12,15 @@ import os
 import stat
 from pathlib import Path
 
+from vocab import InputError
+
 KIB = 1 << 10
 MIB = 1 << 20
 CONFIG_MAX = 4 * MIB  # a config, a holiday list
 DATA_MAX = 64 * MIB  # end-of-life data and exports, CA bundles
 
 
-class FileRefused(ValueError):
+class FileRefused(InputError):
     """The path is missing, unreadable, not a regular file, or larger than the cap; one line."""
 
 

@@ -24,6 +24,11 @@ def probe_names() -> list[str]:
     return list(_PROBES)
 
 
+def declared_checks(name: str) -> frozenset[str]:
+    """The check IDs the probe ``name`` declares it can raise (its class's ``checks``)."""
+    return load_probe(name).checks
+
+
 def load_probe(name: str) -> Probe:
     try:
         spec = _PROBES[name]

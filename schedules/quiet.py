@@ -20,17 +20,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from vocab import AssetKind, InputError
+
 PRESETS: dict[str, tuple[str, ...]] = {
     "twse": ("mon-fri 08:30-14:00",),
     "taifex": ("mon-fri 08:30-13:45", "mon-fri 15:00-05:00"),
 }
-DEFAULT_FOR_KIND: dict[str, tuple[str, ...]] = {"trading": ("twse",)}
+DEFAULT_FOR_KIND: dict[str, tuple[str, ...]] = {AssetKind.TRADING: ("twse",)}
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPEC = re.compile(r"^\s*(\S+)\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
-class QuietError(ValueError):
+class QuietError(InputError):
     pass
 
 

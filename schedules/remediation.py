@@ -11,7 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-DEFAULT_DAYS: Mapping[str, int | None] = {"critical": 7, "high": 30, "medium": 90, "low": 180, "info": None}
+from vocab import Severity
+
+DEFAULT_DAYS: Mapping[str, int | None] = {
+    Severity.CRITICAL: 7, Severity.HIGH: 30, Severity.MEDIUM: 90, Severity.LOW: 180, Severity.INFO: None,
+}
 
 
 @dataclass(frozen=True)

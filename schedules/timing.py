@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from vocab import InputError
+
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_DURATION = timedelta(days=3660)  # ten years and then some: longer is a typo, and dates past it overflow
 
 
-class ScheduleError(ValueError):
+class ScheduleError(InputError):
     """A schedule string that is neither a duration nor a 5-field cron expression."""
 
 

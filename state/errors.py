@@ -1,11 +1,13 @@
-"""The storage exception tree. Every database or driver error leaves the store as
+"""The storage exception tree (StoreError, under vocab.PostureError). Every database or driver error leaves the store as
 one of these, with a one-line message fit for the CLI's stderr (no password, no SQL).
 """
 
 from __future__ import annotations
 
+from vocab import PostureError, one_line
 
-class StoreError(Exception):
+
+class StoreError(PostureError):
     """Base of every error the store raises."""
 
 
@@ -41,15 +43,10 @@ class StorageGone(StoreError):
     """The SQLite file posture opened was deleted or replaced: what it writes now would be lost."""
 
 
-def one_line(exc: BaseException) -> str:
-    """The first meaningful line of an exception, unwrapping SQLAlchemy's DBAPI wrapper."""
-    inner = getattr(exc, "orig", None)
-    source = inner if isinstance(inner, BaseException) else exc
-    for line in str(source).splitlines():
-        line = line.strip()
-        if line:
-            return line
-    return type(source).__name__
+def first_line(exc: BaseException) -> str:
+    """The first meaningful line of an exception, unwrapping SQLAlchemy's DBAPI wrapper
+    (drivers append hints and SQL below it)."""
+    return one_line(exc, limit=None, named=False, first_line=True)
 
 
 def translate(exc: Exception, doing: str) -> StoreError:
@@ -61,7 +58,7 @@ def translate(exc: Exception, doing: str) -> StoreError:
     inner = getattr(exc, "orig", None)
     if isinstance(inner, StoreError):  # our own error, raised while SQLAlchemy bound a parameter
         return type(inner)(f"{doing}: {inner}")
-    message = f"{doing}: {one_line(exc)}"
+    message = f"{doing}: {first_line(exc)}"
     if _missing_schema(exc):
         return SchemaError(f"{message} (the database was not created by posture, or was damaged)")
     if isinstance(exc, sa_exc.InterfaceError | sa_exc.DisconnectionError) or (
@@ -79,7 +76,7 @@ def translate(exc: Exception, doing: str) -> StoreError:
 
 
 def _missing_schema(exc: Exception) -> bool:
-    text = one_line(exc)
+    text = first_line(exc)
     if "no such table" in text or "no such column" in text:  # SQLite
         return True
     sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
@@ -93,6 +90,6 @@ _SQLITE_UNREACHABLE = ("unable to open", "database is locked", "disk i/o error",
 def _unreachable(exc: Exception) -> bool:
     orig = getattr(exc, "orig", None)
     if type(orig).__module__.startswith("sqlite3"):
-        text = one_line(exc).lower()
+        text = first_line(exc).lower()
         return any(marker in text for marker in _SQLITE_UNREACHABLE)
     return True  # psycopg's OperationalError is about the connection or the server

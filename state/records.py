@@ -7,50 +7,25 @@ Frozen, storage-agnostic records: the agent builds them from probe results;
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from vocab import AssetKind, Severity
+from vocab import FindingState as FindingState
+from vocab import RunStatus as RunStatus
+from vocab import ScanStatus as ScanStatus
+from vocab import Trigger as Trigger
+
 # The scan's first step (did anything answer?), stored as a probe run of this name.
 REACH_STEP = "reach"
-
-
-class ScanStatus(enum.StrEnum):
-    COMPLETE = "complete"  # the service was reached and every probe that applies ran and succeeded
-    PARTIAL = "partial"  # a probe that applies was skipped (quiet hours, --probe) or failed; the rest is stored
-    FAILED = "failed"  # the service was not reached (or nothing that ran succeeded)
-    INTERRUPTED = "interrupted"  # the agent was stopped mid-scan
-    RUNNING = "running"  # claimed, not finished (daemon jobs)
-
-
-class RunStatus(enum.StrEnum):
-    OK = "ok"
-    ERROR = "error"
-    SKIPPED = "skipped"
-
-
-class FindingState(enum.StrEnum):
-    OPEN = "open"
-    FIXED = "fixed"
-    REOPENED = "reopened"
-    ACCEPTED = "accepted"
-    FALSE_POSITIVE = "false_positive"
-    # Gone because the asset's configuration changed (an allow-list, a declared control, an
-    # override, the kind, probe settings) while the condition was still there: not fixed.
-    RESOLVED_BY_CONFIG = "resolved_by_config"
-
-
-class Trigger(enum.StrEnum):
-    MANUAL = "manual"
-    SCHEDULED = "scheduled"
 
 
 @dataclass(frozen=True)
 class AssetRecord:
     name: str
     url: str  # normalised
-    kind: str  # website | trading | api
+    kind: AssetKind
     configured: bool  # from the config file, not an ad-hoc URL on the command line
 
 
@@ -58,7 +33,7 @@ class AssetRecord:
 class FindingRecord:
     check_id: str
     key: str
-    severity: str  # effective severity for this instance
+    severity: Severity  # effective severity for this instance
     evidence: dict[str, Any] = field(default_factory=dict)
 
 

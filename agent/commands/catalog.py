@@ -17,12 +17,11 @@ def markdown(lang: str = "en") -> str:
     from probes.catalog import load_catalog
 
     catalog = load_catalog()
-    order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
     lines = [
         "| check | severity | title | 標題 | clauses |",
         "|---|---|---|---|---|",
     ]
-    for c in sorted(catalog.checks.values(), key=lambda c: (order[c.severity.value], c.id)):
+    for c in sorted(catalog.checks.values(), key=lambda c: (-c.severity.rank, c.id)):
         refs = ", ".join(f"{r} {catalog.clauses[r].source}" for r in c.references)
         lines.append(f"| `{c.id}` | {c.severity.value} | {c.title_en} | {c.title_zh} | {refs} |")
     return "\n".join(lines) + "\n"

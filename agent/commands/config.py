@@ -20,10 +20,10 @@ def check_config(args: argparse.Namespace) -> int:
 
     from agent.config import load_config
     from agent.config_checks import config_source, problems
-    from agent.errors import escape
     from agent.notify.channels import channels
     from agent.output import dump_json
     from agent.session import mask_url
+    from vocab import escape
 
     cfg, digest = load_config(args.config)
     source = config_source(args.config)

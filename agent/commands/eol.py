@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.errors import UsageError, escape
+from agent.errors import UsageError
+from vocab import escape
 
 
 def register(sub: Any) -> None:
@@ -47,7 +48,8 @@ def data_in_use(configured: str | None) -> str | None:
 
 def refresh_data(args: argparse.Namespace) -> int:
     from agent.session import Session
-    from probes.eol.data import EolDataError, load_eol_data, refresh_from_export, write_eol_data
+    from probes.eol.data import load_eol_data, refresh_from_export, write_eol_data
+    from vocab import DataFileError
 
     session = Session.from_args(args)
     from probes.files import DATA_MAX, FileRefused, read_text_capped
@@ -63,7 +65,7 @@ def refresh_data(args: argparse.Namespace) -> int:
     try:
         current = load_eol_data(current_path)
         fresh = refresh_from_export(export, current, source=str(args.file), imported_on=session.clock_now().date())
-    except EolDataError as exc:
+    except DataFileError as exc:
         raise UsageError(f"{args.file}: {exc}") from None
     output.parent.mkdir(parents=True, exist_ok=True)
     write_eol_data(output, fresh)

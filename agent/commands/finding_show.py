@@ -94,7 +94,7 @@ def _short(value: Any) -> str:
     import json
 
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    from agent.errors import escape
+    from vocab import escape
 
     text = escape(" ".join(text.split()))
     return text if len(text) <= 300 else text[:299] + "…"

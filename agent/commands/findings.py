@@ -20,7 +20,7 @@ from typing import Any
 
 from agent.errors import UsageError
 from agent.when import record_id
-from probes.base import Severity
+from vocab import FindingState, Severity, severity_position
 
 SEVERITIES = tuple(s.value for s in Severity)  # worst first
 
@@ -69,7 +69,6 @@ def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetim
     from agent.output import as_entered, iso
     from schedules.remediation import is_overdue
     from state.lifecycle import NEEDS_FIX
-    from state.records import FindingState
 
     check = catalog[f.check_id]
     return {
@@ -101,7 +100,7 @@ def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetim
 def list_findings(args: argparse.Namespace) -> int:
     import sys
 
-    from agent.output import _COLOURS, SEVERITY_ORDER, dump_json, paint, use_colour
+    from agent.output import _COLOURS, dump_json, paint, use_colour
     from agent.session import Session
     from agent.tracking.remediation import deadline_policy, deadlines
     from probes.catalog import load_catalog
@@ -122,8 +121,8 @@ def list_findings(args: argparse.Namespace) -> int:
                 and (checks is None or f.check_id in checks)
                 and (args.severity is None or at_or_above(f.severity, args.severity))]
         due = deadlines(store, deadline_policy(session.config), rows, kinds)
-        configs = {f.id: config_change(store, f.id) for f in rows if f.state.value == "resolved_by_config"}
-    rows = sorted(rows, key=lambda f: (f.asset, SEVERITY_ORDER.get(f.severity, 9), f.check_id, f.key))
+        configs = {f.id: config_change(store, f.id) for f in rows if f.state is FindingState.RESOLVED_BY_CONFIG}
+    rows = sorted(rows, key=lambda f: (f.asset, severity_position(f.severity), f.check_id, f.key))
     docs = [finding_json(f, catalog, due.get(f.id), now, configs.get(f.id)) for f in rows]
     if args.overdue:
         docs = [d for d in docs if d["overdue"]]
@@ -159,8 +158,9 @@ def list_findings(args: argparse.Namespace) -> int:
 def config_change(store: Any, finding_id: int) -> dict[str, Any] | None:
     """The last resolved-by-configuration event of a finding: when, and the hashes before and after."""
     from agent.output import iso
+    from state.views import EventKind
 
-    events = [e for e in store.events(finding_id) if e.kind.value == "resolved_by_config"]
+    events = [e for e in store.events(finding_id) if e.kind is EventKind.RESOLVED_BY_CONFIG]
     if not events:
         return None
     e = events[-1]

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.errors import UsageError
+from vocab import ScanStatus
 
 
 def register(sub: Any) -> None:
@@ -48,7 +49,7 @@ def entries(store: Any, name: str, since: datetime | None, until: datetime | Non
             s = h.scan
             out.append((h.at, 0, {"at": iso(h.at), "type": "scan", "scan_id": s.id, "status": s.status.value,
                                   "trigger": s.trigger.value, "full": s.full, "finished_at": iso(s.finished_at),
-                                  "counts_for_cadence": s.status.value == "complete" and s.full,
+                                  "counts_for_cadence": s.status is ScanStatus.COMPLETE and s.full,
                                   "posture_version": s.posture_version, "config_hash": s.config_hash,
                                   "asset_config_hash": s.asset_config_hash, "error": s.error,
                                   "probes": steps.get(s.id, [])}))

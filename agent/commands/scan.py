@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.errors import UsageError
 from agent.targets import AssetSpec, parse_target_url
-from probes.base import Severity
+from vocab import AssetKind, Severity
 
 SEVERITIES = tuple(s.value for s in Severity)  # worst first
 FAIL_ON_EXIT = 3  # --fail-on: an open finding at or above the threshold
@@ -45,7 +45,7 @@ def select_assets(session: Session, urls: list[str]) -> list[AssetSpec]:
     for raw in urls:
         parsed = parse_target_url(bare_host(raw))
         spec = by_url.get(parsed.normalised) or AssetSpec(
-            name=parsed.normalised, url=parsed, kind="website", configured=False
+            name=parsed.normalised, url=parsed, kind=AssetKind.WEBSITE, configured=False
         )
         if spec.name not in {s.name for s in specs}:
             specs.append(spec)

@@ -27,6 +27,7 @@ from agent.demo.dns import LabDns
 from agent.demo.servers import RawServer, SiteServer, TrackedServer, legacy_context, modern_context
 from agent.demo.sink import Sink
 from agent.demo.sites import SITES, Defect, Site
+from vocab import PostureError
 
 #: Ports nobody agreed to, tried in order: remote desktop, PostgreSQL, VNC, Redis, MS SQL.
 STRAY_PORTS = (3389, 5432, 5900, 6379, 1433)
@@ -46,7 +47,7 @@ class LabSite:
         return f"{self.site.scheme}://{self.site.host}:{self.port}" + ("/" if self.site.speaks_http else "")
 
 
-class LabError(RuntimeError):
+class LabError(PostureError, RuntimeError):
     """The lab could not start (no free port, a loopback address that cannot be bound)."""
 
 

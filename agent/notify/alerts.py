@@ -14,17 +14,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from agent.checks import AgentCheck
 from agent.notify import i18n
-from agent.notify.channels import SEVERITY_RANK, Message
+from agent.notify.channels import Message
 from schedules.remediation import CadenceState
+from vocab import Severity, severity_rank
 
 if TYPE_CHECKING:
     from agent.tracking.remediation import AssetCadence
     from probes.catalog import Catalog
     from state.views import FindingInfo
 
-CADENCE_CHECK = "cadence.scan_overdue"
-DEADLINE_CHECK = "remediation.deadline_missed"
+CADENCE_CHECK = AgentCheck.CADENCE_OVERDUE.value
+DEADLINE_CHECK = AgentCheck.DEADLINE_MISSED.value
 
 
 class AlertKind(enum.StrEnum):
@@ -97,7 +99,7 @@ def cadence_slipping(c: AssetCadence) -> Alert | None:
 
 def ordered(alerts: Iterable[Alert]) -> list[Alert]:
     """Most pressing first: cadence overdue, deadlines, new findings, warnings; severity within."""
-    return sorted(alerts, key=lambda a: (_ORDER[a.kind], -SEVERITY_RANK.get(a.severity, 0), a.asset,
+    return sorted(alerts, key=lambda a: (_ORDER[a.kind], -severity_rank(a.severity), a.asset,
                                          a.condition))
 
 
@@ -166,12 +168,12 @@ def message(alerts: Sequence[Alert], language: str, tz: str, catalog: Catalog, c
         more = i18n.t(lang, "more", n=hidden)
         text += ["", more]
         md += ["", md_escape(more)]
-    worst = max((SEVERITY_RANK.get(a.severity, 0) for a in alerts), default=0)
+    worst = max((severity_rank(a.severity) for a in alerts), default=0)
     return Message(
         title=i18n.t(lang, "alert_title", n=len(alerts)),
         text="\n".join(text),
         markdown="\n".join(md).strip() + "\n",
-        kind="failure" if worst >= SEVERITY_RANK["critical"] else "warning",
+        kind="failure" if worst >= Severity.CRITICAL.rank else "warning",
     )
 
 

@@ -24,10 +24,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
+from vocab import mask, one_line, severity_rank
+
 if TYPE_CHECKING:
     from agent.config import Config
 
-SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 _TOKEN_SPLIT = re.compile(r"[/:@?&=#,;+\s]+")
 _MIN_SECRET = 3  # shorter fragments would scrub ordinary words out of messages
 
@@ -76,7 +77,7 @@ class Channel:
 
     def hears(self, severity: str) -> bool:
         """Whether a new finding of this severity is alerted on this channel."""
-        return SEVERITY_RANK.get(severity, 0) >= SEVERITY_RANK.get(self.min_severity, 0)
+        return severity_rank(severity) >= severity_rank(self.min_severity)
 
 
 def channels(cfg: Config) -> list[Channel]:
@@ -180,10 +181,7 @@ def _native_format(plugin: Any) -> Format:
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret replaced by ****, longest first (one may contain another)."""
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "****")
-    return text
+    return mask(text, secrets)
 
 
 @dataclass(frozen=True)
@@ -207,7 +205,7 @@ def send(channel: Channel, message: Message, all_secrets: Sequence[str] = ()) ->
     try:
         return _send(channel, message, secrets)
     except Exception as exc:  # Apprise or a plugin failing in a way of its own: a failed delivery
-        text = scrub(" ".join(f"{type(exc).__name__}: {exc}".split()), secrets)[:300]
+        text = one_line(exc, named=True, secrets=secrets)
         return SendResult(channel, False, text)
 
 

@@ -19,6 +19,7 @@ from agent.tracking.duties import status_json
 from schedules.due import DueState, due_state
 from schedules.remediation import CadenceState
 from schedules.weekly import CertExpiry, changes, expiring_certificates, week_window
+from vocab import SEVERITY_ORDER, FindingState, severity_position
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from state.store import Store
     from state.views import AssetInfo, EventInfo, FindingInfo
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
     from state import evidence, external_scans
     from state.history_reads import latest_runs
     from state.lifecycle import NEEDS_FIX
-    from state.views import AssetInfo, FindingFilter
+    from state.views import AssetInfo, EventKind, FindingFilter
 
     start, end = week_window(now)
     specs = cfg.asset_specs()
@@ -157,7 +157,7 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
     def line(f: FindingInfo, config: tuple[str | None, str | None] | None = None) -> Line:
         check = catalog.checks.get(f.check_id)
         until = None
-        if f.state.value == "accepted":
+        if f.state is FindingState.ACCEPTED:
             until = f.accepted_until_entered or (None if f.accepted_until is None else f.accepted_until.isoformat())
         return Line(f.id, f.check_id, f.key, f.severity, f.state.value, check.title_en if check else f.check_id,
                     check.title_zh if check else f.check_id, due.get(f.id), until, config)
@@ -180,10 +180,10 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
         events = week_events.get(name, []) if name in known else []
         week = changes(events, start, end)
         config_hashes = {e.finding_id: (e.detail.get("config_hash_before"), e.detail.get("config_hash_after"))
-                         for e in events if e.kind.value == "resolved_by_config"}
+                         for e in events if e.kind is EventKind.RESOLVED_BY_CONFIG}
         open_now = sorted((f for f in mine if f.id in due), key=_rank)
         states = {f.id: due_state(due[f.id], now) for f in open_now}
-        counts = {s: sum(1 for f in open_now if f.severity == s) for s in SEVERITIES}
+        counts = {s: sum(1 for f in open_now if f.severity == s) for s in SEVERITY_ORDER}
         certs = expiring_certificates(tls[name].observations, now, warn_days).certificates if name in tls else ()
         assets.append(AssetDigest(
             name=name, url=info.url, kind=info.kind,
@@ -191,7 +191,7 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
             fixed=tuple(line(by_id[i]) for i in week.fixed if i in by_id),
             resolved_by_config=tuple(line(by_id[i], config_hashes.get(i)) for i in week.resolved_by_config
                                      if i in by_id),
-            accepted=tuple(line(f) for f in sorted(mine, key=_rank) if f.state.value == "accepted"),
+            accepted=tuple(line(f) for f in sorted(mine, key=_rank) if f.state is FindingState.ACCEPTED),
             last_external_entered=external_entered.get(name),
             open_by_severity={s: n for s, n in counts.items() if n},
             overdue=tuple(line(f) for f in open_now if states[f.id] is DueState.OVERDUE),
@@ -209,7 +209,7 @@ def _duties(cfg: Config, store: Store, now: datetime) -> tuple[DutyStatus, ...]:
 
 
 def _rank(f: FindingInfo) -> tuple[int, str, str]:
-    return (SEVERITIES.index(f.severity) if f.severity in SEVERITIES else 9, f.check_id, f.key)
+    return (severity_position(f.severity), f.check_id, f.key)
 
 
 # ---------------------------------------------------------------- rendering

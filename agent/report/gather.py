@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from agent.errors import UsageError
 from agent.report.model import (
-    SEVERITIES,
     AssetReport,
     CertificateEntry,
     ClauseRef,
@@ -31,6 +30,7 @@ from schedules.remediation import DeadlinePolicy, breaks_at, deadline
 from state.delivery_views import ExternalScanInfo
 from state.records import FindingState, RunStatus, ScanStatus
 from state.views import AssetInfo, EventInfo, FindingFilter, FindingInfo
+from vocab import severity_position
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -152,9 +152,6 @@ def _finding(
     )
 
 
-_ORDER = {s: i for i, s in enumerate(SEVERITIES)}
-
-
 def gather(
     store: Store,
     config: Config,
@@ -221,7 +218,7 @@ def gather(
         entries = [_finding(f, events_by_finding.get(f.id, []), kind, period, as_of, dp, catalog)
                    for f in findings_by_asset.get(a.name, [])]
         findings = sorted((e for e in entries if e is not None),
-                          key=lambda e: (_ORDER.get(e.severity, 9), e.first_seen, e.id))
+                          key=lambda e: (severity_position(e.severity), e.first_seen, e.id))
         external_in = tuple(x for x in others if x.performed_at >= period.since)
         if asset is None and a.name not in configured and not (in_period or findings or external_in):
             continue  # an ad-hoc URL scanned once long ago, or an asset since removed: no evidence here

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 from agent.report import svg
 from agent.report.labels import no_scans_note, text, value
 from agent.report.model import (
-    SEVERITIES,
     AssetReport,
     CadenceRecord,
     CertificateEntry,
@@ -28,6 +27,7 @@ from agent.report.model import (
 )
 from state.delivery_views import ExternalScanInfo
 from state.records import FindingState
+from vocab import SEVERITY_ORDER
 
 Html = NewType("Html", str)
 
@@ -120,7 +120,7 @@ class _Page:
         return Html(label) if isinstance(label, _Markup) else self.t(label)
 
     def severity_labels(self) -> dict[str, str]:
-        return {s: value(self.lang, s) for s in SEVERITIES}
+        return {s: value(self.lang, s) for s in SEVERITY_ORDER}
 
     # -- the first page ------------------------------------------------------------------
 
@@ -148,7 +148,7 @@ class _Page:
         days = ", ".join(
             f"{value(self.lang, s)} {n} {text(self.lang, 'days')}" if n is not None
             else f"{value(self.lang, s)} {text(self.lang, 'no_deadline')}"
-            for s, n in ((s, pol.deadline_days.get(s)) for s in SEVERITIES)
+            for s, n in ((s, pol.deadline_days.get(s)) for s in SEVERITY_ORDER)
         )
         kinds = "; ".join(
             f"{value(self.lang, kind)}: " + ", ".join(f"{value(self.lang, s)} {n}" for s, n in sorted(over.items()))
@@ -166,7 +166,7 @@ class _Page:
             rows.append([
                 Html(f'<a href="#asset-{_e(a.name)}">{_e(a.name)}</a>'), self.v(a.kind),
                 _e(len(a.scans)), _e(len(a.cadence.complete_scans)), _e(a.latest_grade or "—"),
-                *(_e(opened.get(s, 0)) for s in SEVERITIES[:4]),
+                *(_e(opened.get(s, 0)) for s in SEVERITY_ORDER[:4]),
                 Html(f'<span class="bad">{a.overdue}</span>' if a.overdue else "0"),
                 self.cadence_state(a.cadence),
             ])
@@ -174,11 +174,11 @@ class _Page:
         rows.append([
             Html(f"<strong>{self.t('total')}</strong>"), Html(""), _e(sum(len(a.scans) for a in d.assets)),
             _e(sum(len(a.cadence.complete_scans) for a in d.assets)), Html(""),
-            *(_e(totals.get(s, 0)) for s in SEVERITIES[:4]), _e(sum(a.overdue for a in d.assets)), Html(""),
+            *(_e(totals.get(s, 0)) for s in SEVERITY_ORDER[:4]), _e(sum(a.overdue for a in d.assets)), Html(""),
         ])
         headers: list[tuple[str | Html, bool]] = [
             ("asset", False), ("kind", False), ("scans", True), ("complete_scans", True), ("grade", False),
-            *((_markup(f"{self.t('open')}<br>{self.sev(s)}"), True) for s in SEVERITIES[:4]),
+            *((_markup(f"{self.t('open')}<br>{self.sev(s)}"), True) for s in SEVERITY_ORDER[:4]),
             ("overdue", True), ("cadence", False),
         ]
         table = self.table(headers, rows)

@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING
 from schedules.duties import DutyStatus
 from schedules.remediation import CadenceState
 from state.delivery_views import ExternalScanInfo
-from state.records import FindingState, ScanStatus, Trigger
+from vocab import SEVERITY_ORDER, FindingState, ScanStatus, Trigger
 
 if TYPE_CHECKING:
     from agent.report.watch import WatchEntry
-
-SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 
 class Lang(enum.StrEnum):
@@ -171,7 +169,7 @@ class AssetReport:
         return next((s.grade for s in reversed(self.scans) if s.grade), None)
 
     def open_by_severity(self) -> dict[str, int]:
-        counts = dict.fromkeys(SEVERITIES, 0)
+        counts = dict.fromkeys(map(str, SEVERITY_ORDER), 0)
         for f in self.findings:
             if f.state in (FindingState.OPEN, FindingState.REOPENED):
                 counts[f.severity] = counts.get(f.severity, 0) + 1
@@ -209,7 +207,7 @@ class ReportData:
         return sum(len(a.scans) + len(a.external_scans) for a in self.assets)
 
     def open_by_severity(self) -> dict[str, int]:
-        counts = dict.fromkeys(SEVERITIES, 0)
+        counts = dict.fromkeys(map(str, SEVERITY_ORDER), 0)
         for a in self.assets:
             for sev, n in a.open_by_severity().items():
                 counts[sev] = counts.get(sev, 0) + n

@@ -11,7 +11,8 @@ from datetime import datetime, time, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
-from agent.report.model import SEVERITIES, CertificateEntry, SeriesPoint
+from agent.report.model import CertificateEntry, SeriesPoint
+from vocab import SEVERITY_ORDER
 
 COLOURS = {"critical": "#7f1d1d", "high": "#dc2626", "medium": "#f59e0b", "low": "#2563eb", "info": "#9ca3af"}
 _W, _H = 720, 240
@@ -64,7 +65,7 @@ def open_findings_chart(
                      f'fill="#374151">{tick}</text>')
     # Stack from the most severe at the bottom, so the worst is always easiest to read.
     base = [0] * len(points)
-    for sev in SEVERITIES:
+    for sev in SEVERITY_ORDER:
         values = [p.counts.get(sev, 0) for p in points]
         if not any(values):
             continue
@@ -126,7 +127,7 @@ def _month_ticks(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[d
 
 def _legend(labels: dict[str, str]) -> list[str]:
     parts = []
-    for row, sev in enumerate(SEVERITIES):
+    for row, sev in enumerate(SEVERITY_ORDER):
         yy = _TOP + 6 + row * 18
         parts.append(f'<rect x="{_W - _RIGHT + 14}" y="{yy}" width="12" height="12" fill="{COLOURS[sev]}"/>')
         parts.append(f'<text x="{_W - _RIGHT + 32}" y="{yy + 10}" font-size="12" fill="#111827">'

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 
-from agent.report.model import SEVERITIES, CadenceRecord, Gap, SeriesPoint
+from agent.report.model import CadenceRecord, Gap, SeriesPoint
 from schedules.remediation import CadenceState, cadence
 from state.records import FindingState
 from state.views import EventInfo, EventKind
+from vocab import SEVERITY_ORDER
 
 NEEDS_FIX = (FindingState.OPEN, FindingState.REOPENED)
 DAY = timedelta(days=1)
@@ -129,7 +130,7 @@ def step_series(
             if stop <= as_of:
                 deltas.append((stop, severity, -1))
     deltas.sort(key=lambda d: d[0])
-    counts = dict.fromkeys(SEVERITIES, 0)
+    counts = dict.fromkeys(map(str, SEVERITY_ORDER), 0)
     points = [SeriesPoint(since, dict(counts))]
     for moment, group in groupby(deltas, key=lambda d: d[0]):
         for _, severity, step in group:

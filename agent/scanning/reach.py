@@ -19,13 +19,15 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from probes.base import ErrorKind, Finding, ProbeFailure, ProbeResult, ProbeStatus, Target, error_result, one_line
+from agent.checks import AgentCheck
+from probes.base import ErrorKind, Finding, ProbeFailure, ProbeResult, RunStatus, Target, error_result
 from probes.base import ProtocolFailure as _Protocol
 from probes.net.connector import Connector
 from state.records import REACH_STEP
+from vocab import one_line
 
 STEP = REACH_STEP  # the step's name in a scan's probe runs
-CHECK = "asset.unreachable"
+CHECK = AgentCheck.ASSET_UNREACHABLE.value
 OK = "ok"
 
 
@@ -86,7 +88,7 @@ def judged(target: Target, reach: Reach, configured: bool) -> ProbeResult:
     """The ``reach`` step's result: OK, or an error with ``asset.unreachable`` for a configured asset."""
     observations = {"port": target.port, "addresses": dict(reach.addresses)}
     if reach.reached:
-        return ProbeResult(probe=STEP, status=ProbeStatus.OK, observations=observations)
+        return ProbeResult(probe=STEP, status=RunStatus.OK, observations=observations)
     service = "TLS service" if target.uses_tls else "service"
     message = f"nothing answered: the {service} on port {target.port} could not be reached ({reach.reason})"
     return unreachable(target.name, message, ErrorKind.CONNECT, observations, configured)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.checks import AgentCheck
 from agent.targets import AssetSpec
 from agent.tracking.resolution import asset_config_hash, observed, probe_config_hash
 from probes.base import (
@@ -32,11 +33,10 @@ from probes.base import (
     ProbeContext,
     ProbeFailure,
     ProbeResult,
-    ProbeStatus,
+    RunStatus,
     Severity,
     Target,
     error_result,
-    one_line,
 )
 from probes.catalog import Catalog, load_catalog
 from probes.net.connector import Connector
@@ -48,11 +48,11 @@ from state.records import (
     AssetRecord,
     FindingRecord,
     ProbeRunRecord,
-    RunStatus,
     ScanRecord,
     ScanStatus,
     Trigger,
 )
+from vocab import one_line
 
 Clock = Callable[[], datetime]
 
@@ -133,7 +133,7 @@ def _target(spec: AssetSpec, res: Resolution, opts: ScanOptions, quiet: str | No
     )
 
 
-DNS_CHECK = "dns.unexpected_address"
+DNS_CHECK = AgentCheck.DNS_UNEXPECTED_ADDRESS.value
 
 
 def dns_result(spec: AssetSpec, res: Resolution) -> ProbeResult | None:
@@ -149,7 +149,7 @@ def dns_result(spec: AssetSpec, res: Resolution) -> ProbeResult | None:
             "answers": list(res.addresses),
             "resolver": res.resolver,
         }),)
-    return ProbeResult(probe="dns", status=ProbeStatus.OK, observations=res.to_json(), findings=findings)
+    return ProbeResult(probe="dns", status=RunStatus.OK, observations=res.to_json(), findings=findings)
 
 
 def finding_records(result: ProbeResult, catalog: Catalog, overrides: dict[str, str]) -> tuple[FindingRecord, ...]:
@@ -160,7 +160,7 @@ def finding_records(result: ProbeResult, catalog: Catalog, overrides: dict[str, 
         evidence = dict(f.evidence)
         if f.severity is not None and f.severity_reason:
             evidence.setdefault("severity_reason", f.severity_reason)
-        out.append(FindingRecord(check_id=f.check_id, key=f.key, severity=severity.value, evidence=evidence))
+        out.append(FindingRecord(check_id=f.check_id, key=f.key, severity=severity, evidence=evidence))
     return tuple(out)
 
 
@@ -173,7 +173,7 @@ def _run_record(result: ProbeResult, started: datetime, finished: datetime, opts
         findings = ()
     return ProbeRunRecord(
         probe=result.probe,
-        status=RunStatus(result.status.value),
+        status=result.status,
         started_at=started,
         finished_at=finished,
         observations=dict(result.observations),
@@ -191,13 +191,13 @@ def scan_status(results: Sequence[ProbeResult]) -> ScanStatus:
     was not reached, or nothing that ran succeeded. Anything else skipped or failed: ``partial``."""
     from agent.scanning.reach import STEP
 
-    if any(r.probe == STEP and r.status is ProbeStatus.ERROR for r in results):
+    if any(r.probe == STEP and r.status is RunStatus.ERROR for r in results):
         return ScanStatus.FAILED
-    if all(r.status is ProbeStatus.OK and not r.skip_reason for r in results):
+    if all(r.status is RunStatus.OK and not r.skip_reason for r in results):
         return ScanStatus.COMPLETE
     probes = [r for r in results if r.probe != STEP]
-    if probes and not any(r.status is ProbeStatus.OK for r in probes) and any(
-            r.status is ProbeStatus.ERROR for r in probes):
+    if probes and not any(r.status is RunStatus.OK for r in probes) and any(
+            r.status is RunStatus.ERROR for r in probes):
         return ScanStatus.FAILED
     return ScanStatus.PARTIAL
 
@@ -304,7 +304,7 @@ class Scanner:
             now = clock()
             if name not in self.selected():
                 runs[name] = (ProbeResult.skipped(name, "not requested (--probe narrowed the scan)"), now, now)
-            elif step.status is ProbeStatus.ERROR:
+            elif step.status is RunStatus.ERROR:
                 runs[name] = (ProbeResult.skipped(name, "not run: the service could not be reached"), now, now)
             elif probe.active and not target.active:
                 why = f"quiet hours: {quiet}" if quiet else "active probes are not allowed for this asset"
@@ -319,7 +319,7 @@ class Scanner:
         async def run(probe: Probe) -> None:
             t0 = clock()
             result = await self._run_probe(probe, target, ctx)
-            if held_back and getattr(probe, "active_part", False) and result.status is ProbeStatus.OK:
+            if held_back and getattr(probe, "active_part", False) and result.status is RunStatus.OK:
                 result = dataclasses.replace(result, skip_reason=held_back)
             runs[probe.name] = (result, t0, clock())
 

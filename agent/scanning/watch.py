@@ -17,13 +17,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from state.records import AssetRecord, Observed, ProbeRunRecord, RunStatus, ScanRecord, ScanStatus, Trigger
+from vocab import AssetKind
 
 if TYPE_CHECKING:
     from agent.config import Config
     from agent.session import Session
     from probes.watch.model import Settings
 
-WATCH_KIND = "watch"
+WATCH_KIND = AssetKind.WATCH
 PREFIX = "watch:"
 LOOKALIKE_CHECKS = frozenset({"phishing.lookalike"})
 MAIL_CHECKS = frozenset({"email.spf.missing", "email.spf.weak", "email.dmarc.missing", "email.dmarc.weak"})
@@ -81,7 +82,7 @@ def watch(session: Session, *, trigger: Trigger = Trigger.MANUAL, resolver: str 
     """One watch of every configured domain at ``clock`` (default: the session's), stored; outcomes in config order."""
     from agent import __version__
     from agent.scanning.runner import make_clock
-    from probes.base import ProbeFailure, ProbeStatus
+    from probes.base import ProbeFailure, RunStatus
     from probes.catalog import load_catalog
     from probes.watch.collect import observe
     from probes.watch.judge import judge_lookalikes, judge_mail
@@ -114,9 +115,9 @@ def watch(session: Session, *, trigger: Trigger = Trigger.MANUAL, resolver: str 
                             Observed(MAIL_CHECKS, frozenset((f.check_id, f.key) for f in mail.findings)),
                             _hash({"mail": 1}), overrides)
             runs = (look_run, mail_run)
-            if all(r.status is ProbeStatus.ERROR for r in (looks, mail)):
+            if all(r.status is RunStatus.ERROR for r in (looks, mail)):
                 status = ScanStatus.FAILED
-            elif all(r.status is ProbeStatus.OK for r in (looks, mail)):
+            elif all(r.status is RunStatus.OK for r in (looks, mail)):
                 status = ScanStatus.COMPLETE
             else:
                 status = ScanStatus.PARTIAL

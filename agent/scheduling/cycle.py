@@ -50,7 +50,7 @@ class CycleReport:
     def failed_scans(self) -> list[dict[str, Any]]:
         from state.records import ScanStatus
 
-        return [s for s in self.scans if s["status"] == ScanStatus.FAILED.value]
+        return [s for s in self.scans if s["status"] == ScanStatus.FAILED]
 
     def to_json(self) -> dict[str, Any]:
         return {

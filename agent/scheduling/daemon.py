@@ -35,6 +35,7 @@ from agent.scheduling.scan_jobs import Planned, owner_dead, owner_id, run_scan_j
 from agent.scheduling.watch_timer import WatchTimer
 from state.errors import StorageGone, StoreError
 from state.job_queue import JobInfo, JobKind, JobQueue, LeaseLost, Wanted
+from vocab import ScanStatus, one_line
 
 if TYPE_CHECKING:
     from agent.scanning.runner import ScanOutcome
@@ -218,13 +219,13 @@ class Daemon:
             await asyncio.to_thread(self._settle_quietly, job.key, str(exc))
             return
         except Exception as exc:  # a bug must cost one scan, never the daemon
-            text = " ".join(str(exc).split())[:300]
-            log(f"scan of {name}: internal error: {type(exc).__name__}: {text}")
-            await asyncio.to_thread(self._settle_quietly, job.key, f"{type(exc).__name__}: {text}")
+            text = one_line(exc, named=True)
+            log(f"scan of {name}: internal error: {text}")
+            await asyncio.to_thread(self._settle_quietly, job.key, text)
             return
         record = outcome.record
         observe_scan(record)
-        if record.status.value == "interrupted":
+        if record.status is ScanStatus.INTERRUPTED:
             log(f"scan of {name} interrupted; it runs again at the next start")
             return
         log(f"scan of {name}: {record.status.value}" + (f" ({record.error})" if record.error else ""))
@@ -315,7 +316,7 @@ class Daemon:
             loop.call_soon_threadsafe(self._gone, exc)
             return
         except Exception as exc:  # reported, and the dead-man timer keeps counting
-            error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            error = one_line(exc, named=True)
             log(f"evaluation cycle failed: {error}")
         finished = self.clock()
         try:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import escape
 from agent.scheduling.scan_jobs import ScanPlanner
+from vocab import escape
 
 if TYPE_CHECKING:
     from agent.scanning.runner import Clock, ScanOptions

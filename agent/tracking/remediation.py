@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from schedules.remediation import Cadence, DeadlinePolicy, breaks_at, cadence, deadline
+from vocab import Severity
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 def deadline_policy(cfg: Config) -> DeadlinePolicy:
     r = cfg.remediation
     return DeadlinePolicy(
-        days={"critical": r.critical, "high": r.high, "medium": r.medium, "low": r.low, "info": r.info},
+        days={Severity.CRITICAL: r.critical, Severity.HIGH: r.high, Severity.MEDIUM: r.medium, Severity.LOW: r.low,
+              Severity.INFO: r.info},
         per_kind={kind: {str(s): n for s, n in days.items()} for kind, days in r.kinds.items()},
         reopened_keeps_deadline=r.reopened_keeps_deadline,
         timezone=cfg.agent.timezone,

@@ -51,13 +51,14 @@ from probes.base import (
     ProbeContext,
     ProbeFailure,
     ProbeResult,
-    ProbeStatus,
     ProtocolFailure,
+    RunStatus,
     Target,
     error_result,
-    one_line,
 )
 from probes.edge.judge import (
+    CDN_CHECK,
+    WAF_CHECK,
     EdgeVerdict,
     Failure,
     RequestKind,
@@ -67,6 +68,7 @@ from probes.edge.judge import (
 )
 from probes.edge.signatures import load_signatures
 from probes.net.http import HttpExchange
+from vocab import one_line
 
 BODY_CAP = 256 * 1024
 # Obviously hostile, harmless: parameters no application reads (posture_ prefix), holding
@@ -139,6 +141,7 @@ def failed(kind: RequestKind, url: str, exc: ProbeFailure) -> Response | None:
 
 class EdgeProbe:
     name = "edge"
+    checks = frozenset({WAF_CHECK, CDN_CHECK})
     active = False  # passive part always runs; the two extra requests check target.active
     active_part = True  # ...so a run without them (quiet hours) is only part of a complete scan
 
@@ -172,7 +175,7 @@ class EdgeProbe:
             # The passive part stands, but the active check was not made: a partial result, said so.
             return error_result(self.name, BudgetExhausted(f"partial result: active check {budget_cut}"),
                                 observations=observations, findings=findings)
-        return ProbeResult(probe=self.name, status=ProbeStatus.OK, observations=observations, findings=findings)
+        return ProbeResult(probe=self.name, status=RunStatus.OK, observations=observations, findings=findings)
 
     async def _active(self, target: Target, ctx: ProbeContext, url: str) -> tuple[list[Response], str]:
         if not target.active:

@@ -18,6 +18,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from vocab import DataFileError, parses_data_file
+
 
 class Role(enum.StrEnum):
     """What a match proves. ``both``: a CDN that also sells a WAF; its presence proves
@@ -50,10 +52,6 @@ class Signal(enum.StrEnum):
     SERVER = "server"
     BODY = "body"
     CNAME = "cname"
-
-
-class SignatureError(ValueError):
-    """The signature file is malformed; the message names the entry and key."""
 
 
 @dataclass(frozen=True)
@@ -141,14 +139,15 @@ _SHAPE: dict[Signal, dict[str, str]] = {
 }
 
 
+@parses_data_file("edge signatures")
 def parse_signatures(text: str) -> SignatureSet:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SignatureError(f"edge signatures are not valid TOML: {exc}") from None
+        raise DataFileError(f"edge signatures are not valid TOML: {exc}") from None
     entries = raw.get("signatures")
     if not isinstance(entries, list) or not entries:
-        raise SignatureError("edge signatures: no [[signatures]] entries")
+        raise DataFileError("edge signatures: no [[signatures]] entries")
     return SignatureSet(
         version=str(raw.get("version", "")),
         signatures=tuple(_entry(i, e) for i, e in enumerate(entries)),
@@ -160,13 +159,13 @@ def _block_words(raw: object) -> BlockWords | None:
     if raw is None:
         return None
     if not isinstance(raw, dict) or set(raw) - {"words", "source"}:
-        raise SignatureError("block_page: a table with words and source")
+        raise DataFileError("block_page: a table with words and source")
     words = raw.get("words")
     source = raw.get("source")
     if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
-        raise SignatureError("block_page: words must be a non-empty list of phrases")
+        raise DataFileError("block_page: words must be a non-empty list of phrases")
     if not isinstance(source, str) or not source.strip():
-        raise SignatureError("block_page: source must be a non-empty string")
+        raise DataFileError("block_page: source must be a non-empty string")
     alternation = "|".join(re.escape(w.strip()) for w in sorted(words, key=len, reverse=True))
     return BlockWords(re.compile(alternation, re.IGNORECASE), source.strip())
 
@@ -175,32 +174,32 @@ def _entry(index: int, entry: Mapping[str, Any]) -> Signature:
     where = f"signature #{index + 1} ({entry.get('vendor', '?')})"
     unknown = sorted(set(entry) - _KEYS)
     if unknown:
-        raise SignatureError(f"{where}: unknown key(s) {', '.join(unknown)}")
+        raise DataFileError(f"{where}: unknown key(s) {', '.join(unknown)}")
     for key in ("vendor", "role", "signal", "source", "example"):
         if not isinstance(entry.get(key), str) or not entry[key].strip():
-            raise SignatureError(f"{where}: {key} must be a non-empty string")
+            raise DataFileError(f"{where}: {key} must be a non-empty string")
     if not isinstance(entry.get("conclusive"), bool):
-        raise SignatureError(f"{where}: conclusive must be true or false")
+        raise DataFileError(f"{where}: conclusive must be true or false")
     try:
         role = Role(entry["role"])
         signal = Signal(entry["signal"])
     except ValueError as exc:
-        raise SignatureError(f"{where}: {exc}") from None
+        raise DataFileError(f"{where}: {exc}") from None
     shape = _SHAPE[signal]
     for key in ("name", "value", "suffix"):
         rule = shape.get(key)
         present = key in entry
         if rule == "r" and not present:
-            raise SignatureError(f"{where}: a {signal} signature needs {key}")
+            raise DataFileError(f"{where}: a {signal} signature needs {key}")
         if rule is None and present:
-            raise SignatureError(f"{where}: a {signal} signature has no {key}")
+            raise DataFileError(f"{where}: a {signal} signature has no {key}")
     suffix = entry.get("suffix")
     if suffix is not None:
         if not isinstance(suffix, str) or not suffix.strip(". "):
-            raise SignatureError(f"{where}: suffix must be a DNS name")
+            raise DataFileError(f"{where}: suffix must be a DNS name")
         suffix = suffix.strip(". ").lower()
         if not re.fullmatch(r"[a-z0-9*-]+(?:\.[a-z0-9*-]+)+", suffix):
-            raise SignatureError(f"{where}: suffix must be a DNS name (a * only inside a label)")
+            raise DataFileError(f"{where}: suffix must be a DNS name (a * only inside a label)")
     return Signature(
         vendor=entry["vendor"].strip(),
         role=role,
@@ -218,11 +217,11 @@ def _regex(where: str, key: str, pattern: object) -> re.Pattern[str] | None:
     if pattern is None:
         return None
     if not isinstance(pattern, str) or not pattern:
-        raise SignatureError(f"{where}: {key} must be a non-empty regex")
+        raise DataFileError(f"{where}: {key} must be a non-empty regex")
     try:
         return re.compile(pattern, re.IGNORECASE)
     except re.error as exc:
-        raise SignatureError(f"{where}: {key} is not a valid regex: {exc}") from None
+        raise DataFileError(f"{where}: {key} is not a valid regex: {exc}") from None
 
 
 @cache

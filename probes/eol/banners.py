@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from vocab import DataFileError, parses_data_file
+
 _RAW_LIMIT = 200  # evidence keeps this much of the text a banner came from
 
 
@@ -61,17 +63,18 @@ class BannerRules:
     pages: tuple[PagePattern, ...]
 
 
+@parses_data_file("banner rules")
 def parse_rules(text: str) -> BannerRules:
     raw = tomllib.loads(text)
     pages = []
     for entry in raw.get("page", []):
         regex = re.compile(entry["pattern"], re.IGNORECASE)
         if "version" not in regex.groupindex:
-            raise ValueError(f"banner pattern {entry['id']!r} has no 'version' group")
+            raise DataFileError(f"banner pattern {entry['id']!r} has no 'version' group")
         if "product" not in regex.groupindex and not entry.get("product"):
-            raise ValueError(f"banner pattern {entry['id']!r} names no product")
+            raise DataFileError(f"banner pattern {entry['id']!r} names no product")
         if not entry.get("source"):
-            raise ValueError(f"banner pattern {entry['id']!r} has no source")
+            raise DataFileError(f"banner pattern {entry['id']!r} has no source")
         pages.append(PagePattern(entry["id"], regex, entry.get("product"), entry["source"]))
     headers = tuple(h.lower() for h in raw.get("headers", []))
     return BannerRules(headers=headers, pages=tuple(pages))

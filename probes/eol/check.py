@@ -26,7 +26,6 @@ from probes.eol.banners import Banner
 from probes.eol.data import (
     Cycle,
     EolData,
-    EolDataError,
     ImportRecord,
     Product,
     Versioning,
@@ -41,7 +40,6 @@ __all__ = [
     "CHECK_ID",
     "Cycle",
     "EolData",
-    "EolDataError",
     "ImportRecord",
     "Product",
     "Verdict",

@@ -23,11 +23,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from vocab import DataFileError, parses_data_file
+
 FORMAT = 1
-
-
-class EolDataError(ValueError):
-    """The data file or an export is malformed; the message names where."""
 
 
 class Versioning(enum.StrEnum):
@@ -122,7 +120,7 @@ def _date(value: Any, where: str) -> dt.date:
             return dt.date.fromisoformat(value[:10])
         except ValueError:
             pass
-    raise EolDataError(f"{where}: expected a YYYY-MM-DD date, got {value!r}")
+    raise DataFileError(f"{where}: expected a YYYY-MM-DD date, got {value!r}")
 
 
 def _eol(value: Any, where: str) -> dt.date | bool:
@@ -133,7 +131,7 @@ def _eol(value: Any, where: str) -> dt.date | bool:
             return dt.date.fromisoformat(value[:10])
         except ValueError:
             pass
-    raise EolDataError(f"{where}: eol must be true, false or a YYYY-MM-DD date, got {value!r}")
+    raise DataFileError(f"{where}: eol must be true, false or a YYYY-MM-DD date, got {value!r}")
 
 
 def _text(value: Any, where: str, *, required: bool = False) -> str | None:
@@ -141,22 +139,22 @@ def _text(value: Any, where: str, *, required: bool = False) -> str | None:
         return None
     if isinstance(value, bool | float):
         # 1.10 read as a JSON number is 1.1: refuse rather than guess.
-        raise EolDataError(f"{where}: expected a string, got the number {value!r}")
+        raise DataFileError(f"{where}: expected a string, got the number {value!r}")
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str) and (value.strip() or not required):
         return value.strip()
-    raise EolDataError(f"{where}: expected a non-empty string, got {value!r}")
+    raise DataFileError(f"{where}: expected a non-empty string, got {value!r}")
 
 
 def parse_cycle(raw: Any, where: str) -> Cycle:
     """One cycle in endoflife.date's API v0 shape (``cycle``, ``eol``, ``releaseDate``...)."""
     if not isinstance(raw, Mapping):
-        raise EolDataError(f"{where}: expected an object, got {type(raw).__name__}")
+        raise DataFileError(f"{where}: expected an object, got {type(raw).__name__}")
     cycle = _text(raw.get("cycle"), f"{where}.cycle", required=True)
     assert cycle is not None
     if "eol" not in raw:
-        raise EolDataError(f"{where} ({cycle}): no eol")
+        raise DataFileError(f"{where} ({cycle}): no eol")
     release = raw.get("releaseDate")
     return Cycle(
         cycle=cycle,
@@ -170,37 +168,38 @@ def parse_cycle(raw: Any, where: str) -> Cycle:
 
 def _cycles(raw: Any, where: str) -> tuple[Cycle, ...]:
     if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
-        raise EolDataError(f"{where}: expected a non-empty list of cycles")
+        raise DataFileError(f"{where}: expected a non-empty list of cycles")
     cycles = tuple(parse_cycle(c, f"{where}[{i}]") for i, c in enumerate(raw))
     seen: set[str] = set()
     for c in cycles:
         if c.cycle in seen:
-            raise EolDataError(f"{where}: cycle {c.cycle!r} appears twice")
+            raise DataFileError(f"{where}: cycle {c.cycle!r} appears twice")
         seen.add(c.cycle)
     return cycles
 
 
+@parses_data_file("eol data")
 def parse_eol_data(raw: Any) -> EolData:
     """Validate a decoded ``eol.json``."""
     if not isinstance(raw, Mapping):
-        raise EolDataError("eol data: expected a JSON object")
+        raise DataFileError("eol data: expected a JSON object")
     if raw.get("format") != FORMAT:
-        raise EolDataError(f"eol data: unsupported format {raw.get('format')!r} (expected {FORMAT})")
+        raise DataFileError(f"eol data: unsupported format {raw.get('format')!r} (expected {FORMAT})")
     products: dict[str, Product] = {}
     raw_products = raw.get("products")
     if not isinstance(raw_products, Mapping) or not raw_products:
-        raise EolDataError("eol data: products must be a non-empty object")
+        raise DataFileError("eol data: products must be a non-empty object")
     for key, p in raw_products.items():
         where = f"products.{key}"
         if not isinstance(p, Mapping):
-            raise EolDataError(f"{where}: expected an object")
+            raise DataFileError(f"{where}: expected an object")
         try:
             versioning = Versioning(p.get("versioning", "numeric"))
         except ValueError:
-            raise EolDataError(f"{where}.versioning: expected numeric or name") from None
+            raise DataFileError(f"{where}.versioning: expected numeric or name") from None
         aliases = p.get("aliases", [])
         if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-            raise EolDataError(f"{where}.aliases: expected a list of strings")
+            raise DataFileError(f"{where}.aliases: expected a list of strings")
         products[key] = Product(
             key=key,
             name=_text(p.get("name", key), f"{where}.name", required=True) or key,
@@ -212,7 +211,7 @@ def parse_eol_data(raw: Any) -> EolData:
     imports = []
     for i, rec in enumerate(raw.get("imports", [])):
         if not isinstance(rec, Mapping):
-            raise EolDataError(f"imports[{i}]: expected an object")
+            raise DataFileError(f"imports[{i}]: expected an object")
         imports.append(
             ImportRecord(
                 date=_date(rec.get("date"), f"imports[{i}].date"),
@@ -240,7 +239,7 @@ def load_eol_data(path: str | Path | None = None) -> EolData:
     try:
         text = read_text_capped(path, DATA_MAX)
     except FileRefused as exc:
-        raise EolDataError(f"cannot read {exc}") from None
+        raise DataFileError(f"cannot read {exc}") from None
     return _parse_text(text, str(path))
 
 
@@ -254,7 +253,7 @@ def _parse_text(text: str, name: str) -> EolData:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise EolDataError(f"{name}: not JSON: {exc.msg} at line {exc.lineno}") from None
+        raise DataFileError(f"{name}: not JSON: {exc.msg} at line {exc.lineno}") from None
     return parse_eol_data(raw)
 
 
@@ -280,7 +279,7 @@ _META_KEYS = frozenset({"schema_version", "generated_at", "last_modified"})
 def _v1_release(raw: Any, where: str) -> dict[str, Any]:
     """An endoflife.date API v1 release, in the v0 shape :func:`parse_cycle` reads."""
     if not isinstance(raw, Mapping):
-        raise EolDataError(f"{where}: expected an object")
+        raise DataFileError(f"{where}: expected an object")
     latest_raw = raw.get("latest")
     latest: Mapping[str, Any] = latest_raw if isinstance(latest_raw, Mapping) else {}
     eol: Any = raw.get("eolFrom") if raw.get("eolFrom") is not None else raw.get("isEol")
@@ -296,7 +295,7 @@ def _v1_release(raw: Any, where: str) -> dict[str, Any]:
 def _v1_product(raw: Mapping[str, Any], where: str) -> tuple[str, list[Any]]:
     result = raw.get("result", raw)
     if not isinstance(result, Mapping) or not isinstance(result.get("releases"), list):
-        raise EolDataError(f"{where}: expected an endoflife.date product with releases")
+        raise DataFileError(f"{where}: expected an endoflife.date product with releases")
     name = _text(result.get("name"), f"{where}.name", required=True) or ""
     return name, [_v1_release(r, f"{where}.releases[{i}]") for i, r in enumerate(result["releases"])]
 
@@ -323,16 +322,16 @@ def export_products(export: Mapping[str, Any] | list[Any]) -> list[tuple[str, li
                 _, cycles = _v1_product(value, str(key))
                 out.append((key, cycles))
             else:
-                raise EolDataError(f"{key}: expected a list of cycles or an endoflife.date product")
+                raise DataFileError(f"{key}: expected a list of cycles or an endoflife.date product")
         return out
     if isinstance(export, list):
         products = []
         for i, item in enumerate(export):
             if not isinstance(item, Mapping):
-                raise EolDataError(f"export[{i}]: expected an endoflife.date product object")
+                raise DataFileError(f"export[{i}]: expected an endoflife.date product object")
             products.append(_v1_product(item, f"export[{i}]"))
         return products
-    raise EolDataError("export: expected a JSON object or list")
+    raise DataFileError("export: expected a JSON object or list")
 
 
 def refresh_from_export(
@@ -353,7 +352,7 @@ def refresh_from_export(
     when = imported_on or dt.date.today()
     entries = export_products(export_json)
     if not entries:
-        raise EolDataError("export: no products")
+        raise DataFileError("export: no products")
     products = dict(existing.products)
     touched: list[str] = []
     for name, raw_cycles in entries:
@@ -374,7 +373,7 @@ def refresh_from_export(
                 cycles=cycles,
             )
         if updated.key in touched:
-            raise EolDataError(f"export: {name} names product {updated.key!r} a second time")
+            raise DataFileError(f"export: {name} names product {updated.key!r} a second time")
         products[updated.key] = updated
         touched.append(updated.key)
     record = ImportRecord(date=when, source=source, products=tuple(touched))

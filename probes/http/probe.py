@@ -24,15 +24,18 @@ from probes.base import (
     ProbeContext,
     ProbeFailure,
     ProbeResult,
-    ProbeStatus,
     ProtocolFailure,
+    RunStatus,
     Target,
     error_result,
-    one_line,
 )
 from probes.eol.banners import Banner, from_headers
-from probes.eol.check import EolDataError, eol_findings, load_eol_data
+from probes.eol.check import CHECK_ID as EOL_CHECK
+from probes.eol.check import eol_findings, load_eol_data
 from probes.http.judge import (
+    HSTS_MISSING,
+    HSTS_SHORT,
+    NO_HTTPS,
     Answer,
     Hsts,
     PlainState,
@@ -46,6 +49,7 @@ from probes.http.judge import (
     url_port,
 )
 from probes.net.http import HttpExchange
+from vocab import DataFileError, one_line
 
 #: Judging needs to know whether a body exists, not what it says.
 BODY_SAMPLE = 16 * 1024
@@ -243,7 +247,7 @@ class _Run:
         path = self.target.probe_settings("ports").get("eol_data")
         try:
             data = load_eol_data(path) if isinstance(path, str) else None
-        except EolDataError as exc:
+        except DataFileError as exc:
             self.errors.append(ProtocolFailure(f"end-of-life data {path}: {exc}"))
             return []
         return eol_findings(self.banners.values(), data, self.ctx.clock().date())
@@ -260,6 +264,7 @@ class _Run:
 class HttpProbe:
     name = "http"
     active = False
+    checks = frozenset({NO_HTTPS, HSTS_MISSING, HSTS_SHORT, EOL_CHECK})  # software.eol: server banners
 
     def applies(self, target: Target) -> bool:
         return target.is_web
@@ -279,4 +284,4 @@ class HttpProbe:
         findings = run.findings()
         if run.errors:
             return error_result(self.name, run.errors[0], observations=run.observations(), findings=findings)
-        return ProbeResult(self.name, ProbeStatus.OK, observations=run.observations(), findings=findings)
+        return ProbeResult(self.name, RunStatus.OK, observations=run.observations(), findings=findings)

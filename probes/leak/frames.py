@@ -22,13 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vocab import DataFileError
+
 _FRAME_KEYS = frozenset({"id", "language", "frame", "exception", "min_frames", "source"})
 _SCAN_LIMIT = 50  # frames counted at most: enough to decide, bounded on any page
 _NEAR = 3000  # characters around a frame in which its exception line is looked for
-
-
-class FrameShapeError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -52,17 +50,17 @@ class TraceMatch:
 def parse_shape(entry: Mapping[str, Any]) -> FrameShape:
     sid = str(entry.get("id") or "")
     if not sid:
-        raise FrameShapeError("frame shape without an id")
+        raise DataFileError("frame shape without an id")
     unknown = set(entry) - _FRAME_KEYS
     if unknown:
-        raise FrameShapeError(f"frames {sid}: unknown key(s) {', '.join(sorted(unknown))}")
+        raise DataFileError(f"frames {sid}: unknown key(s) {', '.join(sorted(unknown))}")
     if not str(entry.get("source") or "").strip():
-        raise FrameShapeError(f"frames {sid}: every frame shape needs its source")
+        raise DataFileError(f"frames {sid}: every frame shape needs its source")
     if not entry.get("frame"):
-        raise FrameShapeError(f"frames {sid}: no frame pattern")
+        raise DataFileError(f"frames {sid}: no frame pattern")
     min_frames = int(entry.get("min_frames", 2))
     if min_frames < 2:
-        raise FrameShapeError(f"frames {sid}: min_frames must be at least 2 (one frame is not a trace)")
+        raise DataFileError(f"frames {sid}: min_frames must be at least 2 (one frame is not a trace)")
     exc = entry.get("exception")
     return FrameShape(
         id=sid,
@@ -78,7 +76,7 @@ def _compile(sid: str, pattern: object) -> re.Pattern[str]:
     try:
         return re.compile(str(pattern), re.MULTILINE)
     except re.error as exc:
-        raise FrameShapeError(f"frames {sid}: bad regex {pattern!r}: {exc}") from None
+        raise DataFileError(f"frames {sid}: bad regex {pattern!r}: {exc}") from None
 
 
 def find_trace(text: str, shape: FrameShape) -> TraceMatch | None:

@@ -29,11 +29,10 @@ from probes.base import (
     ProbeContext,
     ProbeFailure,
     ProbeResult,
-    ProbeStatus,
     ProtocolFailure,
+    RunStatus,
     Target,
     error_result,
-    one_line,
 )
 from probes.leak.judge import Observed, Verdict, judge
 from probes.leak.provoke import (
@@ -47,7 +46,8 @@ from probes.leak.provoke import (
     param_candidates,
     param_provocations,
 )
-from probes.leak.signatures import load_signatures
+from probes.leak.signatures import LeakCheck, load_signatures
+from vocab import one_line
 
 if TYPE_CHECKING:
     from probes.net.http import HttpExchange
@@ -207,6 +207,7 @@ def _links(page: Observed) -> list[str]:
 class LeakProbe:
     name = "leak"
     active = True
+    checks = frozenset(c.value for c in LeakCheck)
 
     def applies(self, target: Target) -> bool:
         return target.is_web and target.active
@@ -231,7 +232,7 @@ class LeakProbe:
         observations = session.observations(verdict)
         if failure is not None:
             return error_result(self.name, _leaf(failure), observations=observations, findings=findings)
-        return ProbeResult(self.name, ProbeStatus.OK, observations=observations, findings=findings)
+        return ProbeResult(self.name, RunStatus.OK, observations=observations, findings=findings)
 
 
 def _leaf(exc: BaseException) -> BaseException:

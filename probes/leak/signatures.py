@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any
 
 from probes.leak.frames import FrameShape, find_trace, numbered_run, parse_shape
+from vocab import DataFileError, parses_data_file
 
 
 class LeakCheck(enum.StrEnum):
@@ -34,10 +35,6 @@ class View(enum.StrEnum):
 
 _KEYS = frozenset({"id", "check", "framework", "html", "text", "headers", "min_matches", "product", "source",
                    "frames", "source_lines"})
-
-
-class SignatureError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -78,6 +75,7 @@ class Hit:
     version: str | None = None
 
 
+@parses_data_file("leak signatures")
 def parse_signatures(text: str) -> SignatureSet:
     raw = tomllib.loads(text)
     shapes: dict[str, FrameShape] = {}
@@ -85,16 +83,16 @@ def parse_signatures(text: str) -> SignatureSet:
         try:
             shape = parse_shape(entry)
         except ValueError as exc:
-            raise SignatureError(str(exc)) from None
+            raise DataFileError(str(exc)) from None
         if shape.id in shapes:
-            raise SignatureError(f"duplicate frame shape id {shape.id!r}")
+            raise DataFileError(f"duplicate frame shape id {shape.id!r}")
         shapes[shape.id] = shape
     out: list[Signature] = []
     seen: set[str] = set()
     for entry in raw.get("signatures", []):
         sig = _parse_one(entry, shapes)
         if sig.id in seen:
-            raise SignatureError(f"duplicate signature id {sig.id!r}")
+            raise DataFileError(f"duplicate signature id {sig.id!r}")
         seen.add(sig.id)
         out.append(sig)
     return SignatureSet(version=str(raw.get("version", "")), signatures=tuple(out), frames=tuple(shapes.values()))
@@ -103,42 +101,42 @@ def parse_signatures(text: str) -> SignatureSet:
 def _parse_one(entry: Mapping[str, Any], shapes: Mapping[str, FrameShape]) -> Signature:
     sid = str(entry.get("id") or "")
     if not sid:
-        raise SignatureError("signature without an id")
+        raise DataFileError("signature without an id")
     unknown = set(entry) - _KEYS
     if unknown:
-        raise SignatureError(f"{sid}: unknown key(s) {', '.join(sorted(unknown))}")
+        raise DataFileError(f"{sid}: unknown key(s) {', '.join(sorted(unknown))}")
     try:
         check = LeakCheck(str(entry.get("check")))
     except ValueError:
-        raise SignatureError(f"{sid}: unknown check {entry.get('check')!r}") from None
+        raise DataFileError(f"{sid}: unknown check {entry.get('check')!r}") from None
     if not str(entry.get("source") or "").strip():
-        raise SignatureError(f"{sid}: every signature needs its source")
+        raise DataFileError(f"{sid}: every signature needs its source")
     body = tuple((view, _compile(sid, p)) for view in View for p in entry.get(view.value, []))
     headers = tuple((str(k).lower(), _compile(sid, v)) for k, v in dict(entry.get("headers", {})).items())
     wanted = entry.get("frames") or []
     names = [wanted] if isinstance(wanted, str) else [str(n) for n in wanted]
     unknown_shapes = [n for n in names if n not in shapes]
     if unknown_shapes:
-        raise SignatureError(f"{sid}: unknown frame shape {unknown_shapes[0]!r}")
+        raise DataFileError(f"{sid}: unknown frame shape {unknown_shapes[0]!r}")
     frames = tuple(shapes[n] for n in names)
     if frames and check is not LeakCheck.STACK_TRACE:
-        raise SignatureError(f"{sid}: frame shapes find stack traces (leak.stack_trace)")
+        raise DataFileError(f"{sid}: frame shapes find stack traces (leak.stack_trace)")
     source_lines = int(entry.get("source_lines", 0))
     if source_lines and (source_lines < 3 or not body):
-        raise SignatureError(f"{sid}: source_lines needs 3 or more lines and a pattern naming the error")
+        raise DataFileError(f"{sid}: source_lines needs 3 or more lines and a pattern naming the error")
     if not body and not headers and not frames:
-        raise SignatureError(f"{sid}: no patterns")
+        raise DataFileError(f"{sid}: no patterns")
     if (body or frames) and headers:
-        raise SignatureError(f"{sid}: body and header patterns belong in separate signatures")
+        raise DataFileError(f"{sid}: body and header patterns belong in separate signatures")
     min_matches = int(entry.get("min_matches", len(body)))
     if body and not 1 <= min_matches <= len(body):
-        raise SignatureError(f"{sid}: min_matches {min_matches} out of 1..{len(body)}")
+        raise DataFileError(f"{sid}: min_matches {min_matches} out of 1..{len(body)}")
     if check is LeakCheck.VERSION_BANNER:
         groups = [p.groupindex for _, p in (*body, *headers)]
         if any("version" not in g for g in groups):
-            raise SignatureError(f"{sid}: banner patterns need a (?P<version>) group")
+            raise DataFileError(f"{sid}: banner patterns need a (?P<version>) group")
         if not entry.get("product") and any("product" not in g for g in groups):
-            raise SignatureError(f"{sid}: banner needs `product` or a (?P<product>) group")
+            raise DataFileError(f"{sid}: banner needs `product` or a (?P<product>) group")
     return Signature(
         id=sid,
         check=check,
@@ -157,7 +155,7 @@ def _compile(sid: str, pattern: object) -> re.Pattern[str]:
     try:
         return re.compile(str(pattern), re.MULTILINE)
     except re.error as exc:
-        raise SignatureError(f"{sid}: bad regex {pattern!r}: {exc}") from None
+        raise DataFileError(f"{sid}: bad regex {pattern!r}: {exc}") from None
 
 
 @cache

@@ -42,6 +42,7 @@ from probes.base import ConnectFailure, DeadlineExceeded, Limits, OutOfScope, Pr
 from probes.net.bodies import ACCEPT_ENCODING, read_capped
 from probes.net.scope import Origin, Pins, format_origin, normalise_host, origin_of
 from probes.net.tlsctx import allow_large_certificates
+from vocab import one_line
 
 USER_AGENT = "posture/0.1 (external posture scan; +https://github.com/posture)"
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -487,5 +488,4 @@ def _with_hops(ex: HttpExchange, hops: list[Hop]) -> HttpExchange:
 
 
 def _why(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:200] or type(exc).__name__
+    return one_line(exc, named=False, limit=200)

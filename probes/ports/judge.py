@@ -20,6 +20,7 @@ from typing import Any
 
 from probes.base import Finding, Severity, Target
 from probes.eol import banners
+from vocab import DataFileError, InputError, parses_data_file
 
 CHECK_ID = "ports.unexpected_open"
 WEB_PORTS = frozenset({80, 443})
@@ -78,28 +79,25 @@ class PortTable:
         return max(candidates, key=lambda c: c[0].severity.rank)
 
 
-class PortTableError(ValueError):
-    pass
-
-
+@parses_data_file("ports table")
 def parse_port_table(text: str) -> PortTable:
     raw = tomllib.loads(text)
     classes: dict[str, PortClass] = {}
     for key, c in raw.get("classes", {}).items():
         classes[key] = PortClass(key, c["label"], Severity(c["severity"]), frozenset(c.get("services", [])))
     if "other" not in classes:
-        raise PortTableError("port table has no 'other' class")
+        raise DataFileError("port table has no 'other' class")
     ports: dict[int, PortEntry] = {}
     for p in raw.get("ports", []):
         port = p["port"]
         if not isinstance(port, int) or not 0 < port < 65536:
-            raise PortTableError(f"bad port {port!r}")
+            raise DataFileError(f"bad port {port!r}")
         if port in ports:
-            raise PortTableError(f"port {port} listed twice")
+            raise DataFileError(f"port {port} listed twice")
         if p["class"] not in classes:
-            raise PortTableError(f"port {port}: unknown class {p['class']!r}")
+            raise DataFileError(f"port {port}: unknown class {p['class']!r}")
         if not p.get("source"):
-            raise PortTableError(f"port {port}: no source")
+            raise DataFileError(f"port {port}: no source")
         ports[port] = PortEntry(port, p["service"], p["class"], p["source"])
     return PortTable(classes=classes, ports=ports)
 
@@ -185,7 +183,7 @@ class NmapRun:
         return next((h for h in self.hosts if h.address == address), None)
 
 
-class NmapOutputError(ValueError):
+class NmapOutputError(InputError):
     """nmap's output is not the XML it should be (crashed, killed, wrong binary)."""
 
 

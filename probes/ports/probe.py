@@ -36,14 +36,15 @@ from probes.base import (
     ProbeContext,
     ProbeFailure,
     ProbeResult,
-    ProbeStatus,
+    RunStatus,
     Target,
     ToolUnavailable,
     error_result,
 )
 from probes.catalog import load_catalog
 from probes.child import die_with_parent
-from probes.eol.check import EolDataError, eol_findings, load_eol_data
+from probes.eol.check import CHECK_ID as EOL_CHECK
+from probes.eol.check import eol_findings, load_eol_data
 from probes.ports.judge import (
     CHECK_ID,
     HostScan,
@@ -55,6 +56,7 @@ from probes.ports.judge import (
     service_banners,
     unexpected_open,
 )
+from vocab import DataFileError, one_line
 
 SETTINGS_KEYS = frozenset({"ports", "nmap_path", "max_rate", "host_timeout", "eol_data"})
 _VERSION_CHECK_TIMEOUT = 15.0
@@ -195,6 +197,7 @@ async def run_nmap(args: Sequence[str], timeout: float) -> bytes:
 class PortsProbe:
     name = "ports"
     active = True
+    checks = frozenset({CHECK_ID, EOL_CHECK})  # software.eol: service banners
 
     def applies(self, target: Target) -> bool:
         return True  # every asset kind: web, trading and API hosts, tls:// endpoints
@@ -211,7 +214,7 @@ class PortsProbe:
             cfg = ScanSettings.from_settings(target.probe_settings(self.name), table)
             try:
                 eol_data = load_eol_data(cfg.eol_data)
-            except EolDataError as exc:
+            except DataFileError as exc:
                 raise SettingsError(f"EOL data: {exc}") from None
             allowed, allowed_from = allowed_ports(target)
             for address in target.addresses:
@@ -226,7 +229,7 @@ class PortsProbe:
                 observations["skipped_addresses"] = dict(target.skipped_addresses)
             if not target.addresses:
                 observations["addresses"] = {}
-                return ProbeResult(self.name, ProbeStatus.OK, observations=observations)
+                return ProbeResult(self.name, RunStatus.OK, observations=observations)
             nmap_path, version = await locate_nmap(cfg.nmap_path)
             observations["nmap"] = {"path": nmap_path, "version": version}
             scans = {a: AddressScan(a) for a in target.addresses}
@@ -251,7 +254,7 @@ class PortsProbe:
         failure = next((r for r in results if isinstance(r, BaseException)), None)
         if failure is not None:
             return error_result(self.name, failure, observations=observations, findings=tuple(findings))
-        return ProbeResult(self.name, ProbeStatus.OK, observations=observations, findings=tuple(findings))
+        return ProbeResult(self.name, RunStatus.OK, observations=observations, findings=tuple(findings))
 
     async def _scan(
         self,
@@ -335,7 +338,7 @@ async def locate_nmap(configured: str | None) -> tuple[str, str]:
         async with asyncio.timeout(_VERSION_CHECK_TIMEOUT):
             scanner = await asyncio.to_thread(nmap.PortScanner, nmap_search_path=(path,))
     except nmap.PortScannerError as exc:
-        raise ToolUnavailable(f"{path} is not a working nmap: {' '.join(str(exc).split())[:200]}") from None
+        raise ToolUnavailable(f"{path} is not a working nmap: {one_line(exc, named=False, limit=200)}") from None
     except TimeoutError:
         raise ToolUnavailable(f"{path} -V did not answer within {_VERSION_CHECK_TIMEOUT:g}s") from None
     major, minor = scanner.nmap_version()

@@ -49,13 +49,13 @@ from probes.base import (
     ProtocolFailure,
     Target,
     ToolUnavailable,
-    one_line,
 )
 from probes.net.http import REDIRECT_CODES, HttpExchange
 from probes.net.scope import normalise_host, origin_of
 from probes.social.crawl import ResponseCache
 from probes.social.launch import Launch, discard, prepare, profile_parent, sandbox_failure
 from probes.social.proc import kill_profile_processes
+from vocab import PostureError, one_line
 
 if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, Dialog, Page, Playwright, Request, Route, WebSocketRoute
@@ -169,7 +169,7 @@ class ClickEvents:
     changed: asyncio.Event = field(default_factory=asyncio.Event)  # set on every addition
 
 
-class _SandboxUnavailable(Exception):
+class _SandboxUnavailable(PostureError):
     """Chromium could not set up its sandbox here (no user namespaces); the message is one line."""
 
 
@@ -449,8 +449,7 @@ def _response_headers(ex: HttpExchange) -> dict[str, str]:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+    return one_line(exc, named=False, first_line=True)
 
 
 def _kill_driver(pw: Playwright) -> None:

@@ -40,6 +40,7 @@ from probes.social.links import (
     classify_link,
 )
 from probes.social.static import page_notice
+from vocab import PostureError, one_line
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -49,11 +50,11 @@ DOM_CHECK_EVERY = 0.1  # seconds between looks for a modal while waiting
 MAX_CLICKS_PER_PAGE = 60
 
 
-class PageHung(Exception):
+class PageHung(PostureError):
     """The page stopped answering (an endless script, a stuck renderer)."""
 
 
-class PageFailed(Exception):
+class PageFailed(PostureError):
     """The page could not be loaded (the one-line reason is the message)."""
 
 
@@ -384,5 +385,4 @@ async def _safe_eval(tab: Page, script: str, arg: Any) -> Any:
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:300]
+    return one_line(exc, named=False, first_line=True)

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urldefrag, urljoin, urlsplit
 
-from probes.base import BudgetExhausted, ProbeContext, ProbeFailure, Target, one_line
+from probes.base import BudgetExhausted, ProbeContext, ProbeFailure, Target
 from probes.net.http import HttpExchange
+from vocab import one_line
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # Not worth a request: the crawl wants pages, not documents or media.

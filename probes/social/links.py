@@ -19,6 +19,7 @@ from importlib import resources
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 from probes.net.scope import normalise_host
+from vocab import DataFileError, parses_data_file
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters left alone when re-quoting a path, so "/a%20b" and "/a b" agree.
@@ -118,6 +119,7 @@ def fold(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+@parses_data_file("social platforms")
 def parse_social_data(text: str) -> SocialData:
     raw = tomllib.loads(text)
     platforms = tuple(
@@ -125,7 +127,7 @@ def parse_social_data(text: str) -> SocialData:
     )
     for p in platforms:
         if not p.source or not p.domains:
-            raise ValueError(f"platform {p.name!r} needs domains and a source")
+            raise DataFileError(f"platform {p.name!r} needs domains and a source")
     markers = tuple(dict.fromkeys(fold(m) for group in raw["markers"] for m in group["phrases"]))
     functions = tuple(dict.fromkeys(n for group in raw["notice_functions"] for n in group["names"]))
     return SocialData(

@@ -28,19 +28,20 @@ from probes.base import (
     ProbeContext,
     ProbeFailure,
     ProbeResult,
-    ProbeStatus,
+    RunStatus,
     Target,
     ToolUnavailable,
     error_result,
-    one_line,
 )
 from probes.net.http import HttpExchange
 from probes.social.browser import Browser, find_chromium, unavailable_reason
 from probes.social.click import BrowserRun, judge_pages
 from probes.social.crawl import CrawlResult, ResponseCache, crawl, decode_html, is_html
 from probes.social.links import Judgement, load_social_data, social_destination_in_query
+from probes.social.report import CHECK_ID as SOCIAL_CHECK
 from probes.social.report import merge, summarise
 from probes.social.static import Occurrence, extract_occurrences, interstitial_url, judge_static
+from vocab import one_line
 
 MAX_INTERSTITIALS = 30
 
@@ -180,12 +181,13 @@ class _State:
         obs["seconds"] = round(time.monotonic() - self.started, 2)
         if error is not None:
             return error_result(probe, error, observations=obs, findings=findings)
-        return ProbeResult(probe=probe, status=ProbeStatus.OK, observations=obs, findings=findings)
+        return ProbeResult(probe=probe, status=RunStatus.OK, observations=obs, findings=findings)
 
 
 class SocialProbe:
     name = "social"
     active = False
+    checks = frozenset({SOCIAL_CHECK})
 
     def applies(self, target: Target) -> bool:
         return target.kind is AssetKind.WEBSITE and target.scheme in ("http", "https")
@@ -318,6 +320,5 @@ def _translate(exc: Exception) -> BaseException:
     except ImportError:
         return exc
     if isinstance(exc, PlaywrightError):
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return ToolUnavailable(f"browser failed: {first}")
+        return ToolUnavailable(f"browser failed: {one_line(exc, named=False, first_line=True, limit=None)}")
     return exc

@@ -28,8 +28,8 @@ from probes.base import (
     ProbeContext,
     ProbeFailure,
     ProbeResult,
-    ProbeStatus,
     ProtocolFailure,
+    RunStatus,
     Target,
     error_result,
 )
@@ -37,7 +37,8 @@ from probes.http.judge import hsts_min_age, parse_hsts
 from probes.net.connector import Connector
 from probes.net.scope import normalise_host, unicode_host
 from probes.net.tlsctx import allow_large_certificates
-from probes.tls.cert import WEAK_HASHES, CertReport, cert_findings, expiry_warning_days, judge_chain
+from probes.tls.cert import WEAK_HASHES, CertCheck, CertReport, cert_findings, expiry_warning_days, judge_chain
+from probes.tls.suites import SuiteCheck
 from probes.tls.trust import load_trust_store
 
 if TYPE_CHECKING:
@@ -173,7 +174,7 @@ class _Run:
         failure = self.failure or _combined(self.errors, self.target.addresses)
         if failure is not None:
             return error_result(probe, failure, observations=obs, findings=findings)
-        return ProbeResult(probe=probe, status=ProbeStatus.OK, observations=obs, findings=findings)
+        return ProbeResult(probe=probe, status=RunStatus.OK, observations=obs, findings=findings)
 
 
 def _combined(errors: dict[str, ProbeFailure], order: Sequence[str]) -> ProbeFailure | None:
@@ -189,6 +190,7 @@ def _combined(errors: dict[str, ProbeFailure], order: Sequence[str]) -> ProbeFai
 class TlsProbe:
     name = "tls"
     active = False
+    checks = frozenset(c.value for c in (*CertCheck, *SuiteCheck))
 
     def applies(self, target: Target) -> bool:
         return target.uses_tls
@@ -197,7 +199,7 @@ class TlsProbe:
         if not target.addresses:
             return ProbeResult(
                 probe=self.name,
-                status=ProbeStatus.SKIPPED,
+                status=RunStatus.SKIPPED,
                 observations={"skipped_addresses": dict(target.skipped_addresses)},
                 skip_reason="no address of this host can be probed from here",
             )

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from vocab import DataFileError, parses_data_file
+
 
 class Protocol(enum.StrEnum):
     """A protocol version, named the way reports name it; members oldest first."""
@@ -162,23 +164,20 @@ class SuiteTable:
         return [s for s in (self.by_name(n) for n in names) if s is not None]
 
 
-class SuiteDataError(ValueError):
-    pass
-
-
+@parses_data_file("TLS suites")
 def parse_suites(text: str) -> SuiteTable:
     raw = tomllib.loads(text)
     suites: list[Suite] = []
     seen: set[int] = set()
     for entry in raw.get("suites", []):
         if entry["id"] in seen:
-            raise SuiteDataError(f"duplicate suite id 0x{entry['id']:04X}")
+            raise DataFileError(f"duplicate suite id 0x{entry['id']:04X}")
         seen.add(entry["id"])
         try:
             since = Protocol(entry["since"])
             flags = frozenset(Weakness(f) for f in entry["flags"])
         except ValueError as exc:
-            raise SuiteDataError(f"{entry['name']}: {exc}") from None
+            raise DataFileError(f"{entry['name']}: {exc}") from None
         suites.append(
             Suite(
                 id=int(entry["id"]),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,15 @@ from probes.tls.hello import (
     client_hello,
 )
 from probes.tls.suite_data import LEGACY_PROTOCOLS, PROTOCOLS, KexFamily, Protocol, Suite, Weakness, suite_table
+
+
+class SuiteCheck(enum.StrEnum):
+    """The check IDs the protocol and cipher-suite scan raises."""
+
+    LEGACY_PROTOCOL = "tls.protocol.legacy"
+    WEAK_CIPHER = "tls.cipher.weak"
+    NO_FORWARD_SECRECY = "tls.cipher.no_forward_secrecy"
+
 
 INSUFFICIENT_SECURITY = 71
 # Named groups without the RFC 7919 FFDHE ones: an RFC 7919 server whose only DHE group is
@@ -358,7 +368,7 @@ def _legacy(key: str, scans: Sequence[SuiteScan]) -> Finding | None:
     if Protocol.SSL3.value in protocols:
         severity, reason = Severity.HIGH, "SSLv3 is accepted: broken by POODLE and prohibited by RFC 7568"
     return Finding(
-        "tls.protocol.legacy",
+        SuiteCheck.LEGACY_PROTOCOL.value,
         key,
         evidence={"protocols": protocols, "addresses": sorted(by_address), "by_address": by_address},
         severity=severity,
@@ -389,7 +399,7 @@ def _weak(key: str, scans: Sequence[SuiteScan]) -> Finding | None:
     ordered = {p.value: suites[p.value] for p in PROTOCOLS if p.value in suites}
     worst = sorted({w for r in reasons.values() for w in r if Weakness(w) in _CRITICAL_WEAKNESS})
     return Finding(
-        "tls.cipher.weak",
+        SuiteCheck.WEAK_CIPHER.value,
         key,
         evidence={"suites": ordered, "addresses": sorted(addresses), "reasons": reasons},
         severity=Severity.CRITICAL if worst else None,
@@ -426,7 +436,7 @@ def _no_fs(key: str, scans: Sequence[SuiteScan]) -> Finding | None:
     if not preferred:
         return None
     return Finding(
-        "tls.cipher.no_forward_secrecy",
+        SuiteCheck.NO_FORWARD_SECRECY.value,
         key,
         evidence={
             "addresses": sorted(preferred),

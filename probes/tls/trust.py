@@ -46,6 +46,7 @@ from cryptography.x509.verification import (
 )
 
 from probes.files import DATA_MAX, FileRefused, read_capped
+from vocab import one_line
 
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----\s.+?-----END CERTIFICATE-----", re.S)
@@ -191,7 +192,7 @@ def judge_trust(chain: Sequence[x509.Certificate], store: TrustStore) -> TrustVe
     try:
         verified = _verify(leaf, presented, store, validation_time(chain))
     except (VerificationError, ValueError) as exc:
-        verifier_error = " ".join(str(exc).split())[:300]
+        verifier_error = one_line(exc, named=False)
     else:
         return TrustVerdict(
             trusted=True,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from probes.base import ErrorKind, Finding, ProbeError, ProbeResult, ProbeStatus, Severity
+from probes.base import ErrorKind, Finding, ProbeError, ProbeResult, RunStatus, Severity
 from probes.watch.mail import judge_dmarc, judge_spf
 from probes.watch.model import LOOKALIKE_RUN, MAIL_RUN, DomainObservation, Settings
 
@@ -57,9 +57,9 @@ def judge_lookalikes(obs: DomainObservation, settings: Settings) -> tuple[ProbeR
         observations["failures"] = failed[:20]
         error = ProbeError(LOOKALIKE_RUN, ErrorKind.DNS,
                            f"{len(failed)} of {len(obs.lookups)} lookups failed (first: {failed[0]})"[:300])
-        result = ProbeResult(LOOKALIKE_RUN, ProbeStatus.ERROR, observations, tuple(findings), error)
+        result = ProbeResult(LOOKALIKE_RUN, RunStatus.ERROR, observations, tuple(findings), error)
     else:
-        result = ProbeResult(LOOKALIKE_RUN, ProbeStatus.OK, observations, tuple(findings))
+        result = ProbeResult(LOOKALIKE_RUN, RunStatus.OK, observations, tuple(findings))
     return result, frozenset(present)
 
 
@@ -88,5 +88,5 @@ def judge_mail(obs: DomainObservation) -> ProbeResult:
                                     {"domain": obs.domain, "records": list(dmarc.records), "reason": dmarc.reason}))
     if errors:
         error = ProbeError(MAIL_RUN, ErrorKind.DNS, "; ".join(errors)[:300])
-        return ProbeResult(MAIL_RUN, ProbeStatus.ERROR, observations, tuple(findings), error)
-    return ProbeResult(MAIL_RUN, ProbeStatus.OK, observations, tuple(findings))
+        return ProbeResult(MAIL_RUN, RunStatus.ERROR, observations, tuple(findings), error)
+    return ProbeResult(MAIL_RUN, RunStatus.OK, observations, tuple(findings))

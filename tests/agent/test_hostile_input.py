@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.errors import escape
 from agent.scheduling.daemon_setup import log
+from vocab import escape
 
 ASSET = '[[assets]]\nname = "www"\nurl = "https://www.broker.test/"\n'
 

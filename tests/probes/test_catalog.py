@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from probes.base import Severity
-from probes.catalog import CatalogError, load_catalog, parse_catalog
+from probes.catalog import load_catalog, parse_catalog
+from vocab import DataFileError
 
 # The default severities the spine issue fixes; users' dashboards rely on them.
 EXPECTED = {
@@ -60,12 +61,83 @@ def test_catalog_rejects_dangling_and_duplicate_ids() -> None:
     check = ('[[checks]]\nid="a.b"\nseverity="low"\ntitle_en="t"\ntitle_zh="中"\n'
              'remediation_en="r"\nremediation_zh="中"\n')
     assert parse_catalog('version="1"\n' + clause + check).checks["a.b"].references == ("X",)
-    with pytest.raises(CatalogError, match="unknown checks"):
+    with pytest.raises(DataFileError, match="unknown checks"):
         parse_catalog('version="1"\n' + clause)
-    with pytest.raises(CatalogError, match="duplicate"):
+    with pytest.raises(DataFileError, match="duplicate"):
         parse_catalog('version="1"\n' + check + check)
 
 
 def test_unknown_check_id_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="unknown check id"):
         load_catalog()["tls.nope"]
+
+
+# --- Declared check IDs against the catalog, both ways --------------------------------------
+
+def _declared_by() -> dict[str, list[str]]:
+    """check ID -> every declarer (a probe's registry name, or "agent")."""
+    from agent.checks import AGENT_CHECKS
+    from probes.registry import declared_checks, probe_names
+
+    owners: dict[str, list[str]] = {}
+    for name in probe_names():
+        for check_id in declared_checks(name):
+            owners.setdefault(check_id, []).append(name)
+    for check_id in AGENT_CHECKS:
+        owners.setdefault(check_id, []).append("agent")
+    return owners
+
+
+def test_every_declared_check_is_in_the_catalog() -> None:
+    catalog = load_catalog()
+    missing = {c: who for c, who in _declared_by().items() if c not in catalog.checks}
+    assert not missing, f"declared but not in catalog.toml: {missing}"
+
+
+def test_every_catalog_check_is_declared_by_exactly_one_owner() -> None:
+    """One probe or the agent owns each ID. The only shared IDs are those of the shared EOL
+    judge (probes.eol), which each probe that reports software versions declares."""
+    from probes.eol.check import CHECK_ID as EOL_CHECK
+
+    owners = _declared_by()
+    catalog = load_catalog()
+    undeclared = sorted(set(catalog.checks) - set(owners))
+    assert not undeclared, f"in catalog.toml but raised by nobody: {undeclared}"
+    shared = {c: who for c, who in owners.items() if len(who) > 1}
+    assert set(shared) == {EOL_CHECK}, shared
+    assert "agent" not in shared[EOL_CHECK]
+    assert sorted(shared[EOL_CHECK]) == ["http", "ports"]
+
+
+def test_registry_declares_checks_per_probe() -> None:
+    from probes.registry import declared_checks, probe_names
+
+    for name in probe_names():
+        checks = declared_checks(name)
+        assert checks, name
+        assert all(type(c) is str for c in checks), name  # plain strings, as stored
+    assert "tls.protocol.legacy" in declared_checks("tls")
+    assert "tls.cert.expired" in declared_checks("tls")
+    assert declared_checks("social") == {"social.link.no_warning"}
+    with pytest.raises(KeyError, match="unknown probe"):
+        declared_checks("nope")
+
+
+def test_signature_data_names_only_checks_its_probe_declares() -> None:
+    import tomllib
+    from importlib import resources
+
+    from probes.registry import declared_checks
+
+    raw = tomllib.loads(resources.files("probes.leak").joinpath("signatures.toml").read_text("utf-8"))
+    named = {entry["check"] for entry in raw.get("signatures", []) if "check" in entry}
+    assert named, "signatures.toml names no check: the test would prove nothing"
+    assert named <= declared_checks("leak"), named - declared_checks("leak")
+
+
+def test_findings_a_probe_raises_use_declared_ids() -> None:
+    """The judges build findings from the declared constants, not fresh literals."""
+    from probes.tls.suites import SuiteCheck
+
+    assert {c.value for c in SuiteCheck} == {"tls.protocol.legacy", "tls.cipher.weak",
+                                            "tls.cipher.no_forward_secrecy"}

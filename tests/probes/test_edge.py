@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from probes.base import AssetKind, ErrorKind, Limits, ProbeResult, ProbeStatus, Severity, Target
+from probes.base import AssetKind, ErrorKind, Limits, ProbeResult, RunStatus, Severity, Target
 from probes.edge.judge import COVERED_REASON, UNKNOWN_WAF
 from probes.edge.probe import ATTACK_PARAMS, EdgeProbe, attack_query
 from probes.edge.signatures import Role, Signal, Signature, load_signatures
@@ -64,7 +64,7 @@ async def test_vendor_signature_served_by_a_real_server(signature_server: Runnin
     sig = SERVED[index]
     target = make_target(signature_server.url_for("127.0.0.1", f"/sig/{index}"), active=False)
     result = await run(target)
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     obs = result.observations
     assert obs["baseline"]["status"] == (403 if sig.signal is Signal.BODY else 200)
     waf, cdn = obs["waf"], obs["cdn"]
@@ -124,7 +124,7 @@ async def test_cname_chain_from_loopback_dns(chain_dns: DnsServer, name: str) ->
     with http_server() as origin:
         target = make_target(origin.url_for(name), res.usable, cname_chain=res.cname_chain, active=False)
         result = await run(target)
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     cdn = result.observations["cdn"]
     raised = findings_of(result)
     assert ("edge.waf.absent" in raised) is not proves_waf
@@ -147,7 +147,7 @@ async def test_plain_origin_yields_both_findings() -> None:
         result = await run(target)
         paths = [s.path for s in origin.seen]
         connections = [s.headers.get("connection") for s in origin.seen]
-    assert result.status is ProbeStatus.OK
+    assert result.status is RunStatus.OK
     json.dumps(result.observations)
     json.dumps([f.evidence for f in result.findings])
     # One connection per request, so a reset can only belong to the request that caused it.
@@ -273,7 +273,7 @@ async def test_spent_host_budget_leaves_the_passive_verdict() -> None:
         result = await run(make_target(origin.url_for("127.0.0.1")), limits)
         assert len(origin.seen) == 1
     # The active check was not made: a partial result that says so, never a plain "ok".
-    assert result.status is ProbeStatus.ERROR and result.error is not None
+    assert result.status is RunStatus.ERROR and result.error is not None
     assert result.error.kind is ErrorKind.BUDGET and "partial result" in result.error.message
     active = result.observations["active"]
     assert active["outcome"] == "not_run" and "budget" in active["reason"]
@@ -337,7 +337,7 @@ async def test_wss_target_is_probed_over_https(authority: Authority, tmp_path: A
 async def test_unreachable_asset_is_a_connect_error_with_what_was_gathered() -> None:
     target = make_target(f"http://127.0.0.1:{closed_port()}/", cname_chain=("x.edgekey.net",))
     result = await run(target)
-    assert result.status is ProbeStatus.ERROR and result.error is not None
+    assert result.status is RunStatus.ERROR and result.error is not None
     assert result.error.kind is ErrorKind.CONNECT
     assert result.observations["cname_chain"] == ["x.edgekey.net"]
     assert result.findings == ()

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from probes.base import ProbeResult, ProbeStatus, Target
+from probes.base import ProbeResult, RunStatus, Target
 from probes.edge.judge import UNKNOWN_WAF
 from probes.edge.probe import ATTACK_PARAMS, EdgeProbe
 from tests.support.context import make_target, probe_context
@@ -32,7 +32,7 @@ CF = {"CF-Ray": "8a1b2c3d4e5f6a7b-TPE", "Server": "cloudflare", "CF-Cache-Status
 async def run(target: Target) -> ProbeResult:
     async with probe_context(target) as ctx:
         result = await EdgeProbe().run(target, ctx)
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     return result
 
 

@@ -24,7 +24,8 @@ from probes.edge.judge import (
     judge_active,
     signatures_markdown,
 )
-from probes.edge.signatures import Role, Signal, Signature, SignatureError, load_signatures, parse_signatures
+from probes.edge.signatures import Role, Signal, Signature, load_signatures, parse_signatures
+from vocab import DataFileError
 
 SIGS = load_signatures()
 ALL = list(SIGS.signatures)
@@ -449,7 +450,7 @@ example = "X-V: 1"
     ],
 )
 def test_bad_signature_files_are_refused(edit: tuple[str, str], message: str) -> None:
-    with pytest.raises(SignatureError, match=re.escape(message)):
+    with pytest.raises(DataFileError, match=re.escape(message)):
         parse_signatures(GOOD.replace(*edit))
 
 

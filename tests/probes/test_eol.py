@@ -15,7 +15,6 @@ from probes.eol.check import (
     CHECK_ID,
     Cycle,
     EolData,
-    EolDataError,
     Product,
     Versioning,
     default_eol_data,
@@ -29,6 +28,7 @@ from probes.eol.check import (
     version_components,
     write_eol_data,
 )
+from vocab import DataFileError
 
 DATA = default_eol_data()
 TODAY = dt.date(2026, 11, 21)
@@ -248,12 +248,12 @@ def test_write_and_load(tmp_path: Path) -> None:
 def test_bad_data_files_are_refused(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "eol.json"
     path.write_text(text)
-    with pytest.raises(EolDataError, match=message):
+    with pytest.raises(DataFileError, match=message):
         load_eol_data(path)
 
 
 def test_missing_data_file_is_an_eol_data_error(tmp_path: Path) -> None:
-    with pytest.raises(EolDataError, match="cannot read"):
+    with pytest.raises(DataFileError, match="cannot read"):
         load_eol_data(tmp_path / "nope.json")
 
 
@@ -335,7 +335,7 @@ def test_refresh_reads_api_v1_shapes(export: Any) -> None:
     ],
 )
 def test_refresh_refuses_bad_exports(export: Any, message: str) -> None:
-    with pytest.raises(EolDataError, match=message):
+    with pytest.raises(DataFileError, match=message):
         refresh_from_export(export, DATA, imported_on=TODAY)
 
 

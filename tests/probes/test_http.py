@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from probes.base import AssetKind, ErrorKind, Limits, ProbeResult, ProbeStatus, Target
+from probes.base import AssetKind, ErrorKind, Limits, ProbeResult, RunStatus, Target
 from probes.http.probe import HttpProbe
 from probes.registry import load_probe
 from tests.support import hostile
@@ -79,7 +79,7 @@ async def test_http_asset_upgrading_to_https_with_strong_hsts_is_clean(tls: ssl.
         upgrade = Reply(301, headers={"Location": f"https://{HOST}:{secure.port}/"})
         with http_server({"/": upgrade}) as plain:
             result = await run(target(f"http://{HOST}:{plain.port}/"))
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     assert result.findings == ()
     obs = plain_obs(result, plain.port)
     assert (obs["state"], obs["status"], obs["location"]) == ("upgrades", 301, f"https://{HOST}:{secure.port}/")
@@ -116,7 +116,7 @@ async def test_http_asset_landing_without_hsts_is_reported_on_the_landing(tls: s
 async def test_http_asset_first_response_is_judged(reply: Reply, state: str, finding: bool) -> None:
     with http_server({"/": reply}) as plain:
         result = await run(target(f"http://{HOST}:{plain.port}/"))
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     assert plain_obs(result, plain.port)["state"] == state
     found = findings(result)
     assert (("http.no_https", f"{HOST}:{plain.port}") in found) is finding
@@ -151,7 +151,7 @@ async def test_plain_redirect_within_host_ending_in_https_is_fine(tls: ssl.SSLCo
         }
         with http_server(routes) as plain:
             result = await run(target(f"http://{HOST}:{plain.port}/"))
-    assert result.status is ProbeStatus.OK and result.findings == ()
+    assert result.status is RunStatus.OK and result.findings == ()
     assert len(plain_obs(result, plain.port)["chain"]) == 2
 
 
@@ -176,7 +176,7 @@ async def test_https_asset_hsts(
 ) -> None:
     with http_server({"/": Reply(200, "hi", headers=headers)}, tls=tls) as secure:
         result = await run(target(f"https://{HOST}:{secure.port}/", http_port=closed_port()))
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     found = findings(result)
     check = "http.hsts.short_max_age" if reason == "short_max_age" else "http.hsts.missing"
     key = (check, f"{HOST}:{secure.port}")
@@ -219,7 +219,7 @@ async def test_https_twin_serving_content_is_no_https(tls: ssl.SSLContext) -> No
     with http_server({"/": Reply(200, "hi", headers=STRONG)}, tls=tls) as secure, \
             http_server({"*": Reply(200, "<h1>plain twin</h1>")}) as twin:
         result = await run(target(f"https://{HOST}:{secure.port}/app?x=1", http_port=twin.port))
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     evidence = findings(result)[("http.no_https", f"{HOST}:{twin.port}")]
     assert evidence["url"] == f"http://{HOST}:{twin.port}/app?x=1"
     assert twin.seen[0].path == "/app?x=1" and twin.seen[0].headers["host"] == f"{HOST}:{twin.port}"
@@ -232,7 +232,7 @@ async def test_https_twin_redirecting_to_https_is_fine(tls: ssl.SSLContext) -> N
         upgrade = Reply(301, headers={"Location": f"https://{HOST}:{secure.port}/"})
         with http_server({"/": upgrade}) as twin:
             result = await run(target(f"https://{HOST}:{secure.port}/", http_port=twin.port))
-    assert result.status is ProbeStatus.OK and result.findings == ()
+    assert result.status is RunStatus.OK and result.findings == ()
     assert plain_obs(result, twin.port)["state"] == "upgrades"
     assert len(secure.seen) == 1  # the twin's upgrade is judged, not fetched again
 
@@ -241,7 +241,7 @@ async def test_closed_twin_is_fine_and_no_error(tls: ssl.SSLContext) -> None:
     port = closed_port()
     with http_server({"/": Reply(200, "hi", headers=STRONG)}, tls=tls) as secure:
         result = await run(target(f"https://{HOST}:{secure.port}/", http_port=port))
-    assert result.status is ProbeStatus.OK and result.error is None and result.findings == ()
+    assert result.status is RunStatus.OK and result.error is None and result.findings == ()
     assert plain_obs(result, port) == {"state": "closed", "status": None, "location": None,
                                        "server": None, "chain": []}
 
@@ -286,7 +286,7 @@ async def test_invalid_http_port_setting_is_an_error_not_a_crash(tls: ssl.SSLCon
     with http_server({"/": Reply(200, "hi", headers=STRONG)}, tls=tls) as secure:
         t = make_target(f"https://{HOST}:{secure.port}/", settings={"http": {"http_port": "eighty"}})
         result = await run(t)
-    assert result.status is ProbeStatus.ERROR and result.error is not None
+    assert result.status is RunStatus.ERROR and result.error is not None
     assert "http_port" in result.error.message
     assert https_obs(result, secure.port)["hsts"]["state"] == "ok"  # gathered before the error
 
@@ -328,7 +328,7 @@ async def test_hostile_server_ends_as_typed_probe_error_within_deadline(
         started = time.monotonic()
         result = await run(t)
         elapsed = time.monotonic() - started
-    assert result.status is ProbeStatus.ERROR and result.error is not None
+    assert result.status is RunStatus.ERROR and result.error is not None
     assert result.error.kind is kind, result.error.message
     assert result.error.probe == "http"
     assert elapsed < LIMITS.request_deadline + SLACK  # one request's deadline, not the probe's
@@ -365,7 +365,7 @@ async def test_huge_plain_body_is_capped_and_still_judged(bomb: bool) -> None:
         started = time.monotonic()
         result = await run(target(f"http://{HOST}:{srv.port}/"))
         elapsed = time.monotonic() - started
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     final = plain_obs(result, srv.port)["chain"][-1]
     assert final["truncated"] is True and final["body_length"] == 16 * 1024
     assert ("http.no_https", f"{HOST}:{srv.port}") in findings(result)

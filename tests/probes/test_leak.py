@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from probes.base import ErrorKind, Limits, ProbeResult, ProbeStatus
+from probes.base import ErrorKind, Limits, ProbeResult, RunStatus
 from probes.leak.probe import LeakProbe, http_url
 from probes.leak.provoke import MAX_REQUESTS, UNSUPPORTED_METHOD
 from probes.registry import load_probe
@@ -84,14 +84,14 @@ def test_registered_and_active_for_web_assets_only() -> None:
 async def test_inactive_asset_gets_no_request_at_all() -> None:
     with serving(site()) as srv:
         result = await scan(srv, active=False)
-    assert result.status is ProbeStatus.SKIPPED and "active" in (result.skip_reason or "")
+    assert result.status is RunStatus.SKIPPED and "active" in (result.skip_reason or "")
     assert srv.seen == []
 
 
 async def test_plain_site_sends_each_provocation_once_and_finds_nothing() -> None:
     with serving(site()) as srv:
         result = await scan(srv)
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     assert leak_keys(result) == set()  # the home page's words about errors are not a leak
     sent = [(s.method, s.path) for s in srv.seen]
     assert len(sent) == result.observations["request_count"] <= MAX_REQUESTS
@@ -228,7 +228,7 @@ async def test_deadline_ends_the_probe_with_what_it_judged() -> None:
     with serving(routes) as srv:
         result = await scan(srv, limits=limits)
     assert time.monotonic() - started < 3.0
-    assert result.status is ProbeStatus.ERROR and result.error is not None
+    assert result.status is RunStatus.ERROR and result.error is not None
     assert result.error.kind is ErrorKind.TIMEOUT
     assert "param_quote:php.error_with_path" in leak_keys(result)  # judged before the deadline
 
@@ -237,7 +237,7 @@ async def test_budget_exhaustion_is_an_error_carrying_partial_results() -> None:
     limits = Limits(connect_timeout=2.0, request_deadline=5.0, probe_deadline=30.0, host_budget=3)
     with serving(site()) as srv:
         result = await scan(srv, limits=limits)
-    assert result.status is ProbeStatus.ERROR and result.error is not None
+    assert result.status is RunStatus.ERROR and result.error is not None
     assert result.error.kind is ErrorKind.BUDGET
     assert 1 <= len(srv.seen) <= 3  # requests cancelled once the budget ran out never left
     assert any(f.key == "banner:server:basehttp" for f in result.findings)
@@ -248,7 +248,7 @@ async def test_unreachable_home_page_is_a_connect_error() -> None:
     target = make_target(f"http://{HOST}:{port}/", (HOST,))
     async with probe_context(target) as ctx:
         result = await LeakProbe().run(target, ctx)
-    assert result.status is ProbeStatus.ERROR and result.error is not None
+    assert result.status is RunStatus.ERROR and result.error is not None
     assert result.error.kind is ErrorKind.CONNECT
     assert result.findings == ()
 
@@ -272,7 +272,7 @@ async def test_a_refused_provocation_is_logged_and_the_rest_go_on() -> None:
         target = make_target(f"http://{HOST}:{srv.port}/", (HOST,))
         async with probe_context(target) as ctx:
             result = await LeakProbe().run(target, ctx)
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     log = result.observations["requests"]
     refused = [r for r in log if r["kind"] == "bad_encoding"]
     assert len(refused) == 1 and refused[0]["error_kind"] == "protocol"
@@ -290,4 +290,4 @@ async def test_non_web_targets_are_skipped(scheme: str) -> None:
     target = make_target(f"{scheme}://orders.broker.test:9443", (HOST,))
     async with probe_context(target) as ctx:
         result = await LeakProbe().run(target, ctx)
-    assert result.status is ProbeStatus.SKIPPED
+    assert result.status is RunStatus.SKIPPED

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from probes.leak.frames import FrameShapeError, numbered_run, parse_shape
+from probes.leak.frames import numbered_run, parse_shape
 from probes.leak.judge import judge
-from probes.leak.signatures import SignatureError, body_views, load_signatures, match_body, parse_signatures
+from probes.leak.signatures import body_views, load_signatures, match_body, parse_signatures
 from tests.probes.test_leak_judge import home, resp
+from vocab import DataFileError
 
 SIGS = load_signatures()
 
@@ -90,16 +91,16 @@ def test_frame_shapes_all_have_sources_and_need_two_frames() -> None:
     assert {s.id for s in SIGS.frames} >= {"python", "java", "dotnet", "php", "ruby", "perl", "node", "go"}
     for shape in SIGS.frames:
         assert shape.source.strip() and shape.min_frames >= 2
-    with pytest.raises(FrameShapeError, match="at least 2"):
+    with pytest.raises(DataFileError, match="at least 2"):
         parse_shape({"id": "x", "frame": "a", "min_frames": 1, "source": "s"})
-    with pytest.raises(FrameShapeError, match="source"):
+    with pytest.raises(DataFileError, match="source"):
         parse_shape({"id": "x", "frame": "a"})
-    with pytest.raises(SignatureError, match="unknown frame shape"):
+    with pytest.raises(DataFileError, match="unknown frame shape"):
         parse_signatures("[[signatures]]\nid='a'\ncheck='leak.stack_trace'\nsource='x'\nframes='nope'")
-    with pytest.raises(SignatureError, match="unknown frame shape 'nope'"):
+    with pytest.raises(DataFileError, match="unknown frame shape 'nope'"):
         parse_signatures("[[frames]]\nid='a'\nframe='x'\nsource='s'\n[[signatures]]\nid='a'\n"
                          "check='leak.stack_trace'\nsource='x'\nframes=['a', 'nope']")
-    with pytest.raises(SignatureError, match="source_lines"):
+    with pytest.raises(DataFileError, match="source_lines"):
         parse_signatures("[[signatures]]\nid='a'\ncheck='leak.debug_page'\nsource='x'\ntext=['a']\nsource_lines=2")
 
 

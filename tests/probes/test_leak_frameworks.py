@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from probes.base import ProbeResult, ProbeStatus
+from probes.base import ProbeResult, RunStatus
 from probes.leak.probe import LeakProbe
 from probes.leak.provoke import MAX_REQUESTS, UNSUPPORTED_METHOD
 from tests.probes.leak_recorded import load_recorded
@@ -89,7 +89,7 @@ EXPECTED_BANNERS: dict[Framework, set[str]] = {
 @pytest.mark.parametrize("framework", list(Framework))
 def test_debug_mode_is_found(scans: dict[tuple[Framework, Mode], ProbeResult], framework: Framework) -> None:
     result = scans[(framework, Mode.DEBUG)]
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     assert leak_keys(result) == EXPECTED_DEBUG[framework]
     assert banner_keys(result) == EXPECTED_BANNERS[framework]
     assert result.observations["request_count"] <= MAX_REQUESTS
@@ -99,7 +99,7 @@ def test_debug_mode_is_found(scans: dict[tuple[Framework, Mode], ProbeResult], f
 def test_production_mode_shows_nothing(scans: dict[tuple[Framework, Mode], ProbeResult],
                                        framework: Framework) -> None:
     result = scans[(framework, Mode.PRODUCTION)]
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     assert leak_keys(result) == set()
     assert banner_keys(result) == EXPECTED_BANNERS[framework]
     # the same provocations were sent as in debug mode: the difference is the server's answer
@@ -202,7 +202,7 @@ def recorded_site(stack: Stack) -> dict[str, Route]:
 async def test_recorded_stack(stack: Stack) -> None:
     with http_server(recorded_site(stack), host="127.0.6.70") as srv:
         result = await scan(srv.url, srv.host)
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     assert leak_keys(result) == set(stack.expect)
     assert stack.banners <= banner_keys(result)
     if stack.name.endswith("production"):

@@ -15,13 +15,13 @@ from probes.leak.provoke import ProvocationKind, RequestRole
 from probes.leak.signatures import (
     EXCERPT_LIMIT,
     LeakCheck,
-    SignatureError,
     View,
     body_views,
     load_signatures,
     parse_signatures,
 )
 from tests.probes.leak_recorded import RECORDED, load_recorded
+from vocab import DataFileError
 
 SIGS = load_signatures()
 HOME_HTML = "<html><body><h1>Fixture Securities</h1><p>Welcome.</p></body></html>"
@@ -99,7 +99,7 @@ def test_the_issue_lists_are_covered() -> None:
     ],
 )
 def test_bad_signature_files_are_refused_with_the_reason(text: str, error: str) -> None:
-    with pytest.raises(SignatureError, match=error):
+    with pytest.raises(DataFileError, match=error):
         parse_signatures(text)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.base import ProbeResult, ProbeStatus
+from probes.base import ProbeResult, RunStatus
 from probes.leak.probe import LeakProbe
 from probes.leak.signatures import body_views, load_signatures, match_body
 from tests.support.context import make_target, probe_context
@@ -41,7 +41,7 @@ async def _scan(url: str, host: str) -> ProbeResult:
 
 def scan(url: str, host: str) -> ProbeResult:
     result = asyncio.run(_scan(url, host))
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     return result
 
 

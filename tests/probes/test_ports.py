@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.base import ErrorKind, Finding, Limits, ProbeResult, ProbeStatus, Severity, Target
+from probes.base import ErrorKind, Finding, Limits, ProbeResult, RunStatus, Severity, Target
 from probes.eol.check import default_eol_data, judge
 from probes.ports.probe import PortsProbe
 from tests.support.certs import Authority, write_pair
@@ -87,7 +87,7 @@ def _found(result: ProbeResult, check_id: str) -> dict[str, Finding]:
 
 def test_open_ports_not_agreed_are_found_with_their_class_severity(scans: Scans) -> None:
     r = scans.default
-    assert r.status is ProbeStatus.OK, r.error
+    assert r.status is RunStatus.OK, r.error
     ports = _found(r, "ports.unexpected_open")
     assert {"22", "3389", "5432", "8080"} <= set(ports)
     assert "443" not in ports  # the asset's own port is agreed by default
@@ -107,7 +107,7 @@ def test_open_ports_not_agreed_are_found_with_their_class_severity(scans: Scans)
 
 def test_agreed_ports_give_no_finding(scans: Scans) -> None:
     r = scans.agreed
-    assert r.status is ProbeStatus.OK, r.error
+    assert r.status is RunStatus.OK, r.error
     ports = _found(r, "ports.unexpected_open")
     assert set(ports) == {"5432"}
     assert ports["5432"].severity is Severity.HIGH
@@ -120,7 +120,7 @@ def test_agreed_ports_give_no_finding(scans: Scans) -> None:
 def test_tls_asset_agrees_its_own_port_only(scans: Scans) -> None:
     r = scans.tls_asset
     assert PortsProbe().applies(make_target("tls://gw.ports.test:443"))
-    assert r.status is ProbeStatus.OK, r.error
+    assert r.status is RunStatus.OK, r.error
     assert set(_found(r, "ports.unexpected_open")) == {"3389"}
     assert r.observations["allowed_ports"] == [443]
     https = next(p for p in r.observations["addresses"][SITE]["open"] if p["port"] == 443)
@@ -171,7 +171,7 @@ async def test_missing_nmap_is_a_tool_error() -> None:
     target = make_target("https://ports.test/", ("127.0.0.84",),
                          settings={"ports": {"nmap_path": "/nonexistent/bin/nmap"}})
     r = await _run(target)
-    assert r.status is ProbeStatus.ERROR and r.error is not None
+    assert r.status is RunStatus.ERROR and r.error is not None
     assert r.error.kind is ErrorKind.TOOL
     assert "nmap not found at /nonexistent/bin/nmap" in r.error.message
     assert r.findings == ()
@@ -189,7 +189,7 @@ async def test_a_binary_that_is_not_nmap_is_a_tool_error(tmp_path: Path) -> None
 
 async def test_inactive_asset_is_skipped() -> None:
     r = await _run(make_target("https://ports.test/", ("127.0.0.84",), active=False))
-    assert r.status is ProbeStatus.SKIPPED and r.skip_reason
+    assert r.status is RunStatus.SKIPPED and r.skip_reason
 
 
 async def test_an_address_not_pinned_is_refused_before_nmap_runs() -> None:
@@ -218,7 +218,7 @@ async def test_the_deadline_stops_nmap_and_keeps_what_was_found() -> None:
         r = await _run(target, limits)
         took = loop.time() - started
         assert processes_mentioning(slow) == []  # nmap was killed, not left running
-    assert r.status is ProbeStatus.ERROR and r.error is not None
+    assert r.status is RunStatus.ERROR and r.error is not None
     assert r.error.kind is ErrorKind.TIMEOUT
     assert took < limits.probe_deadline
     # The connect scan finished before the deadline: its open port is still reported.
@@ -254,4 +254,4 @@ def _cmdline(pid: int) -> str:
 async def test_an_asset_with_no_reachable_address_has_nothing_to_scan() -> None:
     target = make_target("https://ports.test/", (), settings={"ports": {"nmap_path": "/nonexistent/nmap"}})
     r = await _run(target)
-    assert r.status is ProbeStatus.OK and r.findings == () and r.observations["addresses"] == {}
+    assert r.status is RunStatus.OK and r.findings == () and r.observations["addresses"] == {}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.base import ErrorKind, ProbeStatus
+from probes.base import ErrorKind, RunStatus
 from tests.probes.test_social_browser import scan
 from tests.support import social_site as site
 
@@ -75,7 +75,7 @@ def test_a_page_that_allocates_forever_is_an_error_in_bounded_time_and_memory(sc
         s = scan(routes, {"page_timeout": 20})
     seconds = time.monotonic() - started
     r = s.result
-    assert r.status is ProbeStatus.ERROR and r.error is not None, r.observations.get("browser")
+    assert r.status is RunStatus.ERROR and r.error is not None, r.observations.get("browser")
     assert r.error.kind in (ErrorKind.TOOL, ErrorKind.TIMEOUT), r.error
     # the renderer crashed or hung on /hog, or (a loaded machine) the probe's own deadline came first
     assert s.url("/hog") in r.error.message or "deadline" in r.error.message, r.error
@@ -95,7 +95,7 @@ def test_the_browser_runs_sandboxed_and_unprivileged_on_an_ordinary_page() -> No
     with Watch() as watch:
         s = scan(site.scenario_routes)
     r = s.result
-    assert r.status is ProbeStatus.OK, r.error
+    assert r.status is RunStatus.OK, r.error
     launch = r.observations["browser"]["launch"]
     assert launch["sandbox"] == "on", launch
     assert watch.sandboxed == {True}

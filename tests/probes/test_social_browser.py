@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from probes.base import ErrorKind, Limits, ProbeResult, ProbeStatus
+from probes.base import ErrorKind, Limits, ProbeResult, RunStatus
 from probes.social.links import normalise_href
 from probes.social.probe import SocialProbe
 from tests.support import social_site as site
@@ -104,7 +104,7 @@ def no_browser_left_behind() -> Iterator[None]:
 
 def test_browser_mode_judges_every_scenario(browser_scan: Scan) -> None:
     s = browser_scan
-    assert s.result.status is ProbeStatus.OK, s.result.error
+    assert s.result.status is RunStatus.OK, s.result.error
     assert s.result.observations["mode"] == "browser"
     assert set(s.findings) == {
         s.key(site.PLAIN), s.key(site.RENDERED), s.key(site.SUBPAGE), s.key(site.REDIRECT), s.key(site.POPUP),
@@ -192,7 +192,7 @@ def test_https_site(authority: Authority, tmp_path: Path) -> None:
     routes = {"/": site.page(f'<a href="{site.CONFIRM}" onclick="return confirm(\'您即將離開本網站\')">LINE</a>',
                              nav=False)}
     s = scan(routes, tls=server_context(cert, key))
-    assert s.result.status is ProbeStatus.OK, s.result.error
+    assert s.result.status is RunStatus.OK, s.result.error
     assert s.url("/").startswith("https://")
     assert set(s.findings) == {s.key(site.PLAIN)}
     assert s.links[s.key(site.CONFIRM)]["seen"] == "dialog"
@@ -204,7 +204,7 @@ def test_https_site(authority: Authority, tmp_path: Path) -> None:
 
 def test_static_mode_shows_its_documented_limits(static_scan: Scan) -> None:
     s = static_scan
-    assert s.result.status is ProbeStatus.OK
+    assert s.result.status is RunStatus.OK
     assert s.result.observations["mode"] == "static-only"
     assert s.result.observations["mode_reason"] == "browser disabled by settings (browser = false)"
     assert "browser" not in s.result.observations
@@ -241,7 +241,7 @@ def test_thirty_page_site_within_a_minute() -> None:
     print(f"\nsocial probe, 30-page site: {s.seconds:.1f}s "
           f"(browser {s.result.observations['browser']['seconds']}s, "
           f"{s.result.observations['browser']['clicks']} clicks)")
-    assert s.result.status is ProbeStatus.OK, s.result.error
+    assert s.result.status is RunStatus.OK, s.result.error
     assert s.seconds < 60
     assert s.result.observations["crawl"]["pages"] == 30
     assert s.result.observations["browser"]["clicks"] == 180
@@ -259,7 +259,7 @@ def test_thirty_page_site_within_a_minute() -> None:
 def test_hung_page_is_a_typed_error_keeping_what_was_judged() -> None:
     s = scan(site.hang_routes(), {"page_timeout": 3})
     r = s.result
-    assert r.status is ProbeStatus.ERROR and r.error is not None
+    assert r.status is RunStatus.ERROR and r.error is not None
     assert r.error.kind is ErrorKind.TIMEOUT
     assert r.error.message == f"the browser hung on {s.url('/spin')}"
     assert r.observations["browser"]["hung_pages"] == [s.url("/spin")]
@@ -316,7 +316,7 @@ def fake_chromium(tmp_path: Path, script: str) -> str:
 
 def test_missing_browser_falls_back_to_static(tmp_path: Path) -> None:
     s = scan(site.scenario_routes, {"chromium": str(tmp_path / "nowhere")})
-    assert s.result.status is ProbeStatus.OK
+    assert s.result.status is RunStatus.OK
     assert s.result.observations["mode"] == "static-only"
     assert s.result.observations["mode_reason"].startswith(f"no Chromium at {tmp_path / 'nowhere'}")
     assert s.key(site.GLOBAL) in s.findings  # static verdicts, limits and all

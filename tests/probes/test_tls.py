@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes
 
-from probes.base import ErrorKind, Limits, ProbeResult, ProbeStatus, Target
+from probes.base import ErrorKind, Limits, ProbeResult, RunStatus, Target
 from probes.http.judge import parse_hsts
 from probes.net.dns import resolve
 from probes.registry import load_probe
@@ -195,7 +195,7 @@ async def test_certificate_checks(
     with tls_server(served, tmp_path) as srv:
         target = make_target(f"https://{case.host}:{srv.port}/", addresses=("127.0.0.2",), settings=case.settings)
         result = await probe(target, ca_bundle=ca_bundle if case.trust_bundle else None)
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     assert check_ids(result) == set(case.expected)
     for check_id, reason in case.expected.items():
         evidence = finding(result, check_id)
@@ -216,7 +216,7 @@ async def test_observations_of_a_clean_address(
     with tls_server(serving(authority, leaf), tmp_path) as srv:
         result = await probe(make_target(f"https://a.test:{srv.port}/", addresses=("127.0.0.2",)),
                              ca_bundle=ca_bundle)
-    assert result.findings == () and result.status is ProbeStatus.OK
+    assert result.findings == () and result.status is RunStatus.OK
     obs = result.observations
     assert json.loads(json.dumps(obs)) == obs  # stored as JSON evidence as it is
     assert obs["host"] == "a.test" and obs["sni"] == "a.test" and obs["skipped_addresses"] == {}
@@ -249,7 +249,7 @@ async def test_a_p192_server_is_a_typed_handshake_error(
     leaf = authority.leaf("a.test", key=keys.ec192)
     with tls_server(serving(authority, leaf), tmp_path) as srv:
         result = await probe(make_target(f"https://a.test:{srv.port}/", addresses=("127.0.0.2",)))
-    assert result.status is ProbeStatus.ERROR and result.error is not None
+    assert result.status is RunStatus.ERROR and result.error is not None
     assert result.error.kind is ErrorKind.PROTOCOL and "127.0.0.2" in result.error.message
     assert result.observations["addresses"]["127.0.0.2"]["errors"]["certificate"]["kind"] == "protocol"
 
@@ -267,7 +267,7 @@ async def test_two_addresses_evidence_names_the_bad_one(
             tls_server(serving(authority, expired), tmp_path, host="127.0.0.3", port=port):
         target = make_target(f"https://a.test:{port}/", addresses=("127.0.0.2", "127.0.0.3"))
         result = await probe(target, ca_bundle=ca_bundle)
-    assert result.status is ProbeStatus.OK
+    assert result.status is RunStatus.OK
     assert check_ids(result) == {"tls.cert.expired"}
     evidence = finding(result, "tls.cert.expired")
     assert evidence["addresses"] == ["127.0.0.3"] and evidence["days_left"] == -1
@@ -326,7 +326,7 @@ async def test_a_hostile_address_is_a_typed_error_and_the_other_is_kept(
         target = make_target(f"https://a.test:{port}/", addresses=("127.0.0.2", "127.0.0.3"))
         result = await probe(target, ca_bundle=ca_bundle,
                              limits=replace(FAST, connect_timeout=0.5 if hostile == "silent" else 2.0))
-    assert result.status is ProbeStatus.ERROR and result.error is not None
+    assert result.status is RunStatus.ERROR and result.error is not None
     assert result.error.kind is kind and result.error.message.startswith("127.0.0.3: ")
     assert check_ids(result) == {"tls.cert.expiring_soon"}
     assert finding(result, "tls.cert.expiring_soon")["addresses"] == ["127.0.0.2"]
@@ -362,11 +362,11 @@ async def test_skipped_addresses_are_recorded_not_failed(
         target = replace(make_target(f"https://a.test:{srv.port}/", addresses=("127.0.0.2",)),
                          skipped_addresses={"2001:db8::1": "no IPv6 route"})
         result = await probe(target, ca_bundle=ca_bundle)
-    assert result.status is ProbeStatus.OK and result.findings == ()
+    assert result.status is RunStatus.OK and result.findings == ()
     assert result.observations["skipped_addresses"] == {"2001:db8::1": "no IPv6 route"}
     assert list(result.observations["addresses"]) == ["127.0.0.2"]
     nothing = await probe(replace(target, addresses=()))
-    assert nothing.status is ProbeStatus.SKIPPED and nothing.observations["skipped_addresses"]
+    assert nothing.status is RunStatus.SKIPPED and nothing.observations["skipped_addresses"]
 
 
 async def test_names_resolved_through_dns_and_tls_scheme(
@@ -401,7 +401,7 @@ async def test_whole_probe_grades_when_the_strength_half_is_installed(
     with tls_server(serving(authority, leaf), tmp_path, routes=hsts) as srv:
         result = await probe(make_target(f"https://a.test:{srv.port}/", addresses=("127.0.0.2",)),
                              ca_bundle=ca_bundle)
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     assert result.findings == ()
     obs = result.observations
     assert obs["addresses"]["127.0.0.2"]["status"] == "ok"
@@ -430,10 +430,10 @@ async def test_hsts_grade_and_http_finding_use_one_threshold(
         result = await probe(target, ca_bundle=ca_bundle)
         async with probe_context(target, limits=FAST) as ctx:
             web = await HttpProbe().run(target, ctx)
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     assert result.observations["hsts_max_age"] == 15768000
     assert result.observations["grade"]["grade"] == grade
-    assert web.status is ProbeStatus.OK, web.error
+    assert web.status is RunStatus.OK, web.error
     assert {f.check_id for f in web.findings} == checks
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes
 
-from probes.base import Limits, ProbeResult, ProbeStatus, Target
+from probes.base import Limits, ProbeResult, RunStatus, Target
 from probes.http.probe import HttpProbe
 from probes.tls.hello import FlightReader, Outcome, certificate_list
 from probes.tls.probe import TlsProbe, permissive_context
@@ -119,7 +119,7 @@ async def test_null_only_server_gets_a_certificate_verdict(
     with openssl_server(cert, key, "127.0.5.11", *chain_args(tmp_path, ca, case), "-tls1_2",
                         "-cipher", "NULL-SHA256:NULL-SHA:@SECLEVEL=0") as ep:
         result = await probe(make_target(f"tls://{HOST}:{ep.port}", (ep.host,)), ca_bundle)
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     obs: Any = result.observations["addresses"][ep.host]
     assert obs["status"] == "ok" and obs["chain_source"] == "raw_handshake"
     assert "NULL" in obs["cipher"] and obs["tls_library_error"]
@@ -198,12 +198,12 @@ async def test_huge_certificate_is_judged_and_the_site_reached(
         result = await probe(target, ca_bundle)
         async with probe_context(target, limits=FAST) as ctx:
             web = await HttpProbe().run(target, ctx)
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     obs: Any = result.observations["addresses"]["127.0.5.13"]
     assert obs["status"] == "ok" and obs["trust"]["trusted"] is True and obs["hostname_match"] is True
     assert obs["certificate"]["sans_total"] == 10_000 and len(obs["certificate"]["sans"]) == 100  # record bounded
     assert {f for f in ids(result) if f.startswith("tls.cert.")} == set()
-    assert web.status is ProbeStatus.OK, web.error
+    assert web.status is RunStatus.OK, web.error
     assert "http.hsts.missing" not in {f.check_id for f in web.findings}
 
 
@@ -218,7 +218,7 @@ async def test_huge_certificate_through_the_raw_handshake_alone(
     cert, key = pem_pair(tmp_path, authority, huge, "huge-raw")
     with http_server({}, host="127.0.5.14", tls=server_context(cert, key)) as srv:
         result = await probe(make_target(f"tls://{HOST}:{srv.port}", ("127.0.5.14",)), ca_bundle)
-    assert result.status is ProbeStatus.OK, result.error
+    assert result.status is RunStatus.OK, result.error
     obs: Any = result.observations["addresses"]["127.0.5.14"]
     assert obs["chain_source"] == "raw_handshake" and obs["protocol"] == "TLSv1.2"
     assert "EXCESSIVE_MESSAGE_SIZE" in obs["tls_library_error"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probes.base import ProbeStatus, Severity
+from probes.base import RunStatus, Severity
 from probes.watch.candidates import candidates
 from probes.watch.judge import judge_lookalikes, judge_mail
 from probes.watch.mail import judge_dmarc, judge_spf
@@ -70,7 +70,7 @@ def test_lookalike_verdicts() -> None:
                ("broker.tw", Lookup("broker.tw", {"A": ("192.0.2.2",)})),
                ("brokr.com.tw", Lookup("brokr.com.tw", nxdomain=True)))
     result, present = judge_lookalikes(obs, s)
-    assert result.status is ProbeStatus.OK
+    assert result.status is RunStatus.OK
     sev = {f.key: f.severity for f in result.findings}
     assert sev == {"broker.com": None, "broker-login.com.tw": Severity.HIGH}  # None: the catalog's medium
     assert present == {"broker.com", "broker-login.com.tw", "broker.tw"}
@@ -81,7 +81,7 @@ def test_a_failed_lookup_makes_the_run_an_error_but_keeps_what_was_found() -> No
     obs = _obs(("broker.com", Lookup("broker.com", {"A": ("192.0.2.1",)})),
                ("brokr.com.tw", Lookup("brokr.com.tw", error="A brokr.com.tw: timed out after 3s")))
     result, _ = judge_lookalikes(obs, s)
-    assert result.status is ProbeStatus.ERROR and result.error is not None and "1 of 2" in result.error.message
+    assert result.status is RunStatus.ERROR and result.error is not None and "1 of 2" in result.error.message
     assert [f.key for f in result.findings] == ["broker.com"]
 
 
@@ -89,5 +89,5 @@ def test_mail_lookup_errors_prove_nothing() -> None:
     obs = _obs(mail=MailRecords("broker.com.tw", apex_error="TXT broker.com.tw: timed out",
                                 dmarc_txt=("v=DMARC1; p=none",)))
     result = judge_mail(obs)
-    assert result.status is ProbeStatus.ERROR
+    assert result.status is RunStatus.ERROR
     assert [f.check_id for f in result.findings] == ["email.dmarc.weak"]

@@ -15,15 +15,16 @@ from state.records import (
     ScanStatus,
     Trigger,
 )
+from vocab import AssetKind, Severity
 
 T0 = datetime(2025, 3, 3, 1, 0, tzinfo=UTC)  # 09:00 Asia/Taipei
 DAY = timedelta(days=1)
-WWW = AssetRecord(name="www", url="https://www.broker.test/", kind="website", configured=True)
-TRADE = AssetRecord(name="trade", url="tls://order.broker.test:9443", kind="trading", configured=True)
+WWW = AssetRecord(name="www", url="https://www.broker.test/", kind=AssetKind.WEBSITE, configured=True)
+TRADE = AssetRecord(name="trade", url="tls://order.broker.test:9443", kind=AssetKind.TRADING, configured=True)
 
 
 def finding(check_id: str, key: str, severity: str = "high", **evidence: Any) -> FindingRecord:
-    return FindingRecord(check_id=check_id, key=key, severity=severity, evidence=dict(evidence))
+    return FindingRecord(check_id=check_id, key=key, severity=Severity(severity), evidence=dict(evidence))
 
 
 def run(

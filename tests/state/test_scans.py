@@ -10,7 +10,7 @@ from sqlalchemy import text
 from state.errors import InvalidRequest, InvalidTransition, NotFound
 from state.records import AssetRecord, FindingRecord, FindingState, RunStatus, ScanStatus, Trigger
 from state.store import Store
-from state.views import EventKind, HistoryKind
+from state.views import EventKind, FindingFilter, HistoryKind
 from tests.state.factory import DAY, T0, TRADE, WWW, done, finding, run, scan
 
 TAIPEI = timezone(timedelta(hours=8))
@@ -179,3 +179,22 @@ def test_prune_removes_old_scans_but_keeps_finding_history(store: Store) -> None
         counts = [conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
                   for t in ("probe_runs", "finding_occurrences")]
     assert counts == [1, 1]
+
+
+def test_enum_fields_are_stored_as_their_words_and_read_back_as_plain_strings(store: Store) -> None:
+    """AssetRecord.kind and FindingRecord.severity are vocab enums; the columns keep the same
+    strings as before (no migration), so rows an older posture wrote read back alike."""
+    from vocab import AssetKind, Severity
+
+    assert isinstance(WWW.kind, AssetKind) and isinstance(EXPIRED.severity, Severity)
+    store.record_scan(scan(T0, [run("tls", EXPIRED)]))
+    with store.engine.connect() as conn:
+        kinds = {row[0] for row in conn.execute(text("SELECT kind FROM assets"))}
+        severities = {row[0] for row in conn.execute(text("SELECT severity FROM findings"))}
+        occurrences = {row[0] for row in conn.execute(text("SELECT severity FROM finding_occurrences"))}
+    assert kinds == {"website"} and severities == occurrences == {"critical"}
+    assert all(type(v) is str for v in kinds | severities)
+    asset = store.asset("www")
+    assert asset.kind == AssetKind.WEBSITE and type(asset.kind) is str
+    (f,) = store.findings(FindingFilter.OPEN)
+    assert f.severity == Severity.CRITICAL and Severity(f.severity).rank == 4
