@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import UsageError
+from agent.scanning.eol_file import data_in_use, default_path
 
 
 def register(sub: Any) -> None:
@@ -25,20 +26,6 @@ def register(sub: Any) -> None:
     refresh.set_defaults(func=refresh_data)
     show = esub.add_parser("show", help="print the end-of-life data in use")
     show.set_defaults(func=show_data)
-
-
-def default_path() -> Path:
-    from state.engine import default_db_path
-
-    return default_db_path().parent / "eol.json"
-
-
-def data_in_use(configured: str | None) -> str | None:
-    """The refreshed file posture uses: the configured one, or the state directory's when present."""
-    if configured:
-        return configured
-    path = default_path()
-    return str(path) if path.is_file() else None
 
 
 def refresh_data(args: argparse.Namespace) -> int:
