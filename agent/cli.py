@@ -15,14 +15,10 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from agent import __version__
+from agent.command_names import COMMANDS as _COMMANDS  # command modules, imported lazily to build the parser
 from agent.errors import AgentError
 from state.errors import BadUrl, InvalidRequest, NotFound, StoreError
 from vocab import escape, one_line
-
-# command modules, each with register(subparsers); imported lazily only to build the parser
-_COMMANDS = ("scan", "findings", "config", "catalog", "report",
-             "run", "digest", "notify", "history", "record_scan", "prune", "demo", "eol", "export", "duty", "pack",
-             "watch")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -71,3 +71,19 @@ def mask_url(url: str) -> str:
     from state.engine import shown_db_url
 
     return shown_db_url(url)
+
+
+def operator(by: str | None) -> str:
+    """Who made a decision: ``--by``, else the (sudo) user running posture."""
+    import getpass
+    import os
+
+    if by and by.strip():
+        return by.strip()
+    user = os.environ.get("SUDO_USER")
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers): say so rather than guess
+        return "unknown"

@@ -109,18 +109,3 @@ def years_before(now: datetime, years: int) -> datetime:
     except ValueError:  # 29 February in a year that has none
         return now.replace(year=year, day=28)
 
-
-def who(by: str | None) -> str:
-    """Who made a decision: ``--by``, else the (sudo) user running posture."""
-    import getpass
-    import os
-
-    if by and by.strip():
-        return by.strip()
-    user = os.environ.get("SUDO_USER")
-    if user:
-        return user
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers): say so rather than guess
-        return "unknown"

@@ -1,8 +1,8 @@
 """``posture demo``: start the built-in lab, scan it with every probe, report, send the digest, stop.
 
 The lab (:mod:`agent.demo`) runs on 127.0.0.0/8 without root or internet. The
-scan goes through the same code as ``posture scan`` (``scan_options`` and
-``scan_and_store`` of :mod:`agent.commands.scan`) with a config the demo
+scan goes through the same service as ``posture scan`` (``scan_options`` and
+``scan_and_store`` of :mod:`agent.scanning.service`) with a config the demo
 writes for the lab; the report and the digest go through the ``posture report``
 and ``posture digest --send`` commands themselves, so the demo shows exactly
 what those commands do. Everything the demo starts is stopped before it exits,
@@ -124,9 +124,9 @@ def skips(lab: Lab) -> tuple[list[str], dict[str, str], list[str]]:
 
 
 def _scan(lab: Lab, args: argparse.Namespace, workdir: Path, db_url: str) -> list[SiteCheck]:
-    from agent.commands.scan import scan_and_store, scan_options, select_assets
     from agent.demo.check import check_lab
-    from agent.output import print_scans, scan_json
+    from agent.output import Progress, print_scans, scan_json
+    from agent.scanning.service import ScanRequest, scan_and_store, scan_options, select_assets
     from agent.session import Session
     from probes.registry import probe_names
 
@@ -141,12 +141,15 @@ def _scan(lab: Lab, args: argparse.Namespace, workdir: Path, db_url: str) -> lis
     specs = select_assets(session, [])
     # probe=None when every probe runs: only then is the scan recorded as a full one (cadence counts it).
     every = probes == probe_names()
-    opts = scan_options(session, argparse.Namespace(probe=None if every else probes, ca_bundle=None,
-                                                    resolver=None, force_active=False))
+    opts = scan_options(session, ScanRequest(probes=None if every else tuple(probes)))
     out.write(f"\nScanning {len(specs)} assets with {', '.join(probes)} (config {config})…\n\n")
     out.flush()
     t0 = time.monotonic()
-    outcomes = scan_and_store(session, specs, opts, progress=True)
+    display = Progress(enabled=len(specs) > 0)
+    try:
+        outcomes = scan_and_store(session, specs, opts, on_progress=display.update)
+    finally:
+        display.close()
     docs = [scan_json(o) for o in outcomes]
     print_scans(docs)
     out.write(f"(scanned in {time.monotonic() - t0:.1f} s)\n\nDid each site show what it was built to show?\n")
@@ -175,9 +178,9 @@ def _posture(argv: list[str], now: str | None, *, quiet: bool = False) -> tuple[
 def _command_available(name: str) -> bool:
     import importlib.util
 
-    from agent.cli import _COMMANDS
+    from agent.command_names import COMMANDS
 
-    return name in _COMMANDS and importlib.util.find_spec(f"agent.commands.{name}") is not None
+    return name in COMMANDS and importlib.util.find_spec(f"agent.commands.{name}") is not None
 
 
 def _report(config: Path, db_url: str, report: Path, now: str | None) -> bool:

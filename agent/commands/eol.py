@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.errors import UsageError
+from agent.scanning.eol_file import data_in_use, default_path
 from vocab import escape
 
 
@@ -30,20 +31,6 @@ def register(sub: Any) -> None:
     show.add_argument("product", nargs="?", metavar="PRODUCT", help="only this product (key, name or alias)")
     show.add_argument("--format", choices=("table", "json"), default="table")
     show.set_defaults(func=show_data)
-
-
-def default_path() -> Path:
-    from state.engine import default_db_path
-
-    return default_db_path().parent / "eol.json"
-
-
-def data_in_use(configured: str | None) -> str | None:
-    """The refreshed file posture uses: the configured one, or the state directory's when present."""
-    if configured:
-        return configured
-    path = default_path()
-    return str(path) if path.is_file() else None
 
 
 def refresh_data(args: argparse.Namespace) -> int:

@@ -171,12 +171,12 @@ def config_change(store: Any, finding_id: int) -> dict[str, Any] | None:
 
 def accept_finding(args: argparse.Namespace) -> int:
     from agent.output import as_entered
-    from agent.session import Session
-    from agent.when import parse_entered, who
+    from agent.session import Session, operator
+    from agent.when import parse_entered
 
     session = Session.from_args(args)
     until = parse_entered(args.until, session.config.agent.timezone, "--until", end_of_day=True)
-    by = who(args.by)
+    by = operator(args.by)
     with session.open_store() as store:
         store.accept(args.id, args.reason, by, until.at, session.clock_now(), until.text)
         f = store.finding(args.id)
@@ -187,11 +187,10 @@ def accept_finding(args: argparse.Namespace) -> int:
 
 
 def false_positive(args: argparse.Namespace) -> int:
-    from agent.session import Session
-    from agent.when import who
+    from agent.session import Session, operator
 
     session = Session.from_args(args)
-    by = who(args.by)
+    by = operator(args.by)
     with session.open_store() as store:
         store.mark_false_positive(args.id, args.reason, by, session.clock_now())
         f = store.finding(args.id)
@@ -220,11 +219,10 @@ def _checks(given: list[str] | None, catalog: Any) -> set[str] | None:
 
 
 def reopen_finding(args: argparse.Namespace) -> int:
-    from agent.session import Session
-    from agent.when import who
+    from agent.session import Session, operator
 
     session = Session.from_args(args)
-    by = who(args.by)
+    by = operator(args.by)
     with session.open_store() as store:
         before = store.finding(args.id)
         state = store.reopen(args.id, args.reason, by, session.clock_now())

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
 def alert(session: Any, outcomes: list[Any]) -> None:
     """New lookalikes and mail findings are alerted at once, once each (the alert log dedupes)."""
-    from agent.scheduling.cycle import alert_new_findings
+    from agent.notify.dispatch import alert_new_findings
 
     if not outcomes or not session.config.notify:
         return

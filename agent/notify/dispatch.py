@@ -8,6 +8,7 @@ daemon) retries them when they are due.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,8 @@ from schedules.due import retry_delay
 from state.delivery_views import DeliveryEvent, DeliveryInfo, DeliveryState
 
 if TYPE_CHECKING:
+    from agent.scanning.runner import ScanOutcome
+    from agent.session import Session
     from probes.catalog import Catalog
     from state.store import Store
 
@@ -130,3 +133,28 @@ def send_alerts(store: Store, chans: Sequence[Channel], alerts: Iterable[Alert],
     """Record the alerts and send what is due on every channel: (new conditions, deliveries)."""
     recorded = record_alerts(store, chans, alerts, now)
     return recorded, flush(store, chans, DeliveryEvent.ALERT, now, alert_renderer(tz, catalog))
+
+
+def alert_new_findings(session: Session, outcomes: Iterable[ScanOutcome], now: datetime, *,
+                       store: Store | None = None) -> list[Delivery]:
+    """Alert at once the new (or reopened) findings of configured assets that ``outcomes`` stored.
+
+    ``posture scan`` and the daemon's scan jobs both call this after storing a scan, so an
+    urgent finding never waits for the next cycle; due retries go out with it. ``store``: an
+    open store to use (the daemon's), else the session's is opened for the call.
+    """
+    from agent.notify.alerts import new_finding
+    from agent.notify.channels import channels
+    from probes.catalog import load_catalog
+    from state.lifecycle import NEEDS_FIX
+
+    cfg = session.config
+    chans = channels(cfg)
+    if not any(c.wants("alert") for c in chans):
+        return []
+    ids = [i for o in outcomes if o.asset.configured and o.stored is not None
+           for i in (*o.stored.opened, *o.stored.reopened)]
+    with contextlib.nullcontext(store) if store is not None else session.open_store() as open_store:
+        alerts = [new_finding(f) for f in (open_store.finding(i) for i in ids) if f.state in NEEDS_FIX]
+        _, sent = send_alerts(open_store, chans, alerts, now, cfg.agent.timezone, load_catalog())
+    return sent

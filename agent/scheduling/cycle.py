@@ -5,15 +5,14 @@ lapse acceptances whose end has passed, run the full scans that are due under
 ``[schedule] scan_every`` as the daemon plans them (an asset never scanned at once; a
 scan in its quiet window waits for the window's end; what waits is listed with why),
 then alert on new findings, missed deadlines and slipping cadence, and send the
-digest when its firing has come. The daemon loops this; ``posture scan`` reuses the
-alerting half so an urgent finding never waits for the next cycle.
+digest when its firing has come (:func:`evaluation_cycle`). The daemon runs the same
+cycle without the scans (it runs them as jobs) and, like ``posture scan``, alerts a
+scan's new findings at once (:func:`agent.notify.dispatch.alert_new_findings`).
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,13 +23,13 @@ if TYPE_CHECKING:
     from agent.config import Config
     from agent.notify.alerts import Alert
     from agent.notify.channels import Channel
-    from agent.scanning.runner import ScanOutcome
+    from agent.scanning.runner import Clock, ScanOutcome
     from agent.scheduling.scan_jobs import Waiting
     from agent.session import Session
     from agent.targets import AssetSpec
     from probes.catalog import Catalog
     from state.store import Store
-    from state.views import AssetInfo, FindingInfo
+    from state.views import AssetInfo
 
 NEW_LOOKBACK = timedelta(days=7)  # a new finding not alerted by its scan (crash, no channel yet) within this
 
@@ -77,14 +76,12 @@ def scheduled_scans(session: Session, store: Store, specs: list[AssetSpec], now:
     """
     import asyncio
 
-    from agent.commands.scan import scan_options
-    from agent.scheduling.daemon import LEASE
-    from agent.scheduling.scan_jobs import owner_id, run_due_scans
+    from agent.scanning.service import ScanRequest, scan_options
+    from agent.scheduling.scan_jobs import LEASE, owner_id, run_due_scans
     from state.job_queue import JobQueue
     from state.records import Trigger
 
-    args = argparse.Namespace(probe=None, ca_bundle=None, resolver=None, force_active=False)
-    opts = dataclasses.replace(scan_options(session, args), trigger=Trigger.SCHEDULED)
+    opts = scan_options(session, ScanRequest(trigger=Trigger.SCHEDULED))
     queue = JobQueue(store, owner_id(), LEASE)
     outcomes: list[ScanOutcome] = asyncio.run(run_due_scans(session.config, queue, opts, now, specs,
                                                             waiting=waiting))
@@ -138,27 +135,6 @@ def current_alerts(cfg: Config, store: Store, assets: dict[str, AssetInfo], now:
             alerts.append(slipping)
     holding = {a.condition for a in alerts if a.condition.startswith(("deadline:", "cadence:"))}
     return alerts, holding
-
-
-def alert_new_findings(session: Session, outcomes: Iterable[ScanOutcome], now: datetime) -> list[Delivery]:
-    """After ``posture scan``: alert the new findings of configured assets at once (and retry what is due)."""
-    from agent.notify.channels import channels
-
-    chans = channels(session.config)
-    if not any(c.wants("alert") for c in chans):
-        return []
-    from agent.notify.alerts import new_finding
-    from agent.notify.dispatch import send_alerts
-    from probes.catalog import load_catalog
-    from state.lifecycle import NEEDS_FIX
-
-    ids = [i for o in outcomes if o.asset.configured and o.stored is not None
-           for i in (*o.stored.opened, *o.stored.reopened)]
-    with session.open_store() as store:
-        found: list[FindingInfo] = [store.finding(i) for i in ids]
-        alerts = [new_finding(f) for f in found if f.state in NEEDS_FIX]
-        _, sent = send_alerts(store, chans, alerts, now, session.config.agent.timezone, load_catalog())
-    return sent
 
 
 # ---------------------------------------------------------------- digest
@@ -235,22 +211,38 @@ def evaluate(session: Session, store: Store, now: datetime, report: CycleReport)
     report.deliveries += sent
 
 
+def evaluation_cycle(session: Session, store: Store, now: datetime, *, scans: bool,
+                     clock: Clock | None = None) -> CycleReport:
+    """One cycle at ``now``: register the configured assets, lapse expired acceptances, run the
+    due full scans when ``scans`` (``run --once``; the daemon runs its scans itself, as jobs),
+    then alert and send the digest when due (at ``clock()`` after the scans, when given)."""
+    from agent.scanning.service import register_assets
+
+    specs = session.config.asset_specs()
+    report = CycleReport(at=now)
+    register_assets(store, specs, now)
+    report.expired = store.reopen_expired_acceptances(now)
+    if scans:
+        outcomes = scheduled_scans(session, store, specs, now, report.waiting)
+        report.scans = [scan_summary(o) for o in outcomes]
+        # The watch's own schedule (the daemon runs it on its own timer instead).
+        report.scans += [scan_summary(o) for o in due_watch(session, store, clock or (lambda: now))]
+    evaluate(session, store, now if clock is None else clock(), report)
+    return report
+
+
+def alerting_cycle(session: Session, store: Store, now: datetime) -> CycleReport:
+    """The daemon's cycle: :func:`evaluation_cycle` without the scans (its scan jobs run apart)."""
+    return evaluation_cycle(session, store, now, scans=False)
+
+
 def run_once(session: Session) -> CycleReport:
+    """``posture run --once``: one :func:`evaluation_cycle` with the due scans."""
     from agent.scanning.runner import make_clock
-    from agent.tracking.remediation import register_assets
 
     clock = make_clock(session.now)
-    cfg = session.config
-    specs = cfg.asset_specs()
-    report = CycleReport(at=clock())
     with session.open_store() as store:
-        register_assets(store, specs, report.at)
-        report.expired = store.reopen_expired_acceptances(report.at)
-        outcomes = scheduled_scans(session, store, specs, report.at, report.waiting)
-        report.scans = [scan_summary(o) for o in outcomes]
-        report.scans += [scan_summary(o) for o in due_watch(session, store, clock)]
-        evaluate(session, store, clock(), report)
-    return report
+        return evaluation_cycle(session, store, clock(), scans=True, clock=clock)
 
 
 def due_watch(session: Session, store: Store, clock: Callable[[], datetime]) -> list[Any]:

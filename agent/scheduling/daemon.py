@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 from agent.errors import AgentError
 from agent.monitoring.hooks import observe_deliveries, observe_queue, observe_scan, start_metrics, stop_metrics
 from agent.scheduling import sdnotify
-from agent.scheduling.daemon_setup import Settings, evaluation_cycle, log, one_line_warnings
+from agent.scheduling.cycle import alerting_cycle
+from agent.scheduling.daemon_setup import Settings, log, one_line_warnings
 from agent.scheduling.deadman import DeadMan
-from agent.scheduling.scan_jobs import Planned, owner_dead, owner_id, run_scan_job
+from agent.scheduling.scan_jobs import LEASE, Planned, owner_dead, owner_id, run_scan_job
 from agent.scheduling.watch_timer import WatchTimer
 from state.errors import StorageGone, StoreError
 from state.job_queue import JobInfo, JobKind, JobQueue, LeaseLost, Wanted
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from agent.session import Session
     from state.store import Store
 
-LEASE = timedelta(minutes=5)  # renewed every third of it; a dead agent's work waits this long elsewhere
 STOP_GRACE = 10.0  # seconds running scans get to finish after SIGTERM (systemd's stop timeout is longer)
 MAX_SLEEP = 900.0  # re-check the clock at least this often (clock jumps, suspend)
 PRUNE_EVERY = timedelta(days=1)
@@ -52,7 +52,7 @@ Cycle = Callable[["Session", "Store", datetime], Any]
 
 
 class Daemon:
-    def __init__(self, args: argparse.Namespace, session: Session, store: Store, *, cycle: Cycle = evaluation_cycle,
+    def __init__(self, args: argparse.Namespace, session: Session, store: Store, *, cycle: Cycle = alerting_cycle,
                  lease: timedelta = LEASE, stop_grace: float = STOP_GRACE) -> None:
         from agent.scanning.runner import make_clock
 
@@ -122,7 +122,7 @@ class Daemon:
         self.wake.set()
 
     async def _start(self) -> None:
-        from agent.tracking.remediation import register_assets
+        from agent.scanning.service import register_assets
 
         now = self.clock()
         specs = self.settings.session.config.asset_specs()
@@ -241,20 +241,10 @@ class Daemon:
 
     def _alert_new(self, outcome: ScanOutcome) -> None:
         """New critical/high findings go out at once, as after ``posture scan``."""
-        from agent.notify.alerts import new_finding
-        from agent.notify.channels import channels
-        from agent.notify.dispatch import send_alerts
-        from probes.catalog import load_catalog
-        from state.lifecycle import NEEDS_FIX
+        from agent.notify.dispatch import alert_new_findings
 
-        cfg = self.settings.session.config
-        chans = channels(cfg)
-        if not any(c.wants("alert") for c in chans):
-            return
         try:
-            ids = [*outcome.stored.opened, *outcome.stored.reopened]
-            alerts = [new_finding(f) for f in (self.store.finding(i) for i in ids) if f.state in NEEDS_FIX]
-            _, sent = send_alerts(self.store, chans, alerts, self.clock(), cfg.agent.timezone, load_catalog())
+            sent = alert_new_findings(self.settings.session, [outcome], self.clock(), store=self.store)
             observe_deliveries(sent)
         except StoreError as exc:
             log(f"cannot alert the new findings of {outcome.asset.name}: {exc} (the next cycle will)")
@@ -376,8 +366,8 @@ class Daemon:
 
     async def _reload(self) -> None:
         from agent.config import load_config
+        from agent.scanning.service import register_assets
         from agent.session import Session
-        from agent.tracking.remediation import register_assets
 
         old = self.settings.session
         try:

@@ -1,15 +1,14 @@
-"""What the daemon is built from: its settings per config, its evaluation cycle, its log.
+"""What the daemon is built from: its settings per config, its log.
 
 Kept apart from the loop (:mod:`agent.scheduling.daemon`) so the loop reads as one piece.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from agent.scheduling.scan_jobs import ScanPlanner
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
     from agent.scanning.runner import Clock, ScanOptions
     from agent.session import Session
     from probes.net.scope import AddressLimits
-    from state.store import Store
 
 CYCLE_MAX = timedelta(minutes=15)  # evaluate at least this often: new-finding alerts within 30 minutes
 
@@ -41,19 +39,6 @@ def one_line_warnings() -> None:
     warnings.showwarning = show
 
 
-def evaluation_cycle(session: Session, store: Store, now: datetime) -> Any:
-    """The alerting half of ``posture run --once`` (the daemon runs the scans itself, as jobs):
-    register the assets, lapse expired acceptances, alert, send the digest when due."""
-    from agent.scheduling.cycle import CycleReport, evaluate
-    from agent.tracking.remediation import register_assets
-
-    report = CycleReport(at=now)
-    register_assets(store, session.config.asset_specs(), now)
-    report.expired = store.reopen_expired_acceptances(now)
-    evaluate(session, store, now, report)
-    return report
-
-
 @dataclass(frozen=True)
 class Settings:
     """Everything derived from one config (replaced whole on SIGHUP)."""
@@ -66,11 +51,10 @@ class Settings:
     @classmethod
     def build(cls, session: Session, clock: Clock, address_limits: AddressLimits | None = None) -> Settings:
         """Raises ConfigError/UsageError (a bad schedule, holiday file, CA bundle...)."""
-        from agent.commands.scan import scan_options
+        from agent.scanning.service import ScanRequest, scan_options
         from state.records import Trigger
 
-        args = argparse.Namespace(probe=None, ca_bundle=None, resolver=None, force_active=False)
-        opts = dataclasses.replace(scan_options(session, args), clock=clock, trigger=Trigger.SCHEDULED)
+        opts = dataclasses.replace(scan_options(session, ScanRequest(trigger=Trigger.SCHEDULED)), clock=clock)
         if address_limits is not None:  # the daemon's, kept across SIGHUP: limits hold for the process
             opts = dataclasses.replace(opts, address_limits=address_limits)
         planner = ScanPlanner(session.config)

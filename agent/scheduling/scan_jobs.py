@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.scheduling.quiet_policy import QuietPolicy
+from agent.scanning.quiet_policy import QuietPolicy
 from schedules.slots import JITTER, Slot, Start, plan_slot, start_time
 from schedules.timing import Schedule, parse_duration, parse_schedule
 
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from agent.targets import AssetSpec
     from state.job_queue import JobInfo, JobQueue
 
+# A claimed job's lease, renewed every third of it by the daemon; a dead agent's work waits this
+# long elsewhere. The daemon and ``run --once`` claim with it alike.
+LEASE = timedelta(minutes=5)
 NO_JITTER = frozenset({"0", "off", "0s", "0m"})
 
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agent.scheduling.daemon_setup import log
+from vocab import one_line
 
 if TYPE_CHECKING:
     from agent.session import Session
@@ -59,8 +60,8 @@ class WatchTimer:
 
     def _thread(self, loop: asyncio.AbstractEventLoop, session: Session, clock: Callable[[], datetime],
                 wake: asyncio.Event) -> None:
+        from agent.notify.dispatch import alert_new_findings
         from agent.scanning.watch import watch
-        from agent.scheduling.cycle import alert_new_findings
         from state.records import Trigger
 
         try:
@@ -75,7 +76,7 @@ class WatchTimer:
                     if not d.ok:
                         log(f"alert to {d.channel} failed: {d.error}")
         except Exception as exc:  # reported; the next turn tries again when due
-            log(f"watch failed: {' '.join(f'{type(exc).__name__}: {exc}'.split())[:300]}")
+            log(f"watch failed: {one_line(exc, named=True)}")
         loop.call_soon_threadsafe(self._done, wake)
 
     def _done(self, wake: Any) -> None:

@@ -17,7 +17,7 @@ from vocab import Severity
 
 if TYPE_CHECKING:
     from agent.config import Config
-    from agent.scheduling.quiet_policy import QuietPolicy
+    from agent.scanning.quiet_policy import QuietPolicy
     from agent.targets import AssetSpec
     from state.store import Store
     from state.views import AssetInfo, FindingInfo
@@ -53,13 +53,6 @@ def deadlines(store: Store, policy: DeadlinePolicy, findings: Iterable[FindingIn
     }
 
 
-def register_assets(store: Store, specs: Iterable[AssetSpec], now: datetime) -> dict[str, AssetInfo]:
-    """Store every configured asset (new ones count for cadence from now); name -> stored info."""
-    from agent.scanning.runner import asset_record
-
-    return {spec.name: store.upsert_asset(asset_record(spec), now) for spec in specs}
-
-
 @dataclass(frozen=True)
 class AssetCadence:
     asset: str
@@ -73,7 +66,7 @@ class AssetCadence:
 
 def cadences(cfg: Config, store: Store, assets: Mapping[str, AssetInfo], now: datetime) -> dict[str, AssetCadence]:
     """Cadence of each asset named in ``assets`` (configured, already registered)."""
-    from agent.scheduling.quiet_policy import QuietPolicy
+    from agent.scanning.quiet_policy import QuietPolicy
     from state import external_scans
     from state import history_reads as tracking
 

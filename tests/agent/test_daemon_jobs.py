@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 from collections.abc import Iterator
@@ -11,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.commands.scan import scan_options
 from agent.config import config_hash, parse_config
+from agent.scanning.service import ScanRequest, register_assets, scan_options
 from agent.scheduling.scan_jobs import run_due_scans
 from agent.session import Session
-from agent.tracking.remediation import register_assets
 from state.job_queue import JobQueue, JobState
 from state.records import ScanStatus, Trigger
 from state.store import Store
@@ -36,8 +34,7 @@ async def test_two_agents_run_each_due_scan_once_and_nothing_twice(lab: Lab, tmp
     with lab.gates(A, B, C) as g:
         cfg = parse_config(config_toml(lab.dns, lab.ca, "".join(asset_toml(n, g[n]) for n in (A, B, C)), every="1h"))
         session = Session(cfg, config_hash(cfg), url, None)
-        args = argparse.Namespace(probe=None, ca_bundle=None, resolver=None, force_active=False)
-        opts = dataclasses.replace(scan_options(session, args), trigger=Trigger.SCHEDULED)
+        opts = dataclasses.replace(scan_options(session, ScanRequest()), trigger=Trigger.SCHEDULED)
         now = datetime.now(UTC)
         with Store.open(url) as one, Store.open(url) as two:
             register_assets(one, cfg.asset_specs(), now - timedelta(minutes=1))

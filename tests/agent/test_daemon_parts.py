@@ -13,9 +13,9 @@ import pytest
 
 from agent.config import parse_config
 from agent.errors import ConfigError
+from agent.scanning.quiet_policy import QuietPolicy
 from agent.scheduling import sdnotify
 from agent.scheduling.deadman import DeadMan, failing_channels, send_failing, send_stale
-from agent.scheduling.quiet_policy import QuietPolicy
 from agent.scheduling.scan_jobs import ScanPlanner, owner_dead, owner_id, scan_key
 from agent.targets import AssetSpec
 from state.store import Store

@@ -1,18 +1,20 @@
 """Certificates made in the tests: a CA hierarchy and leaves with every defect
 the TLS probe judges (expired, not yet valid, wrong name, self-signed, unknown
-CA, missing intermediate, short keys, SHA-1 signatures)."""
+CA, missing intermediate, short keys, SHA-1 signatures). Plain roots and leaves come
+from the demo lab's builders (:mod:`agent.demo.certs`); the defects are made here."""
 
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
+
+from agent.demo.certs import ca_builder, leaf_builder
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -72,32 +74,11 @@ class Authority:
     ) -> Issued:
         key = key or make_key()
         now = _now()
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else "leaf")])
-        issuer_name = subject if self_signed else self.issuer.cert.subject
-        sans: list[x509.GeneralName] = []
-        for n in names:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(n)))
-            except ValueError:
-                sans.append(x509.DNSName(n))
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuer_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before or now - dt.timedelta(days=1))
-            .not_valid_after(not_after or now + dt.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        builder = leaf_builder(
+            names, key.public_key(), self.issuer.cert.subject if not self_signed else _subject(names),
+            not_before=not_before or now - dt.timedelta(days=1), not_after=not_after or now + dt.timedelta(days=365),
+            issuer_key=None if self_signed else self.issuer.key.public_key(),
         )
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        if not self_signed:
-            builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.issuer.key.public_key()), critical=False
-            )
         sign_key = key if self_signed else self.issuer.key
         if isinstance(hash_alg, hashes.SHA1 | hashes.MD5):
             return Issued(sign_legacy(builder, sign_key, hash_alg), key)
@@ -111,35 +92,16 @@ class Authority:
         return pem
 
 
+def _subject(names: tuple[str, ...]) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else "leaf")])
+
+
 def _ca(name: str, parent: Issued | None) -> Issued:
     key = make_key("ec", 256)
-    now = _now()
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(parent.cert.subject if parent else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=30))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None if parent is None else 0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    if parent is not None:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(parent.key.public_key()), critical=False
-        )
-    cert = builder.sign(parent.key if parent else key, hashes.SHA256())
-    return Issued(cert, key)
+    builder = ca_builder(name, key.public_key(), issuer=parent.cert if parent else None,
+                         issuer_key=parent.key.public_key() if parent else None, days=3650,
+                         path_length=None if parent is None else 0)
+    return Issued(builder.sign(parent.key if parent else key, hashes.SHA256()), key)
 
 
 # cryptography (>= 45) refuses to sign with SHA-1 or MD5, so such certificates are

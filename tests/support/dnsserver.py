@@ -2,7 +2,8 @@
 
 ``--local=/test/`` (and any extra zones) makes dnsmasq answer NXDOMAIN/NODATA
 itself instead of REFUSED, and with ``--no-resolv`` nothing is ever forwarded
-off the machine.
+off the machine. The names and addresses are a :class:`agent.demo.dns.Zone`, the
+demo lab's zone type (the lab serves its zone itself, without dnsmasq).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 import dns.message
 import dns.query
 import dns.rcode
+
+from agent.demo.dns import Zone
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
@@ -36,8 +39,9 @@ class DnsServer:
         listen: str = "127.0.0.1",
         extra_args: Sequence[str] = (),  # more dnsmasq options (--mx-host=, --txt-record=)
     ) -> None:
-        self.records = {k: [v] if isinstance(v, str) else list(v) for k, v in (records or {}).items()}
-        self.cnames = dict(cnames or {})
+        self.zone = Zone.of(records, cnames)
+        self.records = {k: list(v) for k, v in self.zone.records.items()}
+        self.cnames = dict(self.zone.cnames)
         self.zones = list(zones)
         self.listen = listen
         self.extra_args = list(extra_args)

@@ -2,7 +2,7 @@
 
 * :func:`http_sink`: a threaded HTTP server recording every POST (Apprise's ``json://``
   and ``form://``). ``fail_first`` answers that many requests with 500 before it
-  recovers, to exercise retries.
+  recovers, to exercise retries. It is the demo lab's sink (:mod:`agent.demo.sink`).
 * :func:`smtp_sink`: a minimal SMTP server (EHLO, AUTH PLAIN/LOGIN, MAIL, RCPT, DATA,
   RSET, NOOP, QUIT) recording each message, behind Apprise's ``mailto://``. Python 3.12
   removed ``smtpd``; this is the few verbs a client needs and nothing else.
@@ -13,92 +13,24 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
-import json
 import socketserver
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-
-@dataclass
-class Posted:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int  # what the sink answered
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class HttpSink:
-    host: str
-    port: int
-    fail_first: int = 0
-    posts: list[Posted] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def url(self, scheme: str = "json", userinfo: str = "") -> str:
-        auth = f"{userinfo}@" if userinfo else ""
-        return f"{scheme}://{auth}{self.host}:{self.port}/"
-
-    @property
-    def delivered(self) -> list[Posted]:
-        """The posts answered with success."""
-        with self.lock:
-            return [p for p in self.posts if p.status < 300]
-
-    def messages(self) -> list[dict[str, Any]]:
-        """Delivered ``json://`` payloads: {"title", "message", "type", ...}."""
-        return [p.json() for p in self.delivered]
-
-
-class _SinkHandler(BaseHTTPRequestHandler):
-    server: _SinkServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
-        sink = self.server.sink
-        with sink.lock:
-            failing = len(sink.posts) < sink.fail_first
-            status = 500 if failing else 200
-            sink.posts.append(Posted(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status))
-        reply = b'{"error": "sink down"}' if failing else b"{}"
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-
-class _SinkServer(ThreadingHTTPServer):
-    daemon_threads = True
-    sink: HttpSink
+from agent.demo.sink import Sink as HttpSink
 
 
 @contextmanager
 def http_sink(host: str = "127.0.0.1", *, fail_first: int = 0) -> Iterator[HttpSink]:
-    srv = _SinkServer((host, 0), _SinkHandler)
-    sink = HttpSink(host, int(srv.server_address[1]), fail_first)
-    srv.sink = sink
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    sink = HttpSink(None, host, fail_first=fail_first)
+    sink.start("posture-test-sink")
     try:
         yield sink
     finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(2)
+        sink.stop()
 
 
 # ---------------------------------------------------------------- SMTP

@@ -1,0 +1,175 @@
+"""The scan service: what ``posture scan``, ``posture demo``, ``run --once`` and the daemon share.
+
+A caller says what it wants in a :class:`ScanRequest` (the command builds it from its
+arguments; the scheduler asks for the defaults with ``Trigger.SCHEDULED``);
+:func:`scan_options` turns it and the session's config into the runner's
+:class:`~agent.scanning.runner.ScanOptions`, refusing bad input in one line;
+:func:`select_assets` picks the assets a scan covers; :func:`scan_and_store` scans them
+and stores each scan as it finishes; :func:`register_assets` stores the configured assets
+(a new one counts for cadence from the moment it is registered).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from agent.errors import UsageError
+from agent.targets import AssetSpec, parse_target_url
+from state.records import Trigger
+from vocab import AssetKind
+
+if TYPE_CHECKING:
+    from agent.scanning.runner import ScanOptions, ScanOutcome
+    from agent.session import Session
+    from state.store import Store
+    from state.views import AssetInfo
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What a caller asks of a scan beyond the config (each None: the config's, or every probe)."""
+
+    probes: tuple[str, ...] | None = None  # None: every probe that applies (only then a full scan)
+    ca_bundle: str | None = None  # extra trust anchors (PEM), over [agent] ca_bundle
+    resolver: str | None = None  # IP[:PORT], over [agent] resolver
+    force_active: bool = False  # send active probes even in quiet hours (recorded)
+    trigger: Trigger = Trigger.MANUAL
+
+
+def bare_host(raw: str) -> str:
+    """A bare host name (``www.example.test``, ``host:8443``, ``host/path``) means ``https://host/``."""
+    text = raw.strip()
+    if text and "://" not in text:
+        return f"https://{text}"
+    return raw
+
+
+def select_assets(session: Session, urls: list[str]) -> list[AssetSpec]:
+    """The configured assets named by ``urls`` (or all of them); an unconfigured URL is scanned ad hoc."""
+    configured = session.config.asset_specs()
+    if not urls:
+        if not configured:
+            raise UsageError("no URL given and no assets configured (see posture config check)")
+        return configured
+    by_url = {a.url.normalised: a for a in configured}
+    specs: list[AssetSpec] = []
+    for raw in urls:
+        parsed = parse_target_url(bare_host(raw))
+        spec = by_url.get(parsed.normalised) or AssetSpec(
+            name=parsed.normalised, url=parsed, kind=AssetKind.WEBSITE, configured=False
+        )
+        if spec.name not in {s.name for s in specs}:
+            specs.append(spec)
+    return specs
+
+
+def scan_options(session: Session, request: ScanRequest) -> ScanOptions:
+    """The runner's options for ``request`` under the session's config; UsageError on bad input."""
+    from agent import __version__
+    from agent.scanning.quiet_policy import QuietPolicy
+    from agent.scanning.runner import ScanOptions, make_clock
+    from probes.base import Limits
+    from probes.registry import probe_names
+
+    cfg = session.config
+    if request.probes:
+        unknown = [p for p in request.probes if p not in probe_names()]
+        if unknown:
+            raise UsageError(f"unknown probe {unknown[0]!r} (known: {', '.join(probe_names())})")
+    ca_bundle = request.ca_bundle or cfg.agent.ca_bundle
+    if ca_bundle:
+        from probes.files import DATA_MAX, FileRefused, read_capped
+
+        try:
+            read_capped(ca_bundle, DATA_MAX)
+        except FileRefused as exc:
+            raise UsageError(f"{'--ca-bundle' if request.ca_bundle else 'agent.ca_bundle (config)'}: {exc}") from None
+    resolver = request.resolver or cfg.agent.resolver
+    if resolver:
+        from probes.net.dns import parse_resolver
+
+        try:
+            parse_resolver(resolver)
+        except ValueError:
+            raise UsageError(f"--resolver must be IP[:PORT], got {resolver!r}") from None
+    limits = Limits(
+        request_deadline=cfg.agent.request_timeout,
+        probe_deadline=cfg.agent.probe_timeout,
+        per_host_concurrency=cfg.agent.per_host_concurrency,
+        host_budget=cfg.agent.host_budget,
+    )
+    from probes.net.scope import ALLOW_ENV, AddressLimits, env_allow
+
+    try:
+        from_env = env_allow()
+    except ValueError as exc:
+        raise UsageError(f"{ALLOW_ENV}: {exc}") from None
+    allow = tuple(dict.fromkeys([*cfg.agent.allow_addresses, *(str(n) for n in from_env)]))
+    return ScanOptions(
+        clock=make_clock(session.now),
+        config_hash=session.config_hash,
+        posture_version=__version__,
+        probes=tuple(dict.fromkeys(request.probes)) if request.probes else None,
+        resolver=resolver,
+        ca_bundle=ca_bundle,
+        limits=limits,
+        settings=probe_settings(cfg),
+        severity_overrides=dict(cfg.severity),
+        concurrency=cfg.agent.concurrency,
+        force_active=request.force_active,
+        trigger=request.trigger,
+        quiet=QuietPolicy.from_config(cfg).reason,
+        allow=allow,
+        # One per command: every scan and job it runs shares these per-address limits.
+        address_limits=AddressLimits(limits.per_host_concurrency, limits.host_budget, window=limits.budget_window),
+    )
+
+
+def probe_settings(cfg: Any) -> dict[str, dict[str, Any]]:
+    """The config's probe sections, plus a refreshed end-of-life file when one exists."""
+    from agent.scanning.eol_file import data_in_use
+
+    settings: dict[str, dict[str, Any]] = cfg.probe_settings()
+    eol = data_in_use(cfg.ports.eol_data)
+    if eol:
+        settings["ports"] = {**settings.get("ports", {}), "eol_data": eol}
+    return settings
+
+
+def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, *,
+                   on_progress: Callable[[int, int], None] | None = None) -> list[ScanOutcome]:
+    """Scan ``specs`` with ``opts`` (from :func:`scan_options`), storing each scan as it finishes.
+
+    Returns the runner's ScanOutcomes in ``specs`` order; ``on_progress(done, total)`` after each.
+    """
+    import asyncio
+
+    from agent.scanning.runner import Scanner
+
+    store = session.open_store()
+
+    def on_done(outcome: ScanOutcome) -> None:
+        outcome.stored = store.record_scan(outcome.record)
+
+    async def go() -> list[ScanOutcome]:
+        scanner = Scanner(opts)
+        try:
+            return await scanner.scan_many(specs, on_done=on_done, on_progress=on_progress)
+        finally:
+            await scanner.aclose()
+
+    try:
+        return asyncio.run(go())
+    finally:
+        store.close()
+
+
+def register_assets(store: Store, specs: Iterable[AssetSpec], now: datetime) -> dict[str, AssetInfo]:
+    """Store every configured asset (new ones count for cadence from now); name -> stored info."""
+    from agent.scanning.runner import asset_record
+
+    return {spec.name: store.upsert_asset(asset_record(spec), now) for spec in specs}
+
