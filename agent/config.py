@@ -39,13 +39,6 @@ class AgentSection(_Strict):
     # Networks the address policy lets through (loopback, private, ... are refused otherwise).
     allow_addresses: list[str] = Field(default_factory=list)
 
-    @field_validator("kind")
-    @classmethod
-    def _kind(cls, v: AssetKind) -> AssetKind:
-        if v is AssetKind.WATCH:
-            raise ValueError("'watch' is the phishing watch's own kind: use website, trading or api")
-        return v
-
     @field_validator("allow_addresses")
     @classmethod
     def _allow(cls, v: list[str]) -> list[str]:
@@ -311,6 +304,13 @@ class AssetSection(_Strict):
     allow_addresses: list[str] = Field(default_factory=list)  # added to [agent] allow_addresses
     addresses: list[str] | None = None  # expected addresses/networks: DNS answers outside are refused
     origins: list[str] = Field(default_factory=list)  # other origins the asset's pages may reach
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: AssetKind) -> AssetKind:
+        if v is AssetKind.WATCH:
+            raise ValueError("'watch' is the phishing watch's own kind: use website, trading or api")
+        return v
 
     @field_validator("allow_addresses")
     @classmethod
