@@ -9,11 +9,25 @@ for fixed on its word, but what it did find is still reported.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from probes.base import ErrorKind, Finding, ProbeError, ProbeResult, RunStatus, Severity
 from probes.watch.mail import judge_dmarc, judge_spf
 from probes.watch.model import LOOKALIKE_RUN, MAIL_RUN, DomainObservation, Settings
+
+
+class WatchCheck(enum.StrEnum):
+    """The check IDs the watch can raise (catalog entries under NSG-18.2)."""
+
+    LOOKALIKE = "phishing.lookalike"
+    SPF_MISSING = "email.spf.missing"
+    SPF_WEAK = "email.spf.weak"
+    DMARC_MISSING = "email.dmarc.missing"
+    DMARC_WEAK = "email.dmarc.weak"
+
+
+CHECKS: frozenset[str] = frozenset(c.value for c in WatchCheck)
 
 
 def judge_lookalikes(obs: DomainObservation, settings: Settings) -> tuple[ProbeResult, frozenset[str]]:
@@ -44,7 +58,7 @@ def judge_lookalikes(obs: DomainObservation, settings: Settings) -> tuple[ProbeR
         if cand.unicode:
             evidence["unicode"] = cand.unicode
         findings.append(Finding(
-            "phishing.lookalike", cand.name, evidence,
+            WatchCheck.LOOKALIKE.value, cand.name, evidence,
             severity=Severity.HIGH if has_mx else None,
             severity_reason="it has MX records: it can send and receive mail as the firm" if has_mx else None,
         ))
@@ -75,7 +89,7 @@ def judge_mail(obs: DomainObservation) -> ProbeResult:
         spf = judge_spf(mail.apex_txt)
         observations["spf"] = {"records": list(spf.records), "verdict": spf.verdict, "reason": spf.reason}
         if spf.verdict != "ok":
-            findings.append(Finding(f"email.spf.{spf.verdict}", obs.domain,
+            findings.append(Finding(WatchCheck(f"email.spf.{spf.verdict}").value, obs.domain,
                                     {"domain": obs.domain, "records": list(spf.records), "reason": spf.reason}))
     if mail.dmarc_error:
         errors.append(mail.dmarc_error)
@@ -84,7 +98,7 @@ def judge_mail(obs: DomainObservation) -> ProbeResult:
         observations["dmarc"] = {"name": f"_dmarc.{obs.domain}", "records": list(dmarc.records),
                                  "verdict": dmarc.verdict, "reason": dmarc.reason}
         if dmarc.verdict != "ok":
-            findings.append(Finding(f"email.dmarc.{dmarc.verdict}", obs.domain,
+            findings.append(Finding(WatchCheck(f"email.dmarc.{dmarc.verdict}").value, obs.domain,
                                     {"domain": obs.domain, "records": list(dmarc.records), "reason": dmarc.reason}))
     if errors:
         error = ProbeError(MAIL_RUN, ErrorKind.DNS, "; ".join(errors)[:300])

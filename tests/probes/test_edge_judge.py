@@ -99,18 +99,18 @@ ISSUE_16_CNAMES = [
 
 
 @pytest.mark.parametrize("vendor", ISSUE_16_VENDORS)
-def test_every_vendor_of_issue_16_has_a_conclusive_signature(vendor: str) -> None:
+def test_every_vendor_in_front_of_taiwan_finance_has_a_conclusive_signature(vendor: str) -> None:
     assert [s for s in ALL if s.vendor == vendor and s.conclusive], vendor
 
 
 @pytest.mark.parametrize("suffix", ISSUE_16_CNAMES)
-def test_cname_suffixes_of_issue_16(suffix: str) -> None:
+def test_cname_suffixes_of_taiwan_finance_cdns(suffix: str) -> None:
     verdict = detect(Response(RequestKind.BASELINE, URL, 200), (), ("www.broker.test", f"e1.{suffix}"), SIGS)
     assert verdict.cdn_vendors, f"{suffix} names no CDN"
 
 
 @pytest.mark.parametrize("issue_name", sorted(ISSUE_VENDORS))
-def test_every_vendor_of_the_issue_has_a_conclusive_signature(issue_name: str) -> None:
+def test_every_required_vendor_has_a_conclusive_signature(issue_name: str) -> None:
     for vendor in ISSUE_VENDORS[issue_name]:
         conclusive = [s for s in ALL if s.vendor == vendor and s.conclusive]
         assert conclusive, f"{issue_name}: no conclusive signature for {vendor}"
@@ -124,7 +124,7 @@ ISSUE_CNAMES = [
 
 
 @pytest.mark.parametrize("suffix", ISSUE_CNAMES)
-def test_cname_suffixes_of_the_issue(suffix: str) -> None:
+def test_required_cname_suffixes(suffix: str) -> None:
     chain = ("www.broker.test", f"E1234.Edge.{suffix.upper()}.")
     verdict = detect(Response(RequestKind.BASELINE, URL, 200), (), chain, SIGS)
     assert verdict.cdn_vendors, f"{suffix} names no CDN"

@@ -206,7 +206,7 @@ def test_eol_findings_nothing_when_all_supported() -> None:
 # ------------------------------------------------------------ the data file
 
 
-def test_shipped_data_covers_the_issue_products_with_sources() -> None:
+def test_shipped_data_covers_the_required_products_with_sources() -> None:
     assert {"nginx", "apache-http-server", "iis", "windows-server", "tomcat", "php", "openssl", "openssh",
             "nodejs", "python", "jquery"} <= set(DATA.products)
     assert DATA.source and DATA.updated

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,12 +75,13 @@ def test_signature_file_is_valid_and_every_entry_has_its_source() -> None:
         assert sig.framework, sig.id
 
 
-def test_the_issue_lists_are_covered() -> None:
-    frameworks = " ".join(s.framework for s in SIGS.signatures).lower()
+def test_every_required_framework_has_a_signature() -> None:
+    # Whole words only: "go" must not be found inside "django", nor "java" inside "javascript".
+    frameworks = " | ".join(s.framework for s in SIGS.signatures).lower()
     for name in ("django", "werkzeug", "laravel", "ignition", "whoops", "symfony", "asp.net", "iis", "spring",
-                 "tomcat", "rails", "python", "java", ".net", "node", "php", "ruby", "go", "mysql",
+                 "tomcat", "rails", "python", "java", ".net", "node.js", "php", "ruby", "go", "mysql",
                  "postgresql", "sql server", "oracle", "sqlite"):
-        assert name in frameworks, name
+        assert re.search(rf"(?<![a-z0-9.]){re.escape(name)}(?![a-z0-9])", frameworks), name
 
 
 @pytest.mark.parametrize(

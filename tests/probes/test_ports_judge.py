@@ -163,7 +163,7 @@ def test_port_table_classes(port: int, klass: str) -> None:
     assert TABLE.ports[port].source
 
 
-def test_port_table_severities_follow_the_issue() -> None:
+def test_port_table_severities_follow_the_risk_classes() -> None:
     high = {k for k, c in TABLE.classes.items() if c.severity is Severity.HIGH}
     assert high == {"remote_admin", "database", "file_sharing"}
     assert all(c.severity is Severity.MEDIUM for k, c in TABLE.classes.items() if k not in high)

@@ -11,7 +11,7 @@ from probes.watch.mail import judge_dmarc, judge_spf
 from probes.watch.model import Candidate, DomainObservation, Lookup, MailRecords, Settings
 
 
-def test_candidates_cover_the_issue_s_kinds_in_one_normal_form() -> None:
+def test_candidates_cover_every_permutation_kind_in_one_normal_form() -> None:
     s = Settings(domains=("broker.com.tw",))
     by_name = {c.name: c for c in candidates("BROKER.com.tw.", s)}
     for name in ("broker.com", "broker.net", "broker.tw", "broker.xn--kpry57d",  # TLD swaps (.台灣)
