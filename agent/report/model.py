@@ -26,6 +26,7 @@ class ReportFormat(enum.StrEnum):
     HTML = "html"
     CSV = "csv"
     JSON = "json"
+    PDF = "pdf"  # the HTML printed by Chromium
 
 
 @dataclass(frozen=True)
