@@ -65,6 +65,7 @@ def receives(channel: Any, language: str, digest_schedule: str) -> str:
     if channel.wants("digest"):
         when = (i18n.t(language, "digest_off") if digest_schedule == "off"
                 else i18n.t(language, "digest_when", schedule=digest_schedule))
-        parts.append(f"{i18n.t(language, 'event_digest')} {when}")
+        space = "" if i18n.lang_of(language) == "zh-TW" else " "
+        parts.append(f"{i18n.t(language, 'event_digest')}{space}{when}")
     sep = "；" if i18n.lang_of(language) == "zh-TW" else "; "
     return sep.join(parts) or i18n.t(language, "test_none")
