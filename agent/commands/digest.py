@@ -14,7 +14,7 @@ def register(sub: Any) -> None:
     p.add_argument("--send", action="store_true", help="send it to every channel that takes the digest")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--lang", choices=("zh-TW", "en"), help="language of the text (default: zh-TW)")
-    p.add_argument("--asset", metavar="NAME", help="only this asset, every section in full (text)")
+    p.add_argument("--asset", metavar="NAME", help="only this asset, every section in full")
     p.add_argument("--section", metavar="KEY",
                    help="only this section of each asset, in full, no summary (text): new, fixed, config, "
                         "decisions, scans, overdue, soon, certs, accepted, open, cadence; what a "
@@ -46,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
         built = digest.build(cfg, store, now, catalog)
         failed = send(session, store, built, now) if args.send else []
     if args.format == "json":
-        dump_json(built.to_json())
+        doc = built.to_json()
+        if args.asset is not None:
+            doc["assets"] = [a for a in doc["assets"] if a["asset"] == args.asset]
+        dump_json(doc)
     else:
         from agent.notify.digest_text import render_text
 

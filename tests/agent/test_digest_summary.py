@@ -161,3 +161,10 @@ def test_quiet_week_lists_no_asset(sqlite_url: str, tmp_path: Path, capsys: pyte
     assert "0 項有事項列於下方，其餘 50 項本週無變動、無待辦" in text
     code, text, _ = cli(capsys, cfg, sqlite_url, "digest", "--all")
     assert len(listed_assets(text)) == 50
+    code, text, _ = cli(capsys, cfg, sqlite_url, "digest", "--asset", "a07")
+    assert listed_assets(text) == ["a07"] and "本週無變動、無待辦" in text
+    code, out, _ = cli(capsys, cfg, sqlite_url, "digest", "--asset", "a07", "--format", "json")
+    assert [a["asset"] for a in json.loads(out)["assets"]] == ["a07"]
+    for bad in (["--asset", "nope"], ["--section", "everything"]):
+        code, out, err = cli(capsys, cfg, sqlite_url, "digest", *bad)
+        assert code == 2 and out == "" and err.count("\n") == 1, err
