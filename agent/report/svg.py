@@ -153,8 +153,8 @@ def _points_chart(points: Sequence[SeriesPoint], tz: str, labels: dict[str, str]
         if value.total == 0:
             parts.append(f'<circle cx="{cx:.1f}" cy="{y(0):.1f}" r="6" fill="#fff" stroke="#111827" '
                          'class="point"><title>0</title></circle>')
-        parts.append(f'<text x="{cx:.1f}" y="{y(value.total) - 10:.1f}" text-anchor="middle" font-size="12" '
-                     f'font-weight="600" fill="#111827">{value.total}</text>')
+        parts.append(f'<text x="{cx + 10:.1f}" y="{y(value.total) + 4:.1f}" text-anchor="start" font-size="12" '
+                     f'font-weight="600" fill="#111827">{value.total}</text>')  # beside the top point, never clipped
     parts.extend(_legend(labels))
     parts.append("</svg>")
     return "".join(parts)
