@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
     p.add_argument("--db", dest="demo_db", metavar="URL",
                    help="store the scans here (default: a new SQLite file in the demo's directory)")
     p.add_argument("--report", metavar="FILE",
-                   help="write the evidence report here (.html, .csv or .json; default: the demo's directory)")
+                   help="write the evidence report here (.html, .csv, .json or .pdf; default: the demo's directory)")
     p.set_defaults(func=run)
 
 
@@ -198,7 +198,7 @@ def _report(config: Path, db_url: str, report: Path, now: str | None) -> bool:
 
     tz = load_config(str(config))[0].agent.timezone
     day = (parse_now(now, tz) or datetime.now(ZoneInfo(tz))).astimezone(ZoneInfo(tz)).date().isoformat()
-    fmt = {".csv": "csv", ".json": "json"}.get(report.suffix.lower(), "html")
+    fmt = {".csv": "csv", ".json": "json", ".pdf": "pdf"}.get(report.suffix.lower(), "html")
     code, _ = _posture(["--config", str(config), "--db", db_url, "report", "--from", day, "--to", day,
                         "--format", fmt, "--lang", "en", "-o", str(report)], now)
     if code == 0:

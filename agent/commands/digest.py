@@ -14,6 +14,13 @@ def register(sub: Any) -> None:
     p.add_argument("--send", action="store_true", help="send it to every channel that takes the digest")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--lang", choices=("zh-TW", "en"), help="language of the text (default: zh-TW)")
+    p.add_argument("--asset", metavar="NAME", help="only this asset, every section in full")
+    p.add_argument("--section", metavar="KEY",
+                   help="only this section of each asset, in full, no summary (text): new, fixed, config, "
+                        "decisions, scans, overdue, soon, certs, accepted, open, cadence; what a "
+                        "\"N more not listed\" line points to")
+    p.add_argument("--all", dest="everything", action="store_true",
+                   help="list every asset, also those with nothing to report (text)")
     p.set_defaults(func=run)
 
 
@@ -28,15 +35,28 @@ def run(args: argparse.Namespace) -> int:
     if not cfg.assets and not cfg.watch.domains:
         raise UsageError("no assets configured: the digest covers configured assets and watched domains "
                          "(see posture config check)")
+    from agent.notify.digest_text import SECTIONS
+    from agent.scanning.watch import watch_names
+
+    if args.section is not None and args.section not in SECTIONS:
+        raise UsageError(f"--section {args.section!r}: the sections are {', '.join(SECTIONS)}")
+    if args.asset is not None and args.asset not in {*(spec.name for spec in cfg.asset_specs()), *watch_names(cfg)}:
+        raise UsageError(f"no configured asset named {args.asset!r} (the digest covers configured assets)")
     now = session.clock_now()
     catalog = load_catalog()
     with session.open_store() as store:
         built = digest.build(cfg, store, now, catalog)
         failed = send(session, store, built, now) if args.send else []
     if args.format == "json":
-        dump_json(built.to_json())
+        doc = built.to_json()
+        if args.asset is not None:
+            doc["assets"] = [a for a in doc["assets"] if a["asset"] == args.asset]
+        dump_json(doc)
     else:
-        print(digest.render_text(built, args.lang or "zh-TW"), end="")
+        from agent.notify.digest_text import render_text
+
+        print(render_text(built, args.lang or "zh-TW", everything=args.everything, asset=args.asset,
+                          section=args.section), end="")
     for d in failed:
         sys.stderr.write(f"posture: digest to {d.channel} failed: {d.error}\n")
     return 1 if failed else 0

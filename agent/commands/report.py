@@ -1,4 +1,4 @@
-"""``posture report``: the evidence report for the half-yearly declaration (HTML, CSV or JSON)."""
+"""``posture report``: the evidence report for the half-yearly declaration (HTML, PDF, CSV or JSON)."""
 
 from __future__ import annotations
 
@@ -28,11 +28,12 @@ def register(sub: Any) -> None:
     p.add_argument("--from", dest="since", metavar="DATE", help=_PERIOD_HELP)
     p.add_argument("--to", dest="until", metavar="DATE", help="period end, that day included (default: see --from)")
     p.add_argument("--asset", metavar="NAME", help="only this asset")
-    p.add_argument("--format", choices=("html", "csv", "json"),
-                   help="html, csv or json (default: from the -o file's extension, else html)")
+    p.add_argument("--format", choices=("html", "pdf", "csv", "json"),
+                   help="html, pdf (the HTML printed by Chromium, CJK fonts embedded; needs -o), csv or json "
+                        "(default: from the -o file's extension, else html)")
     p.add_argument("--lang", choices=("zh-TW", "en"), default="zh-TW", help="labels and titles (default zh-TW)")
     p.add_argument("-o", "--output", metavar="FILE",
-                   help="write here instead of stdout; .html, .csv or .json picks the format "
+                   help="write here instead of stdout; .html, .pdf, .csv or .json picks the format "
                         "(a CSV file starts with a UTF-8 BOM for spreadsheets)")
     p.set_defaults(func=run)
 
@@ -46,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     from probes.catalog import load_catalog
 
     fmt = output_format(args.format, args.output)
+    if fmt is ReportFormat.PDF and not args.output:
+        from agent.errors import UsageError
+
+        raise UsageError("report: a PDF is written to a file: give -o FILE.pdf")
     session = Session.from_args(args)
     now = session.clock_now()
     period = resolve_period(args.since, args.until, now, session.config.agent.timezone)
@@ -74,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
         from agent.report.html import render_html
 
         text = render_html(data, lang)
+    if fmt is ReportFormat.PDF:
+        from agent.report.pdf import render_pdf
+
+        _write_bytes(args.output, render_pdf(text, session.config.social.chromium))
+        return 0
     if args.output:
         _write(args.output, text, bom=fmt is ReportFormat.CSV)
     else:
@@ -111,6 +121,10 @@ def output_format(given: str | None, output: str | None) -> ReportFormat:
 
 def _write(path: str, text: str, *, bom: bool) -> None:
     """Write whole or not at all: a half-written report must never pass for evidence."""
+    _write_bytes(path, text.encode("utf-8-sig" if bom else "utf-8"))
+
+
+def _write_bytes(path: str, content: bytes) -> None:
     import os
     import tempfile
     from pathlib import Path
@@ -123,8 +137,8 @@ def _write(path: str, text: str, *, bom: bool) -> None:
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as out:
-            out.write(text)
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; a report is meant to be handed on

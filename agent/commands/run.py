@@ -60,10 +60,14 @@ def print_report(report: Any, tz: str) -> None:
         print(f"  {w.asset}: waiting until {moment(w.until, tz)} ({w.reason}{detail})")
     if not report.scans and not report.waiting:
         print("  no scan due")
-    if report.alerts_recorded:
-        print(f"  {report.alerts_recorded} new alert condition(s)")
+    # What was sent, counted as the channel received it: the alerts in its message, not conditions logged
+    # (one alert logged for two channels is two log rows, but each channel gets it once).
     for d in report.deliveries:
-        outcome = "sent" if d.ok else "FAILED"
-        print(f"  {d.event.value} to {d.channel}: {outcome} ({d.items} item(s))")
+        what = f"{d.items} alert(s)" if d.event.value == "alert" else "the digest"
+        if d.ok:
+            print(f"  sent {what} to {d.channel}")
+        else:
+            retry = f", retry after {moment(d.retry_at, tz)}" if d.retry_at else ""
+            print(f"  NOT sent: {what} to {d.channel} (failed{retry})")
     if report.digest_firing is not None:
         print(f"  digest due for the firing at {moment(report.digest_firing, tz)}")

@@ -121,6 +121,10 @@ def _line(a: Alert, lang: str, tz: str, catalog: Catalog) -> str:
                       key=d.get("key", ""), id=d.get("finding_id"))
         return line + (i18n.t(lang, "reopened") if d.get("reopened") else "")
     if a.kind is AlertKind.DEADLINE_MISSED:
+        if int(d.get("days_over") or 0) < 1:  # past the deadline by hours: never "0 day(s) overdue"
+            return i18n.t(lang, "deadline_today_line", sev=sev, asset=a.asset, title=title, check=a.check_id,
+                          key=d.get("key", ""), id=d.get("finding_id"),
+                          due=i18n.day(_parse(d.get("due")), tz, lang))
         return i18n.t(lang, "deadline_line", sev=sev, asset=a.asset, title=title, check=a.check_id,
                       key=d.get("key", ""), id=d.get("finding_id"), due=i18n.day(_parse(d.get("due")), tz, lang),
                       days=d.get("days_over"))
@@ -129,6 +133,8 @@ def _line(a: Alert, lang: str, tz: str, catalog: Catalog) -> str:
     left = int(d.get("days_left", 0))
     room = i18n.t(lang, "no_room", why=d["no_room"]) if d.get("no_room") else ""
     if a.kind is AlertKind.CADENCE_OVERDUE:
+        if left >= 0:
+            return i18n.t(lang, "cadence_overdue_today_line", asset=a.asset, title=title, due=due, last=last) + room
         return i18n.t(lang, "cadence_overdue_line", asset=a.asset, title=title, due=due, days=-left, last=last) + room
     return i18n.t(lang, "cadence_warning_line", asset=a.asset, due=due, days=left, last=last) + room
 
@@ -163,9 +169,9 @@ def message(alerts: Sequence[Alert], language: str, tz: str, catalog: Catalog, c
             line = _line(a, lang, tz, catalog)
             text.append(f"- {line}")
             md.append(f"- {md_escape(line)}")
-    hidden = len(alerts) - len(listed)
-    if hidden > 0:
-        more = i18n.t(lang, "more", n=hidden)
+    hidden = ordered(alerts)[cap:]
+    if hidden:
+        more = _more(hidden, lang)
         text += ["", more]
         md += ["", md_escape(more)]
     worst = max((severity_rank(a.severity) for a in alerts), default=0)
@@ -181,6 +187,19 @@ def _calendar_heading(lang: str, n: int) -> str:
     from agent.notify.duty_alerts import heading
 
     return heading(lang, n)
+def _more(hidden: Sequence[Alert], lang: str) -> str:
+    """How many were left out, and exactly which: finding ids (``posture findings show ID``) and assets."""
+    sep = "、" if lang == "zh-TW" else ", "
+    ids = list(dict.fromkeys(str(a.detail.get("finding_id")) for a in hidden
+                             if a.kind in (AlertKind.NEW_FINDING, AlertKind.DEADLINE_MISSED)))
+    assets = list(dict.fromkeys(a.asset for a in hidden
+                                if a.kind in (AlertKind.CADENCE_OVERDUE, AlertKind.CADENCE_WARNING)))
+    parts = []
+    if ids:
+        parts.append(i18n.t(lang, "more_findings", ids=sep.join(f"#{i}" for i in ids)))
+    if assets:
+        parts.append(i18n.t(lang, "more_cadence", assets=sep.join(assets)))
+    return i18n.t(lang, "more", n=len(hidden), which=("；" if lang == "zh-TW" else "; ").join(parts))
 
 
 def md_escape(text: str) -> str:

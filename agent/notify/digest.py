@@ -7,14 +7,13 @@ Traditional Chinese or English.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agent.notify import i18n
 from agent.notify.channels import Message
-from agent.notify.duty_alerts import calendar_heading, calendar_lines
 from agent.tracking.duties import status_json
 from schedules.due import DueState, due_state
 from schedules.remediation import CadenceState
@@ -29,6 +28,9 @@ if TYPE_CHECKING:
     from state.store import Store
     from state.views import AssetInfo, EventInfo, FindingInfo
 
+SEVERITIES = tuple(s.value for s in SEVERITY_ORDER)  # worst first (the one order: vocab)
+# The decisions (and configuration changes) the digest reports, in the order it lists them.
+DECISIONS = ("accepted", "false_positive", "reopened", "resolved_by_config", "acceptance_expired")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,35 @@ class Line:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """A person's decision on a finding this week (or configuration resolving it): who, when, why, until."""
+
+    line: Line
+    kind: str  # accepted | false_positive | reopened | resolved_by_config | acceptance_expired
+    at: datetime
+    by: str | None
+    reason: str | None
+    until: str | None  # accepted: the end as the person typed it
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.line.to_json(), "decision": self.kind, "at": self.at.isoformat(), "by": self.by,
+                "reason": self.reason, **({"until": self.until} if self.until is not None else {})}
+
+
+@dataclass(frozen=True)
+class ScanProblem:
+    """A scan this week that did not give a complete record: failed (unreachable), interrupted or partial."""
+
+    id: int
+    at: datetime
+    status: str
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scan_id": self.id, "started_at": self.at.isoformat(), "status": self.status, "error": self.error}
+
+
+@dataclass(frozen=True)
 class AssetDigest:
     name: str
     url: str
@@ -73,6 +104,18 @@ class AssetDigest:
     due_soon: tuple[Line, ...]
     certificates: tuple[CertExpiry, ...]
     cadence: AssetCadence
+    decisions: tuple[Decision, ...] = ()
+    scan_problems: tuple[ScanProblem, ...] = ()
+
+    @property
+    def cadence_at_risk(self) -> bool:
+        return self.cadence.cadence.state is not CadenceState.OK or bool(self.cadence.no_room)
+
+    @property
+    def has_news(self) -> bool:
+        """Something a manager should read: the digest's text lists only these assets."""
+        return bool(self.new or self.fixed or self.resolved_by_config or self.decisions or self.scan_problems
+                    or self.overdue or self.due_soon or self.certificates or self.cadence_at_risk)
 
     def to_json(self) -> dict[str, Any]:
         c = self.cadence.cadence
@@ -81,6 +124,9 @@ class AssetDigest:
             "new": [x.to_json() for x in self.new], "fixed": [x.to_json() for x in self.fixed],
             "resolved_by_config": [x.to_json() for x in self.resolved_by_config],
             "accepted": [x.to_json() for x in self.accepted],
+            "decisions": [x.to_json() for x in self.decisions],
+            "scan_problems": [x.to_json() for x in self.scan_problems],
+            "has_news": self.has_news,
             "open_by_severity": dict(self.open_by_severity),
             "overdue": [x.to_json() for x in self.overdue], "due_soon": [x.to_json() for x in self.due_soon],
             "certificates_expiring": [
@@ -121,6 +167,11 @@ class Digest:
             "cadence_warning": sum(a.cadence.cadence.state is CadenceState.WARNING for a in self.assets),
             "cadence_never_scanned": sum(a.cadence.last_scan is None and a.cadence.last_external is None
                                          for a in self.assets),
+            "accepted": sum(len(a.accepted) for a in self.assets),
+            **{f"decided_{k}": sum(1 for a in self.assets for x in a.decisions if x.kind == k) for k in DECISIONS},
+            "scans_failed": sum(1 for a in self.assets for x in a.scan_problems if x.status != "partial"),
+            "scans_partial": sum(1 for a in self.assets for x in a.scan_problems if x.status == "partial"),
+            "assets_listed": sum(a.has_news for a in self.assets),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -170,6 +221,18 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
     week_events: dict[str, list[EventInfo]] = {}
     for event in evidence.events(store, since=start, until=end):
         week_events.setdefault(event.asset, []).append(event)
+    problems: dict[str, list[ScanProblem]] = {}
+    troubled = [s for s in evidence.scan_summaries(store, since=start, until=end)
+                if s.status.value in ("failed", "interrupted", "partial")]
+    why: dict[int, list[str]] = {}
+    if troubled:
+        wanted = {s.id for s in troubled}
+        for r in evidence.run_summaries(store, since=start, until=end):
+            if r.scan_id in wanted and r.status.value != "ok":
+                why.setdefault(r.scan_id, []).append(f"{r.probe}: {r.error or r.skip_reason or r.status.value}")
+    for scan in troubled:
+        reason = scan.error or "; ".join(why.get(scan.id, ())) or None
+        problems.setdefault(scan.asset, []).append(ScanProblem(scan.id, scan.started_at, scan.status.value, reason))
     by_asset: dict[str, list[FindingInfo]] = {}
     for f in everything:
         by_asset.setdefault(f.asset, []).append(f)
@@ -198,6 +261,8 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
             due_soon=tuple(line(f) for f in open_now if states[f.id] is DueState.SOON),
             certificates=tuple(certs),
             cadence=cad[name],
+            decisions=tuple(_decisions(events, by_id, line)),
+            scan_problems=tuple(problems.get(name, ()) if name in known else ()),
         ))
     return Digest(start, end, cfg.agent.timezone, tuple(assets), _duties(cfg, store, now))
 
@@ -208,136 +273,50 @@ def _duties(cfg: Config, store: Store, now: datetime) -> tuple[DutyStatus, ...]:
     return () if cfg.firm is None else tuple(calendar(cfg, store, local_day(now, cfg.agent.timezone)))
 
 
+def _decisions(events: Sequence[EventInfo], by_id: Mapping[int, FindingInfo],
+               line: Callable[[FindingInfo], Line]) -> list[Decision]:
+    """The week's decisions, oldest first: people's (scan_id None) and configuration changes.
+
+    A finding a scan reports again also "reopens", but that is a new finding for the digest,
+    not a decision: only a reopening with no scan behind it (a person undoing a decision) counts.
+    """
+    out = []
+    for e in sorted(events, key=lambda e: (e.at, e.id)):
+        kind = e.kind.value
+        if kind not in DECISIONS or e.finding_id not in by_id:
+            continue
+        if kind == "reopened" and e.scan_id is not None:
+            continue
+        d = e.detail
+        until = d.get("until_entered") or d.get("until") if kind == "accepted" else None
+        by, reason = d.get("by"), d.get("reason")
+        out.append(Decision(line(by_id[e.finding_id]), kind, e.at, by if isinstance(by, str) else None,
+                            reason if isinstance(reason, str) else None, until if isinstance(until, str) else None))
+    return out
+
+
 def _rank(f: FindingInfo) -> tuple[int, str, str]:
     return (severity_position(f.severity), f.check_id, f.key)
 
 
-# ---------------------------------------------------------------- rendering
+# ---------------------------------------------------------------- rendering (agent.notify.digest_text)
 
 
-def _finding(lang: str, x: Line, tz: str, with_due: bool) -> str:
-    sev = i18n.severity(lang, x.severity)
-    if with_due and x.due is not None:
-        return i18n.t(lang, "due_line", sev=sev, title=x.title(lang), check=x.check_id, key=x.key, id=x.id,
-                      due=i18n.day(x.due, tz, lang))
-    return i18n.t(lang, "finding_line", sev=sev, title=x.title(lang), check=x.check_id, key=x.key, id=x.id)
+def render_text(d: Digest, language: str, cap: int | None = None, *, everything: bool = False) -> str:
+    from agent.notify.digest_text import render_text as render
 
-
-def _config(lang: str, x: Line) -> str:
-    before, after = x.config or (None, None)
-    return i18n.t(lang, "config_line", sev=i18n.severity(lang, x.severity), title=x.title(lang),
-                  check=x.check_id, key=x.key, id=x.id, before=before or "?", after=after or "?")
-
-
-def _accepted(lang: str, x: Line) -> str:
-    return i18n.t(lang, "accepted_line", sev=i18n.severity(lang, x.severity), title=x.title(lang),
-                  check=x.check_id, key=x.key, id=x.id, until=x.until or "?")
-
-
-def _cadence(lang: str, a: AssetDigest, tz: str) -> str:
-    c = a.cadence.cadence
-    values = {"due": i18n.day(c.due, tz, lang), "last": i18n.day(c.last_complete, tz, lang)}
-    room = i18n.t(lang, "no_room", why=a.cadence.no_room) if a.cadence.no_room else ""
-    if c.state is CadenceState.OVERDUE:
-        return i18n.t(lang, "cadence_overdue", days=-c.days_left, **values) + room
-    key = {CadenceState.WARNING: "cadence_warning", CadenceState.NEVER_SCANNED: "cadence_never"}.get(
-        c.state, "cadence_ok")
-    return i18n.t(lang, key, days=c.days_left, **values) + room
-
-
-def _cert(lang: str, x: CertExpiry, tz: str) -> str:
-    values = {"address": x.address, "subject": x.subject, "not_after": i18n.day(x.not_after, tz, lang)}
-    if x.expired:
-        return i18n.t(lang, "cert_expired", **values)
-    return i18n.t(lang, "cert_line", days=x.days_left, **values)
-
-
-@dataclass(frozen=True)
-class _Section:
-    heading: str
-    items: tuple[str, ...]  # listed (capped)
-    total: int  # how many there are
-    inline: bool = False  # a one-line summary shown beside the heading
-
-
-def _sections(d: Digest, a: AssetDigest, lang: str, cap: int | None) -> list[_Section]:
-    tz = d.tz
-
-    def listed(key: str, items: Sequence[str]) -> _Section:
-        shown = list(items) if cap is None or len(items) <= cap else [
-            *items[:cap], i18n.t(lang, "more", n=len(items) - cap)]
-        return _Section(i18n.t(lang, key), tuple(shown), len(items))
-
-    joiner = "、" if lang == "zh-TW" else ", "
-    counts = joiner.join(f"{i18n.severity(lang, s)} {n}" for s, n in a.open_by_severity.items())
-    return [
-        listed("digest_new", [_finding(lang, x, tz, False) for x in a.new]),
-        listed("digest_fixed", [_finding(lang, x, tz, False) for x in a.fixed]),
-        listed("digest_config", [_config(lang, x) for x in a.resolved_by_config]),
-        _Section(i18n.t(lang, "digest_open"), (counts or i18n.t(lang, "digest_none"),),
-                 sum(a.open_by_severity.values()), inline=True),
-        listed("digest_overdue", [_finding(lang, x, tz, True) for x in a.overdue]),
-        listed("digest_soon", [_finding(lang, x, tz, True) for x in a.due_soon]),
-        listed("digest_accepted", [_accepted(lang, x) for x in a.accepted]),
-        listed("digest_certs", [_cert(lang, x, tz) for x in a.certificates]),
-        _Section(i18n.t(lang, "digest_cadence"), (_cadence(lang, a, tz),), 1, inline=True),
-    ]
+    return render(d, language, cap, everything=everything)
 
 
 def title(d: Digest, language: str) -> str:
-    lang = i18n.lang_of(language)
-    return i18n.t(lang, "digest_title", start=i18n.day(d.start, d.tz, lang), end=i18n.day(d.end, d.tz, lang))
+    from agent.notify.digest_text import title as make
 
-
-def _header(d: Digest, lang: str) -> list[str]:
-    totals = d.totals()
-    return [
-        i18n.t(lang, "digest_intro", start=i18n.moment(d.start, d.tz), end=i18n.moment(d.end, d.tz), tz=d.tz,
-               n=len(d.assets)),
-        i18n.t(lang, "digest_totals", new=totals["new"], fixed=totals["fixed"], open=totals["open"],
-               overdue=totals["overdue"], soon=totals["due_soon"]),
-    ]
-
-
-def render_text(d: Digest, language: str, cap: int | None = None) -> str:
-    lang = i18n.lang_of(language)
-    out = [title(d, lang), *_header(d, lang)]
-    none = i18n.t(lang, "digest_none")
-    for a in d.assets:
-        out += ["", f"== {a.name}  {a.url}"]
-        for s in _sections(d, a, lang, cap):
-            if s.inline:
-                out.append(f"{s.heading}: {s.items[0]}")
-            else:
-                out.append(f"{s.heading}: {s.total or none}")
-                out += [f"  - {item}" for item in s.items]
-    if d.duties:
-        out += ["", f"== {calendar_heading(lang, len(d.duties))}",
-                *(f"  - {x}" for x in calendar_lines(d.duties, lang))]
-    return "\n".join(out) + "\n"
-
-
-def render_markdown(d: Digest, language: str, cap: int | None = None) -> str:
-    from agent.notify.alerts import md_escape
-
-    lang = i18n.lang_of(language)
-    out = [f"## {md_escape(title(d, lang))}", "", *(md_escape(x) + "  " for x in _header(d, lang))]
-    none = i18n.t(lang, "digest_none")
-    for a in d.assets:
-        out += ["", f"### {md_escape(a.name)}", "", md_escape(a.url), ""]
-        for s in _sections(d, a, lang, cap):
-            if s.inline:
-                out += [f"**{md_escape(s.heading)}**: {md_escape(s.items[0])}", ""]
-                continue
-            out += [f"**{md_escape(s.heading)}**: {s.total or none}", ""]
-            if s.items:
-                out += [*(f"- {md_escape(item)}" for item in s.items), ""]
-    if d.duties:
-        out += ["", f"### {md_escape(calendar_heading(lang, len(d.duties)))}", "",
-                *(f"- {md_escape(x)}" for x in calendar_lines(d.duties, lang))]
-    return "\n".join(out).strip() + "\n"
+    return make(d, language)
 
 
 def message(d: Digest, language: str, cap: int) -> Message:
-    return Message(title=title(d, language), text=render_text(d, language, cap),
+    from agent.notify.digest_text import render_markdown
+    from agent.notify.digest_text import render_text as render
+
+    return Message(title=title(d, language), text=render(d, language, cap),
                    markdown=render_markdown(d, language, cap), kind="info")

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import UsageError
+from agent.report.details import decision_history, declared_controls, evidence_of
 from agent.report.model import (
     AssetReport,
     CertificateEntry,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from agent.targets import AssetSpec
     from probes.catalog import Catalog
     from state.evidence import RunSummary, ScanSummary
+    from state.report_reads import Occurrence
     from state.store import Store
 
 
@@ -113,7 +115,7 @@ def _certificates(observations: dict[str, Any], scan: ScanSummary, as_of: dateti
 
 def _finding(
     info: FindingInfo, events: Sequence[EventInfo], kind: str, period: Period, as_of: datetime,
-    dp: DeadlinePolicy, catalog: Catalog,
+    dp: DeadlinePolicy, catalog: Catalog, seen: Occurrence | None = None,
 ) -> FindingEntry | None:
     now_state = replay(events, as_of, window_start=period.since) if events else None
     if now_state is None:
@@ -137,6 +139,7 @@ def _finding(
     due = deadline(dp, severity, info.first_seen, kind=kind, reopened_at=reopened_at,
                    ends_at=breaks_at(info.evidence, dp.zone()))
     title_en, title_zh, clauses = _clauses(catalog, info.check_id)
+    check = catalog.checks.get(info.check_id)
     return FindingEntry(
         id=info.id, check_id=info.check_id, title_en=title_en, title_zh=title_zh, severity=severity,
         clauses=clauses, key=info.key, probe=info.probe, first_seen=info.first_seen, deadline=due, state=state,
@@ -149,6 +152,9 @@ def _finding(
         accepted_until=until if state is FindingState.ACCEPTED else None,
         accepted_until_entered=entered if state is FindingState.ACCEPTED else None,
         config_change=config if state is FindingState.RESOLVED_BY_CONFIG else None,
+        remediation_en=check.remediation_en if check else "", remediation_zh=check.remediation_zh if check else "",
+        evidence=evidence_of(seen.scan_id, seen.at, seen.evidence) if seen is not None else None,
+        history=decision_history(events, as_of),
     )
 
 
@@ -164,6 +170,7 @@ def gather(
 ) -> ReportData:
     from agent.tracking.remediation import deadline_policy
     from state import evidence, external_scans
+    from state.report_reads import last_occurrences
 
     as_of = min(period.until, now)
     dp = deadline_policy(config)
@@ -201,6 +208,17 @@ def gather(
                 tls_scan[name] = info
                 break
     tls_obs = evidence.run_observations(store, (s.id for s in tls_scan.values()), "tls")
+    # The last occurrence of each finding up to the report's moment: the evidence shown beside it.
+    last_seen = last_occurrences(store, (f.id for name in names for f in findings_by_asset.get(name, ())), as_of)
+    # Declared controls beside what the asset's last edge run in the period observed.
+    declared = {spec.name: spec.declared for spec in config.asset_specs() if spec.declared}
+    edge_scan: dict[str, int] = {}
+    for name in declared:
+        for info in reversed(scans_by_asset.get(name, [])):
+            if any(r.probe == "edge" and r.status is not RunStatus.SKIPPED for r in runs.get(info.id, ())):
+                edge_scan[name] = info.id
+                break
+    edge_obs = evidence.run_observations(store, edge_scan.values(), "edge") if edge_scan else {}
 
     reports = []
     everything: list[tuple[str, list[tuple[datetime, datetime]]]] = []
@@ -215,7 +233,7 @@ def gather(
         added_at, url = (a.added_at, a.url) if isinstance(a, AssetInfo) else (None, a.url.normalised)
         record = cadence_record(complete, previous, added_at, period.since, as_of,
                                 cadence_days=cadence_days, warn_days=warn_days)
-        entries = [_finding(f, events_by_finding.get(f.id, []), kind, period, as_of, dp, catalog)
+        entries = [_finding(f, events_by_finding.get(f.id, []), kind, period, as_of, dp, catalog, last_seen.get(f.id))
                    for f in findings_by_asset.get(a.name, [])]
         findings = sorted((e for e in entries if e is not None),
                           key=lambda e: (severity_position(e.severity), e.first_seen, e.id))
@@ -232,6 +250,8 @@ def gather(
             external_scans=external_in,
             findings=tuple(findings), cadence=record, certificates=certs,
             series=step_series(stretches, period.since, as_of),
+            declared=declared_controls(declared.get(a.name, {}), edge_obs.get(edge_scan[a.name])
+                                       if a.name in edge_scan else None, edge_scan.get(a.name)),
         ))
     return ReportData(
         period=period, as_of=as_of, generated_at=now, posture_version=posture_version,

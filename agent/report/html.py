@@ -67,6 +67,11 @@ svg.chart { width: 100%; height: auto; display: block; margin: 1mm 0 3mm; break-
 section.asset { break-before: page; }
 .chart-box { break-inside: avoid; }
 footer { margin-top: 6mm; font-size: 8pt; color: #6b7280; }
+tr.finding td { border-bottom: none; }
+tr.detail td { border-top: none; font-size: 8.5pt; padding-top: 0; }
+tr.detail div { margin: 0.8mm 0; }
+table.ev { margin: 0.5mm 0 1mm; } table.ev th { width: 30%; font-weight: 400; background: #f9fafb; }
+td.ev { word-break: break-word; white-space: pre-wrap; font-size: 8pt; }
 @media print {
   body { padding: 0; max-width: none; }
   a { color: inherit; text-decoration: none; }
@@ -104,7 +109,8 @@ class _Page:
     def sev(self, severity: str) -> Html:
         return Html(f'<span class="sev sev-{_e(severity)}">{self.v(severity)}</span>')
 
-    def table(self, headers: Sequence[tuple[str | Html, bool]], rows: Iterable[Sequence[Html]]) -> Html:
+    def table(self, headers: Sequence[tuple[str | Html, bool]], rows: Iterable[Sequence[Html]],
+              css: str = "") -> Html:
         """``headers``: (label key or markup, numeric) pairs."""
         def cell(tag: str, numeric: bool, content: str) -> str:
             return f'<{tag} class="n">{content}</{tag}>' if numeric else f"<{tag}>{content}</{tag}>"
@@ -114,7 +120,8 @@ class _Page:
             "<tr>" + "".join(cell("td", n, c) for c, (_, n) in zip(row, headers, strict=True)) + "</tr>"
             for row in rows
         )
-        return Html(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        klass = f' class="{_e(css)}"' if css else ""
+        return Html(f"<table{klass}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
     def _head(self, label: str | Html) -> Html:
         return Html(label) if isinstance(label, _Markup) else self.t(label)
@@ -185,7 +192,7 @@ class _Page:
         note = no_scans_note(d, self.lang)
         if note is not None:
             table = Html(f'<p class="bad">{_e(note)}</p>{table}')
-        charts = self.charts(d.series, d.certificates())
+        charts = self.charts(d.series, d.certificates(), [t for a in d.assets for t in _scan_times(a)])
         return Html(f"<section class=\"summary\"><h2>{self.t('summary')}</h2>{table}{charts}"
                     f"{self.clause_legend()}</section>")
 
@@ -197,9 +204,15 @@ class _Page:
         table = self.table([("label", False), ("source", False), ("requirement", False)], rows)
         return Html(f"<h3>{self.t('clauses')}</h3>{table}")
 
-    def charts(self, points: Sequence[SeriesPoint], certs: Sequence[tuple[str, CertificateEntry]]) -> Html:
-        open_chart = svg.open_findings_chart(points, self.data.period.timezone, self.severity_labels(),
-                                             title=text(self.lang, "open_chart"))
+    def charts(self, points: Sequence[SeriesPoint], certs: Sequence[tuple[str, CertificateEntry]],
+               scans: Sequence[datetime] = ()) -> Html:
+        tz = self.data.period.timezone
+        open_chart = svg.open_findings_chart(points, tz, self.severity_labels(),
+                                             title=text(self.lang, "open_chart"), scans=scans)
+        days = svg.scan_days(scans, tz)
+        if len(days) == 1:
+            open_chart = (f'<p class="small">{_e(text(self.lang, "single_day").format(day=next(iter(days))))}</p>'
+                          + open_chart)
         warn = self.data.policy.expiry_warning_days
         cert_chart = svg.certificate_chart(certs, warn_days=warn, title=text(self.lang, "cert_chart"),
                                            expired_label=text(self.lang, "expired"), days_label=text(self.lang, "days"))
@@ -225,8 +238,8 @@ class _Page:
             f'<section class="asset" id="asset-{_e(a.name)}"><h2>{self.t("asset")}: {_e(a.name)}</h2>'
             f'<table class="meta"><tbody>{meta}</tbody></table>'
             f"<h3>{self.t('cadence_record')}</h3>{self.cadence(a.cadence)}"
-            f"{self.charts(a.series, certs)}"
-            f"<h3>{self.t('finding_list')}</h3>{self.findings(a.findings)}"
+            f"{self.charts(a.series, certs, _scan_times(a))}"
+            f"{self.declared(a)}<h3>{self.t('finding_list')}</h3>{self.findings(a.findings)}"
             f"<h3>{self.t('scan_list')}</h3>{self.scans(a.scans)}{self.external(a.external_scans)}</section>"
         )
 
@@ -263,20 +276,74 @@ class _Page:
     def findings(self, findings: Sequence[FindingEntry]) -> Html:
         if not findings:
             return Html(f"<p>{self.t('no_findings')}</p>")
-        headers = [("id", True), ("check", False), ("severity", False), ("clause", False), ("first_seen", False),
-                   ("deadline", False), ("state", False)]
-        return self.table(headers, ([
-            _e(f.id),
-            Html(f"{_e(f.title(self.lang))}<br><span class=\"small\">{_e(f.check_id)}</span>"
-                 f"<br><span class=\"key\">{_e(f.key)}</span>"),
-            self.sev(f.severity),
-            _join((Html(f"{_e(c.label)}<br><span class=\"small\">{_e(c.source)}</span>") for c in f.clauses), "<br>")
-            or Html("—"),
-            self.when(f.first_seen, date_only=True),
-            Html(f'<span class="bad">{self.when(f.deadline, date_only=True)}</span>' if f.overdue
-                 else self.when(f.deadline, date_only=True)),
-            self.state(f),
-        ] for f in findings))
+        headers: list[tuple[str | Html, bool]] = [
+            ("id", True), ("check", False), ("severity", False), ("clause", False), ("first_seen", False),
+            ("deadline", False), ("state", False)]
+        head = "".join(f'<th class="n">{self._head(k)}</th>' if n else f"<th>{self._head(k)}</th>"
+                       for k, n in headers)
+        body = []
+        for f in findings:
+            cells = [
+                Html(f'<td class="n">{_e(f.id)}</td>'),
+                Html(f"<td>{_e(f.title(self.lang))}<br><span class=\"small\">{_e(f.check_id)}</span>"
+                     f"<br><span class=\"key\">{_e(f.key)}</span></td>"),
+                Html(f"<td>{self.sev(f.severity)}</td>"),
+                Html("<td>" + (_join((Html(f"{_e(c.label)}<br><span class=\"small\">{_e(c.source)}</span>")
+                                      for c in f.clauses), "<br>") or "—") + "</td>"),
+                Html(f"<td>{self.when(f.first_seen, date_only=True)}</td>"),
+                Html("<td>" + (f'<span class="bad">{self.when(f.deadline, date_only=True)}</span>' if f.overdue
+                               else self.when(f.deadline, date_only=True)) + "</td>"),
+                Html(f"<td>{self.state(f)}</td>"),
+            ]
+            body.append(f'<tr class="finding" id="finding-{_e(f.id)}">{"".join(cells)}</tr>')
+            body.append(f'<tr class="detail"><td></td><td colspan="6">{self.detail(f)}</td></tr>')
+        return Html(f'<table class="findings"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+
+    def detail(self, f: FindingEntry) -> Html:
+        """Under each finding: the catalog's advice, what was observed, and every decision taken."""
+        from agent.report.details import evidence_lines
+
+        advice = f.remediation(self.lang)
+        parts = [f'<div class="advice"><strong>{self.t("remediation")}</strong>: {_e(advice or "—")}</div>']
+        lines = evidence_lines(f.evidence)
+        if f.evidence is not None and lines:
+            source = _e(text(self.lang, "evidence_from").format(
+                scan=f.evidence.scan_id, at=f.evidence.seen_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")))
+            rows = "".join(f'<tr><th class="key">{_e(k)}</th><td class="ev">{_e(v)}</td></tr>' for k, v in lines)
+            parts.append(f'<div class="evidence"><strong>{self.t("observed_evidence")}</strong> '
+                         f'<span class="small">{source}</span><table class="ev"><tbody>{rows}</tbody></table></div>')
+        else:
+            parts.append(f'<div class="evidence"><strong>{self.t("observed_evidence")}</strong>: '
+                         f'<span class="small">{self.t("no_evidence")}</span></div>')
+        parts.append(f'<div class="history"><strong>{self.t("decision_history")}</strong>'
+                     + (self.history(f) if f.history else f': <span class="small">{self.t("no_decisions")}</span>')
+                     + "</div>")
+        return Html("".join(parts))
+
+    def history(self, f: FindingEntry) -> Html:
+        rows = []
+        for h in f.history:
+            kind = self.t("reopened_by_person") if h.kind == "reopened" else self.v(h.kind)
+            until = ""
+            if h.until_entered:
+                until = f"{self.t('until')} {_e(h.until_entered)}"  # exactly as the approver typed it
+            elif h.until is not None:
+                until = f"{self.t('until')} {self.when(h.until - timedelta(microseconds=1), date_only=True)}"
+            if h.config_change:
+                until = f"{self.t('config')} {_e(h.config_change[0] or '?')} → {_e(h.config_change[1] or '?')}"
+            rows.append([self.when(h.at), Html(kind), _e(h.by or "—"), _e(h.reason or "—"), Html(until or "—")])
+        return self.table([("decided_at", False), ("decision", False), ("decided_by", False), ("reason", False),
+                           ("until", False)], rows)
+
+    def declared(self, a: AssetReport) -> Html:
+        if not a.declared:
+            return Html("")
+        rows = [[self.v(c.key), _e(c.text),
+                 (Html(f"{_e(c.observed)}<br><span class=\"small\">{self.t('scan_id')} {_e(c.scan_id)}</span>")
+                  if c.observed is not None else Html(f'<span class="warn">{self.t("no_edge_run")}</span>'))]
+                for c in a.declared]
+        table = self.table([("control", False), ("declared", False), ("observed", False)], rows)
+        return Html(f"<h3>{self.t('declared_controls')}</h3>{table}")
 
     def state(self, f: FindingEntry) -> Html:
         out = self.v(f.state.value)
@@ -313,7 +380,12 @@ class _Page:
                         + "</span>") for p, o, r in s.steps), "<br>"),
             _join((Html(f'<span class="small">{_e(e.probe)}: {_e(e.error)}</span>') for e in s.errors), "<br>")
             or (Html(f'<span class="small">{_e(s.error)}</span>') if s.error else Html("")),
-        ] for s in scans))
+        ] for s in scans), css="scans")
+
+
+def _scan_times(a: AssetReport) -> list[datetime]:
+    """When the asset's scans in the period ended (its findings are recorded then), third-party ones included."""
+    return [s.finished_at or s.started_at for s in a.scans] + [x.performed_at for x in a.external_scans]
 
 
 def _calendar(data: ReportData, lang: Lang) -> Html:

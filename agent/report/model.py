@@ -29,6 +29,7 @@ class ReportFormat(enum.StrEnum):
     HTML = "html"
     CSV = "csv"
     JSON = "json"
+    PDF = "pdf"  # the HTML printed by Chromium
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,38 @@ class ScanEntry:
 
 
 @dataclass(frozen=True)
+class DecisionEntry:
+    """One entry of a finding's decision history, as recorded: who, when, why, until (as typed)."""
+
+    at: datetime
+    kind: str  # accepted | false_positive | acceptance_expired | reopened | resolved_by_config | note
+    by: str | None
+    reason: str | None  # the reason, or a note's text
+    until: datetime | None = None  # accepted: the end (exclusive)
+    until_entered: str | None = None  # accepted: the end exactly as the person typed it
+    config_change: tuple[str | None, str | None] | None = None  # resolved by configuration: hashes
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the finding's last occurrence up to the report's moment showed (the probe's own record)."""
+
+    scan_id: int
+    seen_at: datetime
+    fields: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class DeclaredControl:
+    """A control the firm declared for an asset (``declared`` in its config) beside what posture observed."""
+
+    key: str  # waf | ddos | cdn
+    text: str
+    observed: str | None  # what the asset's last edge run in the period saw; None: no edge run
+    scan_id: int | None = None
+
+
+@dataclass(frozen=True)
 class FindingEntry:
     id: int
     check_id: str
@@ -103,9 +136,16 @@ class FindingEntry:
     accepted_until: datetime | None = None
     accepted_until_entered: str | None = None  # as typed (2027-03-31): what every output shows
     config_change: tuple[str | None, str | None] | None = None  # resolved by configuration: hashes
+    remediation_en: str = ""  # the catalog's advice
+    remediation_zh: str = ""
+    evidence: Evidence | None = None
+    history: tuple[DecisionEntry, ...] = ()  # every decision up to the report's moment, oldest first
 
     def title(self, lang: Lang) -> str:
         return self.title_zh if lang is Lang.ZH_TW else self.title_en
+
+    def remediation(self, lang: Lang) -> str:
+        return self.remediation_zh if lang is Lang.ZH_TW else self.remediation_en
 
 
 @dataclass(frozen=True)
@@ -163,6 +203,7 @@ class AssetReport:
     cadence: CadenceRecord
     certificates: tuple[CertificateEntry, ...]
     series: tuple[SeriesPoint, ...]
+    declared: tuple[DeclaredControl, ...] = ()
 
     @property
     def latest_grade(self) -> str | None:

@@ -38,12 +38,24 @@ def _ticks(top: int) -> list[int]:
     return list(range(0, top + 1, step))
 
 
+def scan_days(scans: Sequence[datetime], tz: str) -> set[str]:
+    zone = ZoneInfo(tz)
+    return {t.astimezone(zone).date().isoformat() for t in scans}
+
+
 def open_findings_chart(
-    points: Sequence[SeriesPoint], tz: str, labels: dict[str, str], *, title: str
+    points: Sequence[SeriesPoint], tz: str, labels: dict[str, str], *, title: str,
+    scans: Sequence[datetime] | None = None,
 ) -> str:
-    """Stacked areas of findings needing a fix, by severity, over the period (step-wise between samples)."""
+    """Stacked areas of findings needing a fix, by severity, over the period (step-wise between samples).
+
+    ``scans``: when the scans were made. When they all fall on one day an area would be a
+    sliver at the edge of an empty frame, so each scan is drawn as points instead.
+    """
     if not points:
         return ""
+    if scans and len(scan_days(scans, tz)) == 1:
+        return _points_chart(points, tz, labels, title=title, scans=sorted(scans))
     zone = ZoneInfo(tz)
     plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
     t0, t1 = points[0].at.timestamp(), points[-1].at.timestamp()
@@ -80,6 +92,70 @@ def open_findings_chart(
         parts.append(f'<line x1="{x(at):.1f}" x2="{x(at):.1f}" y1="{y(0):.1f}" y2="{y(0) + 4:.1f}" stroke="#111827"/>')
         parts.append(f'<text x="{x(at):.1f}" y="{y(0) + 17:.1f}" text-anchor="middle" font-size="11" '
                      f'fill="#374151">{_e(text)}</text>')
+    parts.extend(_legend(labels))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _at(points: Sequence[SeriesPoint], moment: datetime) -> SeriesPoint:
+    """The series' value at ``moment`` (the last point at or before it)."""
+    current = points[0]
+    for p in points:
+        if p.at > moment:
+            break
+        current = p
+    return current
+
+
+def _points_chart(points: Sequence[SeriesPoint], tz: str, labels: dict[str, str], *, title: str,
+                  scans: Sequence[datetime]) -> str:
+    """Scans on one day: the count of each severity after each scan, as stacked points on that day's hours."""
+    zone = ZoneInfo(tz)
+    day = scans[0].astimezone(zone).date()
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
+    # After each scan (its findings are recorded when it ends; a minute covers that) and at the report's moment.
+    moments = sorted({*(min(t + timedelta(minutes=1), points[-1].at) for t in scans)})
+    values = [_at(points, t) for t in moments]
+    top = _nice_max(max((v.total for v in values), default=0) or 1)
+
+    def x(at: datetime) -> float:
+        return _LEFT + 20 + (at - start) / timedelta(days=1) * (plot_w - 40)
+
+    def y(n: float) -> float:
+        return _TOP + plot_h - n / top * plot_h
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" class="chart points" role="img" '
+             f'aria-label="{_e(title)}"><title>{_e(title)}</title>']
+    for tick in _ticks(top):
+        parts.append(f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+                     f'stroke="#e5e7eb" stroke-width="1"/>')
+        parts.append(f'<text x="{_LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="11" '
+                     f'fill="#374151">{tick}</text>')
+    parts.append(f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#111827"/>')
+    parts.append(f'<line x1="{_LEFT}" x2="{_LEFT}" y1="{_TOP}" y2="{y(0):.1f}" stroke="#111827"/>')
+    for hour in range(0, 25, 6):
+        at = start + timedelta(hours=hour)
+        parts.append(f'<text x="{x(at):.1f}" y="{y(0) + 17:.1f}" text-anchor="middle" font-size="11" '
+                     f'fill="#374151">{_e(f"{day.isoformat()} {hour:02d}:00" if hour == 0 else f"{hour:02d}:00")}'
+                     "</text>")
+    for moment, value in zip(moments, values, strict=True):
+        cx = x(moment)
+        base = 0
+        parts.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{y(0):.1f}" y2="{y(max(value.total, 0)):.1f}" '
+                     'stroke="#6b7280" stroke-dasharray="2 2"/>')
+        for sev in SEVERITY_ORDER:
+            n = value.counts.get(sev, 0)
+            if not n:
+                continue
+            base += n
+            parts.append(f'<circle cx="{cx:.1f}" cy="{y(base):.1f}" r="6" fill="{COLOURS[sev]}" class="point">'
+                         f'<title>{_e(labels.get(sev, sev))}: {n}</title></circle>')
+        if value.total == 0:
+            parts.append(f'<circle cx="{cx:.1f}" cy="{y(0):.1f}" r="6" fill="#fff" stroke="#111827" '
+                         'class="point"><title>0</title></circle>')
+        parts.append(f'<text x="{cx + 10:.1f}" y="{y(value.total) + 4:.1f}" text-anchor="start" font-size="12" '
+                     f'font-weight="600" fill="#111827">{value.total}</text>')  # beside the top point, never clipped
     parts.extend(_legend(labels))
     parts.append("</svg>")
     return "".join(parts)

@@ -53,6 +53,16 @@ def _finding(f: FindingEntry, lang: Lang) -> dict[str, Any]:
         "accepted_ends_at": iso(f.accepted_until),
         "config_change": None if f.config_change is None else {
             "config_hash_before": f.config_change[0], "config_hash_after": f.config_change[1]},
+        "remediation": f.remediation(lang),
+        "evidence": None if f.evidence is None else {
+            "scan_id": f.evidence.scan_id, "seen_at": iso(f.evidence.seen_at), "observed": dict(f.evidence.fields)},
+        "decision_history": [
+            {"at": iso(h.at), "decision": h.kind, "by": h.by, "reason": h.reason,
+             "until": h.until_entered or iso(h.until), "until_instant": iso(h.until),
+             "config_change": None if h.config_change is None else {
+                 "config_hash_before": h.config_change[0], "config_hash_after": h.config_change[1]}}
+            for h in f.history
+        ],
     }
 
 
@@ -84,6 +94,8 @@ def _asset(a: AssetReport, lang: Lang) -> dict[str, Any]:
         ],
         "findings": [_finding(f, lang) for f in a.findings],
         "certificates": [_certificate(c) for c in a.certificates], "open_over_time": _series(a.series),
+        "declared_controls": [{"control": c.key, "declared": c.text, "observed": c.observed, "scan_id": c.scan_id}
+                              for c in a.declared],
     }
 
 
@@ -129,13 +141,14 @@ def _duties(data: ReportData) -> dict[str, Any]:
 CSV_COLUMNS = (
     "asset", "url", "kind", "id", "check", "check_id", "severity", "clause", "source", "key", "first_seen",
     "deadline", "overdue", "state", "fixed_at", "fixed_late", "decision", "scans", "complete_scans", "grade",
-    "last_complete", "cadence", "gaps",
+    "last_complete", "cadence", "gaps", "remediation", "decision_history",
 )
 # Header words for the columns the report's labels do not already name.
 _CSV_EXTRA = {
-    Lang.ZH_TW: {"check_id": "檢測代碼", "source": "條款名稱", "decision": "決定說明", "gaps": "超週期期間"},
+    Lang.ZH_TW: {"check_id": "檢測代碼", "source": "條款名稱", "decision": "決定說明", "gaps": "超週期期間",
+                 "decision_history": "決定紀錄"},
     Lang.EN: {"check_id": "Check ID", "source": "Clause name", "decision": "Decision", "gaps": "Gaps",
-              "fixed_late": "Fixed late"},
+              "fixed_late": "Fixed late", "decision_history": "Decision history"},
 }
 
 
@@ -144,6 +157,8 @@ def _header(lang: Lang, column: str) -> str:
 
 
 def report_csv(data: ReportData, lang: Lang) -> str:
+    from agent.report.details import decision_words
+
     zone = ZoneInfo(data.period.timezone)
 
     def when(at: datetime | None) -> str:
@@ -162,7 +177,7 @@ def report_csv(data: ReportData, lang: Lang) -> str:
                        value(lang, r.state.value), gaps]
         head = [a.name, a.url, value(lang, a.kind)]
         if not a.findings:  # the asset's cadence record still belongs in the evidence
-            writer.writerow([*head, *([""] * 14), *asset_cells])
+            writer.writerow([*head, *([""] * 14), *asset_cells, "", ""])
         for f in a.findings:
             until = f.accepted_until_entered or when(f.accepted_until)
             change = (f"config {f.config_change[0] or '?'} -> {f.config_change[1] or '?'}"
@@ -172,6 +187,6 @@ def report_csv(data: ReportData, lang: Lang) -> str:
                 *head, f.id, f.title(lang), f.check_id, value(lang, f.severity),
                 " ".join(c.label for c in f.clauses), "；".join(c.source for c in f.clauses), f.key,
                 when(f.first_seen), when(f.deadline), yes(f.overdue), value(lang, f.state.value), when(f.fixed_at),
-                yes(f.fixed_late), decision, *asset_cells,
+                yes(f.fixed_late), decision, *asset_cells, f.remediation(lang), "\n".join(decision_words(f.history)),
             ])
     return out.getvalue()

@@ -169,7 +169,10 @@ def test_the_digest_goes_once_per_firing_and_once_after_downtime(tmp_path: Path,
         assert firings[:2] == [(monday - 7 * DAY).isoformat(), monday.isoformat()]
         assert firings[4] == (monday + 35 * DAY - timedelta(hours=0)).isoformat()  # the latest missed firing only
         assert all(m["title"].startswith("posture 每週摘要") for m in sink.messages())
-        assert "== www  https://www.broker.test/" in sink.messages()[1]["message"]
+        # A quiet week: the asset is counted in the summary, not listed with a column of "none".
+        quiet = sink.messages()[1]["message"]
+        assert "共 1 項資產：0 項有事項列於下方，其餘 1 項本週無變動、無待辦" in quiet and "== www" not in quiet
+        assert len(quiet.splitlines()) <= 8
 
 
 def test_notify_test_names_the_failing_channel(tmp_path: Path, sqlite_url: str,
@@ -180,7 +183,9 @@ def test_notify_test_names_the_failing_channel(tmp_path: Path, sqlite_url: str,
         code, out, err = cli(capsys, cfg, sqlite_url, T0, "notify", "test")
         assert code == 1
         lines = out.splitlines()
-        assert lines[0].startswith("notify[0] json://127.0.0.1:") and lines[0].endswith(": ok")
+        assert lines[0].startswith("notify[0] json://127.0.0.1:") and ": ok; receives " in lines[0]
+        assert lines[0].endswith("receives alerts (every new finding, missed deadlines and scan cadence); "
+                                 "the weekly digest (only on posture digest --send: [schedule] digest is \"off\")")
         assert lines[1].startswith(f"notify[1] json://127.0.0.1:{dead}: FAILED")
         assert "1 of 2 channel(s) failed" in err and SECRET not in out + err
         (msg,) = sink.messages()
@@ -188,6 +193,28 @@ def test_notify_test_names_the_failing_channel(tmp_path: Path, sqlite_url: str,
         code, out, _ = cli(capsys, write_config(tmp_path, [sink.url()]), sqlite_url, T0, "notify", "test",
                            "--format", "json")
         assert code == 0 and json.loads(out)["channels"][0]["ok"] is True
+
+
+def test_notify_test_says_which_events_each_channel_receives(tmp_path: Path, sqlite_url: str,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with http_sink() as alerts, http_sink() as digests:
+        cfg = write_config(tmp_path, [])
+        cfg.write_text(cfg.read_text().replace('digest = "off"', 'digest = "weekly"') + (
+            f'\n[[notify]]\nurl = "{alerts.url()}"\nevents = ["alert"]\nmin_severity = "high"\nlanguage = "en"\n'
+            f'\n[[notify]]\nurl = "{digests.url()}"\nevents = ["digest"]\n'))
+        code, out, err = cli(capsys, cfg, sqlite_url, T0, "notify", "test", "--format", "json")
+        assert code == 0, err
+        first, second = json.loads(out)["channels"]
+        assert first["events"] == ["alert"] and first["min_severity"] == "high"
+        assert first["receives"] == ("alerts (new findings of high severity or above, every missed deadline and "
+                                     "scan cadence)")
+        assert second["events"] == ["digest"] and second["receives"] == "the weekly digest (schedule weekly)"
+        (to_alerts,) = alerts.messages()
+        (to_digests,) = digests.messages()
+        # Each channel's own message says what it will get, in its language.
+        assert "This channel receives: alerts (new findings of high severity or above" in to_alerts["message"]
+        assert "digest" not in to_alerts["message"]
+        assert "此通道會收到：每週摘要（排程 weekly）" in to_digests["message"] and "警示" not in to_digests["message"]
 
 
 def test_no_channels_is_bad_input(tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:

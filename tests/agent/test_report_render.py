@@ -135,7 +135,7 @@ def test_real_scans_render_in_chromium(scanned: dict[str, Any], capsys: pytest.C
             page.goto(out_html.as_uri())
             shot = page.screenshot(full_page=True)
             rendered = page.evaluate(
-                "() => ({scanRows: document.querySelectorAll('#asset-www table')[3].tBodies[0].rows.length,"
+                "() => ({scanRows: document.querySelector('#asset-www table.scans').tBodies[0].rows.length,"
                 " charts: document.querySelectorAll('svg.chart').length,"
                 " height: document.body.scrollHeight})"
             )
