@@ -90,7 +90,7 @@ class HttpSection(_Strict):
     @classmethod
     def _hsts_min_age(cls, v: int | str | None) -> int | str | None:
         if v is not None:
-            from probes.http.judge import parse_age
+            from probes.net.web import parse_age
 
             _valid(parse_age, v, ValueError)
         return v

@@ -67,6 +67,7 @@ from probes.edge.judge import (
 )
 from probes.edge.signatures import load_signatures
 from probes.net.http import HttpExchange
+from probes.net.web import http_url
 
 BODY_CAP = 256 * 1024
 # Obviously hostile, harmless: parameters no application reads (posture_ prefix), holding
@@ -91,12 +92,6 @@ def control_query() -> str:
     return "&".join(
         f"{k}={''.join(secrets.choice(_ALPHABET) for _ in range(len(v)))}" for k, v in ATTACK_PARAMS
     )
-
-
-def http_url(target: Target) -> str:
-    """The asset's URL spoken as HTTP (wss is https on the wire)."""
-    parts = urlsplit(target.url)
-    return urlunsplit((target.http_scheme, parts.netloc, parts.path or "/", parts.query, ""))
 
 
 def with_query(url: str, query: str) -> bytes:

@@ -34,11 +34,9 @@ from probes.eol.banners import Banner, from_headers
 from probes.eol.check import EolDataError, eol_findings, load_eol_data
 from probes.http.judge import (
     Answer,
-    Hsts,
     PlainState,
     PlainVerdict,
     hsts_findings,
-    hsts_min_age,
     judge_plain,
     next_hop,
     no_https_finding,
@@ -46,6 +44,7 @@ from probes.http.judge import (
     url_port,
 )
 from probes.net.http import HttpExchange
+from probes.net.web import Hsts, hsts_min_age, http_url
 
 #: Judging needs to know whether a body exists, not what it says.
 BODY_SAMPLE = 16 * 1024
@@ -54,12 +53,6 @@ DEFAULT_HTTP_PORT = 80
 
 def endpoint_key(host: str, port: int) -> str:
     return f"{host}:{port}"
-
-
-def http_url(target: Target) -> str:
-    """The asset's URL in the scheme HTTP is spoken with (wss:// upgrades from https://)."""
-    parts = urlsplit(target.url)
-    return urlunsplit((target.http_scheme, parts.netloc, parts.path or "/", parts.query, ""))
 
 
 def twin_port(target: Target) -> int:

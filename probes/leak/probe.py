@@ -20,7 +20,7 @@ import contextlib
 import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from probes.base import (
     JSON,
@@ -48,6 +48,7 @@ from probes.leak.provoke import (
     param_provocations,
 )
 from probes.leak.signatures import load_signatures
+from probes.net.web import http_url
 
 if TYPE_CHECKING:
     from probes.net.http import HttpExchange
@@ -190,12 +191,6 @@ def _observed(ex: HttpExchange, role: RequestRole, kind: ProvocationKind | None,
         reference_url=reference_url,
         redirected=bool(ex.redirects),
     )
-
-
-def http_url(target: Target) -> str:
-    """The target URL in the scheme HTTP is spoken with (a wss:// endpoint is served over https)."""
-    parts = urlsplit(target.url)
-    return urlunsplit((target.http_scheme, parts.netloc, parts.path or "/", parts.query, ""))
 
 
 def _links(page: Observed) -> list[str]:

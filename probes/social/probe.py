@@ -35,9 +35,10 @@ from probes.base import (
     one_line,
 )
 from probes.net.http import HttpExchange
+from probes.net.web import decode_html, is_html
 from probes.social.browser import Browser, find_chromium, unavailable_reason
 from probes.social.click import BrowserRun, judge_pages
-from probes.social.crawl import CrawlResult, ResponseCache, crawl, decode_html, is_html
+from probes.social.crawl import CrawlResult, ResponseCache, crawl
 from probes.social.links import Judgement, load_social_data, social_destination_in_query
 from probes.social.report import merge, summarise
 from probes.social.static import Occurrence, extract_occurrences, interstitial_url, judge_static

@@ -4,8 +4,7 @@ Collect: one handshake per address with SNI, at a permissive security level so
 that a chain which does not verify, a 1024-bit key or a SHA-1 signature is
 still captured whole. Evaluate: :mod:`probes.tls.cert` judges each chain;
 findings are merged per host:port. The protocol/cipher half lives in
-:mod:`probes.tls.suites` and :mod:`probes.tls.grade`; it is imported when the
-probe runs, and its absence only removes its part of the result.
+:mod:`probes.tls.suites` and :mod:`probes.tls.grade`.
 """
 
 from __future__ import annotations
@@ -16,10 +15,11 @@ import ipaddress
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from cryptography.exceptions import UnsupportedAlgorithm
 
+import probes.tls.grade as grading
+import probes.tls.suites as suites
 from probes.base import (
     JSON,
     ConnectFailure,
@@ -33,16 +33,14 @@ from probes.base import (
     Target,
     error_result,
 )
-from probes.http.judge import hsts_min_age, parse_hsts
 from probes.net.connector import Connector
 from probes.net.scope import normalise_host, unicode_host
 from probes.net.tlsctx import allow_large_certificates
+from probes.net.web import hsts_min_age, parse_hsts
 from probes.tls.cert import WEAK_HASHES, CertReport, cert_findings, expiry_warning_days, judge_chain
+from probes.tls.grade import CertVerdict
+from probes.tls.suites import SuiteScan
 from probes.tls.trust import load_trust_store
-
-if TYPE_CHECKING:
-    from probes.tls.grade import CertVerdict
-    from probes.tls.suites import SuiteScan
 
 _DER_ENCODING = 2  # _ssl.ENCODING_DER; the module constant is private
 
@@ -247,13 +245,7 @@ class TlsProbe:
         await asyncio.gather(*(one(a) for a in target.addresses))
 
     async def _strength(self, run: _Run, ctx: ProbeContext, remaining: Callable[[], float]) -> None:
-        """Protocols, suites and the grade, from the strength half when it is installed."""
-        try:
-            import probes.tls.grade as grading
-            import probes.tls.suites as suites
-        except ImportError:
-            run.extra["suites"] = "unavailable"
-            return
+        """Protocols, suites and the grade."""
         target = run.target
         sni = sni_for(target.host)
         # An address that could not even be reached is not scanned again; one whose

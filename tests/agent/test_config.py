@@ -52,7 +52,7 @@ def test_defaults() -> None:
 
 
 def test_hsts_min_age_reaches_the_probes() -> None:
-    from probes.http.judge import DEFAULT_HSTS_MIN_AGE, hsts_min_age
+    from probes.net.web import DEFAULT_HSTS_MIN_AGE, hsts_min_age
 
     assert hsts_min_age(parse_config("").probe_settings()["http"]) == DEFAULT_HSTS_MIN_AGE
     assert hsts_min_age(parse_config("[http]\nhsts_min_age = '365d'\n").probe_settings()["http"]) == 31536000

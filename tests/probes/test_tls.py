@@ -19,8 +19,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from probes.base import ErrorKind, Limits, ProbeResult, ProbeStatus, Target
-from probes.http.judge import parse_hsts
 from probes.net.dns import resolve
+from probes.net.web import parse_hsts
 from probes.registry import load_probe
 from probes.tls.probe import TlsProbe, permissive_context, sni_for
 from probes.tls.trust import system_anchors
