@@ -67,7 +67,7 @@ def asset_config_hash(spec: AssetSpec, settings: Mapping[str, Any], overrides: M
 def _ports(observations: Mapping[str, Any], target: Target) -> Observed | None:
     """Every open port nmap saw (allowed or not), among the ports this scan looked at."""
     from probes.ports.judge import CHECK_ID, default_port_table
-    from probes.ports.probe import ScanSettings
+    from probes.ports.model import Settings as PortsSettings
 
     addresses = observations.get("addresses")
     if not isinstance(addresses, dict) or not addresses:
@@ -80,7 +80,7 @@ def _ports(observations: Mapping[str, Any], target: Target) -> Observed | None:
             if isinstance(port, dict) and isinstance(port.get("port"), int):
                 present.add((CHECK_ID, str(port["port"])))
     try:
-        scanned = ScanSettings.from_settings(target.probe_settings("ports"), default_port_table()).ports
+        scanned = PortsSettings.from_settings(target.probe_settings("ports"), default_port_table()).ports
     except Exception:  # settings the probe itself refused: it reported an error, not OK
         return None
     return Observed(frozenset({CHECK_ID}), frozenset(present), frozenset((CHECK_ID, str(p)) for p in scanned))

@@ -36,6 +36,7 @@ from probes.base import (
     one_line,
 )
 from probes.leak.judge import Observed, Verdict, judge
+from probes.leak.model import Observations
 from probes.leak.provoke import (
     Provocation,
     ProvocationKind,
@@ -154,19 +155,16 @@ class _Session:
         ordered = [self.provocations[i] for i in sorted(self.provocations)]
         return [*([self.home] if self.home else []), *ordered, *self.normals]
 
-    def observations(self, verdict: Verdict | None) -> dict[str, JSON]:
-        sigs = load_signatures()
-        obs: dict[str, JSON] = {
-            "address": self.target.addresses[0] if self.target.addresses else None,
-            "requests": list(self.log),
-            "request_count": len(self.log),
-            "parameters": list(self.parameters),
-            "signatures_version": sigs.version,
-        }
-        if verdict is not None:
-            obs["banners"] = list(verdict.banners)
-            obs["suppressed_by_normal_page"] = {k: list(v) for k, v in verdict.suppressed.items()}
-        return obs
+    def observations(self, verdict: Verdict | None) -> Observations:
+        return Observations(
+            address=self.target.addresses[0] if self.target.addresses else None,
+            requests=tuple(self.log),
+            parameters=tuple(self.parameters),
+            signatures_version=load_signatures().version,
+            banners=tuple(verdict.banners) if verdict is not None else None,
+            suppressed_by_normal_page=None if verdict is None else {
+                k: tuple(v) for k, v in verdict.suppressed.items()},
+        )
 
 
 def _observed(ex: HttpExchange, role: RequestRole, kind: ProvocationKind | None, method: str,
@@ -223,7 +221,7 @@ class LeakProbe:
             failure = _leaf(exc)
         verdict = await asyncio.to_thread(judge, session.observed(), load_signatures()) if session.home else None
         findings = tuple(verdict.findings) if verdict else ()
-        observations = session.observations(verdict)
+        observations = session.observations(verdict).to_json()
         if failure is not None:
             return error_result(self.name, _leaf(failure), observations=observations, findings=findings)
         return ProbeResult(self.name, ProbeStatus.OK, observations=observations, findings=findings)

@@ -122,8 +122,14 @@ def parse_age(value: JSON) -> int:
     return int(m.group(1)) * _AGE_UNITS[m.group(2)]
 
 
+#: ``Target.settings`` entry for the web settings more than one probe reads (not a probe's own section):
+#: ``hsts_min_age`` (written as ``[http] hsts_min_age``; the tls grade's A+ uses the same threshold).
+SHARED_SECTION = "web"
+
+
 def hsts_min_age(settings: Mapping[str, JSON]) -> int:
-    """``hsts_min_age`` in seconds; the config layer validates it, a bad value here means the default."""
+    """``hsts_min_age`` in seconds; the config layer validates it (:func:`parse_age`), a bad value here
+    means the default."""
     try:
         return parse_age(settings.get("hsts_min_age", DEFAULT_HSTS_MIN_AGE))
     except ValueError:

@@ -22,7 +22,9 @@ from probes.ports.judge import (
     service_banners,
     unexpected_open,
 )
-from probes.ports.probe import ScanSettings, SettingsError, nmap_args, port_spec
+from probes.ports.model import Settings as ScanSettings
+from probes.ports.model import SettingsError
+from probes.ports.probe import nmap_args, port_spec
 from tests.support.context import make_target
 
 TABLE = default_port_table()
@@ -255,6 +257,7 @@ def test_scan_settings_defaults() -> None:
         ({"ports": [True]}, "ports setting"),
         ({"max_rate": 0}, "max_rate"),
         ({"host_timeout": -1}, "host_timeout"),
+        ({"host_timeout": 3601}, "host_timeout"),  # the config's limit is the probe's: one definition
         ({"nmap_path": ""}, "nmap_path"),
         ({"eol_data": 3}, "eol_data"),
         ({"speed": "fast"}, "unknown ports setting"),

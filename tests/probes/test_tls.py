@@ -429,15 +429,18 @@ async def test_hsts_grade_and_http_finding_use_one_threshold(
         http: dict[str, Any] = {"http_port": closed_port()}
         if setting:
             http["hsts_min_age"] = setting
-        target = make_target(f"https://a.test:{srv.port}/", addresses=("127.0.0.2",), settings={"http": http})
+        # The agent passes [http] hsts_min_age to both probes (the tls probe never reads the http section).
+        web = {"hsts_min_age": setting} if setting else {}
+        target = make_target(f"https://a.test:{srv.port}/", addresses=("127.0.0.2",),
+                             settings={"http": http, "web": web})
         result = await probe(target, ca_bundle=ca_bundle)
         async with probe_context(target, limits=FAST) as ctx:
-            web = await HttpProbe().run(target, ctx)
+            plain = await HttpProbe().run(target, ctx)
     assert result.status is ProbeStatus.OK, result.error
     assert result.observations["hsts_max_age"] == 15768000
     assert result.observations["grade"]["grade"] == grade
-    assert web.status is ProbeStatus.OK, web.error
-    assert {f.check_id for f in web.findings} == checks
+    assert plain.status is ProbeStatus.OK, plain.error
+    assert {f.check_id for f in plain.findings} == checks
 
 
 def closed_port() -> int:
