@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from probes.base import Target
 
 
+_SHARED_SECTIONS = frozenset({"web", "eol"})  # probes.net.web.SHARED_SECTION, probes.eol.model.Settings.SECTION
+
 # Asset fields (besides kind and probe settings) that decide one probe's findings.
 _ASSET_FIELDS: dict[str, tuple[str, ...]] = {"ports": ("allowed_ports",), "edge": ("declared",)}
 
@@ -57,7 +59,9 @@ def asset_config_hash(spec: AssetSpec, settings: Mapping[str, Any], overrides: M
         "allowed_ports": sorted(spec.allowed_ports) if spec.allowed_ports is not None else None,
         "declared": dict(sorted(spec.declared.items())),
         "scan_ports": list(spec.scan_ports) if spec.scan_ports is not None else None,
-        "settings": settings,
+        # Shared sections ("web", "eol") are copies of probe sections already here: left out, so the
+        # hash stays what it was before they were passed separately.
+        "settings": {k: v for k, v in settings.items() if k not in _SHARED_SECTIONS},
         "severity": dict(sorted(overrides.items())),
     }
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
