@@ -46,7 +46,7 @@ from probes.http.judge import (
 )
 from probes.http.model import DEFAULT_HTTP_PORT, Observations, Settings
 from probes.net.http import HttpExchange
-from probes.net.web import Hsts, http_url
+from probes.net.web import Hsts, hsts_min_age, http_url
 
 #: Judging needs to know whether a body exists, not what it says.
 BODY_SAMPLE = 16 * 1024
@@ -170,7 +170,7 @@ class _Run:
                 obs["addresses"][addr] = {"error": _error_json(exc), "chain": [a.to_json() for a in chain]}
                 self.errors.append(exc)
                 continue
-            hsts, source = pick_hsts(chain, Settings.from_json(self.target.probe_settings(Settings.SECTION)).min_age)
+            hsts, source = pick_hsts(chain, hsts_min_age(self.target.probe_settings(Settings.SECTION)))
             self.policies.setdefault(key, {})[addr] = (hsts, source)
             first = chain[0]
             obs["addresses"][addr] = {
