@@ -14,6 +14,9 @@ from typing import ClassVar
 
 from probes.model import JSON, mapping, split, text
 
+#: Evidence keys that summarise an edge finding in one line, first present wins (agent/output.py).
+SUMMARY_KEYS = ("reason", "signature")
+
 
 @dataclass(frozen=True)
 class Settings:

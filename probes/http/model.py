@@ -17,6 +17,10 @@ from probes.net.web import DEFAULT_HSTS_MIN_AGE, parse_age
 
 DEFAULT_HTTP_PORT = 80
 
+#: Evidence keys that summarise an http finding in one line, first present wins (agent/output.py).
+#: End-of-life findings (probes/eol) have none: their title says it.
+SUMMARY_KEYS = ("reason", "max_age", "addresses")
+
 
 @dataclass(frozen=True)
 class Settings:

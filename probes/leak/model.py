@@ -14,6 +14,9 @@ from typing import ClassVar
 
 from probes.model import JSON, integer, mapping, split, text
 
+#: Evidence keys that summarise a leak finding in one line (agent/output.py).
+SUMMARY_KEYS = ("signature",)
+
 
 @dataclass(frozen=True)
 class Settings:

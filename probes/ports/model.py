@@ -19,6 +19,10 @@ from probes.base import ProbeFailure
 from probes.model import JSON, Bound, integer, mapping, split, text
 from probes.ports.judge import PortTable, default_port_table
 
+#: Evidence keys that summarise a ports finding in one line, first present wins (agent/output.py).
+#: End-of-life findings (probes/eol) have none: their title says it.
+SUMMARY_KEYS = ("reason", "service", "addresses")
+
 
 class SettingsError(ProbeFailure):
     """The asset's ``[ports]`` settings are unusable."""

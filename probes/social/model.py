@@ -16,6 +16,9 @@ from typing import ClassVar
 
 from probes.model import JSON, mapping, split, text
 
+#: Evidence keys that summarise a social finding in one line (agent/output.py).
+SUMMARY_KEYS = ("platform",)
+
 
 class BrowserChoice(enum.StrEnum):
     AUTO = "auto"

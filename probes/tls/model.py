@@ -24,6 +24,9 @@ from probes.model import JSON, Bound, instant, integer, mapping, refuse_unknown,
 #: Where the grade letter sits in stored tls observations (state/evidence.py reads it in SQL).
 GRADE_PATH = ("grade", "grade")
 
+#: Evidence keys that summarise a tls finding in one line, first present wins (agent/output.py).
+SUMMARY_KEYS = ("reason", "days_left", "protocols", "suites", "addresses")
+
 
 @dataclass(frozen=True)
 class Settings:

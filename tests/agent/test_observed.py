@@ -45,3 +45,21 @@ def test_the_reports_read_the_grade_where_the_tls_probe_writes_it() -> None:
     from state.evidence import GRADE_PATH as READ
 
     assert READ == WRITTEN
+
+
+def test_every_probe_declares_the_keys_that_summarise_its_findings() -> None:
+    from agent.output import _summary_keys
+    from probes.registry import probe_names
+
+    assert set(probe_names()) <= set(_summary_keys())
+
+
+def test_a_finding_is_summarised_by_its_own_probes_keys() -> None:
+    from agent.output import _summary
+
+    assert _summary({"days_left": 3, "reason": "expires soon", "addresses": ["a"]}, "tls") == "reason: expires soon"
+    assert _summary({"signature": "django.debug", "reason": "x"}, "leak") == "signature: django.debug"
+    assert _summary({"platform": "line", "pages": ["a"]}, "social") == "platform: line"
+    assert _summary({"addresses": ["192.0.2.1", "192.0.2.2"]}, "http") == "addresses: 192.0.2.1, 192.0.2.2"
+    assert _summary({"summary": "a key no probe writes"}, "tls") == ""
+    assert _summary({"reason": "no answer"}, None) == ""
