@@ -5,7 +5,8 @@ One definition of each, so the probes cannot disagree:
 * :func:`http_url`: the asset's URL in the scheme HTTP is spoken with (a ``wss://``
   endpoint is served over ``https``);
 * :func:`same_origin`: scheme, host (normal form, :func:`probes.net.scope.normalise_host`)
-  and port (the scheme's default when absent); a malformed port is never the same origin;
+  and port (the scheme's default when absent), as :func:`probes.net.scope.origin_of` reads
+  them; a malformed port is never the same origin;
 * :func:`parse_hsts`: the one Strict-Transport-Security parser (RFC 6797 section 6.1);
   the http probe's finding and the tls probe's grade both read it;
 * :func:`decode_html` / :func:`is_html`: a response body as a document.
@@ -21,9 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from probes.base import JSON, Target
 from probes.net.http import HttpExchange
-from probes.net.scope import normalise_host
+from probes.net.scope import origin_of
 
-DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
 
@@ -40,25 +40,13 @@ def http_url(target: Target) -> str:
     return urlunsplit((target.http_scheme, parts.netloc, parts.path or "/", parts.query, ""))
 
 
-def origin_of(url: str) -> tuple[str, str, int | None] | None:
-    """``(scheme, host, port)`` of ``url`` in normal form; None when the URL has no host or a malformed port.
-
-    The host is :func:`~probes.net.scope.normalise_host`'s form (lowercase, A-label);
-    an absent port is the scheme's default (http/ws 80, https/wss 443; None for others).
-    """
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:  # a port that is not a number, or out of range
-        return None
-    if not parts.hostname:
-        return None
-    scheme = parts.scheme.lower()
-    return scheme, normalise_host(parts.hostname), port if port is not None else DEFAULT_PORTS.get(scheme)
-
-
 def same_origin(url: str, origin: str) -> bool:
-    """Whether ``url`` is on ``origin``: same scheme, host and port (``https://x.test:443/a`` is ``https://X.test/``)."""
+    """Whether ``url`` is on ``origin``: same scheme, host and port (``https://x.test:443/a`` is ``https://X.test/``).
+
+    Both are read by :func:`probes.net.scope.origin_of` (the scope's own rule): host in
+    normal form, the scheme's default port when none is written; a URL with no host, a
+    scheme other than http(s) or a malformed port is no origin, so never the same one.
+    """
     a, b = origin_of(url), origin_of(origin)
     return a is not None and a == b
 
