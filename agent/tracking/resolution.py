@@ -71,18 +71,13 @@ def asset_config_hash(spec: AssetSpec, settings: Mapping[str, Any], overrides: M
 def _ports(observations: Mapping[str, Any], target: Target) -> Observed | None:
     """Every open port nmap saw (allowed or not), among the ports this scan looked at."""
     from probes.ports.judge import CHECK_ID, default_port_table
+    from probes.ports.model import Observations as PortsObservations
     from probes.ports.model import Settings as PortsSettings
 
-    addresses = observations.get("addresses")
-    if not isinstance(addresses, dict) or not addresses:
-        return None
-    present: set[tuple[str, str]] = set()
-    for scan in addresses.values():
-        if not isinstance(scan, dict) or scan.get("scanned") is False:
-            return None  # an address nmap could not scan tells nothing about its ports
-        for port in scan.get("open", []):
-            if isinstance(port, dict) and isinstance(port.get("port"), int):
-                present.add((CHECK_ID, str(port["port"])))
+    seen = PortsObservations.from_json(observations)
+    if not seen.scanned_everywhere:
+        return None  # an address nmap could not scan tells nothing about its ports
+    present = {(CHECK_ID, str(port)) for ports in seen.open_ports().values() for port in ports}
     try:
         scanned = PortsSettings.from_settings(target.probe_settings("ports"), default_port_table()).ports
     except Exception:  # settings the probe itself refused: it reported an error, not OK

@@ -113,6 +113,11 @@ class Observations:
     _KEYS: ClassVar[tuple[str, ...]] = ("port_list", "ports_scanned", "allowed_ports", "allowed_from",
                                         "skipped_addresses", "nmap", "addresses", "elapsed")
 
+    @property
+    def scanned_everywhere(self) -> bool:
+        """nmap scanned at least one address and every one it was given (else it tells nothing of ports)."""
+        return bool(self.addresses) and all(s.get("scanned") is not False for s in (self.addresses or {}).values())
+
     def open_ports(self) -> dict[str, list[int]]:
         """Address -> the open port numbers; an address nmap could not scan is left out."""
         out: dict[str, list[int]] = {}

@@ -151,3 +151,11 @@ def test_settings_are_frozen() -> None:
     s = tls.Settings()
     with pytest.raises(AttributeError):
         s.expiry_warning_days = 1  # type: ignore[misc]
+
+
+def test_ports_observations_say_what_nmap_saw_everywhere() -> None:
+    seen = ports.Observations.from_json(PORTS_ROW)
+    assert not seen.scanned_everywhere  # 192.0.2.2 was not scanned: a missing port proves nothing
+    only = {**PORTS_ROW, "addresses": {"192.0.2.1": PORTS_ROW["addresses"]["192.0.2.1"]}}
+    assert ports.Observations.from_json(only).scanned_everywhere
+    assert not ports.Observations.from_json({**PORTS_ROW, "addresses": {}}).scanned_everywhere
