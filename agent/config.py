@@ -16,6 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.errors import ConfigError
 from agent.targets import AssetSpec, parse_target_url
+from probes.eol.model import Settings as EolSettings
+from probes.http.model import Settings as HttpSettings
+from probes.net.web import SHARED_SECTION as WEB_SECTION
+from probes.ports.model import Settings as PortsSettings
+from probes.social.model import Settings as SocialSettings
+from probes.tls.model import Settings as TlsSettings
 from vocab import AssetKind, Severity
 
 T = TypeVar("T")
@@ -76,41 +82,57 @@ class AgentSection(_Strict):
         return v
 
 
-class TlsSection(_Strict):
-    expiry_warning_days: int = Field(30, ge=0, le=3650)
+class _ProbeSection(_Strict):
+    """A probe's section: pydantic checks the shapes, the probe's own ``Settings.from_json`` the values,
+    so each limit is defined once, by the probe (probes/<probe>/model.py)."""
+
+    def settings(self) -> object:
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _probe_limits(self) -> _ProbeSection:
+        self.settings()  # its ValueError names "section.key"
+        return self
 
 
-class HttpSection(_Strict):
-    http_port: Port | None = None
+class TlsSection(_ProbeSection):
+    expiry_warning_days: int = 30
+
+    def settings(self) -> TlsSettings:
+        return TlsSettings.from_json(self.model_dump())
+
+
+class HttpSection(_ProbeSection):
+    http_port: int | None = None
     # HSTS max-age under this is too short (http.hsts.short_max_age) and keeps the TLS grade from A+:
-    # "180d" style (s, m, h, d, w) or seconds; default 180 days.
+    # "180d" style (s, m, h, d, w) or seconds; default 180 days. Passed to the tls probe too ("web").
     hsts_min_age: int | str | None = None
 
-    @field_validator("hsts_min_age")
-    @classmethod
-    def _hsts_min_age(cls, v: int | str | None) -> int | str | None:
-        if v is not None:
-            from probes.http.judge import parse_age
-
-            _valid(parse_age, v, ValueError)
-        return v
+    def settings(self) -> HttpSettings:
+        return HttpSettings.from_json(self.model_dump(exclude_none=True))
 
 
-class SocialSection(_Strict):
-    max_pages: int = Field(30, ge=1, le=1000)
-    max_depth: int = Field(2, ge=0, le=10)
+class SocialSection(_ProbeSection):
+    max_pages: int = 30
+    max_depth: int = 2
     browser: bool | Literal["auto"] = "auto"
     chromium: str | None = None  # path; default: Debian's /usr/bin/chromium when present
-    page_timeout: float = Field(15.0, gt=0, le=300)
-    launch_timeout: float = Field(20.0, gt=0, le=300)
+    page_timeout: float = 15.0
+    launch_timeout: float = 20.0
+
+    def settings(self) -> SocialSettings:
+        return SocialSettings.from_json(self.model_dump(exclude_none=True))
 
 
-class PortsSection(_Strict):
-    ports: list[Port] | None = None  # default: probes/ports/ports.toml
+class PortsSection(_ProbeSection):
+    ports: list[int] | None = None  # default: probes/ports/ports.toml
     nmap_path: str | None = None
-    max_rate: int = Field(200, ge=1, le=10000)  # packets per second
-    host_timeout: float = Field(60.0, gt=0, le=3600)  # seconds per nmap run
-    eol_data: str | None = None  # a refreshed end-of-life data file (posture eol refresh)
+    max_rate: int = 200  # packets per second
+    host_timeout: float = 60.0  # seconds per nmap run
+    eol_data: str | None = None  # a refreshed end-of-life data file (posture eol refresh); passed as "eol"
+
+    def settings(self) -> PortsSettings:
+        return PortsSettings.from_json(self.model_dump(exclude_none=True))
 
 
 def _valid(parse: Callable[[Any], object], value: T, errors: type[Exception] | tuple[type[Exception], ...],
@@ -455,12 +477,18 @@ class Config(_Strict):
         return specs
 
     def probe_settings(self) -> dict[str, dict[str, Any]]:
-        return {
+        out = {
             "tls": self.tls.model_dump(),
             "http": self.http.model_dump(exclude_none=True),
             "social": self.social.model_dump(exclude_none=True),
             "ports": self.ports.model_dump(exclude_none=True),
         }
+        # Settings more than one probe reads, passed to each (no probe reads another's section).
+        if self.http.hsts_min_age is not None:
+            out[WEB_SECTION] = {"hsts_min_age": self.http.hsts_min_age}
+        if self.ports.eol_data is not None:
+            out[EolSettings.SECTION] = EolSettings(self.ports.eol_data).to_json()
+        return out
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

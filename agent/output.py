@@ -183,10 +183,27 @@ def dump_json(doc: Any, stream: TextIO | None = None) -> None:
     stream.write("\n")
 
 
-def _summary(evidence: Mapping[str, Any]) -> str:
-    """A short human line from evidence: the few fields people look at first."""
-    for key in ("reason", "summary", "days_left", "protocols", "suites", "service", "signature", "platform",
-                "max_age", "addresses"):
+def _summary_keys() -> dict[str, tuple[str, ...]]:
+    """Step -> the evidence keys that summarise its findings, as each probe declares them."""
+    from probes.edge import model as edge
+    from probes.http import model as http
+    from probes.leak import model as leak
+    from probes.ports import model as ports
+    from probes.social import model as social
+    from probes.tls import model as tls
+    from state.records import REACH_STEP
+
+    return {
+        "tls": tls.SUMMARY_KEYS, "http": http.SUMMARY_KEYS, "edge": edge.SUMMARY_KEYS, "leak": leak.SUMMARY_KEYS,
+        "ports": ports.SUMMARY_KEYS, "social": social.SUMMARY_KEYS,
+        # The agent's own steps (agent/scanning): asset.unreachable and dns.unexpected_address.
+        REACH_STEP: ("reason",), "dns": ("reason", "addresses"),
+    }
+
+
+def _summary(evidence: Mapping[str, Any], probe: str | None) -> str:
+    """A short human line from a finding's evidence: the first of the keys its probe declares."""
+    for key in _summary_keys().get(probe or "", ()):
         if key in evidence and evidence[key] not in (None, "", [], {}):
             value = evidence[key]
             if isinstance(value, list | tuple):
@@ -215,7 +232,7 @@ def print_scans(docs: Sequence[Mapping[str, Any]], stream: TextIO | None = None)
         if tls:
             stream.write(f"  tls: {tls}\n")
         rows = [
-            (f["severity"], f["check_id"], f["key"], f["title"], _summary(f["evidence"]), f.get("id"))
+            (f["severity"], f["check_id"], f["key"], f["title"], _summary(f["evidence"], f.get("probe")), f.get("id"))
             for f in doc["findings"]
         ]
         if rows:

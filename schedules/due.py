@@ -8,8 +8,6 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timedelta
 
-from schedules.remediation import Cadence, CadenceState
-
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=6)
 DUE_SOON = timedelta(days=14)
@@ -37,9 +35,3 @@ def due_state(due: datetime | None, now: datetime, soon: timedelta = DUE_SOON) -
     if due - now <= soon:
         return DueState.SOON
     return DueState.OK
-
-
-def cadence_alert(c: Cadence) -> CadenceState | None:
-    """The one cadence state worth an alert: overdue replaces the warning; OK and never scanned
-    (before its warning period) need none."""
-    return None if c.state in (CadenceState.OK, CadenceState.NEVER_SCANNED) else c.state

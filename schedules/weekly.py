@@ -5,10 +5,10 @@ Pure functions over stored history (finding events, TLS observations) and a cloc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
 
 WEEK = timedelta(days=7)
 _NEW = ("opened", "reopened")
@@ -55,6 +55,15 @@ def changes(events: Iterable[EventLike], since: datetime, until: datetime) -> Ch
 
 
 @dataclass(frozen=True)
+class CertFacts:
+    """One address's leaf certificate, as a scan saw it (agent/ reads it from the tls observations)."""
+
+    address: str
+    subject: str
+    not_after: datetime
+
+
+@dataclass(frozen=True)
 class CertExpiry:
     address: str
     subject: str
@@ -63,41 +72,15 @@ class CertExpiry:
     expired: bool
 
 
-@dataclass(frozen=True)
-class Expiring:
-    host: str | None
-    port: int | None
-    certificates: tuple[CertExpiry, ...] = field(default_factory=tuple)
-
-
-def _parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def expiring_certificates(tls_observations: Mapping[str, Any], now: datetime, within_days: int) -> Expiring:
+def expiring_certificates(certs: Iterable[CertFacts], now: datetime, within_days: int) -> tuple[CertExpiry, ...]:
     """Leaf certificates (per address) that expire within ``within_days`` of ``now``, or have expired.
 
     Days are counted again from ``now``: the scan that saw the certificate may be days old.
     """
     found: list[CertExpiry] = []
-    addresses = tls_observations.get("addresses")
-    for address, entry in (addresses.items() if isinstance(addresses, Mapping) else ()):
-        cert = entry.get("certificate") if isinstance(entry, Mapping) else None
-        if not isinstance(cert, Mapping):
-            continue
-        not_after = _parse_time(cert.get("not_after"))
-        if not_after is None:
-            continue
-        days_left = int((not_after - now) / timedelta(days=1))
-        if not_after <= now or days_left <= within_days:
-            found.append(CertExpiry(str(address), str(cert.get("subject") or ""), not_after, days_left,
-                                    not_after <= now))
+    for cert in certs:
+        days_left = int((cert.not_after - now) / timedelta(days=1))
+        if cert.not_after <= now or days_left <= within_days:
+            found.append(CertExpiry(cert.address, cert.subject, cert.not_after, days_left, cert.not_after <= now))
     found.sort(key=lambda c: (c.not_after, c.address))
-    host, port = tls_observations.get("host"), tls_observations.get("port")
-    return Expiring(host if isinstance(host, str) else None, port if isinstance(port, int) else None, tuple(found))
+    return tuple(found)

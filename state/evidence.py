@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from state.store import Store
 
 T = TypeVar("T")
+#: Where a tls run's observations keep the grade letter: probes.tls.model.GRADE_PATH (state may not import
+#: probes; tests/agent/test_observed.py holds the two equal). Read in SQL so reports never decode whole runs.
+GRADE_PATH = ("grade", "grade")
 _CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 
 
@@ -124,7 +127,7 @@ def run_summaries(
     what ran, what was skipped and why, what failed and its error, and the TLS grade."""
     import sqlalchemy
 
-    grade = col(ProbeRunRow.observations)[("grade", "grade")].as_string()
+    grade = col(ProbeRunRow.observations)[GRADE_PATH].as_string()
     # Only the grade leaves the JSON column: decoding whole observations is what makes reports slow.
     query = _scan_window(
         sqlalchemy.select(col(ProbeRunRow.scan_id), col(ProbeRunRow.probe), col(ProbeRunRow.status),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.notify import i18n
 from agent.notify.channels import Message
+from agent.observed import tls_certificates
 from agent.tracking.duties import status_json
 from schedules.due import DueState, due_state
 from schedules.remediation import CadenceState
@@ -247,7 +248,7 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
         open_now = sorted((f for f in mine if f.id in due), key=_rank)
         states = {f.id: due_state(due[f.id], now) for f in open_now}
         counts = {s: sum(1 for f in open_now if f.severity == s) for s in SEVERITY_ORDER}
-        certs = expiring_certificates(tls[name].observations, now, warn_days).certificates if name in tls else ()
+        certs = expiring_certificates(tls_certificates(tls[name].observations), now, warn_days) if name in tls else ()
         assets.append(AssetDigest(
             name=name, url=info.url, kind=info.kind,
             new=tuple(line(by_id[i]) for i in week.new if i in by_id),

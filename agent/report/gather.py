@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import UsageError
+from agent.observed import tls_certificates
 from agent.report.details import decision_history, declared_controls, evidence_of
 from agent.report.model import (
     AssetReport,
@@ -94,23 +95,11 @@ def _counts(info: ScanSummary) -> bool:
 
 
 def _certificates(observations: dict[str, Any], scan: ScanSummary, as_of: datetime) -> tuple[CertificateEntry, ...]:
-    out = []
-    addresses = observations.get("addresses")
-    for address, facts in sorted(addresses.items()) if isinstance(addresses, dict) else ():
-        cert = facts.get("certificate") if isinstance(facts, dict) else None
-        if not isinstance(cert, dict) or not isinstance(cert.get("not_after"), str):
-            continue
-        try:
-            not_after = datetime.fromisoformat(cert["not_after"].replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        not_after = not_after if not_after.tzinfo else not_after.replace(tzinfo=UTC)
-        subject = cert.get("subject")
-        out.append(CertificateEntry(
-            address=str(address), subject=subject if isinstance(subject, str) else None, not_after=not_after,
-            days_left=int((not_after - as_of) / timedelta(days=1)), scan_id=scan.id, seen_at=scan.started_at,
-        ))
-    return tuple(out)
+    return tuple(
+        CertificateEntry(address=c.address, subject=c.subject or None, not_after=c.not_after,
+                         days_left=int((c.not_after - as_of) / timedelta(days=1)), scan_id=scan.id,
+                         seen_at=scan.started_at)
+        for c in tls_certificates(observations))
 
 
 def _finding(

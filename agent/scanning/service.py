@@ -136,6 +136,7 @@ def probe_settings(cfg: Any) -> dict[str, dict[str, Any]]:
     eol = data_in_use(cfg.ports.eol_data)
     if eol:
         settings["ports"] = {**settings.get("ports", {}), "eol_data": eol}
+        settings["eol"] = {"data": eol}  # the shared section the http and ports probes read
     return settings
 
 

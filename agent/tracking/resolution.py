@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from probes.base import Target
 
 
+_SHARED_SECTIONS = frozenset({"web", "eol"})  # probes.net.web.SHARED_SECTION, probes.eol.model.Settings.SECTION
+
 # Asset fields (besides kind and probe settings) that decide one probe's findings.
 _ASSET_FIELDS: dict[str, tuple[str, ...]] = {"ports": ("allowed_ports",), "edge": ("declared",)}
 
@@ -57,7 +59,9 @@ def asset_config_hash(spec: AssetSpec, settings: Mapping[str, Any], overrides: M
         "allowed_ports": sorted(spec.allowed_ports) if spec.allowed_ports is not None else None,
         "declared": dict(sorted(spec.declared.items())),
         "scan_ports": list(spec.scan_ports) if spec.scan_ports is not None else None,
-        "settings": settings,
+        # Shared sections ("web", "eol") are copies of probe sections already here: left out, so the
+        # hash stays what it was before they were passed separately.
+        "settings": {k: v for k, v in settings.items() if k not in _SHARED_SECTIONS},
         "severity": dict(sorted(overrides.items())),
     }
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
@@ -67,20 +71,15 @@ def asset_config_hash(spec: AssetSpec, settings: Mapping[str, Any], overrides: M
 def _ports(observations: Mapping[str, Any], target: Target) -> Observed | None:
     """Every open port nmap saw (allowed or not), among the ports this scan looked at."""
     from probes.ports.judge import CHECK_ID, default_port_table
-    from probes.ports.probe import ScanSettings
+    from probes.ports.model import Observations as PortsObservations
+    from probes.ports.model import Settings as PortsSettings
 
-    addresses = observations.get("addresses")
-    if not isinstance(addresses, dict) or not addresses:
-        return None
-    present: set[tuple[str, str]] = set()
-    for scan in addresses.values():
-        if not isinstance(scan, dict) or scan.get("scanned") is False:
-            return None  # an address nmap could not scan tells nothing about its ports
-        for port in scan.get("open", []):
-            if isinstance(port, dict) and isinstance(port.get("port"), int):
-                present.add((CHECK_ID, str(port["port"])))
+    seen = PortsObservations.from_json(observations)
+    if not seen.scanned_everywhere:
+        return None  # an address nmap could not scan tells nothing about its ports
+    present = {(CHECK_ID, str(port)) for ports in seen.open_ports().values() for port in ports}
     try:
-        scanned = ScanSettings.from_settings(target.probe_settings("ports"), default_port_table()).ports
+        scanned = PortsSettings.from_settings(target.probe_settings("ports"), default_port_table()).ports
     except Exception:  # settings the probe itself refused: it reported an error, not OK
         return None
     return Observed(frozenset({CHECK_ID}), frozenset(present), frozenset((CHECK_ID, str(p)) for p in scanned))

@@ -41,10 +41,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 import string
+from dataclasses import replace
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from probes.base import (
-    JSON,
     BudgetExhausted,
     ConnectFailure,
     DeadlineExceeded,
@@ -66,8 +66,10 @@ from probes.edge.judge import (
     detect,
     edge_findings,
 )
+from probes.edge.model import Observations
 from probes.edge.signatures import load_signatures
 from probes.net.http import HttpExchange
+from probes.net.web import http_url
 from vocab import one_line
 
 BODY_CAP = 256 * 1024
@@ -93,12 +95,6 @@ def control_query() -> str:
     return "&".join(
         f"{k}={''.join(secrets.choice(_ALPHABET) for _ in range(len(v)))}" for k, v in ATTACK_PARAMS
     )
-
-
-def http_url(target: Target) -> str:
-    """The asset's URL spoken as HTTP (wss is https on the wire)."""
-    parts = urlsplit(target.url)
-    return urlunsplit((target.http_scheme, parts.netloc, parts.path or "/", parts.query, ""))
 
 
 def with_query(url: str, query: str) -> bytes:
@@ -149,10 +145,7 @@ class EdgeProbe:
         return target.is_web
 
     async def run(self, target: Target, ctx: ProbeContext) -> ProbeResult:
-        gathered: dict[str, JSON] = {
-            "cname_chain": list(target.cname_chain),
-            "declared": dict(target.declared),
-        }
+        gathered = Observations(cname_chain=tuple(target.cname_chain), declared=dict(target.declared))
         try:
             async with asyncio.timeout(ctx.limits.probe_deadline):
                 url = http_url(target)
@@ -160,16 +153,16 @@ class EdgeProbe:
                     "GET", url, headers=FRESH_CONNECTION, follow_redirects=True, max_body=BODY_CAP
                 )
                 baseline = to_response(RequestKind.BASELINE, ex)
-                gathered["baseline"] = baseline.to_json()
+                gathered = replace(gathered, baseline=baseline.to_json())
                 extras, not_run = await self._active(target, ctx, ex.url)
                 budget_cut = not_run if not_run.startswith("not sent:") else None
         except TimeoutError:
             exc = DeadlineExceeded(f"edge probe took longer than {ctx.limits.probe_deadline:g}s")
-            return error_result(self.name, exc, observations=gathered)
+            return error_result(self.name, exc, observations=gathered.to_json())
         except ProbeFailure as exc:
-            return error_result(self.name, exc, observations=gathered)
+            return error_result(self.name, exc, observations=gathered.to_json())
         verdict = detect(baseline, extras, target.cname_chain, load_signatures(), not_run_reason=not_run)
-        observations = self._observations(verdict, gathered)
+        observations = self._observations(verdict, gathered).to_json()
         findings = edge_findings(verdict, target.host, target.declared)
         if budget_cut is not None:
             # The passive part stands, but the active check was not made: a partial result, said so.
@@ -200,12 +193,6 @@ class EdgeProbe:
         return extras, ""
 
     @staticmethod
-    def _observations(verdict: EdgeVerdict, gathered: dict[str, JSON]) -> dict[str, JSON]:
-        return {
-            "waf": verdict.waf_json(),
-            "cdn": verdict.cdn_json(),
-            "proxy": verdict.proxy_json(),
-            "active": verdict.active.to_json(),
-            "signatures_version": load_signatures().version,
-            **gathered,
-        }
+    def _observations(verdict: EdgeVerdict, gathered: Observations) -> Observations:
+        return replace(gathered, waf=verdict.waf_json(), cdn=verdict.cdn_json(), proxy=verdict.proxy_json(),
+                       active=verdict.active.to_json(), signatures_version=load_signatures().version)

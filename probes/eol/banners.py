@@ -1,9 +1,8 @@
 """Software names and versions as servers announce them (pure; no I/O).
 
-Sources: HTTP response headers (``Server: Apache/2.4.6 (CentOS) OpenSSL/1.0.2k``),
-page bodies (error-page footers, jQuery file names; patterns in
-``probes/eol/banners.toml``), nmap service detection (product, version,
-extra info, CPEs) and SSH identification strings (``SSH-2.0-OpenSSH_7.4``).
+Sources: HTTP response headers (``Server: Apache/2.4.6 (CentOS) OpenSSL/1.0.2k``;
+the header names are in ``probes/eol/banners.toml``) and nmap service detection
+(product, version, extra info, CPEs).
 
 A :class:`Banner` keeps the product name exactly as seen; which product that
 is, and whether its version is end of life, is :mod:`probes.eol.check`'s business.
@@ -14,21 +13,19 @@ from __future__ import annotations
 import enum
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from vocab import DataFileError, parses_data_file
+from vocab import parses_data_file
 
 _RAW_LIMIT = 200  # evidence keeps this much of the text a banner came from
 
 
 class BannerSource(enum.StrEnum):
     HEADER = "header"
-    PAGE = "page"
     SERVICE = "service"  # nmap service detection
-    SSH = "ssh"
 
 
 @dataclass(frozen=True)
@@ -50,34 +47,15 @@ class Banner:
 
 
 @dataclass(frozen=True)
-class PagePattern:
-    id: str
-    regex: re.Pattern[str]
-    product: str | None
-    source: str
-
-
-@dataclass(frozen=True)
 class BannerRules:
     headers: tuple[str, ...]
-    pages: tuple[PagePattern, ...]
 
 
 @parses_data_file("banner rules")
 def parse_rules(text: str) -> BannerRules:
     raw = tomllib.loads(text)
-    pages = []
-    for entry in raw.get("page", []):
-        regex = re.compile(entry["pattern"], re.IGNORECASE)
-        if "version" not in regex.groupindex:
-            raise DataFileError(f"banner pattern {entry['id']!r} has no 'version' group")
-        if "product" not in regex.groupindex and not entry.get("product"):
-            raise DataFileError(f"banner pattern {entry['id']!r} names no product")
-        if not entry.get("source"):
-            raise DataFileError(f"banner pattern {entry['id']!r} has no source")
-        pages.append(PagePattern(entry["id"], regex, entry.get("product"), entry["source"]))
     headers = tuple(h.lower() for h in raw.get("headers", []))
-    return BannerRules(headers=headers, pages=tuple(pages))
+    return BannerRules(headers=headers)
 
 
 @cache
@@ -127,43 +105,6 @@ def from_headers(
     return found
 
 
-def from_page(text: str, where: str = "", rules: BannerRules | None = None) -> list[Banner]:
-    """Banners in a page body (error pages, HTML with script references)."""
-    rules = rules or default_rules()
-    found: list[Banner] = []
-    seen: set[tuple[str, str]] = set()
-    for pattern in rules.pages:
-        for m in pattern.regex.finditer(text):
-            product = pattern.product or m.group("product")
-            version = m.group("version")
-            if (product.lower(), version) in seen:
-                continue
-            seen.add((product.lower(), version))
-            found.append(Banner(product, version, BannerSource.PAGE, where or pattern.id, _raw(m.group(0))))
-    return found
-
-
-# RFC 4253 forbids "-" in the software version; Cisco ("SSH-2.0-Cisco-1.25") uses it anyway.
-_SSH_IDENT = re.compile(r"^SSH-(?P<proto>\d+\.\d+)-(?P<software>\S+)(?:\s+(?P<comment>.*))?$")
-_SSH_SOFTWARE = re.compile(r"^(?P<product>[A-Za-z][\w.-]*?)[_-](?P<version>\d[\w.]*)$")
-
-
-def from_ssh(line: str, where: str = "") -> list[Banner]:
-    """The banner in an SSH identification string (RFC 4253 section 4.2).
-
-    ``SSH-2.0-OpenSSH_7.4p1 Debian-10+deb9u7`` gives OpenSSH 7.4p1;
-    ``OpenSSH_for_Windows_8.1`` keeps its own product name, because its
-    support follows Windows, not OpenSSH.
-    """
-    m = _SSH_IDENT.match(line.strip())
-    if not m:
-        return []
-    sw = _SSH_SOFTWARE.match(m.group("software"))
-    if not sw:
-        return []
-    return [Banner(sw.group("product"), sw.group("version"), BannerSource.SSH, where, _raw(line.strip()))]
-
-
 _CPE = re.compile(r"^cpe:/[aho]:(?P<vendor>[^:]+):(?P<product>[^:]+):(?P<version>[^:]+)")
 
 
@@ -196,18 +137,6 @@ def from_service(
             name = f"cpe:/a:{m.group('vendor')}:{m.group('product')}"
             found.append(Banner(name, m.group("version"), BannerSource.SERVICE, where, cpe))
     return found
-
-
-def from_service_dict(service: Mapping[str, str], where: str = "") -> list[Banner]:
-    """:func:`from_service` over a python-nmap port dict (``product``, ``version``, ``extrainfo``, ``cpe``)."""
-    cpe = service.get("cpe") or ""
-    return from_service(
-        service.get("product") or "",
-        service.get("version") or "",
-        service.get("extrainfo") or "",
-        [cpe] if cpe else [],
-        where,
-    )
 
 
 def _raw(text: str) -> str:

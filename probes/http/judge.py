@@ -7,23 +7,18 @@ an :class:`Answer`; these functions decide what the answers mean.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from probes.base import JSON, Finding
 from probes.net.scope import normalise_host
+from probes.net.web import DEFAULT_HSTS_MIN_AGE, Hsts, HstsState, parse_hsts  # the one HSTS parser
 
 NO_HTTPS = "http.no_https"
 HSTS_MISSING = "http.hsts.missing"  # no header, or one browsers ignore
 HSTS_SHORT = "http.hsts.short_max_age"  # a valid header whose max-age is under the threshold
 ONE_YEAR = 31_536_000  # seconds
-# The one HSTS threshold, for the http finding and the TLS grade's A+ alike: SSL Labs
-# gives A+ from 180 days (testssl.sh accepts 179). ``[http] hsts_min_age`` overrides it.
-DEFAULT_HSTS_MIN_AGE = 15_552_000  # 180 days
-_AGE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
-_AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 
@@ -43,17 +38,6 @@ class PlainState(enum.StrEnum):
     @property
     def is_finding(self) -> bool:
         return self in (PlainState.SERVES_CONTENT, PlainState.REDIRECTS_TO_PLAIN)
-
-
-class HstsState(enum.StrEnum):
-    OK = "ok"
-    MISSING = "missing"
-    MALFORMED = "malformed"  # browsers ignore it, so it is as good as missing
-    SHORT = "short_max_age"  # valid, but max-age under the threshold (0 switches HSTS off)
-
-    @property
-    def is_finding(self) -> bool:
-        return self is not HstsState.OK
 
 
 @dataclass(frozen=True)
@@ -80,40 +64,6 @@ class Answer:
             "body_length": self.body_length,
             "truncated": self.truncated,
             "server": self.server,
-        }
-
-
-@dataclass(frozen=True)
-class Hsts:
-    raw: str | None
-    max_age: int | None = None
-    include_subdomains: bool = False
-    preload: bool = False
-    problem: str | None = None  # why the header is malformed
-    min_age: int = DEFAULT_HSTS_MIN_AGE  # the threshold this policy is judged against
-
-    @property
-    def present(self) -> bool:
-        return self.raw is not None
-
-    @property
-    def state(self) -> HstsState:
-        if self.raw is None:
-            return HstsState.MISSING
-        if self.problem is not None or self.max_age is None:
-            return HstsState.MALFORMED
-        return HstsState.SHORT if self.max_age < self.min_age else HstsState.OK
-
-    def to_json(self) -> dict[str, JSON]:
-        return {
-            "present": self.present,
-            "header": self.raw,
-            "max_age": self.max_age,
-            "include_subdomains": self.include_subdomains,
-            "preload": self.preload,
-            "problem": self.problem,
-            "state": self.state.value,
-            "min_age": self.min_age,
         }
 
 
@@ -189,69 +139,6 @@ def judge_plain(final: Answer, host: str) -> PlainState:
     if final.status >= 500:
         return PlainState.SERVER_ERROR
     return PlainState.SERVES_CONTENT if final.body_length > 0 else PlainState.NO_CONTENT
-
-
-def parse_age(value: JSON) -> int:
-    """A max-age threshold in seconds: an integer, or ``"180d"`` style (s, m, h, d, w)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration like '180d' or a number of seconds")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"{value} is negative")
-        return value
-    m = _AGE.match(value) if isinstance(value, str) else None
-    if m is None:
-        raise ValueError(f"{value!r} is not a duration like '180d' or a number of seconds")
-    return int(m.group(1)) * _AGE_UNITS[m.group(2)]
-
-
-def hsts_min_age(settings: Mapping[str, JSON]) -> int:
-    """``[http] hsts_min_age`` in seconds; the config layer validates it, a bad value here means the default."""
-    try:
-        return parse_age(settings.get("hsts_min_age", DEFAULT_HSTS_MIN_AGE))
-    except ValueError:
-        return DEFAULT_HSTS_MIN_AGE
-
-
-def parse_hsts(value: str | None, min_age: int = DEFAULT_HSTS_MIN_AGE) -> Hsts:
-    """Parse a Strict-Transport-Security value as RFC 6797 section 6.1 describes.
-
-    The one HSTS parser (the http probe's finding and the tls probe's grade both
-    use it). Directive names are case-insensitive, each may appear once,
-    max-age is required and is a non-negative integer (optionally quoted).
-    Unknown directives are ignored, as browsers do. ``min_age`` is the
-    threshold under which a valid policy counts as too short.
-    """
-    if value is None:
-        return Hsts(raw=None, min_age=min_age)
-    seen: set[str] = set()
-    max_age: int | None = None
-    include_subdomains = preload = False
-    for part in value.split(";"):
-        name, eq, arg = part.partition("=")
-        name = name.strip().lower()
-        if not name:
-            continue
-        if name in seen:
-            return Hsts(raw=value, problem=f"directive {name!r} appears more than once", min_age=min_age)
-        seen.add(name)
-        arg = arg.strip()
-        if len(arg) >= 2 and arg[0] == arg[-1] == '"':
-            arg = arg[1:-1]
-        if name == "max-age":
-            if not eq or not arg.isascii() or not arg.isdigit():
-                return Hsts(raw=value, problem=f"max-age value {arg!r} is not a non-negative integer",
-                            min_age=min_age)
-            max_age = int(arg)
-        elif name == "includesubdomains":
-            include_subdomains = True
-        elif name == "preload":
-            preload = True
-    if max_age is None:
-        return Hsts(raw=value, include_subdomains=include_subdomains, preload=preload,
-                    problem="max-age is missing", min_age=min_age)
-    return Hsts(raw=value, max_age=max_age, include_subdomains=include_subdomains, preload=preload,
-                min_age=min_age)
 
 
 def pick_hsts(chain: Sequence[Answer], min_age: int = DEFAULT_HSTS_MIN_AGE) -> tuple[Hsts, str | None]:

@@ -32,46 +32,37 @@ from probes.base import (
 from probes.eol.banners import Banner, from_headers
 from probes.eol.check import CHECK_ID as EOL_CHECK
 from probes.eol.check import eol_findings, load_eol_data
+from probes.eol.model import Settings as EolSettings
 from probes.http.judge import (
     HSTS_MISSING,
     HSTS_SHORT,
     NO_HTTPS,
     Answer,
-    Hsts,
     PlainState,
     PlainVerdict,
     hsts_findings,
-    hsts_min_age,
     judge_plain,
     next_hop,
     no_https_finding,
     pick_hsts,
     url_port,
 )
+from probes.http.model import DEFAULT_HTTP_PORT, Observations, Settings
 from probes.net.http import HttpExchange
+from probes.net.web import Hsts, hsts_min_age, http_url
 from vocab import DataFileError, one_line
 
 #: Judging needs to know whether a body exists, not what it says.
 BODY_SAMPLE = 16 * 1024
-DEFAULT_HTTP_PORT = 80
 
 
 def endpoint_key(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def http_url(target: Target) -> str:
-    """The asset's URL in the scheme HTTP is spoken with (wss:// upgrades from https://)."""
-    parts = urlsplit(target.url)
-    return urlunsplit((target.http_scheme, parts.netloc, parts.path or "/", parts.query, ""))
-
-
 def twin_port(target: Target) -> int:
     """Where the plain-HTTP twin of an HTTPS asset listens (setting ``http_port``, else 80)."""
-    value = target.probe_settings("http").get("http_port", DEFAULT_HTTP_PORT)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-        raise ValueError(f"setting http.http_port must be a port number, not {value!r}")
-    return value
+    return Settings.from_json(target.probe_settings(Settings.SECTION)).http_port
 
 
 def twin_url(target: Target, port: int) -> str:
@@ -183,7 +174,7 @@ class _Run:
                 obs["addresses"][addr] = {"error": _error_json(exc), "chain": [a.to_json() for a in chain]}
                 self.errors.append(exc)
                 continue
-            hsts, source = pick_hsts(chain, hsts_min_age(self.target.probe_settings("http")))
+            hsts, source = pick_hsts(chain, hsts_min_age(self.target.probe_settings(Settings.SECTION)))
             self.policies.setdefault(key, {})[addr] = (hsts, source)
             first = chain[0]
             obs["addresses"][addr] = {
@@ -244,21 +235,17 @@ class _Run:
     def eol_findings(self) -> list[Finding]:
         if not self.banners:
             return []
-        path = self.target.probe_settings("ports").get("eol_data")
+        path = EolSettings.from_json(self.target.probe_settings(EolSettings.SECTION)).data
         try:
-            data = load_eol_data(path) if isinstance(path, str) else None
+            data = load_eol_data(path) if path is not None else None
         except DataFileError as exc:
             self.errors.append(ProtocolFailure(f"end-of-life data {path}: {exc}"))
             return []
         return eol_findings(self.banners.values(), data, self.ctx.clock().date())
 
-    def observations(self) -> dict[str, JSON]:
-        obs: dict[str, JSON] = dict(self.endpoints)
-        if self.http_port is not None:
-            obs["http_port"] = self.http_port
-        if self.banners:
-            obs["banners"] = [b.to_json() for b in self.banners.values()]
-        return obs
+    def observations(self) -> Observations:
+        return Observations(plain=self.endpoints["plain"], https=self.endpoints["https"], http_port=self.http_port,
+                            banners=tuple(b.to_json() for b in self.banners.values()))
 
 
 class HttpProbe:
@@ -283,5 +270,5 @@ class HttpProbe:
             run.errors.append(exc)
         findings = run.findings()
         if run.errors:
-            return error_result(self.name, run.errors[0], observations=run.observations(), findings=findings)
-        return ProbeResult(self.name, RunStatus.OK, observations=run.observations(), findings=findings)
+            return error_result(self.name, run.errors[0], observations=run.observations().to_json(), findings=findings)
+        return ProbeResult(self.name, RunStatus.OK, observations=run.observations().to_json(), findings=findings)

@@ -20,7 +20,7 @@ import contextlib
 import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from probes.base import (
     JSON,
@@ -35,6 +35,7 @@ from probes.base import (
     error_result,
 )
 from probes.leak.judge import Observed, Verdict, judge
+from probes.leak.model import Observations
 from probes.leak.provoke import (
     Provocation,
     ProvocationKind,
@@ -47,6 +48,7 @@ from probes.leak.provoke import (
     param_provocations,
 )
 from probes.leak.signatures import LeakCheck, load_signatures
+from probes.net.web import http_url
 from vocab import one_line
 
 if TYPE_CHECKING:
@@ -153,19 +155,16 @@ class _Session:
         ordered = [self.provocations[i] for i in sorted(self.provocations)]
         return [*([self.home] if self.home else []), *ordered, *self.normals]
 
-    def observations(self, verdict: Verdict | None) -> dict[str, JSON]:
-        sigs = load_signatures()
-        obs: dict[str, JSON] = {
-            "address": self.target.addresses[0] if self.target.addresses else None,
-            "requests": list(self.log),
-            "request_count": len(self.log),
-            "parameters": list(self.parameters),
-            "signatures_version": sigs.version,
-        }
-        if verdict is not None:
-            obs["banners"] = list(verdict.banners)
-            obs["suppressed_by_normal_page"] = {k: list(v) for k, v in verdict.suppressed.items()}
-        return obs
+    def observations(self, verdict: Verdict | None) -> Observations:
+        return Observations(
+            address=self.target.addresses[0] if self.target.addresses else None,
+            requests=tuple(self.log),
+            parameters=tuple(self.parameters),
+            signatures_version=load_signatures().version,
+            banners=tuple(verdict.banners) if verdict is not None else None,
+            suppressed_by_normal_page=None if verdict is None else {
+                k: tuple(v) for k, v in verdict.suppressed.items()},
+        )
 
 
 def _observed(ex: HttpExchange, role: RequestRole, kind: ProvocationKind | None, method: str,
@@ -190,12 +189,6 @@ def _observed(ex: HttpExchange, role: RequestRole, kind: ProvocationKind | None,
         reference_url=reference_url,
         redirected=bool(ex.redirects),
     )
-
-
-def http_url(target: Target) -> str:
-    """The target URL in the scheme HTTP is spoken with (a wss:// endpoint is served over https)."""
-    parts = urlsplit(target.url)
-    return urlunsplit((target.http_scheme, parts.netloc, parts.path or "/", parts.query, ""))
 
 
 def _links(page: Observed) -> list[str]:
@@ -229,7 +222,7 @@ class LeakProbe:
             failure = _leaf(exc)
         verdict = await asyncio.to_thread(judge, session.observed(), load_signatures()) if session.home else None
         findings = tuple(verdict.findings) if verdict else ()
-        observations = session.observations(verdict)
+        observations = session.observations(verdict).to_json()
         if failure is not None:
             return error_result(self.name, _leaf(failure), observations=observations, findings=findings)
         return ProbeResult(self.name, RunStatus.OK, observations=observations, findings=findings)

@@ -26,6 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+from probes.net.web import same_origin
+
 #: The made-up method; a valid RFC 9110 token that no server implements.
 UNSUPPORTED_METHOD = "POSTURE"
 NOT_FOUND_SUFFIXES: tuple[str, ...] = ("", ".aspx", ".php", ".jsp", ".do")
@@ -172,11 +174,6 @@ def extract_links(html: str, base_url: str) -> list[str]:
 def _absolute(base: str, href: str) -> str:
     parts = urlsplit(urljoin(base, href))
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", parts.query, ""))
-
-
-def same_origin(url: str, origin: str) -> bool:
-    a, b = urlsplit(url), urlsplit(origin)
-    return (a.scheme, (a.hostname or "").lower(), a.port) == (b.scheme, (b.hostname or "").lower(), b.port)
 
 
 def _safe_link(url: str) -> bool:

@@ -40,7 +40,7 @@ import httpx
 
 from probes.base import ConnectFailure, DeadlineExceeded, Limits, OutOfScope, ProtocolFailure
 from probes.net.bodies import ACCEPT_ENCODING, read_capped
-from probes.net.scope import Origin, Pins, format_origin, normalise_host, origin_of
+from probes.net.scope import Origin, Pins, format_origin, normalise_host, origin_of, same_host
 from probes.net.tlsctx import allow_large_certificates
 from vocab import one_line
 
@@ -383,7 +383,7 @@ class HttpClient:
                         return _with_hops(ex, hops)
                     target = ex.location
                     if _scheme(target) not in HTTP_SCHEMES or not (
-                        self.in_scope(target) if self.origins is not None else self.same_host(url, target)
+                        self.in_scope(target) if self.origins is not None else same_host(url, target)
                     ):
                         return _with_hops(ex, hops)  # off-scope: recorded, never followed
                     hops.append(Hop(ex.status, ex.url, target))
@@ -397,14 +397,6 @@ class HttpClient:
                         current_method = "GET"
         except TimeoutError:
             raise DeadlineExceeded(f"{method} {url} took longer than {limit:g}s") from None
-
-    @staticmethod
-    def same_host(a: str, b: str) -> bool:
-        try:
-            host_a, host_b = urlsplit(a).hostname, urlsplit(b).hostname
-        except ValueError:  # unparsable (hostile) Location: never "the same host"
-            return False
-        return bool(host_a) and normalise_host(host_a or "") == normalise_host(host_b or "")
 
     async def _once(
         self,

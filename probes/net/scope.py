@@ -221,6 +221,15 @@ def origin_of(url: str) -> Origin | None:
     return scheme, host, port
 
 
+def same_host(a: str, b: str) -> bool:
+    """Whether two absolute URLs name the same host (normal form); an unparsable or hostless URL never does."""
+    try:
+        host_a, host_b = urlsplit(a).hostname, urlsplit(b).hostname
+    except ValueError:  # unparsable (hostile) Location: never "the same host"
+        return False
+    return bool(host_a) and normalise_host(host_a or "") == normalise_host(host_b or "")
+
+
 def format_origin(origin: Origin) -> str:
     scheme, host, port = origin
     shown = f"[{host}]" if ":" in host else host

@@ -258,52 +258,6 @@ def parse_nmap_xml(text: str | bytes) -> NmapRun:
     )
 
 
-def parse_python_nmap(result: Mapping[str, Any]) -> NmapRun:
-    """The same records from python-nmap's ``PortScanner.scan()`` / ``analyse_nmap_xml_scan()`` result."""
-    meta = result.get("nmap", {})
-    stats = meta.get("scanstats", {})
-    errors = meta.get("scaninfo", {}).get("error") or []
-    hosts = []
-    for address, host in result.get("scan", {}).items():
-        ports = []
-        for proto in ("tcp", "udp", "sctp"):
-            for port, info in (host.get(proto) or {}).items():
-                cpe = info.get("cpe") or ""
-                ports.append(
-                    PortResult(
-                        port=int(port),
-                        protocol=proto,
-                        state=_state(info.get("state", "")),
-                        reason=info.get("reason", ""),
-                        service=Service(
-                            name=info.get("name", ""),
-                            product=info.get("product", ""),
-                            version=info.get("version", ""),
-                            extrainfo=info.get("extrainfo", ""),
-                            conf=_int(info.get("conf")),
-                            cpes=(cpe,) if cpe else (),
-                        ),
-                    )
-                )
-        hosts.append(
-            HostScan(
-                address=str(address),
-                state=(host.get("status") or {}).get("state", ""),
-                ports=tuple(sorted(ports, key=lambda r: r.port)),
-            )
-        )
-    elapsed = stats.get("elapsed")
-    return NmapRun(
-        args=meta.get("command_line", "") or "",
-        elapsed=float(elapsed) if elapsed else None,
-        error=" ".join(" ".join(str(e).split()) for e in errors),
-        hosts=tuple(hosts),
-    )
-
-
-# ---------------------------------------------------------------- judging
-
-
 def unexpected_open(
     hosts: Iterable[HostScan],
     allowed: frozenset[int],

@@ -27,8 +27,8 @@ import ipaddress
 import shlex
 import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from probes.base import (
@@ -45,64 +45,22 @@ from probes.catalog import load_catalog
 from probes.child import die_with_parent
 from probes.eol.check import CHECK_ID as EOL_CHECK
 from probes.eol.check import eol_findings, load_eol_data
+from probes.eol.model import Settings as EolSettings
 from probes.ports.judge import (
     CHECK_ID,
     HostScan,
     NmapOutputError,
-    PortTable,
     allowed_ports,
     default_port_table,
     parse_nmap_xml,
     service_banners,
     unexpected_open,
 )
+from probes.ports.model import Observations, Settings, SettingsError
 from vocab import DataFileError, one_line
 
-SETTINGS_KEYS = frozenset({"ports", "nmap_path", "max_rate", "host_timeout", "eol_data"})
 _VERSION_CHECK_TIMEOUT = 15.0
 _DEADLINE_MARGIN = 2.0  # finish this long before the probe deadline, with what we have
-
-
-class SettingsError(ProbeFailure):
-    """The asset's ``[ports]`` settings are unusable."""
-
-
-@dataclass(frozen=True)
-class ScanSettings:
-    ports: tuple[int, ...]
-    port_list: str  # "default" or "configured"
-    nmap_path: str | None = None
-    max_rate: int = 200  # packets per second
-    host_timeout: float = 60.0  # seconds, per nmap run
-    eol_data: str | None = None  # a refreshed EOL data file instead of the shipped one
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], table: PortTable) -> ScanSettings:
-        unknown = sorted(set(settings) - SETTINGS_KEYS)
-        if unknown:
-            raise SettingsError(f"unknown ports setting(s): {', '.join(unknown)}")
-        raw_ports = settings.get("ports")
-        if raw_ports is None:
-            ports, port_list = table.default_ports, "default"
-        else:
-            if not isinstance(raw_ports, list | tuple) or not raw_ports or not all(
-                isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in raw_ports
-            ):
-                raise SettingsError("ports setting must be a non-empty list of port numbers 1-65535")
-            ports, port_list = tuple(sorted(set(raw_ports))), "configured"
-        nmap_path = settings.get("nmap_path")
-        if nmap_path is not None and (not isinstance(nmap_path, str) or not nmap_path):
-            raise SettingsError("nmap_path setting must be a path")
-        max_rate = settings.get("max_rate", cls.max_rate)
-        if not isinstance(max_rate, int) or isinstance(max_rate, bool) or not 1 <= max_rate <= 10000:
-            raise SettingsError("max_rate setting must be 1-10000 packets per second")
-        host_timeout = settings.get("host_timeout", cls.host_timeout)
-        if isinstance(host_timeout, bool) or not isinstance(host_timeout, int | float) or host_timeout <= 0:
-            raise SettingsError("host_timeout setting must be a positive number of seconds")
-        eol_data = settings.get("eol_data")
-        if eol_data is not None and not isinstance(eol_data, str):
-            raise SettingsError("eol_data setting must be a path")
-        return cls(ports, port_list, nmap_path, max_rate, float(host_timeout), eol_data)
 
 
 def port_spec(ports: Iterable[int]) -> str:
@@ -207,43 +165,40 @@ class PortsProbe:
             return ProbeResult.skipped(self.name, "active probes are not allowed for this asset")
         started = time.monotonic()
         deadline = started + max(1.0, ctx.limits.probe_deadline - _DEADLINE_MARGIN)
-        observations: dict[str, Any] = {}
+        obs = Observations()
         scans: dict[str, AddressScan] = {}
         try:
             table = default_port_table()
-            cfg = ScanSettings.from_settings(target.probe_settings(self.name), table)
+            cfg = Settings.from_settings(target.probe_settings(self.name), table)
             try:
-                eol_data = load_eol_data(cfg.eol_data)
+                # The shared eol section (the http probe reads the same one); the ports key is where it is written.
+                eol_data = load_eol_data(EolSettings.from_json(target.probe_settings(EolSettings.SECTION)).data
+                                         or cfg.eol_data)
             except DataFileError as exc:
                 raise SettingsError(f"EOL data: {exc}") from None
             allowed, allowed_from = allowed_ports(target)
             for address in target.addresses:
                 ctx.connector.pins.check(target.host, address)  # OutOfScope before nmap sees it
-            observations.update(
-                port_list=cfg.port_list,
-                ports_scanned=len(cfg.ports),
-                allowed_ports=sorted(allowed),
-                allowed_from=allowed_from,
-            )
-            if target.skipped_addresses:
-                observations["skipped_addresses"] = dict(target.skipped_addresses)
+            obs = replace(obs, port_list=cfg.port_list, ports_scanned=len(cfg.ports),
+                          allowed_ports=tuple(sorted(allowed)), allowed_from=allowed_from,
+                          skipped_addresses=dict(target.skipped_addresses) if target.skipped_addresses else None)
             if not target.addresses:
-                observations["addresses"] = {}
-                return ProbeResult(self.name, RunStatus.OK, observations=observations)
+                return ProbeResult(self.name, RunStatus.OK, observations=replace(obs, addresses={}).to_json())
             nmap_path, version = await locate_nmap(cfg.nmap_path)
-            observations["nmap"] = {"path": nmap_path, "version": version}
+            obs = replace(obs, nmap={"path": nmap_path, "version": version})
             scans = {a: AddressScan(a) for a in target.addresses}
             results = await asyncio.gather(
                 *(self._scan(target, ctx, nmap_path, cfg, scans[a], deadline) for a in target.addresses),
                 return_exceptions=True,
             )
         except ProbeFailure as exc:
-            return error_result(self.name, exc, observations=observations)
+            return error_result(self.name, exc, observations=obs.to_json())
         except Exception as exc:  # a bug: still return what was gathered
-            return error_result(self.name, exc, observations=observations)
+            return error_result(self.name, exc, observations=obs.to_json())
 
-        observations["addresses"] = {a: s.to_json() for a, s in scans.items()}
-        observations["elapsed"] = round(time.monotonic() - started, 3)
+        obs = replace(obs, addresses={a: s.to_json() for a, s in scans.items()},
+                      elapsed=round(time.monotonic() - started, 3))
+        observations = obs.to_json()
         hosts = [s.host for s in scans.values() if s.host is not None]
         try:
             catalog_severity = load_catalog()[CHECK_ID].severity
@@ -261,7 +216,7 @@ class PortsProbe:
         target: Target,
         ctx: ProbeContext,
         nmap: str,
-        cfg: ScanSettings,
+        cfg: Settings,
         scan: AddressScan,
         deadline: float,
     ) -> None:

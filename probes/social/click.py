@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag
 
 from probes.base import DeadlineExceeded, ToolUnavailable
+from probes.net.web import decode_html, is_html
 from probes.social.browser import Browser, ClickEvents
-from probes.social.crawl import decode_html, is_html
 from probes.social.js import AIM_JS, CLOSE_MODAL_JS, MARKERS_JS, SCAN_JS, SNIPPET_JS, UNCOVER_JS
 from probes.social.links import (
     Judgement,

@@ -17,9 +17,9 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 from probes.base import BudgetExhausted, ProbeContext, ProbeFailure, Target
 from probes.net.http import HttpExchange
+from probes.net.web import decode_html, is_html, same_origin
 from vocab import one_line
 
-HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # Not worth a request: the crawl wants pages, not documents or media.
 SKIP_EXTENSIONS = frozenset(
     (
@@ -29,7 +29,6 @@ SKIP_EXTENSIONS = frozenset(
         ".ogg", ".css", ".js", ".json", ".xml", ".txt", ".csv", ".woff", ".woff2", ".ttf", ".eot",
     )
 )
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
 _REFRESH_URL = re.compile(r"""url\s*=\s*['"]?([^'";]+)""", re.IGNORECASE)
 
 
@@ -61,38 +60,6 @@ class CrawlResult:
             "errors": self.errors[:20],
             "budget_exhausted": self.budget_exhausted,
         }
-
-
-def decode_html(ex: HttpExchange) -> str:
-    """Body text by the header's charset, else the document's <meta charset>, else UTF-8."""
-    declared = "charset=" in (ex.header("content-type") or "").lower()
-    charset = ex.charset if declared else None
-    if charset is None:
-        m = _META_CHARSET.search(ex.body[:4096])
-        charset = m.group(1).decode("ascii", "replace") if m else "utf-8"
-    try:
-        return ex.body.decode(charset, errors="replace")
-    except LookupError:
-        return ex.body.decode("utf-8", errors="replace")
-
-
-def is_html(ex: HttpExchange) -> bool:
-    ct = ex.content_type
-    if ct in HTML_TYPES:
-        return True
-    return not ct and ex.body.lstrip()[:1] == b"<"
-
-
-def same_origin(url: str, origin: str) -> bool:
-    try:
-        a, b = urlsplit(url), urlsplit(origin)
-        return (a.scheme, a.hostname, a.port or _port(a.scheme)) == (b.scheme, b.hostname, b.port or _port(b.scheme))
-    except ValueError:
-        return False
-
-
-def _port(scheme: str) -> int:
-    return 443 if scheme == "https" else 80
 
 
 def page_links(html: str, base_url: str) -> list[str]:

@@ -18,7 +18,7 @@ from functools import cache
 from importlib import resources
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
-from probes.net.scope import normalise_host
+from probes.net.scope import normalise_host, same_host
 from vocab import DataFileError, parses_data_file
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -221,13 +221,6 @@ class SocialLink:
     via: Via
     code: str  # inline handler text (onclick + javascript: URL), "" when none
     new_window: bool  # target other than _self/_parent/_top
-
-
-def same_host(a: str, b: str) -> bool:
-    try:
-        return normalise_host(urlsplit(a).hostname or "") == normalise_host(urlsplit(b).hostname or "")
-    except ValueError:
-        return False
 
 
 def classify_link(

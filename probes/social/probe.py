@@ -16,12 +16,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from probes.base import (
-    JSON,
     AssetKind,
     BudgetExhausted,
     DeadlineExceeded,
@@ -34,22 +32,19 @@ from probes.base import (
     error_result,
 )
 from probes.net.http import HttpExchange
+from probes.net.web import decode_html, is_html
 from probes.social.browser import Browser, find_chromium, unavailable_reason
 from probes.social.click import BrowserRun, judge_pages
-from probes.social.crawl import CrawlResult, ResponseCache, crawl, decode_html, is_html
+from probes.social.crawl import CrawlResult, ResponseCache, crawl
 from probes.social.links import Judgement, load_social_data, social_destination_in_query
+from probes.social.model import BrowserChoice, Observations
+from probes.social.model import Settings as SocialSettings
 from probes.social.report import CHECK_ID as SOCIAL_CHECK
 from probes.social.report import merge, summarise
 from probes.social.static import Occurrence, extract_occurrences, interstitial_url, judge_static
 from vocab import one_line
 
 MAX_INTERSTITIALS = 30
-
-
-class BrowserChoice(enum.StrEnum):
-    AUTO = "auto"
-    ON = "on"
-    OFF = "off"
 
 
 class Mode(enum.StrEnum):
@@ -65,66 +60,6 @@ class Stage(enum.StrEnum):
     LAUNCH = "browser launch"
     BROWSER = "browser judgement"
     DONE = "done"
-
-
-@dataclass(frozen=True)
-class SocialSettings:
-    max_pages: int = 30
-    max_depth: int = 2
-    browser: BrowserChoice = BrowserChoice.AUTO
-    chromium: str | None = None
-    page_timeout: float = 15.0
-    launch_timeout: float = 20.0
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, JSON]) -> SocialSettings:
-        """Settings from ``[assets.settings.social]``; ValueError names the bad key."""
-        known = {"max_pages", "max_depth", "browser", "chromium", "page_timeout", "launch_timeout"}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"social: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
-        browser = raw.get("browser", "auto")
-        if browser is True or browser == "true":
-            choice = BrowserChoice.ON
-        elif browser is False or browser == "false":
-            choice = BrowserChoice.OFF
-        elif browser == "auto":
-            choice = BrowserChoice.AUTO
-        else:
-            raise ValueError(f"social.browser must be true, false or \"auto\", not {browser!r}")
-        chromium = raw.get("chromium")
-        if chromium is not None and (not isinstance(chromium, str) or not chromium):
-            raise ValueError("social.chromium must be the path of the Chromium executable")
-        return cls(
-            max_pages=_int(raw, "max_pages", 30, 1, 1000),
-            max_depth=_int(raw, "max_depth", 2, 0, 10),
-            browser=choice,
-            chromium=chromium,
-            page_timeout=_float(raw, "page_timeout", 15.0, 1.0, 300.0),
-            launch_timeout=_float(raw, "launch_timeout", 20.0, 1.0, 300.0),
-        )
-
-    def to_json(self) -> dict[str, JSON]:
-        return {"max_pages": self.max_pages, "max_depth": self.max_depth, "browser": self.browser.value,
-                "page_timeout": self.page_timeout}
-
-
-def _int(raw: Mapping[str, JSON], key: str, default: int, low: int, high: int) -> int:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"social.{key} must be an integer, not {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"social.{key} must be between {low} and {high}, not {value}")
-    return value
-
-
-def _float(raw: Mapping[str, JSON], key: str, default: float, low: float, high: float) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"social.{key} must be a number of seconds, not {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"social.{key} must be between {low:g} and {high:g}, not {value}")
-    return float(value)
 
 
 @dataclass
@@ -162,23 +97,22 @@ class _State:
     def result(self, probe: str, error: BaseException | None = None) -> ProbeResult:
         judgements, disagreements = self.judgements()
         findings, links = summarise(judgements)
-        obs: dict[str, Any] = {
-            "mode": self.mode.value,
-            "settings": self.settings.to_json(),
-            "data_version": load_social_data().version,
-        }
-        if self.mode_reason:
-            obs["mode_reason"] = self.mode_reason
-        if self.crawl is not None:
-            obs["crawl"] = self.crawl.to_json(self.settings.max_pages, self.settings.max_depth)
-            obs["pages"] = [p.url for p in self.crawl.pages]
-        obs["links"] = links
-        obs["interstitials"] = self.interstitials
-        if self.run is not None:
-            obs["browser"] = {**self.browser_info, **self.run.to_json(), "pages_static_only": self.unjudged()}
-            obs["static_vs_browser"] = disagreements[:30]
-        obs["stage"] = self.stage.value
-        obs["seconds"] = round(time.monotonic() - self.started, 2)
+        crawled = self.crawl
+        obs = Observations(
+            mode=self.mode.value,
+            settings=self.settings.observed_json(),
+            data_version=load_social_data().version,
+            mode_reason=self.mode_reason or None,
+            crawl=crawled.to_json(self.settings.max_pages, self.settings.max_depth) if crawled is not None else None,
+            pages=tuple(p.url for p in crawled.pages) if crawled is not None else None,
+            links=tuple(links),
+            interstitials=tuple(self.interstitials),
+            browser=None if self.run is None else {**self.browser_info, **self.run.to_json(),
+                                                   "pages_static_only": self.unjudged()},
+            static_vs_browser=None if self.run is None else tuple(disagreements[:30]),
+            stage=self.stage.value,
+            seconds=round(time.monotonic() - self.started, 2),
+        ).to_json()
         if error is not None:
             return error_result(probe, error, observations=obs, findings=findings)
         return ProbeResult(probe=probe, status=RunStatus.OK, observations=obs, findings=findings)

@@ -86,6 +86,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 from probes.net.http import HttpExchange
+from probes.net.scope import same_host
 from probes.social.links import (
     Judgement,
     Method,
@@ -96,7 +97,6 @@ from probes.social.links import (
     Via,
     classify_link,
     notice_in_code,
-    same_host,
 )
 
 if TYPE_CHECKING:

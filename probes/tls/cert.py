@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -370,11 +370,3 @@ def cert_findings(host: str, port: int, reports: Sequence[tuple[str, CertReport]
             evidence["by_address"] = dict(hits)
         findings.append(Finding(check_id=check.value, key=key, evidence=evidence))
     return findings
-
-
-def expiry_warning_days(settings: Mapping[str, JSON]) -> int:
-    """``[tls] expiry_warning_days``; the config layer validates it, this only guards the type."""
-    value = settings.get("expiry_warning_days", DEFAULT_EXPIRY_WARNING_DAYS)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return DEFAULT_EXPIRY_WARNING_DAYS
-    return value

@@ -58,7 +58,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from probes.http.judge import DEFAULT_HSTS_MIN_AGE
+from probes.net.web import DEFAULT_HSTS_MIN_AGE
 from probes.tls.suite_data import LEGACY_PROTOCOLS, KexFamily, Protocol, Suite, Weakness, suite_table
 from probes.tls.suites import SuiteScan, negotiates_forward_secrecy
 

@@ -4,8 +4,7 @@ Collect: one handshake per address with SNI, at a permissive security level so
 that a chain which does not verify, a 1024-bit key or a SHA-1 signature is
 still captured whole. Evaluate: :mod:`probes.tls.cert` judges each chain;
 findings are merged per host:port. The protocol/cipher half lives in
-:mod:`probes.tls.suites` and :mod:`probes.tls.grade`; it is imported when the
-probe runs, and its absence only removes its part of the result.
+:mod:`probes.tls.suites` and :mod:`probes.tls.grade`.
 """
 
 from __future__ import annotations
@@ -16,10 +15,11 @@ import ipaddress
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from cryptography.exceptions import UnsupportedAlgorithm
 
+import probes.tls.grade as grading
+import probes.tls.suites as suites
 from probes.base import (
     JSON,
     ConnectFailure,
@@ -33,17 +33,15 @@ from probes.base import (
     Target,
     error_result,
 )
-from probes.http.judge import hsts_min_age, parse_hsts
 from probes.net.connector import Connector
 from probes.net.scope import normalise_host, unicode_host
 from probes.net.tlsctx import allow_large_certificates
-from probes.tls.cert import WEAK_HASHES, CertCheck, CertReport, cert_findings, expiry_warning_days, judge_chain
-from probes.tls.suites import SuiteCheck
+from probes.net.web import SHARED_SECTION, hsts_min_age, parse_hsts
+from probes.tls.cert import WEAK_HASHES, CertCheck, CertReport, cert_findings, judge_chain
+from probes.tls.grade import CertVerdict
+from probes.tls.model import Address, Certificate, Observations, Settings
+from probes.tls.suites import SuiteCheck, SuiteScan
 from probes.tls.trust import load_trust_store
-
-if TYPE_CHECKING:
-    from probes.tls.grade import CertVerdict
-    from probes.tls.suites import SuiteScan
 
 _DER_ENCODING = 2  # _ssl.ENCODING_DER; the module constant is private
 
@@ -128,6 +126,7 @@ class _Run:
     """What the probe has gathered so far; turned into a result however the run ends."""
 
     target: Target
+    settings: Settings = field(default_factory=Settings)
     addresses: dict[str, dict[str, JSON]] = field(default_factory=dict)
     reports: dict[str, CertReport] = field(default_factory=dict)
     errors: dict[str, ProbeFailure] = field(default_factory=dict)  # the first failure of each address
@@ -148,29 +147,30 @@ class _Run:
         if self.cert_findings is None:
             self.cert_findings = cert_findings(self.target.host, self.target.port, self.ordered_reports())
 
-    def address_observations(self, address: str) -> dict[str, JSON]:
+    def address_observations(self, address: str) -> Address:
         entry = dict(self.addresses.get(address, {}))
-        errors = self.stage_errors.get(address)
-        if errors:
-            entry["errors"] = errors
-        entry["status"] = (AddressStatus.ERROR if address in self.errors else AddressStatus.OK).value
-        return entry
+        cert = entry.pop("certificate", None)
+        return Address(
+            status=(AddressStatus.ERROR if address in self.errors else AddressStatus.OK).value,
+            certificate=Certificate.from_json(cert) if isinstance(cert, Mapping) else None,
+            errors=self.stage_errors.get(address, {}),
+            rest=entry,
+        )
 
-    def observations(self) -> dict[str, JSON]:
+    def observations(self) -> Observations:
         t = self.target
-        return {
-            "host": t.host,
-            "port": t.port,
-            "sni": sni_for(t.host),
-            **({"host_unicode": shown} if (shown := unicode_host(t.host)) else {}),
-            "addresses": {a: self.address_observations(a) for a in t.addresses},
-            "skipped_addresses": dict(t.skipped_addresses),
-            **self.extra,
-        }
+        shown = unicode_host(t.host)
+        return Observations(
+            host=t.host,
+            port=t.port,
+            addresses={a: self.address_observations(a) for a in t.addresses},
+            skipped_addresses=dict(t.skipped_addresses),
+            rest={"sni": sni_for(t.host), **({"host_unicode": shown} if shown else {}), **self.extra},
+        )
 
     def result(self, probe: str) -> ProbeResult:
         self.merge_certificates()
-        obs, findings = self.observations(), (*(self.cert_findings or ()), *self.suite_findings)
+        obs, findings = self.observations().to_json(), (*(self.cert_findings or ()), *self.suite_findings)
         failure = self.failure or _combined(self.errors, self.target.addresses)
         if failure is not None:
             return error_result(probe, failure, observations=obs, findings=findings)
@@ -200,10 +200,14 @@ class TlsProbe:
             return ProbeResult(
                 probe=self.name,
                 status=RunStatus.SKIPPED,
-                observations={"skipped_addresses": dict(target.skipped_addresses)},
+                observations=Observations(skipped_addresses=dict(target.skipped_addresses)).to_json(),
                 skip_reason="no address of this host can be probed from here",
             )
-        run = _Run(target)
+        try:
+            settings = Settings.from_json(target.probe_settings(self.name))
+        except ValueError as exc:
+            return error_result(self.name, exc)
+        run = _Run(target, settings)
         limit = ctx.limits.probe_deadline
         loop = asyncio.get_running_loop()
         end = loop.time() + limit
@@ -223,7 +227,7 @@ class TlsProbe:
         target = run.target
         store = await asyncio.to_thread(load_trust_store, ctx.ca_bundle)
         now = ctx.clock()
-        warn_days = expiry_warning_days(target.probe_settings("tls"))
+        warn_days = run.settings.expiry_warning_days
         sni = sni_for(target.host)
         run.extra["trust_store"] = {"sources": list(store.sources), "anchors": len(store)}
         run.extra["expiry_warning_days"] = warn_days
@@ -249,13 +253,7 @@ class TlsProbe:
         await asyncio.gather(*(one(a) for a in target.addresses))
 
     async def _strength(self, run: _Run, ctx: ProbeContext, remaining: Callable[[], float]) -> None:
-        """Protocols, suites and the grade, from the strength half when it is installed."""
-        try:
-            import probes.tls.grade as grading
-            import probes.tls.suites as suites
-        except ImportError:
-            run.extra["suites"] = "unavailable"
-            return
+        """Protocols, suites and the grade."""
         target = run.target
         sni = sni_for(target.host)
         # An address that could not even be reached is not scanned again; one whose
@@ -281,7 +279,7 @@ class TlsProbe:
             run.suite_findings.extend(suites.judge_suites(target.host, target.port, ordered))
             if not ordered:
                 return
-            min_age = hsts_min_age(target.probe_settings("http"))
+            min_age = hsts_min_age(target.probe_settings(SHARED_SECTION))  # the http probe's threshold, shared
             max_age = await self._hsts(target, ctx, remaining()) if target.is_web else None
             run.extra["hsts_max_age"] = max_age
             verdict = self._cert_verdict(run.ordered_reports())
@@ -305,7 +303,7 @@ class TlsProbe:
 
         target = run.target
         store = await asyncio.to_thread(load_trust_store, ctx.ca_bundle)
-        warn_days = expiry_warning_days(target.probe_settings("tls"))
+        warn_days = run.settings.expiry_warning_days
         now = ctx.clock()
 
         async def one(address: str) -> None:

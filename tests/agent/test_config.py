@@ -52,7 +52,7 @@ def test_defaults() -> None:
 
 
 def test_hsts_min_age_reaches_the_probes() -> None:
-    from probes.http.judge import DEFAULT_HSTS_MIN_AGE, hsts_min_age
+    from probes.net.web import DEFAULT_HSTS_MIN_AGE, hsts_min_age
 
     assert hsts_min_age(parse_config("").probe_settings()["http"]) == DEFAULT_HSTS_MIN_AGE
     assert hsts_min_age(parse_config("[http]\nhsts_min_age = '365d'\n").probe_settings()["http"]) == 31536000
@@ -83,6 +83,14 @@ def test_hash_is_stable_and_sensitive() -> None:
         ("[frobnicate]\nx = 1\n", "frobnicate: unknown key"),
         ("[http]\nhsts_min_age = 'half a year'\n", "http.hsts_min_age:"),
         ("[http]\nhsts_min_age = -1\n", "http.hsts_min_age:"),
+        # Limits are the probes' own (probes/<probe>/model.py), checked once, here and in the probe alike.
+        ("[ports]\nhost_timeout = 3601\n", "host_timeout must be more than 0 and at most 3600"),
+        ("[ports]\nports = [0]\n", "ports setting must be a non-empty list"),
+        ("[ports]\nmax_rate = 0\n", "ports.max_rate"),
+        ("[social]\npage_timeout = 0.5\n", "social.page_timeout must be between 1 and 300"),
+        ("[social]\nmax_pages = 1001\n", "social.max_pages"),
+        ("[tls]\nexpiry_warning_days = -1\n", "tls.expiry_warning_days"),
+        ("[http]\nhttp_port = 70000\n", "http.http_port"),
     ],
 )
 def test_bad_config_names_the_key(text: str, expected: str) -> None:
@@ -92,3 +100,26 @@ def test_bad_config_names_the_key(text: str, expected: str) -> None:
     assert expected in message, message
     assert message.startswith("posture.toml: ")
     assert "\n" not in message
+
+
+def test_a_setting_two_probes_read_is_passed_to_both() -> None:
+    """No probe reads another's section: [http] hsts_min_age reaches the tls grade as "web", and
+    [ports] eol_data the http probe as "eol" (probes/net/web.py, probes/eol/model.py)."""
+    from probes.eol.model import Settings as EolSettings
+    from probes.net.web import SHARED_SECTION, hsts_min_age
+
+    settings = parse_config("[http]\nhsts_min_age = '365d'\n[ports]\neol_data = '/x/eol.json'\n").probe_settings()
+    assert hsts_min_age(settings[SHARED_SECTION]) == 31536000
+    assert EolSettings.from_json(settings[EolSettings.SECTION]).data == "/x/eol.json"
+    assert settings["ports"]["eol_data"] == "/x/eol.json"  # still where it is written (and hashed)
+    plain = parse_config("").probe_settings()
+    assert SHARED_SECTION not in plain and EolSettings.SECTION not in plain
+
+
+def test_config_sections_give_the_probes_settings_types() -> None:
+    cfg = parse_config("[tls]\nexpiry_warning_days = 14\n[ports]\nhost_timeout = 30\n[social]\nbrowser = false\n")
+    assert cfg.tls.settings().expiry_warning_days == 14
+    assert cfg.ports.settings().host_timeout == 30.0
+    assert cfg.social.settings().browser.value == "off"
+    assert cfg.http.settings().http_port == 80
+

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from agent.cli import main
-from agent.notify.alerts import Alert, AlertKind, message
+from agent.notify.alerts import Alert, AlertKind, cadence_slipping, message
 from agent.notify.channels import Format, describe, scrub
+from agent.tracking.remediation import AssetCadence
 from probes.catalog import load_catalog
+from schedules.remediation import cadence
 from state import deliveries
 from state.delivery_views import DeliveryState
 from state.store import Store
@@ -240,3 +242,14 @@ def test_posture_scan_alerts_configured_assets_only(tmp_path: Path, sqlite_url: 
         assert alert_new_findings(session, [adhoc], T0) == [] and sink.posts == []
         (sent,) = alert_new_findings(session, [ScanOutcome(spec, record, [], stored=stored)], T0)
         assert sent.ok and sent.items == 1 and len(sink.messages()) == 1
+
+
+@pytest.mark.parametrize(
+    ("days", "kind"), [(100, None), (170, AlertKind.CADENCE_WARNING), (183, AlertKind.CADENCE_OVERDUE),
+                       (400, AlertKind.CADENCE_OVERDUE)],
+)
+def test_only_the_worst_cadence_state_alerts(days: int, kind: AlertKind | None) -> None:
+    """Overdue replaces the warning; an asset within its cadence raises nothing (was schedules.due.cadence_alert)."""
+    c = cadence(T0, T0, T0 + timedelta(days=days))
+    alert = cadence_slipping(AssetCadence("www", c, T0, None))
+    assert (alert.kind if alert is not None else None) is kind

@@ -184,9 +184,9 @@ def test_eol_findings_group_one_cycle_seen_in_many_places() -> None:
         [
             _banner("OpenSSH", "7.4", "a:22/tcp (ssh)"),
             _banner("cpe:/a:openbsd:openssh", "7.4", "a:22/tcp (ssh)"),  # same sighting, via its CPE
-            Banner("OpenSSH", "7.9p1", BannerSource.SSH, "b:22"),
+            Banner("OpenSSH", "7.9p1", BannerSource.SERVICE, "b:22"),
             Banner("Apache", "2.2.34", BannerSource.HEADER, "https://x/ header server"),
-            Banner("jQuery", "1.12.4", BannerSource.PAGE, "https://x/"),
+            Banner("jQuery", "1.12.4", BannerSource.HEADER, "https://x/ header x-generator"),
         ],
         None,  # the shipped data
         TODAY,

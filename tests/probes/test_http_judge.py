@@ -6,27 +6,22 @@ import pytest
 
 from probes.catalog import load_catalog
 from probes.http.judge import (
-    DEFAULT_HSTS_MIN_AGE,
     HSTS_MISSING,
     HSTS_SHORT,
     NO_HTTPS,
     ONE_YEAR,
     Answer,
-    Hsts,
-    HstsState,
     PlainState,
     PlainVerdict,
     hsts_finding,
     hsts_findings,
-    hsts_min_age,
     judge_plain,
     next_hop,
     no_https_finding,
-    parse_age,
-    parse_hsts,
     pick_hsts,
     url_port,
 )
+from probes.net.web import DEFAULT_HSTS_MIN_AGE, Hsts, HstsState, hsts_min_age, parse_age, parse_hsts
 
 HOST = "www.example.test"
 URL = f"http://{HOST}/"

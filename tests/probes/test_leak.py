@@ -11,8 +11,9 @@ from contextlib import contextmanager
 import pytest
 
 from probes.base import ErrorKind, Limits, ProbeResult, RunStatus
-from probes.leak.probe import LeakProbe, http_url
+from probes.leak.probe import LeakProbe
 from probes.leak.provoke import MAX_REQUESTS, UNSUPPORTED_METHOD
+from probes.net.web import http_url
 from probes.registry import load_probe
 from tests.support.context import make_target, probe_context
 from tests.support.servers import Reply, Running, Seen, closed_port, http_server, raw_server

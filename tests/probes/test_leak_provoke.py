@@ -18,7 +18,6 @@ from probes.leak.provoke import (
     fixed_provocations,
     param_candidates,
     param_provocations,
-    same_origin,
     target_directory,
     with_param,
 )
@@ -98,13 +97,6 @@ def test_parameter_candidates_skip_other_origins_state_changes_assets_and_tracki
         ("/", "page", "2"),
         ("/search", "q", ""),
     ]
-
-
-def test_same_origin_compares_scheme_host_and_port() -> None:
-    assert same_origin("https://Broker.test/x", "https://broker.test")
-    assert not same_origin("http://broker.test/x", "https://broker.test")
-    assert not same_origin("https://broker.test:8443/x", "https://broker.test")
-    assert not same_origin("https://sub.broker.test/x", "https://broker.test")
 
 
 def test_chosen_parameters_come_from_one_url_numbers_first() -> None:

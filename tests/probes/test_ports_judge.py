@@ -1,4 +1,4 @@
-"""Pure parts of the ports probe: port table, nmap XML and python-nmap parsing, judging, settings."""
+"""Pure parts of the ports probe: port table, nmap XML parsing, judging, settings."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from probes.ports.judge import (
     default_port_table,
     parse_nmap_xml,
     parse_port_table,
-    parse_python_nmap,
     service_banners,
     unexpected_open,
 )
-from probes.ports.probe import ScanSettings, SettingsError, nmap_args, port_spec
+from probes.ports.model import Settings as ScanSettings
+from probes.ports.model import SettingsError
+from probes.ports.probe import nmap_args, port_spec
 from tests.support.context import make_target
 
 TABLE = default_port_table()
@@ -100,48 +101,6 @@ def test_nmap_error_exit_is_recorded() -> None:
                          '<finished exit="error" errormsg="Ports specified must be between 0 and 65535"/>'
                          '</runstats></nmaprun>')
     assert run.exit == "error" and "between 0 and 65535" in run.error and run.hosts == ()
-
-
-def test_python_nmap_result_dict() -> None:
-    result: dict[str, Any] = {
-        "nmap": {"command_line": "nmap -oX - -p 22,5432 -sV 127.0.0.81",
-                 "scaninfo": {"tcp": {"method": "connect", "services": "22,5432"}},
-                 "scanstats": {"elapsed": "1.25", "uphosts": "1"}},
-        "scan": {"127.0.0.81": {
-            "hostnames": [{"name": "", "type": ""}],
-            "addresses": {"ipv4": "127.0.0.81"},
-            "status": {"state": "up", "reason": "user-set"},
-            "tcp": {
-                5432: {"state": "open", "reason": "syn-ack", "name": "postgresql", "product": "PostgreSQL DB",
-                       "version": "9.6.0 - 9.6.7", "extrainfo": "", "conf": "10",
-                       "cpe": "cpe:/a:postgresql:postgresql:9.6"},
-                22: {"state": "closed", "reason": "conn-refused", "name": "ssh", "product": "", "version": "",
-                     "extrainfo": "", "conf": "3", "cpe": ""},
-            },
-        }},
-    }
-    run = parse_python_nmap(result)
-    assert run.args.startswith("nmap -oX -") and run.elapsed == 1.25
-    host = run.host("127.0.0.81")
-    assert host is not None and host.state == "up"
-    assert [(p.port, p.state) for p in host.ports] == [(22, PortState.CLOSED), (5432, PortState.OPEN)]
-    pg = host.open_ports[0].service
-    assert (pg.product, pg.version) == ("PostgreSQL DB", "9.6.0 - 9.6.7")
-    assert pg.cpes == ("cpe:/a:postgresql:postgresql:9.6",)
-
-
-def test_python_nmap_and_the_xml_parser_agree() -> None:
-    import nmap  # python-nmap's own parser, run on the same XML
-
-    scanner = nmap.PortScanner()
-    via_dict = parse_python_nmap(scanner.analyse_nmap_xml_scan(nmap_xml_output=SAMPLE))
-    via_xml = parse_nmap_xml(SAMPLE)
-    for address in ("127.0.0.81", "2001:db8::1"):
-        a, b = via_dict.host(address), via_xml.host(address)
-        assert a is not None and b is not None
-        assert [(p.port, p.state, p.service.name, p.service.product, p.service.version) for p in a.ports] == [
-            (p.port, p.state, p.service.name, p.service.product, p.service.version) for p in b.ports
-        ]
 
 
 # ------------------------------------------------------------ the port table
@@ -298,6 +257,7 @@ def test_scan_settings_defaults() -> None:
         ({"ports": [True]}, "ports setting"),
         ({"max_rate": 0}, "max_rate"),
         ({"host_timeout": -1}, "host_timeout"),
+        ({"host_timeout": 3601}, "host_timeout"),  # the config's limit is the probe's: one definition
         ({"nmap_path": ""}, "nmap_path"),
         ({"eol_data": 3}, "eol_data"),
         ({"speed": "fast"}, "unknown ports setting"),

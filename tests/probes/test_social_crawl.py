@@ -6,7 +6,8 @@ import pytest
 
 from probes.base import ConnectFailure, Limits
 from probes.net.http import HttpExchange
-from probes.social.crawl import crawl, decode_html, page_links, worth_fetching
+from probes.net.web import decode_html
+from probes.social.crawl import crawl, page_links, worth_fetching
 from tests.support.context import make_target, probe_context
 from tests.support.servers import Reply, closed_port, http_server
 

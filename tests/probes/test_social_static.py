@@ -10,7 +10,8 @@ from probes.base import AssetKind
 from probes.net.http import HttpExchange
 from probes.social.browser import chromium_args, resolver_rules
 from probes.social.links import Judgement, Method, Outcome, Seen, load_social_data
-from probes.social.probe import SocialProbe, SocialSettings
+from probes.social.model import Settings as SocialSettings
+from probes.social.probe import SocialProbe
 from probes.social.report import CHECK_ID, STATIC_NOTE, merge, summarise
 from probes.social.static import (
     Occurrence,

@@ -19,11 +19,11 @@ from probes.tls.cert import (
     SubjectNames,
     cert_findings,
     dns_name_matches,
-    expiry_warning_days,
     hostname_matches,
     judge_chain,
     subject_names,
 )
+from probes.tls.model import Settings as TlsSettings
 from probes.tls.trust import (
     TrustMethod,
     TrustReason,
@@ -436,10 +436,16 @@ def test_every_check_is_in_the_catalog() -> None:
 
 @pytest.mark.parametrize(("settings", "days"), [
     ({}, 30), ({"expiry_warning_days": 14}, 14), ({"expiry_warning_days": 0}, 0),
-    ({"expiry_warning_days": -1}, 30), ({"expiry_warning_days": "14"}, 30), ({"expiry_warning_days": True}, 30),
 ])
 def test_expiry_warning_days_setting(settings: dict[str, object], days: int) -> None:
-    assert expiry_warning_days(settings) == days
+    assert TlsSettings.from_json(settings).expiry_warning_days == days
+
+
+@pytest.mark.parametrize("settings", [{"expiry_warning_days": -1}, {"expiry_warning_days": "14"},
+                                      {"expiry_warning_days": True}, {"expiry_warning_days": 3651}, {"days": 3}])
+def test_bad_expiry_warning_days_is_refused(settings: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="tls"):
+        TlsSettings.from_json(settings)
 
 
 # ---------------------------------------------------------------- the trust store

@@ -4,8 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from schedules.due import DueState, cadence_alert, due_state, retry_delay
-from schedules.remediation import CadenceState, cadence
+from schedules.due import DueState, due_state, retry_delay
 from schedules.slots import scan_slot
 from schedules.timing import Cron, Every, jitter_for
 
@@ -65,11 +64,3 @@ def test_scan_slot_cron() -> None:
 )
 def test_due_state(due: datetime | None, state: DueState) -> None:
     assert due_state(due, T0) is state
-
-
-@pytest.mark.parametrize(
-    ("days", "alert"), [(100, None), (170, CadenceState.WARNING), (183, CadenceState.OVERDUE),
-                        (400, CadenceState.OVERDUE)],
-)
-def test_only_the_worst_cadence_state_alerts(days: int, alert: CadenceState | None) -> None:
-    assert cadence_alert(cadence(T0, T0, T0 + days * D)) is alert

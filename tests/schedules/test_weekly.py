@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from schedules.weekly import changes, expiring_certificates, week_window
+from schedules.weekly import CertFacts, changes, expiring_certificates, week_window
 
 NOW = datetime(2026, 11, 16, 1, 0, tzinfo=UTC)
 D = timedelta(days=1)
@@ -37,21 +37,12 @@ def test_changes_in_the_window_each_finding_once() -> None:
     assert got.fixed == (1, 2)
 
 
-def _obs(**certs: str) -> dict[str, object]:
-    return {"host": "www.b.test", "port": 443, "addresses": {
-        a: {"status": "ok", "certificate": {"subject": f"CN={a}", "not_after": na}} for a, na in certs.items()}}
-
-
 def test_expiring_certificates_are_counted_from_now() -> None:
-    obs = _obs(**{
-        "192.0.2.1": (NOW + 20 * D).isoformat(),
-        "192.0.2.2": (NOW + 31 * D).isoformat(),
-        "192.0.2.3": (NOW - 2 * D).isoformat().replace("+00:00", "Z"),
-        "192.0.2.4": "garbage",
-    })
-    obs["addresses"]["192.0.2.5"] = {"status": "error"}  # type: ignore[index]
-    got = expiring_certificates(obs, NOW, 30)
-    assert got.host == "www.b.test" and got.port == 443
-    assert [(c.address, c.days_left, c.expired) for c in got.certificates] == [
-        ("192.0.2.3", -2, True), ("192.0.2.1", 20, False)]
-    assert expiring_certificates({}, NOW, 30).certificates == ()
+    certs = [
+        CertFacts("192.0.2.1", "CN=a", NOW + 20 * D),
+        CertFacts("192.0.2.2", "CN=b", NOW + 31 * D),
+        CertFacts("192.0.2.3", "CN=c", NOW - 2 * D),
+    ]
+    got = expiring_certificates(certs, NOW, 30)
+    assert [(c.address, c.days_left, c.expired) for c in got] == [("192.0.2.3", -2, True), ("192.0.2.1", 20, False)]
+    assert expiring_certificates([], NOW, 30) == ()
