@@ -66,7 +66,7 @@ def send(session: Any, store: Any, built: Any, now: Any) -> list[Any]:
     """A one-off send a person asked for: logged, not retried (a failure is reported now)."""
     import uuid
 
-    from agent.notify import digest
+    from agent.notify import digest_text
     from agent.notify.channels import channels
     from agent.notify.dispatch import flush
     from state.deliveries import Wanted, record
@@ -81,7 +81,7 @@ def send(session: Any, store: Any, built: Any, now: Any) -> list[Any]:
                    for c in wanting], now)
 
     def render(channel: Any, rows: Any) -> Any:
-        return digest.message(built, channel.language, channel.max_items)
+        return digest_text.message(built, channel.language, channel.max_items)
 
     sent = flush(store, wanting, DeliveryEvent.DIGEST, now, render, retry=False, prefix=condition)
     for d in sent:

@@ -7,41 +7,11 @@ from datetime import datetime
 from typing import Any
 
 
-def decision_line(kind: str, detail: dict[str, Any]) -> str:
-    """Who decided, why and until when, for a person's decision; '' for a scan's event."""
-    parts = []
-    if detail.get("by"):
-        parts.append(f"by {detail['by']}")
-    until = detail.get("until_entered") or detail.get("until")
-    if kind in ("accepted", "acceptance_expired") and until:
-        parts.append(f"until {until}")
-    if detail.get("undid"):
-        parts.append(f"undid {str(detail['undid']).replace('_', ' ')}")
-    if detail.get("reason"):
-        parts.append(f"reason: {detail['reason']}")
-    if detail.get("text"):
-        parts.append(str(detail["text"]))
-    earlier = detail.get("replaces")
-    if isinstance(earlier, dict):
-        e_until = earlier.get("until_entered") or earlier.get("until")
-        parts.append(f"replaces the acceptance by {earlier.get('by')} until {e_until}: {earlier.get('reason')}")
-    return "; ".join(parts)
-
-
-def event_json(e: Any) -> dict[str, Any]:
-    from agent.output import iso
-
-    return {"at": iso(e.at), "event": e.kind.value, "scan_id": e.scan_id,
-            "from": e.from_state.value if e.from_state else None, "to": e.to_state.value,
-            "by": e.detail.get("by"), "reason": e.detail.get("reason"),
-            "until": e.detail.get("until_entered") or e.detail.get("until"), "detail": e.detail}
-
-
 def show(args: argparse.Namespace) -> int:
-    from agent.commands.findings import config_change, finding_json
     from agent.notify.i18n import moment
     from agent.output import dump_json
     from agent.session import Session
+    from agent.tracking.finding_views import config_change, decision_line, event_json, finding_json
     from agent.tracking.remediation import deadline_policy, deadlines
     from probes.catalog import load_catalog
 

@@ -15,10 +15,10 @@ left out unless ``--ad-hoc`` is given or ``--asset`` names them.
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from typing import Any
 
 from agent.errors import UsageError
+from agent.tracking.finding_views import config_change, finding_json
 from agent.when import record_id
 from vocab import FindingState, Severity, severity_position
 
@@ -62,39 +62,6 @@ def register(sub: Any) -> None:
     show.add_argument("id", type=record_id, metavar="ID")
     show.add_argument("--format", choices=("text", "json"), default="text", dest="show_format")
     show.set_defaults(func=show_finding)
-
-
-def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetime | None = None,
-                 config: dict[str, Any] | None = None) -> dict[str, Any]:
-    from agent.output import as_entered, iso
-    from schedules.remediation import is_overdue
-    from state.lifecycle import NEEDS_FIX
-
-    check = catalog[f.check_id]
-    return {
-        "id": f.id,
-        "asset": f.asset,
-        "check_id": f.check_id,
-        "key": f.key,
-        "severity": f.severity,
-        "state": f.state.value,
-        "title": check.title_en,
-        "title_zh": check.title_zh,
-        "first_seen": iso(f.first_seen),
-        "last_seen": iso(f.last_seen),
-        "fixed_at": iso(f.fixed_at),
-        "reopened_count": f.reopened_count,
-        "deadline": iso(due),
-        "overdue": bool(now is not None and f.state in NEEDS_FIX and is_overdue(due, now)),
-        "accepted": None if f.accepted_until is None else {
-            "reason": f.accepted_reason, "by": f.accepted_by,
-            "until": as_entered(f.accepted_until_entered, f.accepted_until), "ends_at": iso(f.accepted_until)},
-        "resolved_by_config": config if f.state == FindingState.RESOLVED_BY_CONFIG else None,
-        "false_positive": None if f.false_positive_reason is None else {
-            "reason": f.false_positive_reason, "by": f.false_positive_by},
-        "evidence": f.evidence,
-        "references": list(check.references),
-    }
 
 
 def list_findings(args: argparse.Namespace) -> int:
@@ -153,20 +120,6 @@ def list_findings(args: argparse.Namespace) -> int:
                       *(sorted(checks) if checks else []), *(["with ad-hoc URLs"] if args.ad_hoc else [])])
     print(f"{len(docs)} finding(s) ({what})")
     return 0
-
-
-def config_change(store: Any, finding_id: int) -> dict[str, Any] | None:
-    """The last resolved-by-configuration event of a finding: when, and the hashes before and after."""
-    from agent.output import iso
-    from state.views import EventKind
-
-    events = [e for e in store.events(finding_id) if e.kind is EventKind.RESOLVED_BY_CONFIG]
-    if not events:
-        return None
-    e = events[-1]
-    return {"at": iso(e.at), "config_hash_before": e.detail.get("config_hash_before"),
-            "config_hash_after": e.detail.get("config_hash_after"),
-            "condition_still_observed": e.detail.get("condition_still_observed")}
 
 
 def accept_finding(args: argparse.Namespace) -> int:

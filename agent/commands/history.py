@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
 def event_note(kind: str, detail: dict[str, Any]) -> str:
     """What an event adds in one line: a decision's reason and date as typed, a config change."""
-    from agent.commands.finding_show import decision_line
+    from agent.tracking.finding_views import decision_line
 
     decision = decision_line(kind, detail)
     parts = [decision] if decision else []

@@ -8,14 +8,15 @@ comes back is news again), a missed deadline ``deadline:ID:DUE``, a slipping cad
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agent.checks import AgentCheck
 from agent.notify import i18n
+from agent.notify.alert_types import _ORDER
+from agent.notify.alert_types import Alert as Alert
+from agent.notify.alert_types import AlertKind as AlertKind
 from agent.notify.channels import Message
 from schedules.remediation import CadenceState
 from vocab import Severity, severity_rank
@@ -27,42 +28,6 @@ if TYPE_CHECKING:
 
 CADENCE_CHECK = AgentCheck.CADENCE_OVERDUE.value
 DEADLINE_CHECK = AgentCheck.DEADLINE_MISSED.value
-
-
-class AlertKind(enum.StrEnum):
-    CADENCE_OVERDUE = "cadence_overdue"
-    DEADLINE_MISSED = "deadline_missed"
-    NEW_FINDING = "new_finding"
-    CADENCE_WARNING = "cadence_warning"
-    # The compliance calendar (agent.notify.duty_alerts): duties and the declaration pack.
-    DUTY_OVERDUE = "duty_overdue"
-    DECLARATION_REMINDER = "declaration_reminder"
-    DUTY_DUE_SOON = "duty_due_soon"
-    PACK_READY = "pack_ready"
-    PACK_FAILED = "pack_failed"
-
-
-_ORDER = {k: i for i, k in enumerate(AlertKind)}
-
-
-@dataclass(frozen=True)
-class Alert:
-    kind: AlertKind
-    condition: str
-    asset: str
-    severity: str
-    check_id: str
-    detail: Mapping[str, Any] = field(default_factory=dict)
-
-    def payload(self) -> dict[str, Any]:
-        return {"kind": self.kind.value, "asset": self.asset, "severity": self.severity,
-                "check_id": self.check_id, **self.detail}
-
-    @classmethod
-    def from_payload(cls, condition: str, payload: Mapping[str, Any]) -> Alert:
-        detail = {k: v for k, v in payload.items() if k not in ("kind", "asset", "severity", "check_id")}
-        return cls(AlertKind(payload["kind"]), condition, str(payload["asset"]), str(payload["severity"]),
-                   str(payload["check_id"]), detail)
 
 
 def _iso(value: datetime | None) -> str | None:

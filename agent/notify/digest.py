@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agent.notify import i18n
-from agent.notify.channels import Message
 from agent.observed import tls_certificates
 from agent.tracking.duties import status_json
 from schedules.due import DueState, due_state
@@ -298,26 +297,3 @@ def _decisions(events: Sequence[EventInfo], by_id: Mapping[int, FindingInfo],
 
 def _rank(f: FindingInfo) -> tuple[int, str, str]:
     return (severity_position(f.severity), f.check_id, f.key)
-
-
-# ---------------------------------------------------------------- rendering (agent.notify.digest_text)
-
-
-def render_text(d: Digest, language: str, cap: int | None = None, *, everything: bool = False) -> str:
-    from agent.notify.digest_text import render_text as render
-
-    return render(d, language, cap, everything=everything)
-
-
-def title(d: Digest, language: str) -> str:
-    from agent.notify.digest_text import title as make
-
-    return make(d, language)
-
-
-def message(d: Digest, language: str, cap: int) -> Message:
-    from agent.notify.digest_text import render_markdown
-    from agent.notify.digest_text import render_text as render
-
-    return Message(title=title(d, language), text=render(d, language, cap),
-                   markdown=render_markdown(d, language, cap), kind="info")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from agent.notify import i18n
+from agent.notify.channels import Message
 from agent.notify.digest import DECISIONS, SEVERITIES, AssetDigest, Decision, Digest, Line, ScanProblem
 from agent.notify.duty_alerts import calendar_heading, calendar_lines
 from schedules.remediation import CadenceState
@@ -248,3 +249,9 @@ def render_markdown(d: Digest, language: str, cap: int | None = None) -> str:
         out += ["", f"### {md_escape(calendar_heading(lang, len(d.duties)))}", "",
                 *(f"- {md_escape(x)}" for x in calendar_lines(d.duties, lang))]
     return "\n".join(out).strip() + "\n"
+
+
+def message(d: Digest, language: str, cap: int) -> Message:
+    """The digest as one notification: a summary first, capped lists, markdown beside the text."""
+    return Message(title=title(d, language), text=render_text(d, language, cap),
+                   markdown=render_markdown(d, language, cap), kind="info")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from agent.notify.alerts import Alert, AlertKind
+from agent.notify.alert_types import Alert, AlertKind
 from schedules.duties import DutyKind, DutyState, DutyStatus, HalfYear
 
 DUTY_CHECK = "duty.overdue"

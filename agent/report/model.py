@@ -9,15 +9,12 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
 from schedules.duties import DutyStatus
 from schedules.remediation import CadenceState
 from state.delivery_views import ExternalScanInfo
 from vocab import SEVERITY_ORDER, FindingState, ScanStatus, Trigger
-
-if TYPE_CHECKING:
-    from agent.report.watch import WatchEntry
 
 
 class Lang(enum.StrEnum):
@@ -219,6 +216,20 @@ class AssetReport:
     @property
     def overdue(self) -> int:
         return sum(f.overdue for f in self.findings)
+
+
+
+@dataclass(frozen=True)
+class WatchEntry:
+    domain: str
+    watched_at: datetime | None  # the newest lookalike run up to the report's moment; None: none
+    candidates: int
+    registered: tuple[dict[str, Any], ...]  # domain, unicode, fuzzer, records, decision (as the watch stored them)
+    mail: dict[str, Any]  # the newest mail run's spf/dmarc observations
+
+    def to_json(self) -> dict[str, Any]:
+        return {"domain": self.domain, "watched_at": None if self.watched_at is None else self.watched_at.isoformat(),
+                "candidates": self.candidates, "registered": list(self.registered), "mail": self.mail}
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ Kept apart from the per-asset sections: it reads what the watch stored (its ``lo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
+
+from agent.report.model import WatchEntry
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -27,19 +28,6 @@ _TEXT = {
            "decision": "Decision", "none": "No registered lookalike", "mail": "Mail authentication records",
            "never": "not watched by the report's end", "allowed": "owned by the firm (allow-list)"},
 }
-
-
-@dataclass(frozen=True)
-class WatchEntry:
-    domain: str
-    watched_at: datetime | None  # the newest lookalike run up to the report's moment; None: none
-    candidates: int
-    registered: tuple[dict[str, Any], ...]  # domain, unicode, fuzzer, records, decision (as the watch stored them)
-    mail: dict[str, Any]  # the newest mail run's spf/dmarc observations
-
-    def to_json(self) -> dict[str, Any]:
-        return {"domain": self.domain, "watched_at": None if self.watched_at is None else self.watched_at.isoformat(),
-                "candidates": self.candidates, "registered": list(self.registered), "mail": self.mail}
 
 
 def gather_watch(store: Store, config: Config, as_of: datetime,

@@ -143,7 +143,7 @@ def current_alerts(cfg: Config, store: Store, assets: dict[str, AssetInfo], now:
 def digest_deliveries(cfg: Config, store: Store, chans: Sequence[Channel], now: datetime, catalog: Catalog,
                       assets: dict[str, AssetInfo]) -> tuple[datetime | None, list[Delivery]]:
     """Send the digest of the latest firing not yet logged, to every digest channel."""
-    from agent.notify import digest
+    from agent.notify import digest, digest_text
     from agent.notify.channels import Message
     from agent.notify.dispatch import flush
     from schedules.timing import due_firing, parse_digest
@@ -175,7 +175,7 @@ def digest_deliveries(cfg: Config, store: Store, chans: Sequence[Channel], now: 
     def render(channel: Channel, rows: list[DeliveryInfo]) -> Message | None:
         if not built:
             built.append(digest.build(cfg, store, now, catalog, assets))
-        return digest.message(built[0], channel.language, channel.max_items)
+        return digest_text.message(built[0], channel.language, channel.max_items)
 
     return firing, flush(store, wanting, DeliveryEvent.DIGEST, now, render, prefix="digest:")
 

@@ -225,7 +225,7 @@ def test_duty_input_errors(sqlite_url: str, tmp_path: Path, capsys: pytest.Captu
 
 
 def test_the_digest_carries_the_calendar() -> None:
-    from agent.notify import digest
+    from agent.notify import digest, digest_text
     from schedules.duties import DutyKind, status
 
     overdue = status(DutyKind.DDOS_DRILL, 12, date(2025, 3, 1), date(2026, 3, 2), 30)
@@ -233,7 +233,7 @@ def test_the_digest_carries_the_calendar() -> None:
     d = digest.Digest(at("2026-02-23"), at("2026-03-02"), "Asia/Taipei", (), (overdue, fine))
     assert [(x["kind"], x["state"]) for x in d.to_json()["duties"]] == [("ddos-drill", "overdue"),
                                                                          ("pentest", "ok")]
-    text = digest.render_text(d, "en")
+    text = digest_text.render_text(d, "en")
     assert "DDoS response drill (ddos-drill): overdue; last done 2025-03-01; next due 2026-03-01" in text
-    assert "滲透測試（pentest）：正常" in digest.render_markdown(d, "zh-TW")
+    assert "滲透測試（pentest）：正常" in digest_text.render_markdown(d, "zh-TW")
     assert "duties" not in json.dumps(digest.Digest(d.start, d.end, d.tz, ()).to_json()["duties"])
