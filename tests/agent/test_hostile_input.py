@@ -39,7 +39,7 @@ def one_line_exit_2(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     ('[[assets]]\nurl = "https://www.broker.test:0/"\n', "port 0 is not a port"),
     ('[[assets]]\nurl = "tls://www.broker.test:0"\n', "port 0"),
     ('[[assets]]\nurl = "https://www.broker.test/"\nallowed_ports = [0]\n', "allowed_ports"),
-    ('[ports]\nports = [0]\n', "ports.ports"),
+    ('[ports]\nports = [0]\n', "ports: ports setting"),
     ('[agent]\ndatabase = "not a url"\n', "agent.database: cannot parse database URL"),
     ('[agent]\ndatabase = "mysql://u:p@h/db"\n', "agent.database: unsupported database"),
     ('[schedule]\nscan_every = "99999999999d"\n', "schedule.scan_every"),

@@ -149,7 +149,7 @@ def test_state_gauges_on_both_databases(store_url: str) -> None:
     cfg = parse_config('[remediation]\nhigh = 30\n\n[[assets]]\nname = "www"\nurl = "https://www.broker.test/"\n')
     now = T0 + timedelta(days=40)
     with Store.open(store_url) as store:
-        from agent.tracking.remediation import register_assets
+        from agent.scanning.service import register_assets
 
         register_assets(store, cfg.asset_specs(), T0 - timedelta(days=1))
         store.record_scan(scan(T0, [run("tls", finding("tls.cert.untrusted", "www:443"),
@@ -213,7 +213,7 @@ def test_a_failing_read_is_a_zero_gauge_not_a_broken_endpoint(tmp_path: Path,
 
     cfg = parse_config('[[assets]]\nname = "www"\nurl = "https://www.broker.test/"\n')
     with Store.open(f"sqlite:///{tmp_path / 'p.db'}") as store:
-        from agent.tracking.remediation import register_assets
+        from agent.scanning.service import register_assets
 
         register_assets(store, cfg.asset_specs(), T0)
         m = Metrics.build(store, lambda: cfg, lambda: T0, lambda: 0, cache=0)
