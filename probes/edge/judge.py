@@ -340,9 +340,18 @@ def judge_active(
         return ActiveResult(
             Outcome.INCONCLUSIVE, f"control request failed ({control.failure}: {control.detail})", (), sent
         )
-    if attack.failure in (Failure.DROPPED, Failure.TIMEOUT):
+    if attack.failure is Failure.DROPPED:  # reset or closed mid-exchange: how WAFs in reset mode answer
         change = f"attack request: connection {attack.failure} ({attack.detail}); control got {control.status}"
         return ActiveResult(Outcome.BLOCKED, "the attack request was cut off", (change,), sent)
+    if attack.failure is Failure.TIMEOUT:
+        # Silence proves nothing: a WAF may drop the request, or the server (or the path to it) was
+        # merely slow. No block was observed, so the missing-WAF finding stands, saying why.
+        return ActiveResult(
+            Outcome.INCONCLUSIVE,
+            f"the attack request got no answer ({attack.detail}) while the control got {control.status}: "
+            "a WAF dropping it silently cannot be told from a slow server",
+            (), sent,
+        )
     if attack.failure is not None:
         return ActiveResult(
             Outcome.INCONCLUSIVE, f"attack request failed ({attack.failure}: {attack.detail})", (), sent

@@ -135,6 +135,7 @@ def test_kill_9_and_restart_neither_lose_nor_repeat_work_and_downtime_runs_each_
     assert "posture: dead-man: no cycle completed since" in third.log()
 
 
+@pytest.mark.postgres
 def test_two_daemons_on_one_postgresql_split_the_work_without_doubles(lab: Lab, tmp_path: Path,
                                                                       pg_url: str) -> None:
     names = [f"{c}.daemon.test" for c in "abcdef"]

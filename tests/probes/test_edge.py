@@ -257,14 +257,17 @@ def _silent_on_attack(sock: socket.socket) -> None:
     sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
 
 
-async def test_silence_on_attack_proves_a_waf() -> None:
+async def test_silence_on_attack_is_no_proof_of_a_waf() -> None:
+    # A WAF may swallow the request, or the server was merely slow: no block was observed, so
+    # the missing-WAF finding stands and says why (a dropped connection, by contrast, is a block).
     limits = Limits(connect_timeout=1.0, request_deadline=1.0, probe_deadline=10.0)
     with raw_server(_silent_on_attack) as srv:
         result = await run(make_target(f"http://127.0.0.1:{srv.port}/"), limits)
     active = result.observations["active"]
-    assert active["outcome"] == "blocked", active
+    assert active["outcome"] == "inconclusive", active
     assert active["requests"][1]["failure"] == "timeout"
-    assert "edge.waf.absent" not in findings_of(result)
+    assert "no answer" in active["reason"]
+    assert "edge.waf.absent" in findings_of(result)
 
 
 async def test_spent_host_budget_leaves_the_passive_verdict() -> None:

@@ -135,19 +135,14 @@ def empty_tables(url: str) -> None:
             conn.execute(sql.SQL("ALTER SEQUENCE {} RESTART").format(sql.Identifier(sequence)))
 
 
-# Every test that asks for a PostgreSQL database carries the ``postgres`` marker through these
-# fixtures (``-m "not postgres"`` then deselects it), whatever the test itself is marked.
-_ON_POSTGRES = [pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(scope="module", params=_ON_POSTGRES)
+@pytest.fixture(scope="module")
 def pg_module_url() -> Iterator[str]:
     """One fresh PostgreSQL database shared by a test module, dropped after it."""
     with fresh_database() as url:
         yield url
 
 
-@pytest.fixture(params=_ON_POSTGRES)
+@pytest.fixture
 def pg_url() -> Iterator[str]:
     """URL of a fresh, empty PostgreSQL database, dropped after the test."""
     with fresh_database() as url:
