@@ -18,6 +18,7 @@ import tempfile
 from typing import TYPE_CHECKING
 
 from agent.errors import UsageError
+from vocab import PostureError
 
 if TYPE_CHECKING:
     from playwright.async_api import Route
@@ -56,8 +57,8 @@ def render_pdf(html: str, chromium: str | None = None, *, timeout: float = PDF_T
         return asyncio.run(_print(html, executable, timeout, sandbox=False))
 
 
-class _SandboxRefused(Exception):
-    pass
+class _SandboxRefused(PostureError):
+    """Chromium refused its sandbox here: print once more without it (internal control flow)."""
 
 
 async def _refuse(route: Route) -> None:

@@ -324,7 +324,11 @@ class Scanner:
             runs[probe.name] = (result, t0, clock())
 
         try:
-            await asyncio.gather(*(run(p) for p in probes))
+            # A probe that holds every connection slot of the address (the port scan) runs after the
+            # others: run beside them it would starve their requests into timeouts, and a timeout
+            # is not what the server said.
+            await asyncio.gather(*(run(p) for p in probes if not getattr(p, "holds_host", False)))
+            await asyncio.gather(*(run(p) for p in probes if getattr(p, "holds_host", False)))
             interrupted = False
         except asyncio.CancelledError:
             interrupted = True

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from vocab import parses_data_file
+from vocab import DataFileError, parses_data_file
 
 _RAW_LIMIT = 200  # evidence keeps this much of the text a banner came from
 
@@ -54,8 +54,13 @@ class BannerRules:
 @parses_data_file("banner rules")
 def parse_rules(text: str) -> BannerRules:
     raw = tomllib.loads(text)
-    headers = tuple(h.lower() for h in raw.get("headers", []))
-    return BannerRules(headers=headers)
+    unknown = sorted(set(raw) - {"version", "headers"})
+    if unknown:
+        raise DataFileError(f"unknown key {unknown[0]!r} (the file holds version and headers)")
+    headers = raw.get("headers", [])
+    if not isinstance(headers, list) or not all(isinstance(h, str) and h for h in headers):
+        raise DataFileError("headers must be a list of header names")
+    return BannerRules(headers=tuple(h.lower() for h in headers))
 
 
 @cache

@@ -156,6 +156,7 @@ class PortsProbe:
     name = "ports"
     active = True
     checks = frozenset({CHECK_ID, EOL_CHECK})  # software.eol: service banners
+    holds_host = True  # nmap takes every connection slot of the address while it runs
 
     def applies(self, target: Target) -> bool:
         return True  # every asset kind: web, trading and API hosts, tls:// endpoints

@@ -26,7 +26,7 @@ def test_severity_order_and_rank() -> None:
 
 
 def test_stored_values_are_unchanged() -> None:
-    assert [k.value for k in AssetKind] == ["website", "trading", "api"]
+    assert [k.value for k in AssetKind] == ["website", "trading", "api", "watch"]
     assert [s.value for s in RunStatus] == ["ok", "error", "skipped"]
     assert [s.value for s in ScanStatus] == ["complete", "partial", "failed", "interrupted", "running"]
     assert [s.value for s in FindingState] == ["open", "fixed", "reopened", "accepted", "false_positive",
