@@ -68,13 +68,7 @@ def open_findings_chart(
     def y(n: float) -> float:
         return _TOP + plot_h - n / top * plot_h
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" class="chart" role="img" '
-             f'aria-label="{_e(title)}"><title>{_e(title)}</title>']
-    for tick in _ticks(top):
-        parts.append(f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
-                     f'stroke="#e5e7eb" stroke-width="1"/>')
-        parts.append(f'<text x="{_LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="11" '
-                     f'fill="#374151">{tick}</text>')
+    parts = _frame(title, "chart", top, y, plot_w)
     # Stack from the most severe at the bottom, so the worst is always easiest to read.
     base = [0] * len(points)
     for sev in SEVERITY_ORDER:
@@ -125,13 +119,7 @@ def _points_chart(points: Sequence[SeriesPoint], tz: str, labels: dict[str, str]
     def y(n: float) -> float:
         return _TOP + plot_h - n / top * plot_h
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" class="chart points" role="img" '
-             f'aria-label="{_e(title)}"><title>{_e(title)}</title>']
-    for tick in _ticks(top):
-        parts.append(f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
-                     f'stroke="#e5e7eb" stroke-width="1"/>')
-        parts.append(f'<text x="{_LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="11" '
-                     f'fill="#374151">{tick}</text>')
+    parts = _frame(title, "chart points", top, y, plot_w)
     parts.append(f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#111827"/>')
     parts.append(f'<line x1="{_LEFT}" x2="{_LEFT}" y1="{_TOP}" y2="{y(0):.1f}" stroke="#111827"/>')
     for hour in range(0, 25, 6):
@@ -254,3 +242,15 @@ def certificate_chart(
                  f'{_e(days_label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _frame(title: str, css: str, top: int, y: Callable[[float], float], plot_w: float) -> list[str]:
+    """The chart's opening tag with its title, and the value grid lines with their labels."""
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" class="{css}" role="img" '
+             f'aria-label="{_e(title)}"><title>{_e(title)}</title>']
+    for tick in _ticks(top):
+        parts.append(f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+                     f'stroke="#e5e7eb" stroke-width="1"/>')
+        parts.append(f'<text x="{_LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="11" '
+                     f'fill="#374151">{tick}</text>')
+    return parts
