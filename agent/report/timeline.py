@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import groupby
 
 from agent.report.model import CadenceRecord, Gap, SeriesPoint
+from probes.model import instant
 from schedules.remediation import CadenceState, cadence
 from state.records import FindingState
 from state.views import EventInfo, EventKind
@@ -79,13 +80,7 @@ def _text(value: object) -> str | None:
 
 
 def _time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return instant(value)  # the one reader of stored ISO times
 
 
 FOREVER = datetime.max.replace(tzinfo=UTC)
