@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import time
 from pathlib import Path
 
@@ -91,3 +92,25 @@ async def test_the_daemon_keeps_one_limiter_across_sighup(tmp_path: Path) -> Non
         cfg_path.write_text("[agent]\nper_host_concurrency = 3\nhost_budget = 50\n")
         await daemon._reload()
         assert daemon.settings.opts.address_limits is first  # jobs before and after share the limits
+
+
+def test_the_counting_server_sees_connections_held_together_and_not_closed_ones() -> None:
+    """The peak the limit tests rely on can fail: three sockets held open count three,
+    and a socket whose FIN has arrived no longer counts, however busy the server is."""
+    with counting_server() as srv:
+        held = [socket.create_connection((srv.host, srv.port)) for _ in range(3)]
+        deadline = time.monotonic() + 5
+        while srv.accepted < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert srv.peak == 3, srv.peak
+        for s in held:
+            s.close()
+    with counting_server() as srv:
+        for _ in range(3):
+            s = socket.create_connection((srv.host, srv.port))
+            s.shutdown(socket.SHUT_WR)  # FIN sent before the next connect
+            s.close()
+        deadline = time.monotonic() + 5
+        while srv.accepted < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert srv.accepted == 3 and srv.peak <= 1, (srv.accepted, srv.peak)

@@ -288,9 +288,12 @@ def test_browser_that_crashes_is_a_tool_error() -> None:
         # Kill Chromium's whole process group while it waits for a slow script.
         if requested.wait(60):
             for pid in site.chromium_descendants():
-                if os.getpgid(pid) == pid:
-                    os.killpg(pid, signal.SIGKILL)
-                    killed.append(pid)
+                try:  # a helper process may exit between the listing and here
+                    if os.getpgid(pid) == pid:
+                        os.killpg(pid, signal.SIGKILL)
+                        killed.append(pid)
+                except ProcessLookupError:
+                    continue
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()

@@ -1,9 +1,16 @@
 """An HTTP(S) server on loopback that counts what reaches it: connections accepted,
 connections open at once (peak) and requests, so a test can prove a limit or a refusal
-at the server rather than trusting the client's own accounting."""
+at the server rather than trusting the client's own accounting.
+
+"Open" is read from the kernel, not from the handler threads: at every accept the
+server counts its connections still ESTABLISHED (TCP_INFO). A connection whose FIN
+(or RST) has arrived is CLOSE_WAIT/CLOSE at once, however late the handler thread
+gets round to it, so the peak is what the client really held open together and does
+not depend on how quickly this in-process server is scheduled."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
@@ -13,26 +20,33 @@ from typing import Any
 
 from tests.support.servers import Reply, Route, Seen, _Handler, _HTTPServer
 
+_TCP_ESTABLISHED = 1  # tcpi_state, linux/tcp_states.h
+
+
+def _established(sock: socket.socket) -> bool:
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == _TCP_ESTABLISHED
+    except OSError:  # closed meanwhile
+        return False
+
 
 class _Counting(_HTTPServer):
     lock: threading.Lock
     accepted: int
-    open: int
     peak: int
+    tracked: set[socket.socket]
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.lock:
             self.accepted += 1
-            self.open += 1
-            self.peak = max(self.peak, self.open)
+            self.tracked.add(request)
+            self.peak = max(self.peak, sum(1 for s in self.tracked if _established(s)))
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
-        try:
-            super().shutdown_request(request)
-        finally:
-            with self.lock:
-                self.open -= 1
+        with self.lock:
+            self.tracked.discard(request)
+        super().shutdown_request(request)
 
 
 @dataclass
@@ -65,7 +79,8 @@ def counting_server(routes: Mapping[str, Route] | None = None, *, host: str = "1
     srv.routes = dict(routes or {"*": Reply(200, "<html><body>hello</body></html>")})
     srv.seen = []
     srv.lock = threading.Lock()
-    srv.accepted = srv.open = srv.peak = 0
+    srv.accepted = srv.peak = 0
+    srv.tracked = set()
     if tls is not None:
         srv.socket = tls.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
