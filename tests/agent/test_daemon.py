@@ -72,8 +72,8 @@ def test_scans_on_schedule_pings_systemd_and_stops_cleanly(lab: Lab, tmp_path: P
                 assert all(s.trigger.value == "scheduled" and s.status.value == "complete" for s in scans)
                 for before, after in itertools.pairwise(scans):
                     assert before.finished_at is not None
-                    # due 2s after the last complete scan: never sooner, and not much later either
-                    assert timedelta(seconds=1.95) <= after.started_at - before.finished_at < timedelta(seconds=5)
+                    # due 2s after the last complete scan: never sooner, and not long after (CI may be slow)
+                    assert timedelta(seconds=1.95) <= after.started_at - before.finished_at < timedelta(seconds=10)
                 jobs = store.jobs(n)
                 assert all(j.state == JobState.DONE and j.attempts == 1 for j in jobs)
                 assert sorted(j.scan_id for j in jobs if j.scan_id) == sorted(s.id for s in scans)

@@ -468,7 +468,7 @@ PATHOLOGICAL = [
 def test_judging_a_hostile_body_stays_linear(body: str) -> None:
     started = time.monotonic()
     run(resp(body))
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 5.0  # a backtracking pattern takes minutes here
 
 
 def test_recorded_files_are_marked_as_recorded() -> None:

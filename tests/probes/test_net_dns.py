@@ -67,9 +67,9 @@ async def test_one_family_missing_is_not_an_error(dns: DnsServer, name: str, add
 )
 async def test_unknown_name_is_a_quick_typed_failure(dns: DnsServer, name: str, message: str) -> None:
     started = time.monotonic()
-    with pytest.raises(ResolveFailure, match=message):
-        await resolve(name, dns.address, timeout=TIMEOUT, allow=ALLOW)
-    assert time.monotonic() - started < 0.5
+    with pytest.raises(ResolveFailure, match=message):  # an answer, not the 10 s timeout
+        await resolve(name, dns.address, timeout=10.0, allow=ALLOW)
+    assert time.monotonic() - started < 5.0
 
 
 async def test_resolver_that_refuses_is_a_typed_failure(dns: DnsServer) -> None:

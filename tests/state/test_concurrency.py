@@ -29,7 +29,7 @@ def test_sqlite_wal_readers_do_not_wait_and_writers_queue(sqlite_url: str) -> No
             started = time.monotonic()
             assert [a.name for a in cli.assets()] == ["www"]  # reads the last commit, at once
             assert len(cli.findings(FindingFilter.OPEN)) == 1
-            assert time.monotonic() - started < 1.0
+            assert time.monotonic() - started < 7.5  # not the 15 s busy timeout
 
             finished = threading.Event()
 
