@@ -98,6 +98,15 @@ def test_building_the_parser_loads_no_command_implementation(tmp_path: Path) -> 
     assert extra == []
 
 
+def test_the_config_loads_without_the_http_crypto_or_storage_stacks(tmp_path: Path) -> None:
+    """Every command reads the config; only the ones that scan or store need httpx, X.509 or SQLAlchemy."""
+    proc, modules = imports_of([], tmp_path, code="import agent.config, agent.session\n")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "pydantic" in modules  # the config is validated by its models
+    assert not {m for m in modules if m.split(".")[0] in ("httpx", "httpcore", "cryptography", "sqlalchemy",
+                                                         "sqlmodel", "alembic", "playwright", "apprise")}
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     ca = Authority("startup imports root")
