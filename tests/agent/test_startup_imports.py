@@ -12,17 +12,19 @@ these tests say what, not how fast (the figures are ``bench/startup.py``'s).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent.cli import build_parser
+from agent.cli import build_parser, main, pause_gc_for_startup
 from tests.support.certs import Authority, write_pair
 from tests.support.dnsserver import DnsServer
 from tests.support.servers import Reply, Running, http_server, server_context
@@ -105,6 +107,26 @@ def test_the_config_loads_without_the_http_crypto_or_storage_stacks(tmp_path: Pa
     assert "pydantic" in modules  # the config is validated by its models
     assert not {m for m in modules if m.split(".")[0] in ("httpx", "httpcore", "cryptography", "sqlalchemy",
                                                          "sqlmodel", "alembic", "playwright", "apprise")}
+
+
+def test_the_startup_gc_pause_ends_by_itself() -> None:
+    assert gc.isenabled()
+    try:
+        pause_gc_for_startup(0.05)
+        assert not gc.isenabled()
+        deadline = time.monotonic() + 30  # generous: the timer thread may wait for a busy machine
+        while not gc.isenabled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_caller_of_main_keeps_its_gc(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the process entry point (no argv given) pauses the collector, never a caller's process."""
+    assert main(["catalog", "--format", "json"]) == 0
+    capsys.readouterr()
+    assert gc.isenabled()
 
 
 @pytest.fixture(scope="module")
