@@ -61,10 +61,10 @@ def pause_gc_for_startup(seconds: float = STARTUP_GC_PAUSE_S) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # --help and usage errors exit here, before any heavy import
     if argv is None:  # the process's entry point (the console script, python -m agent), not a caller's
         pause_gc_for_startup()
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
         return code
