@@ -81,6 +81,10 @@ if [ "$DEV" = 1 ]; then
 else
   .venv/bin/pip install -q -e .
 fi
+# Bytecode for posture's own modules (pip compiled the dependencies'): a process that cannot
+# write __pycache__ (PYTHONDONTWRITEBYTECODE, a read-only checkout) would otherwise compile
+# them from source at every start (a scan: about 0.1 s more CPU, 0.4 s more wall on a busy machine).
+.venv/bin/python -m compileall -q agent probes schedules state vocab >/dev/null
 
 if [ "$DEV" = 1 ] && [ -f tests/support/express_app/package.json ] \
     && [ ! -d tests/support/express_app/node_modules ]; then

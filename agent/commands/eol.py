@@ -14,7 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.errors import UsageError
-from agent.scanning.eol_file import data_in_use, default_path
 from vocab import escape
 
 
@@ -34,6 +33,7 @@ def register(sub: Any) -> None:
 
 
 def refresh_data(args: argparse.Namespace) -> int:
+    from agent.scanning.eol_file import data_in_use, default_path
     from agent.session import Session
     from probes.eol.data import load_eol_data, refresh_from_export, write_eol_data
     from vocab import DataFileError
@@ -63,6 +63,7 @@ def refresh_data(args: argparse.Namespace) -> int:
 
 def show_data(args: argparse.Namespace) -> int:
     from agent.output import dump_json
+    from agent.scanning.eol_file import data_in_use
     from agent.session import Session
     from probes.eol.data import load_eol_data
 

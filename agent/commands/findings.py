@@ -18,11 +18,16 @@ import argparse
 from typing import Any
 
 from agent.errors import UsageError
-from agent.tracking.finding_views import config_change, finding_json
-from agent.when import record_id
 from vocab import FindingState, Severity, severity_position
 
 SEVERITIES = tuple(s.value for s in Severity)  # worst first
+
+
+def record_id(text: str) -> int:
+    """:func:`agent.when.record_id`, imported when an id is given (building the parser stays light)."""
+    from agent.when import record_id as parse
+
+    return parse(text)
 
 
 def register(sub: Any) -> None:
@@ -69,6 +74,7 @@ def list_findings(args: argparse.Namespace) -> int:
 
     from agent.output import _COLOURS, dump_json, paint, use_colour
     from agent.session import Session
+    from agent.tracking.finding_views import config_change, finding_json
     from agent.tracking.remediation import deadline_policy, deadlines
     from probes.catalog import load_catalog
     from state.views import FindingFilter

@@ -73,10 +73,10 @@ def run(args: argparse.Namespace) -> int:
 
 def alert(session: Session, outcomes: list[ScanOutcome]) -> None:
     """New findings of configured assets are alerted at once: an urgent one never waits for the daemon."""
-    from agent.notify.dispatch import alert_new_findings
-
     if not outcomes or not session.config.notify:
         return
+    from agent.notify.dispatch import alert_new_findings
+
     now = max(o.record.finished_at for o in outcomes)
     for d in alert_new_findings(session, outcomes, now):
         if not d.ok:

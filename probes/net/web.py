@@ -18,11 +18,14 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from probes.base import JSON, Target
-from probes.net.http import HttpExchange
 from probes.net.scope import origin_of
+
+if TYPE_CHECKING:  # only in annotations: the config and the parsers need no HTTP client (httpx)
+    from probes.net.http import HttpExchange
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)

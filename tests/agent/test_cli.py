@@ -186,9 +186,7 @@ def test_unreachable_database_is_a_runtime_failure(capsys: pytest.CaptureFixture
     assert "cannot open database" in err and "secret" not in err and err.count("\n") == 1
 
 
-def test_help_is_fast_and_the_module_entry_point_works() -> None:
-    started = time.monotonic()
+def test_the_module_entry_point_works() -> None:
+    # How light --help is, is tests/agent/test_startup_imports.py's (what it imports, not a duration).
     proc = subprocess.run([sys.executable, "-m", "agent", "--help"], capture_output=True, text=True, timeout=30)
-    elapsed = time.monotonic() - started
     assert proc.returncode == 0 and "scan" in proc.stdout
-    assert elapsed < 1.5, f"posture --help took {elapsed:.2f}s"

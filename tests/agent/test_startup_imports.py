@@ -1,0 +1,170 @@
+"""Start-up imports only what the command needs (issue 21).
+
+``posture --help``, ``--version`` and every ``COMMAND --help`` load none of the heavy stacks
+(storage, HTTP, X.509, config validation, notifications, the browser, migrations); building
+the parser loads no command implementation; a tls+http scan never loads the browser
+(Playwright) nor, unless notifications are configured, Apprise; a scan of a database already
+at the newest schema never loads alembic.
+
+What a process imported is read from its ``sys.modules`` at exit, never from a duration:
+these tests say what, not how fast (the figures are ``bench/startup.py``'s).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.cli import build_parser, main, pause_gc_for_startup
+from tests.support.certs import Authority, write_pair
+from tests.support.dnsserver import DnsServer
+from tests.support.servers import Reply, Running, http_server, server_context
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.23"
+
+# Top-level packages that --help must not load.
+HEAVY = ("sqlalchemy", "sqlmodel", "httpx", "httpcore", "cryptography", "pydantic", "apprise", "playwright",
+         "alembic", "mako", "tlslite", "dns", "psycopg", "selectolax", "nmap", "dnstwist", "prometheus_client")
+# What building the parser may load of posture itself: the CLI, the command modules, their errors.
+PARSER_MODULES = ("agent", "agent.cli", "agent.command_names", "agent.commands", "agent.errors", "state",
+                  "state.errors", "vocab", "vocab.errors", "vocab.words", "schedules", "schedules.duties")
+
+
+# Runs ``python -m agent`` as the console script does and writes, at exit, every module the
+# process loaded (sys.modules: import statements and importlib alike) to the file named first.
+_PROBE = """
+import atexit, json, runpy, sys
+out = sys.argv.pop(1)
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
+if sys.argv[1:2] == ["-c"]:
+    exec(sys.argv[2])
+else:
+    sys.argv[0] = "posture"
+    runpy.run_module("agent", run_name="__main__", alter_sys=True)
+"""
+
+
+def imports_of(argv: Sequence[str], tmp: Path, *, code: str | None = None
+               ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run ``posture ARGV`` (or ``python -c CODE``) in a fresh interpreter: the process and the modules it loaded."""
+    out = tmp / f"modules-{len(list(tmp.iterdir()))}.json"
+    args = ["-c", code] if code is not None else list(argv)
+    proc = subprocess.run([sys.executable, "-c", _PROBE, str(out), *args], capture_output=True, text=True,
+                          timeout=180, cwd=REPO, env=os.environ.copy())
+    modules: list[str] = json.loads(out.read_text())
+    return proc, modules
+
+
+def heavy(modules: Sequence[str]) -> list[str]:
+    return sorted({m for m in modules if m.split(".")[0] in HEAVY})
+
+
+def command_names() -> list[str]:
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert sub.choices is not None
+    return sorted(sub.choices)
+
+
+def test_the_import_report_sees_heavy_imports(tmp_path: Path) -> None:
+    """The reader is not blind: a process that does import the storage stack shows it."""
+    _, modules = imports_of([], tmp_path, code="import sqlmodel, httpx")
+    assert {"sqlalchemy", "sqlmodel", "pydantic", "httpx"} <= {m.split(".")[0] for m in heavy(modules)}
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["scan", "--help"]]
+                         + [[name, "--help"] for name in command_names()], ids=" ".join)
+def test_help_imports_no_heavy_library(argv: list[str], tmp_path: Path) -> None:
+    proc, modules = imports_of(argv, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(("usage: posture", "posture ")), proc.stdout[:200]
+    assert heavy(modules) == []
+
+
+def test_building_the_parser_loads_no_command_implementation(tmp_path: Path) -> None:
+    code = "from agent.cli import build_parser\nbuild_parser()\n"
+    proc, modules = imports_of([], tmp_path, code=code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ours = [m for m in modules if m.split(".")[0] in ("agent", "probes", "state", "schedules", "vocab")]
+    assert "agent.commands.scan" in ours  # the command modules themselves are what registers
+    extra = [m for m in ours if m not in PARSER_MODULES and not m.startswith("agent.commands.")]
+    assert extra == []
+
+
+def test_the_config_loads_without_the_http_crypto_or_storage_stacks(tmp_path: Path) -> None:
+    """Every command reads the config; only the ones that scan or store need httpx, X.509 or SQLAlchemy."""
+    proc, modules = imports_of([], tmp_path, code="import agent.config, agent.session\n")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "pydantic" in modules  # the config is validated by its models
+    assert not {m for m in modules if m.split(".")[0] in ("httpx", "httpcore", "cryptography", "sqlalchemy",
+                                                         "sqlmodel", "alembic", "playwright", "apprise")}
+
+
+def test_the_startup_gc_pause_ends_by_itself() -> None:
+    assert gc.isenabled()
+    try:
+        pause_gc_for_startup(0.05)
+        assert not gc.isenabled()
+        deadline = time.monotonic() + 30  # generous: the timer thread may wait for a busy machine
+        while not gc.isenabled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_caller_of_main_keeps_its_gc(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the process entry point (no argv given) pauses the collector, never a caller's process."""
+    assert main(["catalog", "--format", "json"]) == 0
+    capsys.readouterr()
+    assert gc.isenabled()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    ca = Authority("startup imports root")
+    d = tmp_path_factory.mktemp("startup-lab")
+    leaf = ca.leaf("www.startup.test")
+    cert, key = write_pair(d, "www", ca.chain_pem(leaf), leaf.key_pem)
+    bundle = ca.write_trust(d / "ca.pem")
+    routes = {"/": Reply(200, "<html><body>broker</body></html>", {"Strict-Transport-Security": "max-age=100"})}
+    dns = DnsServer({"www.startup.test": HOST}).start()
+    try:
+        with http_server(routes, host=HOST, tls=server_context(cert, key)) as www:
+            yield {"dns": dns.address, "bundle": str(bundle), "www": www}
+    finally:
+        dns.stop()
+
+
+def scan_argv(lab: dict[str, Any], db: str) -> list[str]:
+    www: Running = lab["www"]
+    return ["--db", db, "scan", f"https://www.startup.test:{www.port}/", "--resolver", lab["dns"],
+            "--ca-bundle", lab["bundle"], "--probe", "tls", "--probe", "http", "--format", "json"]
+
+
+def test_tls_http_scan_never_loads_the_browser_nor_alembic_on_a_current_schema(
+        lab: dict[str, Any], store_url: str, tmp_path: Path) -> None:
+    runs = []
+    for _ in range(2):  # the first creates the schema (alembic); the second finds it at the head
+        proc, modules = imports_of(scan_argv(lab, store_url), tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        (scan,) = json.loads(proc.stdout)["scans"]
+        ran = {p["probe"]: p["outcome"] for p in scan["probes"]}
+        assert ran["tls"] == ran["http"] == "ran" and ran["social"] == "skipped"
+        assert scan["observations"]["tls"]["status"] == "ok"
+        runs.append(set(modules))
+    first, second = runs
+    assert "sqlalchemy" in first and "httpx" in first and "cryptography.x509" in first  # it did scan and store
+    assert "alembic" in first  # a new database is migrated
+    for modules in runs:
+        assert not {m for m in modules if m.split(".")[0] in ("playwright", "apprise")}
+    assert not {m for m in second if m.split(".")[0] in ("alembic", "mako")}
