@@ -233,12 +233,15 @@ async def test_a_failing_cycle_after_a_long_gap_is_reported_once_and_does_not_sp
         calls.append(now)
         raise RuntimeError("digest template broken")
 
+    # The agent's clock starts just after a cycle slot (slots divide the hour), so the next
+    # slot is minutes away whatever the wall clock says when the test runs.
+    start = datetime.now(UTC).replace(minute=0, second=1, microsecond=0)
     with Store.open(url) as store:
-        old = datetime.now(UTC) - timedelta(days=30)  # the last cycle any agent completed
+        old = start - timedelta(days=30)  # the last cycle any agent completed
         previous = JobQueue(store, "an-agent-long-gone", timedelta(minutes=5))
         previous.claim([Wanted("cycle:old", JobKind.CYCLE, old)], old, 1)
         previous.complete("cycle:old", old)
-        daemon = Daemon(argparse.Namespace(config=None), Session(cfg, config_hash(cfg), url, None), store,
+        daemon = Daemon(argparse.Namespace(config=None), Session(cfg, config_hash(cfg), url, start), store,
                         cycle=failing)
         await daemon._start()
         for _ in range(3):
