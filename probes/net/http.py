@@ -40,6 +40,7 @@ import httpx
 
 from probes.base import ConnectFailure, DeadlineExceeded, Limits, OutOfScope, ProtocolFailure
 from probes.net.bodies import ACCEPT_ENCODING, read_capped
+from probes.net.resume import AnyIOStream, TlsSessions, resuming_tls
 from probes.net.scope import Origin, Pins, format_origin, normalise_host, origin_of, same_host
 from probes.net.tlsctx import allow_large_certificates
 from vocab import one_line
@@ -126,13 +127,19 @@ class HttpExchange:
 
 
 class PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Connects every TCP stream to one pinned address, whatever the URL says."""
+    """Connects every TCP stream to one pinned address, whatever the URL says.
+
+    It also keeps the newest resumable TLS session per (port, server name) its connections
+    were given, and offers it on the next connection (:class:`TlsSessions`): every
+    connection after the first to a server that issues tickets is a resumed handshake.
+    """
 
     def __init__(self, pins: Pins, host: str, address: str) -> None:
         self._inner = httpcore.AnyIOBackend()
         self._pins = pins
         self._host = host
         self._address = address
+        self.sessions = TlsSessions()
 
     async def connect_tcp(
         self,
@@ -155,7 +162,8 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         except BaseException:
             limits.release(self._address)
             raise
-        return _HandshakeGuard(stream, f"{self._address}:{port}", lambda: limits.release(self._address))
+        return _HandshakeGuard(stream, f"{self._address}:{port}", lambda: limits.release(self._address),
+                               self.sessions, port)
 
     async def connect_unix_socket(self, *a: Any, **kw: Any) -> httpcore.AsyncNetworkStream:
         raise ConnectFailure("unix sockets are not scan targets")
@@ -172,18 +180,45 @@ class _HandshakeGuard(httpcore.AsyncNetworkStream):
     failure, not a connect failure.
     """
 
-    def __init__(self, inner: httpcore.AsyncNetworkStream, where: str, on_close: Callable[[], None]) -> None:
+    def __init__(self, inner: httpcore.AsyncNetworkStream, where: str, on_close: Callable[[], None],
+                 sessions: TlsSessions | None = None, port: int = 0) -> None:
         self._inner = inner
         self._where = where
         self._on_close: Callable[[], None] | None = on_close
+        self._sessions = sessions
+        self._port = port
+        self._tls: ssl.SSLObject | None = None  # until its session is kept
+        self._server_name: str | None = None
+        self._leading = False  # the first connection of its (port, server name): others wait for it
 
     def _closed(self) -> None:
+        self._settle()
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
             on_close()
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max_bytes, timeout)
+        data = await self._inner.read(max_bytes, timeout)
+        if self._tls is not None:  # a TLS 1.3 ticket arrives after the handshake, with the first data
+            self._keep_session()
+            self._settle()
+        return data
+
+    def _keep_session(self) -> None:
+        obj = self._tls
+        if obj is None or self._sessions is None:
+            return
+        session = obj.session
+        if session is not None and session.has_ticket:
+            self._sessions.keep(self._port, self._server_name, session)
+            self._tls = None
+
+    def _settle(self) -> None:
+        """Let connections waiting for this one's session go on (it has one now, or never will)."""
+        if self._leading and self._sessions is not None:
+            self._leading = False
+            with contextlib.suppress(RuntimeError):  # collected after its loop closed: nobody waits
+                self._sessions.settled(self._port, self._server_name)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         await self._inner.write(buffer, timeout)
@@ -204,7 +239,21 @@ class _HandshakeGuard(httpcore.AsyncNetworkStream):
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
-            self._inner = await self._inner.start_tls(ssl_context, server_hostname, timeout)
+            session = None
+            if self._sessions is not None and isinstance(self._inner, AnyIOStream):
+                self._server_name = server_hostname
+                session, self._leading = await self._sessions.session_for(self._port, server_hostname)
+            if isinstance(self._inner, AnyIOStream):
+                self._inner = await resuming_tls(self._inner, ssl_context, server_hostname, timeout, session,
+                                                   self._sessions)
+            else:
+                self._inner = await self._inner.start_tls(ssl_context, server_hostname, timeout)
+            obj = self._inner.get_extra_info("ssl_object")
+            if isinstance(obj, ssl.SSLObject) and self._sessions is not None:
+                self._tls = obj
+                self._keep_session()
+                if self._tls is None:  # resumable at once (a TLS 1.2 ticket comes in the handshake)
+                    self._settle()
             return self
         except httpcore.ConnectError as exc:
             await self._close_quietly()
