@@ -14,7 +14,8 @@ Read from the logs ``tests.support.tls_servers.nginx_tls(logs=True, limit_conn=N
   (it counts connections with a request in progress): every 429 is a politeness breach.
 * ``error.log`` at ``info``: a handshake nginx refused (a hello for a version or suite it
   does not offer) is one ``SSL_do_handshake() failed`` line; the server spent no
-  signature on it.
+  signature on it. A connection closed before any hello (a TCP reach check) is a
+  ``client closed connection while SSL handshaking`` line.
 
 Connections are nginx's ``stub_status`` accepts, taken by the caller around the run.
 A full handshake is an accepted connection that neither resumed a session nor had its
@@ -60,12 +61,13 @@ class ServerSide:
     requests: int
     resumed: int  # HTTP connections whose TLS session was resumed
     refused_hellos: int  # handshakes nginx refused (cheap: no signature)
+    no_hello: int  # connections closed before any hello (a TCP reach check)
     rejected_429: int  # requests over the per-host limit_conn
     max_concurrent: int  # most HTTP connections open at once to one server address (lower bound)
 
     @property
     def full_handshakes(self) -> int:
-        return max(self.connections - self.resumed - self.refused_hellos, 0)
+        return max(self.connections - self.resumed - self.refused_hellos - self.no_hello, 0)
 
     def per_endpoint(self, size: int) -> dict[str, float]:
         return {
@@ -98,13 +100,16 @@ def read(workdir: Path, mark: LogMark, accepted: int, *, ignore: str) -> ServerS
             resumed.add(key)
         if status == "429":
             rejected += 1
-    refused = sum(1 for line in _since(workdir / "error.log", mark.error) if "SSL_do_handshake() failed" in line)
+    errors = _since(workdir / "error.log", mark.error)
+    refused = sum(1 for line in errors if "SSL_do_handshake() failed" in line)
+    no_hello = sum(1 for line in errors if "client closed connection while SSL handshaking" in line)
     return ServerSide(
         connections=accepted,
         http_connections=len(spans),
         requests=requests,
         resumed=len(resumed),
         refused_hellos=refused,
+        no_hello=no_hello,
         rejected_429=rejected,
         max_concurrent=_peak(spans),
     )

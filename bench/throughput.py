@@ -191,7 +191,7 @@ def bench(size: int, workdir: Path, pki: tuple[Path, Path, Path], args: argparse
                 return wall, rss, summarise(doc)
 
             report["tools"][label] = {"probes": list(probes), **measured(lab, size, posture)}
-        if sslyze:
+        if sslyze and size in args.sslyze_sizes:
             runner = _sibling("tls_vs_sslyze")
             targets_file = workdir / f"targets-{size}.json"
             targets_file.write_text(json.dumps(lab.targets))
@@ -266,6 +266,8 @@ def main() -> int:
                         help="[agent] concurrency for posture (assets at once; posture's default is 16) and "
                              "the number of endpoints the SSLyze runner is given at once")
     parser.add_argument("--skip-sslyze", action="store_true")
+    parser.add_argument("--sslyze-sizes", type=int, nargs="+", default=[20, 200],
+                        help="sizes SSLyze runs at (default: those the goals compare, %(default)s)")
     parser.add_argument("--probes", nargs="+",
                         help="one posture run with these probes (default: the 4 probes, then tls+http)")
     parser.add_argument("--per-host", type=int, default=4,
