@@ -206,13 +206,14 @@ def bench(size: int, workdir: Path, pki: tuple[Path, Path, Path], args: argparse
 
 def print_report(r: dict[str, Any]) -> None:
     print(f"\n== {r['size']} endpoints (per-host limit {r['per_host_limit']}) ==", flush=True)
-    print(f"{'tool':<21} {'wall s':>7} {'CPU s':>6} {'ep/s':>6} {'RSS MiB':>8} {'conns':>6} {'http':>5} "
+    print(f"{'tool':<21} {'wall s':>7} {'CPU s':>6} {'ep/s':>6} {'RSS MiB':>8} {'conns':>6} {'http':>5} {'reqs':>5} "
           f"{'full hs':>7} {'resumed':>7} {'refused':>7} {'max/host':>8} {'429s':>5}   (per endpoint)")
     for label, x in r["tools"].items():
         e = x["per_endpoint"]
         print(f"{label:<21} {x['wall_s']:>7} {x['cpu_s']:>6} {x['endpoints_per_s']:>6} {x['peak_rss_mib']:>8} "
-              f"{e['connections']:>6} {e['http_connections']:>5} {e['full_handshakes']:>7} {e['resumed']:>7} "
-              f"{e['refused_hellos']:>7} {x['max_concurrent_per_host']:>8} {x['rejected_over_limit']:>5}")
+              f"{e['connections']:>6} {e['http_connections']:>5} {e['requests']:>5} {e['full_handshakes']:>7} "
+              f"{e['resumed']:>7} {e['refused_hellos']:>7} {x['max_concurrent_per_host']:>8} "
+              f"{x['rejected_over_limit']:>5}")
     for label, x in r["tools"].items():
         if "statuses" in x:
             print(f"{label}: scans {x['statuses']}; probe errors: {x['errors'] or 'none'}")

@@ -199,8 +199,10 @@ class _HandshakeGuard(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         data = await self._inner.read(max_bytes, timeout)
-        if self._tls is not None:  # a TLS 1.3 ticket arrives after the handshake, with the first data
+        if self._tls is not None:
+            # A TLS 1.3 ticket arrives after the handshake, before the first data: looked for once.
             self._keep_session()
+            self._tls = None
             self._settle()
         return data
 
@@ -208,7 +210,10 @@ class _HandshakeGuard(httpcore.AsyncNetworkStream):
         obj = self._tls
         if obj is None or self._sessions is None:
             return
-        session = obj.session
+        try:
+            session = obj.session
+        except (ValueError, ssl.SSLError):  # CPython copies it through i2d: a huge peer certificate fails there
+            return  # not resumable; the next connection does a full handshake
         if session is not None and session.has_ticket:
             self._sessions.keep(self._port, self._server_name, session)
             self._tls = None
