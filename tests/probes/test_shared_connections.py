@@ -115,3 +115,38 @@ def test_http_edge_and_leak_share_connections_and_the_per_host_limit(
     tls_connections = site.accepted - 1  # the reach step's connect sends no hello
     assert site.resumed >= tls_connections - 1, (site.resumed, site.accepted)
     assert site.peak <= per_host, (site.peak, per_host)
+
+
+async def test_a_raw_connection_frees_its_slot_once_the_server_has_closed_too() -> None:
+    """Our FIN, then the server's: the server holds nothing, so the slot is free at once; a server
+    that keeps its side open keeps the slot taken for the linger (it still counts it)."""
+    import socket
+    import threading
+
+    from probes.net.connector import Connector
+
+    limits = AddressLimits(1, 100, linger=30.0)  # a linger no test waits out: "at once" is provable
+    with counting_server() as closes:
+        pins = Pins.of({"site.test": ["127.0.0.1"]}, limits=limits)
+        connector = Connector(pins, connect_timeout=5)
+        async with connector.open("site.test", "127.0.0.1", closes.port):
+            assert limits.open_now("127.0.0.1") == 1
+        assert limits.open_now("127.0.0.1") == 0  # free at once: the server closed its side
+
+    held: list[socket.socket] = []
+    with socket.create_server(("127.0.0.2", 0)) as listener:
+        def accept() -> None:
+            conn, _ = listener.accept()
+            held.append(conn)  # never closed until the test ends: FIN received, side kept open
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        limits = AddressLimits(1, 100, linger=30.0)
+        pins = Pins.of({"other.test": ["127.0.0.2"]}, limits=limits)
+        connector = Connector(pins, connect_timeout=5)
+        async with connector.open("other.test", "127.0.0.2", listener.getsockname()[1]):
+            pass
+        assert limits.open_now("127.0.0.2") == 1  # the server may still count it: the slot lingers
+        thread.join(5)
+        for s in held:
+            s.close()
