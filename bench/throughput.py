@@ -1,27 +1,31 @@
-"""Throughput of a full ``posture scan`` (tls, http, edge and leak probes) against N local HTTPS endpoints.
+"""Throughput of ``posture scan`` against N local HTTPS endpoints, beside SSLyze, with what the server saw.
 
 For each N (default 20, 200, 1000) the bench starts one nginx with N ``server``
 blocks, each on its own loopback address (127.1.x.y) with a certificate from a
 generated CA, and a dnsmasq that resolves ``eN.bench.test`` to them; writes a
-config listing the N assets; and runs the real CLI in a subprocess::
+config listing the N assets; and runs, one after the other against the same nginx:
 
-    python -m agent --config C --db sqlite:///... scan --probe tls --probe http --probe edge --probe leak
+* the real CLI in a subprocess with the four web probes
+  (``python -m agent ... scan --probe tls --probe http --probe edge --probe leak``);
+* the same with ``--probe tls --probe http`` (what SSLyze's scan is compared with);
+* SSLyze's default scan of the same endpoints through the runner in
+  ``bench/tls_vs_sslyze.py`` (its own virtualenv, made on first use: SSLyze is AGPL
+  and never a dependency of posture), at the sizes the goals compare (20, 200).
 
-It prints wall time, endpoints per second, TCP connections per endpoint (nginx's
-stub_status ``accepts`` counter: every connection any probe made), and the peak RSS
-of the subprocess (``os.wait4`` rusage). SSLyze's default scan of the same
-endpoints (the TLS part only) runs beside it through the runner in
-``bench/tls_vs_sslyze.py`` (its own virtualenv: SSLyze is AGPL and never a
-dependency of posture).
+For each run it prints wall and CPU time, endpoints per second, peak RSS
+(``os.wait4`` rusage), and from nginx (``bench/serverside.py``): TCP connections,
+connections that carried requests, requests, full TLS handshakes, resumed sessions
+and refused hellos per endpoint; the most connections with a request open at once
+to one server address, against ``per_host_concurrency``; and requests nginx's own
+``limit_conn`` (same limit, per server address) answered 429 (must be 0). Then
+each goal of issue 21 with PASS or MISS.
 
-Goals on a 2-core machine: 200 endpoints in under 20 s, cost linear in N, peak
-memory under 300 MB at 1000.
-
-    .venv/bin/python bench/throughput.py                     # 20, 200, 1000, with SSLyze
+    .venv/bin/python bench/throughput.py                     # 20, 200, 1000; SSLyze at 20 and 200
     .venv/bin/python bench/throughput.py --sizes 200 --skip-sslyze
-    .venv/bin/python bench/throughput.py --sizes 200 --profile /tmp/scan.svg   # py-spy flame graph
+    .venv/bin/python bench/throughput.py --sizes 200 --probes tls http edge leak --profile /tmp/scan.txt
 
-Everything listens on 127.1.0.0/16 only and stops when the bench ends.
+Everything listens on 127.1.0.0/16 only and stops when the bench ends; run it in
+``unshare -n`` (bring lo up) to keep it off every real network.
 """
 
 from __future__ import annotations

@@ -150,3 +150,26 @@ async def test_a_raw_connection_frees_its_slot_once_the_server_has_closed_too() 
         thread.join(5)
         for s in held:
             s.close()
+
+
+async def test_a_pool_is_closed_when_the_last_asset_using_its_host_is_done(site_tls: Any) -> None:
+    with counting_server({"*": _slow}, tls=site_tls) as srv:
+        limits = AddressLimits(4, 1000, linger=0)
+        root = HttpClient(Pins.of({"site.test": ["127.0.0.1"]}, limits=limits), Limits())
+        origin = ("https", "site.test", srv.port)
+        a, b = root.scoped([origin]), root.scoped([origin])  # two assets on one host
+        try:
+            await a.request("GET", f"https://site.test:{srv.port}/a")
+            await b.request("GET", f"https://site.test:{srv.port}/b")
+            await a.release()
+            await b.request("GET", f"https://site.test:{srv.port}/b2")  # b's pool is still there
+            assert limits.open_now("127.0.0.1") == 1
+            await b.release()
+            async with asyncio.timeout(10):  # the slot is given back by a loop callback (linger 0)
+                while limits.open_now("127.0.0.1"):
+                    await asyncio.sleep(0.01)
+            assert not root._transports  # nothing kept alive for the rest of the run
+        finally:
+            await root.aclose()
+        srv.settled()
+    assert srv.accepted == 1 and srv.requests == 3
