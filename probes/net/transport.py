@@ -155,9 +155,14 @@ class _HandshakeGuard(httpcore.AsyncNetworkStream):
                 self._inner = await self._inner.start_tls(ssl_context, server_hostname, timeout)
             obj = self._inner.get_extra_info("ssl_object")
             if isinstance(obj, ssl.SSLObject) and self._sessions is not None:
-                self._tls = obj
-                self._keep_session()
-                if self._tls is None:  # resumable at once (a TLS 1.2 ticket comes in the handshake)
+                # Reading a session is dear (CPython copies it, certificate and all): only a full
+                # handshake's is kept; a resumed one means the kept session still works.
+                if not obj.session_reused:
+                    self._tls = obj
+                    if obj.version() != "TLSv1.3":  # a TLS 1.2 ticket comes in the handshake
+                        self._keep_session()
+                        self._tls = None
+                if self._tls is None:
                     self._settle()
             return self
         except httpcore.ConnectError as exc:
