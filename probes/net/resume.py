@@ -7,6 +7,12 @@ tickets then resumes instead of a full handshake (no certificate, no signature);
 one that does not, or that refuses the ticket, does a full handshake as before.
 What the HTTP probes observe does not depend on it: they read HTTP, never the TLS
 session (the ``tls`` probe makes its own connections and never resumes).
+
+This leans on anyio's ``TLSStream`` internals (its private fields and
+``_call_sslobject_method``) and httpcore's ``AnyIOStream``; :data:`SUPPORTED` is
+false when they are not there, and the connection then upgrades the ordinary way
+(no resumption). tests/probes/test_shared_connections.py counts resumed sessions at
+a real server, so an upgrade that breaks this shows there.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from anyio.streams.tls import TLSStream
 from httpcore._backends.anyio import AnyIOStream  # the stream httpcore's AnyIO backend hands out
 from httpcore._exceptions import map_exceptions
 
-__all__ = ["AnyIOStream", "TlsSessions", "resuming_tls"]
+__all__ = ["SUPPORTED", "AnyIOStream", "TlsSessions", "resuming_tls"]
+
+#: Whether the anyio internals this module uses are there.
+SUPPORTED = hasattr(TLSStream, "_call_sslobject_method") and hasattr(AnyIOStream, "start_tls")
 
 _TLS_ERRORS: dict[type[Exception], type[Exception]] = {
     TimeoutError: httpcore.ConnectTimeout,

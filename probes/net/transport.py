@@ -20,7 +20,7 @@ import httpcore
 import httpx
 
 from probes.base import ConnectFailure, Limits, ProtocolFailure
-from probes.net.resume import AnyIOStream, TlsSessions, resuming_tls
+from probes.net.resume import SUPPORTED, AnyIOStream, TlsSessions, resuming_tls
 from probes.net.scope import Pins, normalise_host
 from probes.net.tlsctx import allow_large_certificates
 from vocab import one_line
@@ -145,10 +145,10 @@ class _HandshakeGuard(httpcore.AsyncNetworkStream):
     ) -> httpcore.AsyncNetworkStream:
         try:
             session = None
-            if self._sessions is not None and isinstance(self._inner, AnyIOStream):
+            if self._sessions is not None and SUPPORTED and isinstance(self._inner, AnyIOStream):
                 self._server_name = server_hostname
                 session, self._leading = await self._sessions.session_for(self._port, server_hostname, timeout)
-            if isinstance(self._inner, AnyIOStream):
+            if SUPPORTED and isinstance(self._inner, AnyIOStream):
                 self._inner = await resuming_tls(self._inner, ssl_context, server_hostname, timeout, session,
                                                    self._sessions)
             else:
