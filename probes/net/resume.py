@@ -40,9 +40,10 @@ _TLS_ERRORS: dict[type[Exception], type[Exception]] = {
 }
 
 
-#: How long a connection waits for the first one's session (at most its own handshake timeout)
-#: before doing a full handshake anyway.
-FIRST_WAIT = 5.0
+#: How long a connection waits for the first one's session before a full handshake anyway. Short:
+#: the leader's session is known only once its first answer has come (a TLS 1.3 ticket is read
+#: with it), and a slow application must not hold the other requests of the asset.
+FIRST_WAIT = 0.5
 
 Key = tuple[int, str | None]
 
@@ -64,8 +65,7 @@ class TlsSessions:
     def get(self, port: int, server_name: str | None) -> ssl.SSLSession | None:
         return self._sessions.get((port, server_name))
 
-    async def session_for(self, port: int, server_name: str | None,
-                          wait: float | None = None) -> tuple[ssl.SSLSession | None, bool]:
+    async def session_for(self, port: int, server_name: str | None) -> tuple[ssl.SSLSession | None, bool]:
         """The session to offer, and whether this connection leads (must call :meth:`settled`)."""
         key = (port, server_name)
         session = self._sessions.get(key)
@@ -76,7 +76,7 @@ class TlsSessions:
             self._leading[key] = asyncio.Event()
             return None, True
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(wait or FIRST_WAIT, FIRST_WAIT)):
+            async with asyncio.timeout(FIRST_WAIT):
                 await first.wait()
         return self._sessions.get(key), False
 

@@ -147,7 +147,7 @@ class _HandshakeGuard(httpcore.AsyncNetworkStream):
             session = None
             if self._sessions is not None and SUPPORTED and isinstance(self._inner, AnyIOStream):
                 self._server_name = server_hostname
-                session, self._leading = await self._sessions.session_for(self._port, server_hostname, timeout)
+                session, self._leading = await self._sessions.session_for(self._port, server_hostname)
             if SUPPORTED and isinstance(self._inner, AnyIOStream):
                 self._inner = await resuming_tls(self._inner, ssl_context, server_hostname, timeout, session,
                                                    self._sessions)

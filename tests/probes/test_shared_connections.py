@@ -21,6 +21,13 @@ from tests.support.dnsserver import dns_server
 from tests.support.servers import Reply, Seen, closed_port, server_context
 
 
+@pytest.fixture(autouse=True)
+def patient_followers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connections wait for the first one's session however slowly this machine runs the test
+    server (the product waits half a second, then does a full handshake: a count, not a failure)."""
+    monkeypatch.setattr("probes.net.resume.FIRST_WAIT", 60.0)
+
+
 @pytest.fixture
 def site_tls(authority: Authority, tmp_path: Path) -> Any:
     leaf = authority.leaf("site.test")
@@ -173,3 +180,35 @@ async def test_a_pool_is_closed_when_the_last_asset_using_its_host_is_done(site_
             await root.aclose()
         srv.settled()
     assert srv.accepted == 1 and srv.requests == 3
+
+
+async def test_a_slow_first_answer_does_not_hold_the_other_requests(
+        site_tls: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The leader's session comes with its first answer; when that answer is slow the others go on
+    with full handshakes after a short wait instead of queueing behind it."""
+    import threading
+
+    monkeypatch.setattr("probes.net.resume.FIRST_WAIT", 0.2)
+    gate = threading.Event()
+
+    def route(seen: Seen) -> Reply:
+        if seen.path == "/slow":
+            gate.wait(60)  # held until the others are done: they cannot have waited for it
+        return Reply(200, "ok")
+
+    with counting_server({"*": route}, tls=site_tls) as srv:
+        client = HttpClient(Pins.of({"site.test": ["127.0.0.1"]}, limits=AddressLimits(4, 1000)),
+                            Limits(request_deadline=120))
+        try:
+            async with asyncio.timeout(90):
+                slow = asyncio.create_task(client.request("GET", f"https://site.test:{srv.port}/slow"))
+                while srv.accepted < 1:  # the slow request's connection leads
+                    await asyncio.sleep(0.01)
+                others = await asyncio.gather(*(client.request("GET", f"https://site.test:{srv.port}/{i}")
+                                                for i in range(3)))
+                gate.set()
+                first = await slow
+        finally:
+            gate.set()
+            await client.aclose()
+    assert [o.status for o in others] == [200] * 3 and first.status == 200
