@@ -1,27 +1,31 @@
-"""Throughput of a full ``posture scan`` (tls, http, edge and leak probes) against N local HTTPS endpoints.
+"""Throughput of ``posture scan`` against N local HTTPS endpoints, beside SSLyze, with what the server saw.
 
 For each N (default 20, 200, 1000) the bench starts one nginx with N ``server``
 blocks, each on its own loopback address (127.1.x.y) with a certificate from a
 generated CA, and a dnsmasq that resolves ``eN.bench.test`` to them; writes a
-config listing the N assets; and runs the real CLI in a subprocess::
+config listing the N assets; and runs, one after the other against the same nginx:
 
-    python -m agent --config C --db sqlite:///... scan --probe tls --probe http --probe edge --probe leak
+* the real CLI in a subprocess with the four web probes
+  (``python -m agent ... scan --probe tls --probe http --probe edge --probe leak``);
+* the same with ``--probe tls --probe http`` (what SSLyze's scan is compared with);
+* SSLyze's default scan of the same endpoints through the runner in
+  ``bench/tls_vs_sslyze.py`` (its own virtualenv, made on first use: SSLyze is AGPL
+  and never a dependency of posture), at the sizes the goals compare (20, 200).
 
-It prints wall time, endpoints per second, TCP connections per endpoint (nginx's
-stub_status ``accepts`` counter: every connection any probe made), and the peak RSS
-of the subprocess (``os.wait4`` rusage). SSLyze's default scan of the same
-endpoints (the TLS part only) runs beside it through the runner in
-``bench/tls_vs_sslyze.py`` (its own virtualenv: SSLyze is AGPL and never a
-dependency of posture).
+For each run it prints wall and CPU time, endpoints per second, peak RSS
+(``os.wait4`` rusage), and from nginx (``bench/serverside.py``): TCP connections,
+connections that carried requests, requests, full TLS handshakes, resumed sessions
+and refused hellos per endpoint; the most connections with a request open at once
+to one server address, against ``per_host_concurrency``; and requests nginx's own
+``limit_conn`` (same limit, per server address) answered 429 (must be 0). Then
+each goal of issue 21 with PASS or MISS.
 
-Goals on a 2-core machine: 200 endpoints in under 20 s, cost linear in N, peak
-memory under 300 MB at 1000.
-
-    .venv/bin/python bench/throughput.py                     # 20, 200, 1000, with SSLyze
+    .venv/bin/python bench/throughput.py                     # 20, 200, 1000; SSLyze at 20 and 200
     .venv/bin/python bench/throughput.py --sizes 200 --skip-sslyze
-    .venv/bin/python bench/throughput.py --sizes 200 --profile /tmp/scan.svg   # py-spy flame graph
+    .venv/bin/python bench/throughput.py --sizes 200 --probes tls http edge leak --profile /tmp/scan.txt
 
-Everything listens on 127.1.0.0/16 only and stops when the bench ends.
+Everything listens on 127.1.0.0/16 only and stops when the bench ends; run it in
+``unshare -n`` (bring lo up) to keep it off every real network.
 """
 
 from __future__ import annotations
@@ -46,8 +50,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 PROBES = ("tls", "http", "edge", "leak")
-GOAL_200_S = 20.0
-GOAL_RSS_MIB_1000 = 300.0
+#: What one run measures at each size, side by side: label -> probes.
+PROBE_SETS = {"posture (4 probes)": PROBES, "posture tls+http": ("tls", "http")}
+STATUS_ADDRESS = "127.1.250.1"
+# Goals (issue 21), checked and printed by the script.
+GOAL_WALL_S = {200: 8.0, 1000: 40.0}  # the 4 probes
+GOAL_RSS_MIB_1000 = 250.0
+GOAL_SPEEDUP = {20: 5.0, 200: 20.0}  # tls+http against SSLyze's default scan
+GOAL_RSS_SHARE = 0.25  # tls+http peak RSS against SSLyze's
 
 
 def _sibling(name: str) -> ModuleType:
@@ -69,10 +79,11 @@ class Lab:
     targets: list[dict[str, Any]]
     config: Path
     status: Any  # tls_servers.Endpoint of the stub_status page
+    logs: Path  # nginx's working directory: access.log, error.log
 
 
 def start_lab(stack: ExitStack, size: int, workdir: Path, cert: Path, key: Path, bundle: Path,
-              concurrency: int) -> Lab:
+              concurrency: int, per_host: int) -> Lab:
     from tests.support.dnsserver import DnsServer
     from tests.support.tls_servers import Endpoint, NginxSite, free_port, nginx_tls
 
@@ -84,8 +95,9 @@ def start_lab(stack: ExitStack, size: int, workdir: Path, cert: Path, key: Path,
         sites.append(NginxSite(endpoint, protocols="TLSv1.2 TLSv1.3", ciphers="ECDHE+AESGCM:ECDHE+CHACHA20"))
         targets.append({"name": f"e{i}", "host": f"e{i}.bench.test", "address": endpoint.host,
                         "port": endpoint.port})
-    status = Endpoint("127.1.250.1", free_port("127.1.250.1"))
-    stack.enter_context(nginx_tls(workdir / f"nginx-{size}", cert, key, sites, workers=2, status=status))
+    status = Endpoint(STATUS_ADDRESS, free_port(STATUS_ADDRESS))
+    stack.enter_context(nginx_tls(workdir / f"nginx-{size}", cert, key, sites, workers=2, status=status,
+                                  logs=True, limit_conn=per_host))
     dns = DnsServer({t["host"]: t["address"] for t in targets}, zones=("bench.test",)).start()
     stack.callback(dns.stop)
     lines = [
@@ -94,13 +106,14 @@ def start_lab(stack: ExitStack, size: int, workdir: Path, cert: Path, key: Path,
         'allow_addresses = ["127.1.0.0/16"]  # the bench targets live on loopback',
         f'ca_bundle = "{bundle}"',
         f"concurrency = {concurrency}",
+        f"per_host_concurrency = {per_host}",
         "",
     ]
     for t in targets:
         lines += ["[[assets]]", f'name = "{t["name"]}"', f'url = "https://{t["host"]}:{t["port"]}/"', ""]
     config = workdir / f"posture-{size}.toml"
     config.write_text("\n".join(lines))
-    return Lab(targets, config, status)
+    return Lab(targets, config, status, workdir / f"nginx-{size}")
 
 
 def cpu_of_children() -> float:
@@ -132,7 +145,7 @@ def run_posture(lab: Lab, db: str, out: Path, profile: Path | None,
     if code not in (0, 1):  # 1: some scan failed; the figures still stand, the summary says which
         raise SystemExit(f"posture scan exited with {code}: {stderr.decode(errors='replace')[-2000:]}")
     text = out.read_text()
-    return wall, int(usage.ru_maxrss), json.loads(text[text.index("{"):])  # py-spy prints a line first
+    return wall, int(usage.ru_maxrss), json.JSONDecoder().raw_decode(text[text.index("{"):])[0]  # py-spy adds lines
 
 
 def summarise(doc: dict[str, Any]) -> dict[str, Any]:
@@ -149,69 +162,105 @@ def summarise(doc: dict[str, Any]) -> dict[str, Any]:
     return {"statuses": statuses, "findings": findings, "errors": errors}
 
 
-def bench(size: int, workdir: Path, pki: tuple[Path, Path, Path], args: argparse.Namespace,
-          sslyze: str | None) -> dict[str, Any]:
+def measured(lab: Lab, size: int, run: Any) -> dict[str, Any]:
+    """Run ``run()`` (-> wall s, peak RSS KiB, extra figures) and add what nginx saw of it."""
     from tests.support.tls_servers import stub_accepts
 
+    side = _sibling("serverside")
+    mark, before, cpu = side.LogMark.of(lab.logs), stub_accepts(lab.status), cpu_of_children()
+    wall, rss, extra = run()
+    accepted = stub_accepts(lab.status) - before - 1  # minus the status request itself
+    server = side.read(lab.logs, mark, accepted, ignore=STATUS_ADDRESS)
+    return {
+        "wall_s": round(wall, 2), "cpu_s": round(cpu_of_children() - cpu, 2),
+        "endpoints_per_s": round(size / wall, 1), "peak_rss_mib": round(rss / 1024, 1),
+        "per_endpoint": server.per_endpoint(size), "max_concurrent_per_host": server.max_concurrent,
+        "rejected_over_limit": server.rejected_429, **extra,
+    }
+
+
+def bench(size: int, workdir: Path, pki: tuple[Path, Path, Path], args: argparse.Namespace,
+          sslyze: str | None) -> dict[str, Any]:
     cert, key, bundle = pki
-    report: dict[str, Any] = {"size": size}
+    report: dict[str, Any] = {"size": size, "per_host_limit": args.per_host, "tools": {}}
     with ExitStack() as stack:
-        lab = start_lab(stack, size, workdir, cert, key, bundle, args.concurrency)
-        db = f"sqlite:///{workdir / f'bench-{size}.db'}"
-        before, cpu = stub_accepts(lab.status), cpu_of_children()
-        wall, rss, doc = run_posture(lab, db, workdir / f"scan-{size}.json", args.profile, tuple(args.probes))
-        accepted = stub_accepts(lab.status) - before - 1  # minus the status request itself
-        report["posture"] = {
-            "wall_s": round(wall, 2), "cpu_s": round(cpu_of_children() - cpu, 2),
-            "endpoints_per_s": round(size / wall, 1),
-            "connections_per_endpoint": round(accepted / size, 1), "peak_rss_mib": round(rss / 1024, 1),
-            **summarise(doc),
-        }
-        if sslyze:
+        lab = start_lab(stack, size, workdir, cert, key, bundle, args.concurrency, args.per_host)
+        sets = {"posture": tuple(args.probes)} if args.probes else PROBE_SETS
+        for n, (label, probes) in enumerate(sets.items()):
+            db = f"sqlite:///{workdir / f'bench-{size}-{n}.db'}"
+            out = workdir / f"scan-{size}-{n}.json"
+
+            def posture(probes: tuple[str, ...] = probes, db: str = db, out: Path = out) -> tuple[float, int, Any]:
+                wall, rss, doc = run_posture(lab, db, out, args.profile, probes)
+                return wall, rss, summarise(doc)
+
+            report["tools"][label] = {"probes": list(probes), **measured(lab, size, posture)}
+        if sslyze and size in args.sslyze_sizes:
             runner = _sibling("tls_vs_sslyze")
             targets_file = workdir / f"targets-{size}.json"
             targets_file.write_text(json.dumps(lab.targets))
-            before, cpu = stub_accepts(lab.status), cpu_of_children()
-            s_wall, s_rss, output = runner.run_worker("sslyze", sslyze, targets_file, args.concurrency)
-            accepted = stub_accepts(lab.status) - before - 1
-            report["sslyze"] = {
-                "wall_s": round(s_wall, 2), "cpu_s": round(cpu_of_children() - cpu, 2),
-                "endpoints_per_s": round(size / s_wall, 1),
-                "connections_per_endpoint": round(accepted / size, 1), "peak_rss_mib": round(s_rss / 1024, 1),
-                "completed": sum(1 for o in output if "COMPLETED" in o.get("status", "")),
-            }
+
+            def scan() -> tuple[float, int, Any]:
+                wall, rss, output = runner.run_worker("sslyze", sslyze, targets_file, args.concurrency)
+                return wall, rss, {"completed": sum(1 for o in output if "COMPLETED" in o.get("status", ""))}
+
+            report["tools"]["SSLyze default scan"] = measured(lab, size, scan)
     return report
 
 
-def print_report(r: dict[str, Any], probes: list[str]) -> None:
-    print(f"\n== {r['size']} endpoints: posture scan --probe {' --probe '.join(probes)} ==", flush=True)
-    print(f"{'tool':<22} {'wall s':>8} {'CPU s':>8} {'endpoints/s':>12} {'conns/endpoint':>15} {'peak RSS MiB':>13}")
-    for tool, label in (("posture", f"posture ({len(probes)} probes)"), ("sslyze", "SSLyze (TLS only)")):
-        if tool in r:
-            x = r[tool]
-            print(f"{label:<22} {x['wall_s']:>8} {x['cpu_s']:>8} {x['endpoints_per_s']:>12} "
-                  f"{x['connections_per_endpoint']:>15} {x['peak_rss_mib']:>13}")
-    p = r["posture"]
-    print(f"posture scans: {p['statuses']}; probe errors: {p['errors'] or 'none'}")
-    print(f"posture findings: {p['findings']}")
+def print_report(r: dict[str, Any]) -> None:
+    print(f"\n== {r['size']} endpoints (per-host limit {r['per_host_limit']}) ==", flush=True)
+    print(f"{'tool':<21} {'wall s':>7} {'CPU s':>6} {'ep/s':>6} {'RSS MiB':>8} {'conns':>6} {'http':>5} {'reqs':>5} "
+          f"{'full hs':>7} {'resumed':>7} {'refused':>7} {'max/host':>8} {'429s':>5}   (per endpoint)")
+    for label, x in r["tools"].items():
+        e = x["per_endpoint"]
+        print(f"{label:<21} {x['wall_s']:>7} {x['cpu_s']:>6} {x['endpoints_per_s']:>6} {x['peak_rss_mib']:>8} "
+              f"{e['connections']:>6} {e['http_connections']:>5} {e['requests']:>5} {e['full_handshakes']:>7} "
+              f"{e['resumed']:>7} {e['refused_hellos']:>7} {x['max_concurrent_per_host']:>8} "
+              f"{x['rejected_over_limit']:>5}")
+    for label, x in r["tools"].items():
+        if "statuses" in x:
+            print(f"{label}: scans {x['statuses']}; probe errors: {x['errors'] or 'none'}")
 
 
 def verdicts(reports: list[dict[str, Any]]) -> list[str]:
+    """Each goal: PASS or MISS, with the figures."""
     out = []
-    by_size = {r["size"]: r["posture"] for r in reports}
-    if 200 in by_size:
-        wall = by_size[200]["wall_s"]
-        out.append(f"200 endpoints in {wall} s (goal < {GOAL_200_S:g} s): {'met' if wall < GOAL_200_S else 'MISSED'}")
-    if 1000 in by_size:
-        rss = by_size[1000]["peak_rss_mib"]
-        out.append(f"peak RSS at 1000: {rss} MiB (goal < {GOAL_RSS_MIB_1000:g}): "
-                   f"{'met' if rss < GOAL_RSS_MIB_1000 else 'MISSED'}")
+
+    def line(ok: bool, text: str) -> None:
+        out.append(f"{'PASS' if ok else 'MISS'}  {text}")
+
+    four, pair, ssl = "posture (4 probes)", "posture tls+http", "SSLyze default scan"
+    by_size = {r["size"]: r["tools"] for r in reports}
+    for size, goal in GOAL_WALL_S.items():
+        if size in by_size and four in by_size[size]:
+            wall = by_size[size][four]["wall_s"]
+            line(wall <= goal, f"4 probes, {size} endpoints: {wall} s (goal <= {goal:g} s)")
+    if 1000 in by_size and four in by_size[1000]:
+        rss = by_size[1000][four]["peak_rss_mib"]
+        line(rss < GOAL_RSS_MIB_1000, f"4 probes, 1000 endpoints: peak RSS {rss} MiB (goal < {GOAL_RSS_MIB_1000:g})")
+    for size, goal in GOAL_SPEEDUP.items():
+        tools = by_size.get(size, {})
+        if pair in tools and ssl in tools:
+            speedup = tools[ssl]["wall_s"] / tools[pair]["wall_s"]
+            line(speedup >= goal, f"tls+http vs SSLyze, {size} endpoints: {speedup:.1f}x faster (goal >= {goal:g}x)")
+            share = tools[pair]["peak_rss_mib"] / tools[ssl]["peak_rss_mib"]
+            line(share <= GOAL_RSS_SHARE, f"tls+http vs SSLyze, {size} endpoints: peak RSS {share:.2f} of SSLyze's "
+                                          f"(goal <= {GOAL_RSS_SHARE:g})")
+    for size, tools in by_size.items():
+        for label, x in tools.items():
+            if label.startswith("posture"):
+                limit = reports[0]["per_host_limit"]
+                line(x["rejected_over_limit"] == 0 and x["max_concurrent_per_host"] <= limit,
+                     f"{label}, {size} endpoints: server saw at most {x['max_concurrent_per_host']} connections "
+                     f"per host with requests open (limit {limit}), {x['rejected_over_limit']} requests over it")
     # Linear cost: the extra seconds per extra endpoint stay flat as N grows (start-up cancels out).
-    sizes = sorted(by_size)
+    sizes = sorted(s for s in by_size if four in by_size[s])
     for lo, hi in pairwise(sizes):
-        wall = (by_size[hi]["wall_s"] - by_size[lo]["wall_s"]) / (hi - lo)
-        cpu = (by_size[hi]["cpu_s"] - by_size[lo]["cpu_s"]) / (hi - lo)
-        out.append(f"marginal cost {lo}->{hi}: {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU per endpoint")
+        wall = (by_size[hi][four]["wall_s"] - by_size[lo][four]["wall_s"]) / (hi - lo)
+        cpu = (by_size[hi][four]["cpu_s"] - by_size[lo][four]["cpu_s"]) / (hi - lo)
+        out.append(f"      marginal cost of the 4 probes {lo}->{hi}: {wall * 1000:.1f} ms wall, "
+                   f"{cpu * 1000:.1f} ms CPU per endpoint")
     return out
 
 
@@ -222,12 +271,17 @@ def main() -> int:
                         help="[agent] concurrency for posture (assets at once; posture's default is 16) and "
                              "the number of endpoints the SSLyze runner is given at once")
     parser.add_argument("--skip-sslyze", action="store_true")
-    parser.add_argument("--probes", nargs="+", default=list(PROBES),
-                        help="posture probes to run (default: %(default)s)")
+    parser.add_argument("--sslyze-sizes", type=int, nargs="+", default=[20, 200],
+                        help="sizes SSLyze runs at (default: those the goals compare, %(default)s)")
+    parser.add_argument("--probes", nargs="+",
+                        help="one posture run with these probes (default: the 4 probes, then tls+http)")
+    parser.add_argument("--per-host", type=int, default=4,
+                        help="per_host_concurrency given to posture and enforced by nginx's limit_conn")
     parser.add_argument("--sslyze-python", help="interpreter with sslyze (default: the tls_vs_sslyze venv)")
     parser.add_argument("--profile", type=Path,
                         help="record the posture run with py-spy into this file (.svg flame graph, .txt raw stacks)")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON too")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it (nginx logs, scan output)")
     args = parser.parse_args()
     if max(args.sizes) > 250 * 250:
         parser.error("at most 62500 endpoints (127.1.0.1-127.1.249.250)")
@@ -238,13 +292,14 @@ def main() -> int:
     authority = Authority("posture throughput bench root")
     leaf = authority.leaf("*.bench.test")
     reports = []
-    with tempfile.TemporaryDirectory(prefix="posture-throughput-") as tmp:
-        workdir = Path(tmp)
+    with ExitStack() as outer:
+        workdir = args.keep or Path(outer.enter_context(tempfile.TemporaryDirectory(prefix="posture-throughput-")))
+        workdir.mkdir(parents=True, exist_ok=True)
         cert, key = write_pair(workdir, "leaf", authority.chain_pem(leaf), leaf.key_pem)
         bundle = authority.write_trust(workdir / "ca.pem")
         for size in args.sizes:
             report = bench(size, workdir, (cert, key, bundle), args, sslyze)
-            print_report(report, args.probes)
+            print_report(report)
             reports.append(report)
     print()
     for line in verdicts(reports):

@@ -92,6 +92,11 @@ class ScanHeader:
 
 
 def begin_scan(session: Session, asset: AssetRecord, header: ScanHeader) -> ScanRow:
+    return begin_scan_row(session, asset, header)[0]
+
+
+def begin_scan_row(session: Session, asset: AssetRecord, header: ScanHeader) -> tuple[ScanRow, AssetRow]:
+    """:func:`begin_scan`, and the asset row it upserted and locked."""
     started = aware(header.started_at, "started_at")
     asset_row = upsert_asset(session, asset, started)
     scan = ScanRow(
@@ -102,7 +107,7 @@ def begin_scan(session: Session, asset: AssetRecord, header: ScanHeader) -> Scan
     )
     session.add(scan)
     session.flush()
-    return scan
+    return scan, asset_row
 
 
 def running_scan(session: Session, scan_id: int) -> ScanRow:
@@ -132,12 +137,17 @@ class _Outcome:
     seen_again: list[int] = field(default_factory=list)
 
 
-def finish_scan(session: Session, scan: ScanRow, rec: ScanRecord) -> StoredScan:
-    """Complete a RUNNING scan row with everything ``rec`` holds and apply the lifecycle."""
+def finish_scan(session: Session, scan: ScanRow, rec: ScanRecord, asset_row: AssetRow | None = None) -> StoredScan:
+    """Complete a RUNNING scan row with everything ``rec`` holds and apply the lifecycle.
+
+    ``asset_row``: the row :func:`begin_scan` upserted and locked in this same transaction
+    (then it is not upserted again).
+    """
     if rec.status == ScanStatus.RUNNING:
         raise InvalidRequest("a finished scan cannot have status running")
     finished = aware(rec.finished_at, "finished_at")
-    asset_row = upsert_asset(session, rec.asset, aware(rec.started_at, "started_at"))
+    if asset_row is None:
+        asset_row = upsert_asset(session, rec.asset, aware(rec.started_at, "started_at"))
     if asset_row.id != scan.asset_id:
         raise InvalidRequest(f"scan {scan.id} was begun for another asset than {rec.asset.name!r}")
     scan.status, scan.finished_at = ScanStatus(rec.status), finished

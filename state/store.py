@@ -129,8 +129,8 @@ class Store:
                          rec.posture_version, rec.catalog_version, rec.config_hash)
 
         def work(session: Session) -> StoredScan:
-            scan = lifecycle.begin_scan(session, rec.asset, header)
-            return lifecycle.finish_scan(session, scan, rec)
+            scan, asset_row = lifecycle.begin_scan_row(session, rec.asset, header)
+            return lifecycle.finish_scan(session, scan, rec, asset_row)
 
         return self._write(f"cannot store the scan of {rec.asset.name!r}", work)
 

@@ -276,8 +276,20 @@ class Scanner:
         quiet = opts.quiet(spec, started) if opts.quiet else None
         target = _target(spec, res, opts, quiet)
         origin_dns = await self._pin_origins(target, allow)
+        http = self.http.scoped(target.scope)
+        try:
+            return await self._scan_pinned(spec, started, res, checked, target, quiet, origin_dns, http)
+        finally:
+            await http.release()  # the asset's pools and TLS sessions are not kept for the rest of the run
+
+    async def _scan_pinned(self, spec: AssetSpec, started: datetime, res: Resolution, checked: ProbeResult | None,
+                           target: Target, quiet: str | None, origin_dns: dict[str, Any],
+                           http: HttpClient) -> ScanOutcome:
+        from agent.scanning import reach
+
+        clock, opts = self.opts.clock, self.opts
         ctx = ProbeContext(
-            http=self.http.scoped(target.scope),
+            http=http,
             connector=self.connector,
             clock=clock,
             limits=opts.limits,

@@ -59,7 +59,7 @@ class Connector:
         """
         self.pins.check(host, address)
         limit = timeout if timeout is not None else self.connect_timeout
-        async with self.pins.connection(host, address):
+        async with self.pins.connection(host, address) as held:
             try:
                 async with asyncio.timeout(limit):
                     reader, writer = await asyncio.open_connection(
@@ -88,9 +88,33 @@ class Connector:
             try:
                 yield conn
             finally:
+                if ssl_context is None:
+                    held.peer_closed = await _half_close(reader, writer)
                 writer.close()
                 try:
                     async with asyncio.timeout(1):
                         await writer.wait_closed()
                 except (TimeoutError, OSError, ssl.SSLError):
                     pass
+
+
+#: How long a plain connection waits for the peer's FIN after sending its own.
+PEER_CLOSE_WAIT = 0.25
+
+
+async def _half_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    """Send our FIN and read to the peer's: True when the peer has closed its side too.
+
+    Then the server holds no connection any more and the slot is free at once; a peer
+    that keeps its side open longer than :data:`PEER_CLOSE_WAIT` gets the slot's linger.
+    """
+    try:
+        if writer.is_closing() or not writer.can_write_eof():
+            return False
+        writer.write_eof()
+        async with asyncio.timeout(PEER_CLOSE_WAIT):
+            while await reader.read(1 << 16):
+                pass  # what the server still sends (a reply not read to its end) is dropped
+        return True
+    except (TimeoutError, OSError, RuntimeError):
+        return False

@@ -18,6 +18,10 @@
 * Each request counts against its address's budget; each connection, pooled
   and kept-alive ones included, holds one of the address's connection slots
   for its whole life (:class:`probes.net.scope.AddressLimits`).
+* One pool per (host, address) for the whole scan of an asset, shared by every
+  probe (each gets the asset's scoped client); TLS sessions are resumed within
+  it (:mod:`probes.net.resume`), and it is closed when the asset's scan ends
+  (:meth:`HttpClient.release`) unless another asset on the host still uses it.
 
 Certificate verification is off here on purpose: the TLS probe judges
 certificates; the other probes must still see a site whose certificate is bad.
@@ -26,13 +30,11 @@ certificates; the other probes must still see a site whose certificate is bad.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -41,7 +43,8 @@ import httpx
 from probes.base import ConnectFailure, DeadlineExceeded, Limits, OutOfScope, ProtocolFailure
 from probes.net.bodies import ACCEPT_ENCODING, read_capped
 from probes.net.scope import Origin, Pins, format_origin, normalise_host, origin_of, same_host
-from probes.net.tlsctx import allow_large_certificates
+from probes.net.transport import PinnedBackend as PinnedBackend
+from probes.net.transport import PinnedTransport
 from vocab import one_line
 
 USER_AGENT = "posture/0.1 (external posture scan; +https://github.com/posture)"
@@ -125,183 +128,6 @@ class HttpExchange:
         )
 
 
-class PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Connects every TCP stream to one pinned address, whatever the URL says."""
-
-    def __init__(self, pins: Pins, host: str, address: str) -> None:
-        self._inner = httpcore.AnyIOBackend()
-        self._pins = pins
-        self._host = host
-        self._address = address
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        if normalise_host(host) != normalise_host(self._host):
-            # Defence in depth: HttpClient already refuses other hosts.
-            self._pins.check(host, self._address)
-        self._pins.check(self._host, self._address)
-        limits = self._pins.shared
-        # The slot is held for the connection's whole life, idle in the pool included.
-        await limits.acquire(self._address)
-        self._pins.connections[normalise_host(self._host)] += 1
-        try:
-            stream = await self._inner.connect_tcp(self._address, port, timeout=timeout)
-        except BaseException:
-            limits.release(self._address)
-            raise
-        return _HandshakeGuard(stream, f"{self._address}:{port}", lambda: limits.release(self._address))
-
-    async def connect_unix_socket(self, *a: Any, **kw: Any) -> httpcore.AsyncNetworkStream:
-        raise ConnectFailure("unix sockets are not scan targets")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class _HandshakeGuard(httpcore.AsyncNetworkStream):
-    """Tells a failed TLS handshake apart from a failed TCP connect.
-
-    httpcore reports both as ConnectError; a port that accepts TCP and then
-    speaks something other than TLS (or aborts the handshake) is a protocol
-    failure, not a connect failure.
-    """
-
-    def __init__(self, inner: httpcore.AsyncNetworkStream, where: str, on_close: Callable[[], None]) -> None:
-        self._inner = inner
-        self._where = where
-        self._on_close: Callable[[], None] | None = on_close
-
-    def _closed(self) -> None:
-        on_close, self._on_close = self._on_close, None
-        if on_close is not None:
-            on_close()
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        try:
-            await self._inner.aclose()
-        finally:
-            self._closed()
-
-    def __del__(self) -> None:  # a stream dropped without aclose must not keep its slot
-        self._closed()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        try:
-            self._inner = await self._inner.start_tls(ssl_context, server_hostname, timeout)
-            return self
-        except httpcore.ConnectError as exc:
-            await self._close_quietly()
-            why = _why(exc) if str(exc).strip() else "connection closed during the handshake"
-            raise ProtocolFailure(f"TLS handshake with {self._where} failed: {why}") from None
-        except BaseException:
-            await self._close_quietly()
-            raise
-
-    async def _close_quietly(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.aclose()
-        self._closed()
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _Stream(httpx.AsyncByteStream):
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for part in self._inner:
-            yield part
-
-    async def aclose(self) -> None:
-        if hasattr(self._inner, "aclose"):
-            await self._inner.aclose()
-
-
-@functools.cache
-def _unverified_context() -> ssl.SSLContext:
-    """One client context for every transport, built on first use.
-
-    Verification is off (see the module docstring), so no trust store is loaded:
-    ``ssl.create_default_context()`` per transport spent ~10 ms of CPU reading the
-    system CA bundle for every (host, address), a fifth of a 200-asset scan's time.
-    """
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with contextlib.suppress(ssl.SSLError):
-        ctx.set_ciphers("ALL:@SECLEVEL=0")
-    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    allow_large_certificates(ctx)  # a valid certificate may be larger than OpenSSL's 100 KB default
-    return ctx
-
-
-class PinnedTransport(httpx.AsyncBaseTransport):
-    """httpx transport over an httpcore pool whose sockets go to one address."""
-
-    def __init__(self, pins: Pins, host: str, address: str, limits: Limits) -> None:
-        self._pins = pins
-        self._address = address
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=_unverified_context(),
-            max_connections=limits.per_host_concurrency,
-            max_keepalive_connections=limits.per_host_concurrency,
-            keepalive_expiry=5.0,
-            network_backend=PinnedBackend(pins, host, address),
-        )
-        pins.shared.add_reclaimer(address, self.close_idle)
-
-    async def close_idle(self) -> None:
-        """Close kept-alive connections no request is using (another probe needs the slot)."""
-        for conn in list(self._pool.connections):
-            if conn.is_idle():
-                with contextlib.suppress(Exception):
-                    await conn.aclose()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        req = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,  # type: ignore[arg-type]
-            extensions=request.extensions,
-        )
-        resp = await self._pool.handle_async_request(req)
-        return httpx.Response(
-            status_code=resp.status,
-            headers=resp.headers,
-            stream=_Stream(resp.stream),
-            extensions=resp.extensions,
-        )
-
-    async def aclose(self) -> None:
-        self._pins.shared.remove_reclaimer(self._address, self.close_idle)
-        await self._pool.aclose()
-
-
 class HttpClient:
     """Pinned, bounded HTTP for probes. One per scan run; ``aclose`` when done.
 
@@ -317,6 +143,9 @@ class HttpClient:
         self.limits = limits or Limits()
         self.user_agent = user_agent
         self._transports: dict[tuple[str, str], PinnedTransport] = {}
+        #: host -> scoped clients using it now (shared by a client and its scoped children)
+        self._users: Counter[str] = Counter()
+        self._released = False
         self._timeout = httpx.Timeout(self.limits.request_deadline, connect=self.limits.connect_timeout)
         #: (scheme, host, port) a request may go to; None: any pinned host (no origin rule).
         self.origins: frozenset[Origin] | None = None
@@ -325,8 +154,26 @@ class HttpClient:
         """This client (same pins, pools and limits) restricted to ``origins``: one asset's scope."""
         child = HttpClient(self.pins, self.limits, user_agent=self.user_agent)
         child._transports = self._transports
+        child._users = self._users
         child.origins = frozenset(origins)
+        child._users.update({h for _, h, _ in child.origins})
         return child
+
+    async def release(self) -> None:
+        """A scoped client is done (its asset's scan has ended): close the pools of hosts no other
+        scoped client uses now. Their kept-alive connections and TLS sessions are not held for the
+        rest of the run (a long run would keep one pool per host it ever scanned)."""
+        if self.origins is None or self._released:
+            return
+        self._released = True
+        done = set()
+        for host in {h for _, h, _ in self.origins}:
+            self._users[host] -= 1
+            if self._users[host] <= 0:
+                del self._users[host]
+                done.add(host)
+        for key in [k for k in self._transports if k[0] in done]:
+            await self._transports.pop(key).aclose()
 
     def in_scope(self, url: str) -> bool:
         """Whether a request to ``url`` is allowed by the origin rule (not yet by the pins)."""

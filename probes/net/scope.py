@@ -313,12 +313,13 @@ class AddressLimits:
         slot.peak = max(slot.peak, slot.open)
         self.connections[address] += 1
 
-    def release(self, address: str) -> None:
+    def release(self, address: str, *, peer_closed: bool = False) -> None:
         """Give the slot back ``linger`` seconds after the connection closed.
 
         Until the peer has read our FIN (or close_notify) the connection is still open on
         its side; reusing the slot at once would let a server see one more connection
-        than the limit for that moment.
+        than the limit for that moment. ``peer_closed``: the peer has closed its side
+        already (we read its FIN after sending ours), so the slot is free at once.
         """
         slot = self._slot(address)
 
@@ -326,6 +327,9 @@ class AddressLimits:
             slot.open -= 1
             slot.sem.release()
 
+        if peer_closed:
+            free()
+            return
         try:
             asyncio.get_running_loop().call_later(self.linger, free)
         except RuntimeError:  # no loop (a stream collected late): nothing waits on the slot
@@ -365,6 +369,13 @@ class AddressLimits:
             raise BudgetExhausted(f"request budget of {self.budget} for {who} is spent")
         slot.spent += 1
         self.requests[address] += 1
+
+
+@dataclass
+class Held:
+    """One held connection slot; ``peer_closed``: the peer has closed (no linger needed)."""
+
+    peer_closed: bool = False
 
 
 @dataclass
@@ -423,14 +434,19 @@ class Pins:
             raise OutOfScope(f"refusing {address}: {reason}")
 
     @asynccontextmanager
-    async def connection(self, host: str, address: str) -> AsyncIterator[None]:
-        """Hold one of ``address``'s connection slots (for a raw connection or a tool run)."""
+    async def connection(self, host: str, address: str) -> AsyncIterator[Held]:
+        """Hold one of ``address``'s connection slots (for a raw connection or a tool run).
+
+        Set ``peer_closed`` on what it yields when the peer is known to have closed its side
+        (the slot is then free at once, without the linger).
+        """
         await self.shared.acquire(address)
         self.connections[normalise_host(host)] += 1
+        held = Held()
         try:
-            yield
+            yield held
         finally:
-            self.shared.release(address)
+            self.shared.release(address, peer_closed=held.peer_closed)
 
     def spend(self, host: str, address: str) -> None:
         """Count one HTTP request against the address's budget."""

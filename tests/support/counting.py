@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ class _Counting(_HTTPServer):
     accepted: int
     peak: int
     tracked: set[socket.socket]
+    resumed: int
+    finished: int
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.lock:
@@ -46,6 +49,9 @@ class _Counting(_HTTPServer):
     def shutdown_request(self, request: Any) -> None:
         with self.lock:
             self.tracked.discard(request)
+            self.finished += 1
+            if isinstance(request, ssl.SSLSocket) and request.session_reused:
+                self.resumed += 1
         super().shutdown_request(request)
 
 
@@ -65,6 +71,17 @@ class Counted:
         return self.server.peak
 
     @property
+    def resumed(self) -> int:
+        """TLS connections whose handshake resumed a session (the server's ``session_reused``)."""
+        return self.server.resumed
+
+    def settled(self, timeout: float = 20.0) -> None:
+        """Wait until every accepted connection's handler has finished (its counts are final)."""
+        deadline = time.monotonic() + timeout
+        while self.server.finished < self.server.accepted and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    @property
     def requests(self) -> int:
         return len(self.server.seen)
 
@@ -79,7 +96,7 @@ def counting_server(routes: Mapping[str, Route] | None = None, *, host: str = "1
     srv.routes = dict(routes or {"*": Reply(200, "<html><body>hello</body></html>")})
     srv.seen = []
     srv.lock = threading.Lock()
-    srv.accepted = srv.peak = 0
+    srv.accepted = srv.peak = srv.resumed = srv.finished = 0
     srv.tracked = set()
     if tls is not None:
         srv.socket = tls.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)

@@ -88,10 +88,22 @@ class NginxSite:
     dhparam: Path | None = None
 
 
+#: What ``nginx_tls(logs=True)`` writes per request, space-separated, in this order.
+NGINX_LOG_FIELDS = ("$server_addr", "$connection", "$connection_requests", "$msec", "$connection_time",
+                    "$request_time", "$ssl_session_reused", "$status")
+
+
 @contextmanager
 def nginx_tls(workdir: Path, cert: Path, key: Path, sites: Sequence[NginxSite], *,
-              workers: int = 1, status: Endpoint | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """Run nginx with ``sites`` until the block ends; ``status`` adds a plain-HTTP stub_status page."""
+              workers: int = 1, status: Endpoint | None = None, logs: bool = False,
+              limit_conn: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """Run nginx with ``sites`` until the block ends; ``status`` adds a plain-HTTP stub_status page.
+
+    ``logs``: an access log (``access.log``, :data:`NGINX_LOG_FIELDS` per request) and the
+    error log at ``info`` (every failed or abandoned handshake is a line). ``limit_conn``:
+    at most that many connections with a request in progress per server address; a request
+    over it is answered 429 (nginx's ``limit_conn``), which the access log shows.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "tmp").mkdir(exist_ok=True)
     servers = []
@@ -111,12 +123,19 @@ def nginx_tls(workdir: Path, cert: Path, key: Path, sites: Sequence[NginxSite], 
     if status is not None:
         servers.append(f"  server {{ listen {status.host}:{status.port}; location / {{ stub_status; }} }}")
     temp = workdir / "tmp"
+    extra = ""
+    if logs:
+        extra += (f"  log_format fields '{' '.join(NGINX_LOG_FIELDS)}';\n"
+                  f"  access_log {workdir / 'access.log'} fields;\n")
+    if limit_conn is not None:
+        extra += (f"  limit_conn_zone $server_addr zone=perhost:10m;\n  limit_conn perhost {limit_conn};\n"
+                  "  limit_conn_status 429;\n")
     conf = f"""worker_processes {workers};
-error_log {workdir / "error.log"} warn;
+error_log {workdir / "error.log"} {"info" if logs else "warn"};
 pid {workdir / "nginx.pid"};
 events {{ worker_connections 4096; }}
 http {{
-  access_log off;
+{extra}{"" if logs else "  access_log off;"}
   client_body_temp_path {temp}; proxy_temp_path {temp}; fastcgi_temp_path {temp};
   uwsgi_temp_path {temp}; scgi_temp_path {temp};
 {chr(10).join(servers)}
