@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,8 @@ class FleetAddressLimits(AddressLimits):
         self._held: dict[str, set[int]] = {}  # address -> fleet slots this process holds
         self._leaving: dict[str, set[int]] = {}  # address -> fleet slots being unlocked
         self._unlocking: set[asyncio.Task[None]] = set()
+        self._markers: set[str] = set()  # addresses whose turn marker this process holds
+        self._waiting: dict[str, int] = {}  # address -> coroutines of this process waiting for a slot
 
     async def _connection(self) -> AsyncConnection[tuple[Any, ...]]:
         from psycopg import AsyncConnection
@@ -57,18 +59,57 @@ class FleetAddressLimits(AddressLimits):
             self._conn = await AsyncConnection.connect(self.conninfo, autocommit=True)
         return self._conn
 
-    async def _try(self, address: str, slots: list[int]) -> list[int]:
-        """Take as many of ``slots`` as are free in the fleet; returns those taken."""
-        key = address_key(address)
+    async def _one(self, conn: AsyncConnection[tuple[Any, ...]], sql: str, args: tuple[int, ...]) -> bool:
+        cur = await conn.execute(sql, args)  # type: ignore[arg-type]  # fixed statements of this module
+        row = await cur.fetchone()
+        return bool(row is not None and row[0])
+
+    async def _try(self, address: str, slots: list[int], want: int, eager: bool) -> list[int]:
+        """Take up to ``want`` of ``slots``, trying each in turn; returns those taken.
+
+        Fairness: a process that already waited takes the address's turn marker (slot
+        number ``per_address_concurrency``) if it can; while another process holds the
+        marker, this one does not compete for slots. Without it, a busy worker that frees
+        a slot and takes it straight back could starve another for good.
+        """
+        key, marker = address_key(address), self.per_address_concurrency
         async with self._io:
             conn = await self._connection()
-            got = []
-            for slot in slots:
-                cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (key, slot))
-                row = await cur.fetchone()
-                if row is not None and row[0]:
+            mine = address in self._markers
+            if not mine and eager and await self._one(conn, "SELECT pg_try_advisory_lock(%s, %s)", (key, marker)):
+                self._markers.add(address)
+                mine = True
+            if not mine and not await self._one(
+                    conn, "SELECT CASE WHEN pg_try_advisory_lock(%s, %s) THEN pg_advisory_unlock(%s, %s) "
+                          "ELSE false END", (key, marker, key, marker)):
+                return []  # another process has waited longer: its turn
+            # Computed under the lock: advisory locks are re-entrant within a session, so a slot
+            # another coroutine of this process took meanwhile would be granted twice.
+            held, leaving = self._held.setdefault(address, set()), self._leaving.setdefault(address, set())
+            got: list[int] = []
+            for slot in [s for s in slots if s not in held and s not in leaving]:
+                if len(got) >= want:
+                    break
+                if await self._one(conn, "SELECT pg_try_advisory_lock(%s, %s)", (key, slot)):
                     got.append(slot)
+            if len(got) >= want:
+                held.update(got)
+                if address in self._markers:
+                    await self._drop_marker(conn, address)
             return got
+
+    async def _drop_marker(self, conn: AsyncConnection[tuple[Any, ...]], address: str) -> None:
+        self._markers.discard(address)
+        await conn.execute("SELECT pg_advisory_unlock(%s, %s)", (address_key(address), self.per_address_concurrency))
+
+    async def _give_up_turn(self, address: str) -> None:
+        """No coroutine of this process waits for ``address`` any more: let the others have their turn."""
+        try:
+            async with self._io:
+                if address in self._markers and not self._waiting.get(address):
+                    await self._drop_marker(await self._connection(), address)
+        except Exception:
+            self._markers.discard(address)
 
     async def _unlock(self, address: str, slots: list[int]) -> None:
         """Unlock ``slots`` (moved to ``leaving`` by the caller): offered again once unlocked."""
@@ -91,24 +132,62 @@ class FleetAddressLimits(AddressLimits):
         self._leaving.setdefault(address, set()).update(slots)
         return slots
 
+    async def _attempt(self, address: str, free: list[int], count: int, eager: bool) -> list[int]:
+        """One try for ``count`` slots, all or none, its bookkeeping done before it returns."""
+        got = await self._try(address, free, count, eager)
+        if len(got) == count:
+            return got  # recorded as held by _try
+        if got:  # all or none: never sit on some while waiting for the rest
+            await self._unlock(address, self._give_back(address, got))
+        return []
+
+    def _abandon(self, address: str, attempt: asyncio.Task[list[int]]) -> None:
+        """The caller was cancelled while its try ran: give back what the try took."""
+        if attempt.cancelled() or attempt.exception() is not None or not attempt.result():
+            return
+        slots = self._give_back(address, attempt.result())
+        task = asyncio.get_running_loop().create_task(self._unlock(address, slots))
+        self._unlocking.add(task)
+        task.add_done_callback(self._unlocking.discard)
+
     async def _take(self, address: str, count: int) -> list[int]:
         """``count`` fleet slots of ``address``, all at once (none held while waiting for more)."""
         held = self._held.setdefault(address, set())
         leaving = self._leaving.setdefault(address, set())
-        while True:
-            # Advisory locks are re-entrant within a session: never try one this process holds.
-            free = [s for s in range(self.per_address_concurrency) if s not in held and s not in leaving]
-            if len(free) >= count:
-                got = await self._try(address, free[:count] if count == 1 else free)
-                mine, extra = (got[:count], got[count:]) if len(got) >= count else ([], got)
-                held.update(mine)
-                if extra:
-                    await self._unlock(address, self._give_back(address, extra))
-                if mine:
-                    return mine
-            for reclaim in list(self._slot(address).reclaimers):
-                await reclaim()  # our idle pooled connections hold fleet slots too
-            await asyncio.sleep(RETRY)
+        self._waiting[address] = self._waiting.get(address, 0) + 1
+        rounds = 0
+        try:
+            while True:
+                # Advisory locks are re-entrant within a session: never try one this process holds.
+                free = [s for s in range(self.per_address_concurrency) if s not in held and s not in leaving]
+                if len(free) >= count:
+                    # Shielded: a probe's deadline cancelling us mid-query must not lose a lock
+                    # PostgreSQL granted (it would be held, and counted, for the worker's life).
+                    attempt = asyncio.ensure_future(self._attempt(address, free, count, rounds > 0))
+                    try:
+                        got = await asyncio.shield(attempt)
+                    except asyncio.CancelledError:
+                        attempt.add_done_callback(lambda t: self._abandon(address, t))
+                        raise
+                    if got:
+                        return got
+                rounds += 1
+                for reclaim in list(self._slot(address).reclaimers):
+                    await reclaim()  # our idle pooled connections hold fleet slots too
+                await asyncio.sleep(RETRY)
+        finally:
+            self._waiting[address] -= 1
+            if not self._waiting[address] and address in self._markers:
+                self._spawn(self._give_up_turn(address))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(work)
+        except RuntimeError:  # no loop: the process is ending, and its connection with it
+            work.close()
+            return
+        self._unlocking.add(task)
+        task.add_done_callback(self._unlocking.discard)
 
     async def acquire(self, address: str) -> None:
         await super().acquire(address)
@@ -121,10 +200,11 @@ class FleetAddressLimits(AddressLimits):
     def release(self, address: str) -> None:
         held = sorted(self._held.get(address, ()))
         super().release(address)
-        if not held:
-            return
-        slots = self._give_back(address, held[-1:])
+        if held:
+            self._unlock_later(address, self._give_back(address, held[-1:]))
 
+    def _unlock_later(self, address: str, slots: list[int]) -> None:
+        """Unlock after the local linger (the peer may not have seen our close yet), in a task of its own."""
         async def later() -> None:
             await asyncio.sleep(self.linger)
             await self._unlock(address, slots)
@@ -150,8 +230,7 @@ class FleetAddressLimits(AddressLimits):
                 try:
                     yield taken
                 finally:
-                    await asyncio.sleep(self.linger)
-                    await self._unlock(address, self._give_back(address, fleet))
+                    self._unlock_later(address, self._give_back(address, fleet))
             finally:
                 for _ in range(taken):
                     AddressLimits.release(self, address)
