@@ -205,6 +205,7 @@ async def serve(session: Session, store: Store, *, scheduler: bool, workers: boo
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, log, "SIGHUP: a fleet process reads its config at start; restart it")
     clock = make_clock(session.now)
     await asyncio.to_thread(register_assets, store, session.config.asset_specs(), clock())
     parts = []

@@ -22,12 +22,14 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from state.job_queue import JobState
-from tests.agent.daemon_lab import ROOT, Agent, Db, gate, wait_for
+from tests.agent.daemon_lab import ROOT, Agent, Db, Gate, gate, wait_for
+from tests.support.counting import Counted
 from tests.support.pg import pg_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.postgres
@@ -43,6 +45,13 @@ def names() -> list[str]:
     return [f"a{i:03d}.fleet.test" for i in range(ASSETS)]
 
 
+@dataclass
+class FleetLab:
+    dns: str
+    servers: list[Counted]
+    slow: Gate  # holds its connections while ``slow.hold`` is set
+
+
 class Worker(Agent):
     def __init__(self, workdir: Path, config: Path, db: str, name: str) -> None:
         super().__init__(workdir, config, db, name=name)
@@ -50,7 +59,7 @@ class Worker(Agent):
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[dict[str, object]]:
+def lab(tmp_path: Path) -> Iterator[FleetLab]:
     from tests.support.counting import counting_server
     from tests.support.dnsserver import DnsServer
     from tests.support.servers import http_server
@@ -63,21 +72,18 @@ def lab(tmp_path: Path) -> Iterator[dict[str, object]]:
             servers = [stack.enter_context(counting_server(host=h)) for h in SERVERS]
             upstream = stack.enter_context(http_server(host="127.0.4.2"))
             slow = stack.enter_context(gate(SLOW_ADDRESS, (upstream.host, upstream.port)))
-            yield {"dns": dns.address, "servers": servers, "slow": slow}
+            yield FleetLab(dns.address, servers, slow)
     finally:
         dns.stop()
 
 
-def fleet_config(lab: dict[str, object], sink_url: str) -> str:
-    servers = lab["servers"]
-    assert isinstance(servers, list)
-    ports = {s.host: s.port for s in servers}
+def fleet_config(lab: FleetLab, sink_url: str) -> str:
+    ports = {s.host: s.port for s in lab.servers}
     blocks = [f'[[assets]]\nname = "{n}"\nurl = "http://{n}:{ports[SERVERS[i % len(SERVERS)]]}"\n'
               f'kind = "api"\nactive_probes = false\n' for i, n in enumerate(names())]
-    slow = lab["slow"]
-    blocks.insert(0, f'[[assets]]\nname = "{SLOW}"\nurl = "http://{SLOW}:{getattr(slow, "port")}"\n'
+    blocks.insert(0, f'[[assets]]\nname = "{SLOW}"\nurl = "http://{SLOW}:{lab.slow.port}"\n'
                   f'kind = "api"\nactive_probes = false\n')  # first in the queue: its scan hangs while the others run
-    return (f'[agent]\nresolver = "{lab["dns"]}"\nrequest_timeout = 60\n'
+    return (f'[agent]\nresolver = "{lab.dns}"\nrequest_timeout = 60\n'
             f'per_host_concurrency = {PER_HOST}\n\n'
             f'[workers]\nconcurrency = 6\nstall_timeout = 3\nin_process = false\n\n'
             f'[schedule]\nscan_every = "1h"\njitter = "0"\ndigest = "* * * * *"\n\n'
@@ -94,12 +100,12 @@ def slot_jobs(url: str) -> Counter[str]:
         return Counter({str(k): int(n) for k, n in rows})
 
 
-def test_scheduler_and_three_workers_scan_each_asset_once(lab: dict[str, object], tmp_path: Path,
+def test_scheduler_and_three_workers_scan_each_asset_once(lab: FleetLab, tmp_path: Path,
                                                           pg_url: str) -> None:  # noqa: F811
     from tests.support.sinks import http_sink
 
-    slow = lab["slow"]
-    slow.hold.set()  # type: ignore[attr-defined]  # the slow asset's scan hangs until released
+    slow = lab.slow
+    slow.hold.set()  # the slow asset's scan hangs until released
     with http_sink() as sink:
         cfg = tmp_path / "posture.toml"
         cfg.write_text(fleet_config(lab, sink.url()))
@@ -114,14 +120,14 @@ def test_scheduler_and_three_workers_scan_each_asset_once(lab: dict[str, object]
             def slow_running() -> str | None:
                 # Mid-scan: its scan row is stored as running and its probe is connected (held).
                 jobs = [j for j in db.jobs(SLOW) if j.state == JobState.RUNNING and j.scan_id is not None]
-                return jobs[0].owner if jobs and slow.connections else None  # type: ignore[attr-defined]
+                return jobs[0].owner if jobs and slow.connections else None
 
             owner = wait_for("the slow asset's scan to start", slow_running, timeout=60, agents=tuple(procs))
             assert owner is not None
             pid = int(owner.split("/")[2])
             (victim,) = [w for w in workers if w.pid == pid]
             victim.kill9()
-            slow.release()  # type: ignore[attr-defined]  # the retry may now finish
+            slow.release()  # the retry may now finish
             others = tuple(p for p in procs if p is not victim)
             wait_for("every asset scanned", lambda: all(len(db.complete(n)) >= 1 for n in [*names(), SLOW])
                      if len(db.complete(SLOW)) else False, timeout=120, agents=others)
@@ -149,8 +155,7 @@ def test_scheduler_and_three_workers_scan_each_asset_once(lab: dict[str, object]
             assert sum(" elected: " in text for text in logs) == 1, logs
             assert sum("standing by" in text for text in logs) == 1, logs
             # The per-host limit held across all three workers, counted at each server.
-            servers = lab["servers"]
-            assert isinstance(servers, list)
+            servers = lab.servers
             assert all(s.accepted > 0 for s in servers)
             assert max(s.peak for s in servers) <= PER_HOST, [s.peak for s in servers]
             # The digest: once per firing, though two schedulers had it due.

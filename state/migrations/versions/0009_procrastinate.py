@@ -43,16 +43,31 @@ def upgrade() -> None:
     # psycopg's raw cursor: the schema's plpgsql holds '%' and ':' that a bound statement would misread.
     raw = bind.connection.dbapi_connection
     assert raw is not None
-    with raw.cursor() as cursor:
+    cursor = raw.cursor()
+    try:
         cursor.execute(schema)
+    finally:
+        cursor.close()
 
 
 def downgrade() -> None:
+    """Drop everything procrastinate's schema made (tables, functions, types), queued jobs included."""
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
-    for name in ("procrastinate_events", "procrastinate_periodic_defers", "procrastinate_jobs",
-                 "procrastinate_workers"):
-        op.execute(f"DROP TABLE IF EXISTS {name} CASCADE")
-    op.execute("DROP TYPE IF EXISTS procrastinate_job_status CASCADE")
-    op.execute("DROP TYPE IF EXISTS procrastinate_job_event_type CASCADE")
+    ours = "left({}, 13) = 'procrastinate'"
+    tables = bind.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND "
+                                  + ours.format("tablename")).scalars().all()
+    for name in tables:
+        op.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
+    functions = bind.exec_driver_sql(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = current_schema() AND " + ours.format("p.proname")).scalars().all()
+    for signature in functions:
+        op.execute(f"DROP FUNCTION IF EXISTS {signature} CASCADE")
+    types = bind.exec_driver_sql(
+        "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+        "WHERE n.nspname = current_schema() AND t.typtype IN ('e', 'c') AND " + ours.format("t.typname")
+    ).scalars().all()
+    for name in types:
+        op.execute(f'DROP TYPE IF EXISTS "{name}" CASCADE')
