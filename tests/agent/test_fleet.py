@@ -220,3 +220,47 @@ def test_worker_refuses_sqlite(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "posture: posture worker needs a PostgreSQL database ([agent] database or --db); "
         "on SQLite, posture run scans in its own process"]
+
+
+def test_a_task_queued_into_a_quiet_window_is_not_scanned_by_the_worker(tmp_path: Path,
+                                                                         pg_url: str) -> None:  # noqa: F811
+    """Whichever worker runs a task checks the asset's quiet window at that moment (the task was
+    queued before the window began, say): nothing reaches the asset, nothing is stored."""
+    from datetime import UTC, datetime
+
+    from agent.scheduling.fleet import TASK, asset_lock, make_app, slot_lock
+    from agent.scheduling.scan_jobs import scan_key
+    from state.store import Store
+    from tests.support.counting import counting_server
+    from tests.support.dnsserver import DnsServer
+
+    name = "q.fleet.test"
+    dns = DnsServer({name: "127.0.5.1"}).start()
+    try:
+        with counting_server(host="127.0.5.1") as server:
+            cfg = tmp_path / "posture.toml"
+            cfg.write_text(f'[agent]\nresolver = "{dns.address}"\n\n[workers]\nstall_timeout = 3\n\n'
+                           f'[schedule]\nscan_every = "1h"\njitter = "0"\ndigest = "off"\n\n'
+                           f'[[assets]]\nname = "{name}"\nurl = "http://{name}:{server.port}"\nkind = "api"\n'
+                           f'active_probes = false\nquiet = ["daily 00:00-12:00", "daily 12:00-00:00"]\n')
+            due = datetime.now(UTC)
+            key = scan_key(name, due)
+            with Store.open(pg_url) as store:
+                app = make_app(store)
+                with app.open():
+                    app.configure_task(TASK, queueing_lock=slot_lock(key), lock=asset_lock(name)).defer(
+                        key=key, asset=name, due=due.isoformat())
+            db = Db(pg_url)
+            worker = Worker(tmp_path, cfg, pg_url, name="quiet-worker").start()
+            try:
+                wait_for("the task to run", lambda: "in its quiet window" in worker.log(), timeout=60,
+                         agents=(worker,))
+                assert worker.stop(30) == 0
+            finally:
+                worker.cleanup()
+            try:
+                assert server.accepted == 0 and db.scans(name) == [] and db.jobs(name) == []
+            finally:
+                db.close()
+    finally:
+        dns.stop()
