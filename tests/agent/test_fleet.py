@@ -264,3 +264,30 @@ def test_a_task_queued_into_a_quiet_window_is_not_scanned_by_the_worker(tmp_path
                 db.close()
     finally:
         dns.stop()
+
+
+def test_posture_run_alone_schedules_and_scans_on_postgresql(lab: FleetLab, tmp_path: Path,
+                                                             pg_url: str) -> None:  # noqa: F811
+    """``[workers] in_process`` (the default): one ``posture run`` is scheduler and worker."""
+    from tests.support.sinks import http_sink
+
+    few = names()[:12]
+    with http_sink() as sink:
+        cfg = tmp_path / "posture.toml"
+        text = fleet_config(lab, sink.url()).replace("in_process = false\n", "")
+        keep = [b for b in text.split("[[assets]]") if not b.strip().startswith("name") or
+                any(f'"{n}"' in b for n in few)]
+        cfg.write_text("[[assets]]".join(keep))
+        db = Db(pg_url)
+        agent = Agent(tmp_path, cfg, pg_url, name="alone").start()
+        try:
+            wait_for("each asset scanned", lambda: all(db.complete(n) for n in few), timeout=60, agents=(agent,))
+            assert agent.stop(30) == 0
+        finally:
+            agent.cleanup()
+        try:
+            assert {n: len(db.complete(n)) for n in few} == dict.fromkeys(few, 1)
+            assert db.scans(SLOW) == []  # not configured in this run
+            assert " elected: 12 assets" in agent.log() and "worker " in agent.log()
+        finally:
+            db.close()
