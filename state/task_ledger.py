@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 from state import txn
 from state.job_queue import MAX_ATTEMPTS, JobInfo, _col, _info, _insert_missing, _release, _table
-from state.records import ScanStatus
 from state.tables.jobs import JobKind, JobRow, JobState
 
 if TYPE_CHECKING:
@@ -101,18 +100,3 @@ def release_waiting(store: Store, key: str, owner: str, why: str) -> bool:
 
     return txn.write(store, f"cannot release job {key}", work)
 
-
-def scans_of(store: Store, asset: str) -> list[tuple[int, ScanStatus]]:
-    """(scan id, status) of every scan stored for ``asset``, oldest first (tests and the bench read it)."""
-    from sqlalchemy import select
-
-    from state.tables.core import AssetRow, ScanRow
-
-    def work(session: Session) -> list[tuple[int, ScanStatus]]:
-        rows = session.execute(
-            select(_col(ScanRow.id), _col(ScanRow.status)).join(AssetRow, _col(ScanRow.asset_id) == AssetRow.id)
-            .where(_col(AssetRow.name) == asset).order_by(_col(ScanRow.id))
-        )
-        return [(int(i), ScanStatus(s)) for i, s in rows]
-
-    return txn.read(store, f"cannot read the scans of {asset}", work)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -72,10 +73,12 @@ class Runtime:
         from agent.scheduling.fleet_limits import FleetAddressLimits
 
         clock = make_clock(session.now)
-        agent = session.config.agent
-        limits = FleetAddressLimits(conninfo(store), agent.per_host_concurrency, agent.host_budget)
-        settings = Settings.build(session, clock, limits)
-        return cls(settings, store, clock, limits, owner_id())
+        settings = Settings.build(session, clock)
+        lim = settings.opts.limits  # the same per-address bound and request budget as the daemon's
+        limits = FleetAddressLimits(conninfo(store), lim.per_host_concurrency, lim.host_budget,
+                                    window=lim.budget_window)
+        opts = dataclasses.replace(settings.opts, address_limits=limits)
+        return cls(dataclasses.replace(settings, opts=opts), store, clock, limits, owner_id())
 
 
 def make_app(store: Store, runtime: Runtime | None = None) -> App:
