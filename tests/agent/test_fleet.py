@@ -291,3 +291,43 @@ def test_posture_run_alone_schedules_and_scans_on_postgresql(lab: FleetLab, tmp_
             assert " elected: 12 assets" in agent.log() and "worker " in agent.log()
         finally:
             db.close()
+
+
+def test_a_stopped_worker_stores_its_scan_interrupted_and_another_finishes_it(lab: FleetLab, tmp_path: Path,
+                                                                              pg_url: str) -> None:  # noqa: F811
+    """SIGTERM mid-scan: the scan gets a short grace, then is stored as interrupted (not left
+    running); the slot is queued again and the next worker stores it complete, once."""
+    from tests.support.sinks import http_sink
+
+    lab.slow.hold.set()
+    with http_sink() as sink:
+        cfg = tmp_path / "posture.toml"
+        text = fleet_config(lab, sink.url())
+        cfg.write_text("[[assets]]".join(b for b in text.split("[[assets]]")
+                                         if not b.strip().startswith("name") or f'"{SLOW}"' in b))
+        db = Db(pg_url)
+        procs = [Agent(tmp_path, cfg, pg_url, name="scheduler").start()]
+        try:
+            first = Worker(tmp_path, cfg, pg_url, name="first").start()
+            procs.append(first)
+            wait_for("the slow scan to start", lambda: lab.slow.connections and [
+                j for j in db.jobs(SLOW) if j.state == JobState.RUNNING and j.scan_id], timeout=60,
+                agents=tuple(procs))
+            assert first.stop(60) == 0
+            assert [s.status.value for s in db.scans(SLOW)] == ["interrupted"]
+            (job,) = db.jobs(SLOW)
+            assert job.state == JobState.PENDING
+            lab.slow.release()
+            second = Worker(tmp_path, cfg, pg_url, name="second").start()
+            procs.append(second)
+            wait_for("the slot scanned", lambda: db.complete(SLOW), timeout=90, agents=(procs[0], second))
+            assert [procs[0].stop(30), second.stop(30)] == [0, 0]
+        finally:
+            for p in procs:
+                p.cleanup()
+        try:
+            assert [s.status.value for s in db.scans(SLOW)] == ["interrupted", "complete"]
+            (job,) = db.jobs(SLOW)
+            assert (job.state, job.attempts) == (JobState.DONE, 2)
+        finally:
+            db.close()
