@@ -76,7 +76,7 @@ class Runtime:
         settings = Settings.build(session, clock)
         lim = settings.opts.limits  # the same per-address bound and request budget as the daemon's
         limits = FleetAddressLimits(conninfo(store), lim.per_host_concurrency, lim.host_budget,
-                                    window=lim.budget_window)
+                                    window=lim.budget_window, keepalive=session.config.workers.stall_timeout)
         opts = dataclasses.replace(settings.opts, address_limits=limits)
         return cls(dataclasses.replace(settings, opts=opts), store, clock, limits, owner_id())
 
@@ -92,7 +92,15 @@ def make_app(store: Store, runtime: Runtime | None = None) -> App:
         if runtime is None:
             raise RuntimeError("this process runs no workers")
         job_id = context.job.id if context.job is not None else None
-        return await run_task(runtime, key, asset, datetime.fromisoformat(due), job_id)
+        if job_id is None:
+            return await run_task(runtime, key, asset, datetime.fromisoformat(due), job_id)
+        if not await runtime.limits.hold_task(job_id):
+            log(f"{key}: an earlier attempt of job {job_id} is still running; not scanned twice")
+            return "running elsewhere"
+        try:
+            return await run_task(runtime, key, asset, datetime.fromisoformat(due), job_id)
+        finally:
+            await asyncio.shield(runtime.limits.release_task(job_id))
 
     return app
 

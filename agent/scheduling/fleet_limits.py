@@ -31,6 +31,14 @@ RETRY = 0.05  # seconds between tries when every fleet slot of an address is hel
 NAMESPACE = "posture:address:"
 
 
+TASK_NAMESPACE = zlib.crc32(b"posture:task") & 0x7FFFFFFF
+
+
+def task_key(job_id: int) -> int:
+    """A procrastinate job id as the second advisory-lock key (int4)."""
+    return job_id % (1 << 31)
+
+
 def address_key(address: str) -> int:
     """The first advisory-lock key of ``address`` (a signed 32-bit integer, stable across hosts)."""
     value = zlib.crc32((NAMESPACE + address).encode())
@@ -41,9 +49,10 @@ class FleetAddressLimits(AddressLimits):
     """:class:`AddressLimits` whose slots are also held in PostgreSQL, for the whole fleet."""
 
     def __init__(self, conninfo: str, per_address_concurrency: int = 4, budget: int = 300, *,
-                 window: float = 3600.0, linger: float = 0.05) -> None:
+                 window: float = 3600.0, linger: float = 0.05, keepalive: float = 60.0) -> None:
         super().__init__(per_address_concurrency, budget, window=window, linger=linger)
         self.conninfo = conninfo
+        self.keepalive = keepalive  # seconds: the stall timeout
         self._conn: AsyncConnection[tuple[Any, ...]] | None = None
         self._io = asyncio.Lock()
         self._held: dict[str, set[int]] = {}  # address -> fleet slots this process holds
@@ -57,7 +66,31 @@ class FleetAddressLimits(AddressLimits):
 
         if self._conn is None or self._conn.closed:
             self._conn = await AsyncConnection.connect(self.conninfo, autocommit=True)
+            # The server drops this session (and every lock it holds) within about this long
+            # of the worker's machine going silent, not after the kernel's two hours.
+            idle = max(int(self.keepalive), 1)
+            await self._conn.execute(f"SET tcp_keepalives_idle = {idle}")
+            await self._conn.execute(f"SET tcp_keepalives_interval = {max(idle // 3, 1)}")
+            await self._conn.execute("SET tcp_keepalives_count = 3")
         return self._conn
+
+    # -- a running task's liveness ----------------------------------------------------------
+
+    async def hold_task(self, job_id: int) -> bool:
+        """Hold ``job_id``'s liveness lock while its task runs: the scheduler hands a job back
+        only when no live session holds it (heartbeats alone can be late on a loaded machine).
+        False: a live session holds it already (an earlier attempt still running)."""
+        async with self._io:
+            conn = await self._connection()
+            return await self._one(conn, "SELECT pg_try_advisory_lock(%s, %s)", (TASK_NAMESPACE, task_key(job_id)))
+
+    async def release_task(self, job_id: int) -> None:
+        try:
+            async with self._io:
+                conn = await self._connection()
+                await conn.execute("SELECT pg_advisory_unlock(%s, %s)", (TASK_NAMESPACE, task_key(job_id)))
+        except Exception:  # the session is gone, and the lock with it
+            self._conn = None
 
     async def _one(self, conn: AsyncConnection[tuple[Any, ...]], sql: str, args: tuple[int, ...]) -> bool:
         cur = await conn.execute(sql, args)  # type: ignore[arg-type]  # fixed statements of this module

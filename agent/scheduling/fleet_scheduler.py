@@ -68,6 +68,7 @@ class Scheduler:
         self.cycle_busy = False
         self.next_cycle = clock()
         self.enqueued = 0  # slots this scheduler queued (the log and tests read it)
+        self.late: set[int] = set()  # jobs of silent but live workers, logged once
 
     async def run(self) -> None:
         from psycopg import AsyncConnection
@@ -146,8 +147,16 @@ class Scheduler:
 
     async def recover_stalled(self) -> None:
         """Jobs of workers that stopped beating go back to the queue, for another worker."""
+        from agent.scheduling.fleet_limits import TASK_NAMESPACE, task_key
+
         jm = self.app.job_manager
         for job in await jm.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=self.stall):
+            if job.id is not None and await self._task_alive(TASK_NAMESPACE, task_key(job.id)):
+                # Its worker is late beating, not dead: its database session still holds the task.
+                if job.id not in self.late:
+                    self.late.add(job.id)
+                    log(f"job {job.id} ({job.queueing_lock}): its worker is silent but alive; left to it")
+                continue
             try:
                 await jm.retry_job(job)
             except Exception as exc:  # another scheduler (a split election) retried it first
@@ -155,6 +164,13 @@ class Scheduler:
                 continue
             log(f"job {job.id} ({job.queueing_lock}) of a silent worker handed back to the queue")
         await jm.prune_stalled_workers(self.stall)
+
+    async def _task_alive(self, namespace: int, key: int) -> bool:
+        """Whether a live session holds the task's liveness lock (tried, and let go at once)."""
+        rows = await self.app.connector.execute_query_all_async(
+            "SELECT CASE WHEN pg_try_advisory_lock(%(n)s, %(k)s) THEN NOT pg_advisory_unlock(%(n)s, %(k)s) "
+            "ELSE true END AS alive", n=namespace, k=key)
+        return bool(rows and rows[0]["alive"])
 
     # -- the evaluation cycle, as in the daemon ------------------------------------------------
 

@@ -18,6 +18,7 @@ Proven at the database and at the servers, never by timing:
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -329,5 +330,48 @@ def test_a_stopped_worker_stores_its_scan_interrupted_and_another_finishes_it(la
             assert [s.status.value for s in db.scans(SLOW)] == ["interrupted", "complete"]
             (job,) = db.jobs(SLOW)
             assert (job.state, job.attempts) == (JobState.DONE, 2)
+        finally:
+            db.close()
+
+
+def test_a_worker_late_beating_but_alive_keeps_its_job(lab: FleetLab, tmp_path: Path,
+                                                       pg_url: str) -> None:  # noqa: F811
+    """A worker frozen (SIGSTOP: no heartbeats, its connections open) past the stall timeout is
+    not robbed of its scan: its session still holds the task, so the scheduler leaves the job,
+    and the scan is stored once, by it, with no second attempt."""
+    from tests.support.sinks import http_sink
+
+    lab.slow.hold.set()
+    with http_sink() as sink:
+        cfg = tmp_path / "posture.toml"
+        text = fleet_config(lab, sink.url())
+        cfg.write_text("[[assets]]".join(b for b in text.split("[[assets]]")
+                                         if not b.strip().startswith("name") or f'"{SLOW}"' in b))
+        db = Db(pg_url)
+        scheduler = Agent(tmp_path, cfg, pg_url, name="scheduler").start()
+        worker = Worker(tmp_path, cfg, pg_url, name="frozen").start()
+        try:
+            wait_for("the slow scan to start", lambda: lab.slow.connections and [
+                j for j in db.jobs(SLOW) if j.state == JobState.RUNNING and j.scan_id], timeout=60,
+                agents=(scheduler, worker))
+            worker.send(signal.SIGSTOP)
+            try:
+                wait_for("the scheduler to see the silent worker", lambda: "silent but alive" in scheduler.log(),
+                         timeout=60, agents=(scheduler,))
+            finally:
+                worker.send(signal.SIGCONT)
+            lab.slow.release()  # the held connection closes: the scan ends (as it may)
+            wait_for("the scan stored", lambda: [s for s in db.scans(SLOW) if s.status.value != "running"],
+                     timeout=90, agents=(scheduler, worker))
+            assert [scheduler.stop(30), worker.stop(30)] == [0, 0]
+        finally:
+            scheduler.cleanup()
+            worker.cleanup()
+        try:
+            (stored,) = db.scans(SLOW)
+            assert stored.status.value not in ("running", "interrupted")
+            (job,) = db.jobs(SLOW)
+            assert job.attempts == 1 and job.state == JobState.DONE
+            assert "handed back" not in scheduler.log()
         finally:
             db.close()
