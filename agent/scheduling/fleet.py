@@ -7,7 +7,8 @@ PostgreSQL) carries the tasks: one task per scheduled scan, ``queueing_lock`` th
 slot's key (``scan:ASSET:DUE``) so a slot is queued once, and ``lock`` the asset so
 two scans of one asset never run at once. Workers beat every quarter of
 ``[workers] stall_timeout``; the scheduler hands the jobs of a worker silent for
-longer to the others.
+longer to the others, once its database session is gone too (a running task holds a
+liveness advisory lock there: a worker only late beating keeps its job).
 
 A task (:func:`run_task`) checks the asset's quiet window at the moment it runs
 (whichever worker runs it), takes the slot in the ledger (:func:`state.task_ledger.adopt`:
