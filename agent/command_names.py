@@ -5,4 +5,4 @@ which commands this build has. (Only :mod:`agent.cli` imports :mod:`agent.comman
 
 COMMANDS: tuple[str, ...] = ("scan", "findings", "config", "catalog", "report",
                              "run", "digest", "notify", "history", "record_scan", "prune", "demo", "eol",
-                             "export", "duty", "pack", "watch")
+                             "export", "duty", "pack", "watch", "worker")

@@ -24,6 +24,7 @@ from agent.config_sections import (
     SocialSection,
     TlsSection,
     WatchSection,
+    WorkersSection,
     _Strict,
 )
 from agent.errors import ConfigError
@@ -47,6 +48,7 @@ class Config(_Strict):
     metrics: MetricsSection = MetricsSection()
     firm: FirmSection | None = None  # the compliance calendar alerts and builds packs only when set
     watch: WatchSection = WatchSection()
+    workers: WorkersSection = WorkersSection()  # PostgreSQL: procrastinate workers
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

@@ -381,6 +381,14 @@ class MetricsSection(_Strict):
 
             _valid(parse_listen, v, ValueError)
         return v
+class WorkersSection(_Strict):
+    """PostgreSQL only: scans run as procrastinate tasks (``posture run`` schedules, ``posture worker`` scans)."""
+
+    concurrency: int = Field(4, ge=1, le=256)  # scans one worker process runs at once
+    stall_timeout: float = Field(60.0, ge=2.0, le=86400.0)  # seconds without a heartbeat: a worker is dead
+    in_process: bool = True  # ``posture run`` on PostgreSQL also runs workers (False: scheduler only)
+
+
 DutyName = Literal["scan", "pentest", "drill", "health-check", "ddos-drill", "declaration"]
 
 

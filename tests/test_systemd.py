@@ -36,7 +36,8 @@ def analyze(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_units_verify(units: Path) -> None:
-    result = analyze("verify", "./posture.service", "./posture-once.service", "./posture.timer", cwd=units)
+    result = analyze("verify", "./posture.service", "./posture-once.service", "./posture.timer",
+                     "./posture-scheduler.service", "./posture-worker.service", cwd=units)
     assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
 
 
@@ -47,7 +48,8 @@ def test_verify_is_not_vacuous(units: Path) -> None:
     assert "Failed to parse service type" in result.stderr
 
 
-@pytest.mark.parametrize("unit", ["posture.service", "posture-once.service"])
+@pytest.mark.parametrize("unit", ["posture.service", "posture-once.service", "posture-scheduler.service",
+                                  "posture-worker.service"])
 def test_exposure_score_is_low(units: Path, unit: str) -> None:
     result = analyze("security", "--offline=true", f"./{unit}", cwd=units)
     found = re.search(rf"Overall exposure level for {re.escape(unit)}: (\d+\.\d+)", result.stdout)
@@ -92,7 +94,8 @@ def test_timer_runs_the_once_service() -> None:
     assert unit_settings("posture.service")["ExecStart"] == [f"{SHIPPED} run"]
 
 
-@pytest.mark.parametrize("unit", ["posture.service", "posture-once.service"])
+@pytest.mark.parametrize("unit", ["posture.service", "posture-once.service", "posture-scheduler.service",
+                                  "posture-worker.service"])
 def test_services_have_a_memory_ceiling(unit: str) -> None:
     s = unit_settings(unit)
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -101,3 +104,26 @@ def test_services_have_a_memory_ceiling(unit: str) -> None:
     assert 256 << 20 <= size <= 4 << 30, value
     (high,) = s["MemoryHigh"]
     assert int(high[:-1]) * units[high[-1]] < size
+
+
+HARDENING = ("User", "Group", "StateDirectory", "ConfigurationDirectory", "UMask", "NoNewPrivileges",
+             "CapabilityBoundingSet", "AmbientCapabilities", "ProtectSystem", "ProtectHome", "PrivateTmp",
+             "PrivateDevices", "PrivateUsers", "ProtectProc", "ProtectKernelTunables", "ProtectKernelModules",
+             "ProtectKernelLogs", "ProtectControlGroups", "LockPersonality", "RestrictRealtime",
+             "RestrictSUIDSGID", "RestrictNamespaces", "RestrictAddressFamilies", "SystemCallArchitectures",
+             "SystemCallFilter", "MemoryMax", "MemoryDenyWriteExecute")
+
+
+@pytest.mark.parametrize(("unit", "command"), [("posture-scheduler.service", "run"),
+                                               ("posture-worker.service", "worker")])
+def test_fleet_units_run_their_command_hardened_like_the_service(unit: str, command: str) -> None:
+    s = unit_settings(unit)
+    assert s["ExecStart"] == [f"{SHIPPED} {command}"] and s["Type"] == ["notify"]
+    assert s["Restart"] == ["on-failure"] and s["KillMode"] == ["mixed"]
+    assert "postgresql.service" in s["After"][0]
+    service = unit_settings("posture.service")
+    for key in HARDENING:
+        assert s[key] == service[key], key
+    # Only the scheduler pings the watchdog; the single-machine units conflict with it.
+    assert ("WatchdogSec" in s) == (command == "run")
+    assert "posture.timer" in s["Conflicts"][0]

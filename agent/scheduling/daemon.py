@@ -416,6 +416,11 @@ def run_daemon(args: argparse.Namespace) -> int:
     one_line_warnings()
     session = Session.from_args(args)
     store = session.open_store()
+    if store.dialect == "postgresql":  # a fleet: scheduler (+ workers) over procrastinate
+        store.close()
+        from agent.scheduling.fleet_scheduler import run_fleet
+
+        return run_fleet(args, scheduler=True)
     try:
         daemon = Daemon(args, session, store)
         return asyncio.run(daemon.run())

@@ -91,6 +91,10 @@ def test_hash_is_stable_and_sensitive() -> None:
         ("[social]\nmax_pages = 1001\n", "social.max_pages"),
         ("[tls]\nexpiry_warning_days = -1\n", "tls.expiry_warning_days"),
         ("[http]\nhttp_port = 70000\n", "http.http_port"),
+        ("[workers]\nstall_timeout = 1\n", "workers.stall_timeout:"),
+        ("[workers]\nconcurrency = 0\n", "workers.concurrency:"),
+        ("[workers]\nin_process = 'sometimes'\n", "workers.in_process:"),
+        ("[workers]\nheartbeat = 5\n", "workers.heartbeat: unknown key"),
     ],
 )
 def test_bad_config_names_the_key(text: str, expected: str) -> None:
@@ -123,3 +127,9 @@ def test_config_sections_give_the_probes_settings_types() -> None:
     assert cfg.social.settings().browser.value == "off"
     assert cfg.http.settings().http_port == 80
 
+
+
+def test_bad_workers_key_is_one_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("[workers]\nstall_timeout = 0.5\n", "posture.toml")
+    assert "\n" not in str(info.value) and "workers.stall_timeout" in str(info.value)

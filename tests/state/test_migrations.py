@@ -27,9 +27,16 @@ TABLES = {"assets", "scans", "probe_runs", "findings", "finding_occurrences", "f
           "deliveries", "external_scans", "jobs", "duty_records"}
 
 
+def _posture_object(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
+    """procrastinate's own tables (migration 0009, PostgreSQL) are its schema, not posture's metadata."""
+    table = name if kind == "table" else getattr(getattr(obj, "table", None), "name", "")
+    return not str(table or "").startswith("procrastinate_")
+
+
 def schema_diff(engine: Engine) -> list[object]:
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True,
+                                                         "include_object": _posture_object})
         return list(compare_metadata(context, metadata))
 
 

@@ -1,0 +1,262 @@
+"""``posture run`` on PostgreSQL: the elected scheduler of a fleet of procrastinate workers.
+
+Any number of ``posture run`` may start; one is elected, by a PostgreSQL session
+advisory lock held on a connection of its own, and the others wait as stand-bys
+(the lock goes with the connection: a scheduler that dies or loses its database
+is replaced within ``ELECTION_RETRY`` seconds). The elected one, each turn:
+
+* hands the jobs of workers silent for ``[workers] stall_timeout`` back to the
+  queue (procrastinate's heartbeats; the next worker's ledger step marks the dead
+  attempt's scan interrupted and takes the slot over);
+* plans the due scans as the single-process daemon does (:class:`ScanPlanner` over
+  the same history, quiet windows included) and queues each one that is not queued
+  or running already, with the slot's key as ``queueing_lock``: even two schedulers
+  that both believed themselves elected could not queue one slot twice while it waits;
+* claims the evaluation cycle's slot in the job table (deadlines, cadence, alerts, the
+  digest), as the daemon does; the delivery log sends each alert and digest once.
+
+Its loop sleeps until the next due moment, or at most a fraction of the stall timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import zlib
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from agent.scheduling import sdnotify
+from agent.scheduling.daemon_setup import Settings, log
+from agent.scheduling.fleet import QUEUE, TASK, asset_lock, conninfo, slot_lock
+from agent.scheduling.scan_jobs import LEASE, owner_id
+from state.errors import StoreError
+from vocab import one_line
+
+if TYPE_CHECKING:
+    from procrastinate import App
+
+    from agent.scanning.runner import Clock
+    from agent.scheduling.daemon import Cycle
+    from agent.session import Session
+    from state.store import Store
+
+ELECTION = zlib.crc32(b"posture:scheduler") & 0x7FFFFFFF
+ELECTION_RETRY = 5.0  # seconds between a stand-by's tries
+MAX_SLEEP = 30.0
+
+ACTIVE = f"""SELECT queueing_lock FROM procrastinate_jobs
+WHERE queue_name = '{QUEUE}' AND status IN ('todo', 'doing') AND queueing_lock IS NOT NULL"""
+
+
+class Scheduler:
+    def __init__(self, session: Session, store: Store, app: App, clock: Clock, stop: asyncio.Event,
+                 cycle: Cycle | None = None) -> None:
+        from agent.scheduling.cycle import alerting_cycle
+        from state.job_queue import JobQueue
+
+        self.session = session
+        self.store = store
+        self.app = app
+        self.clock = clock
+        self.stop = stop
+        self.settings = Settings.build(session, clock)
+        self.stall = session.config.workers.stall_timeout
+        self.queue = JobQueue(store, owner_id(), LEASE)
+        self.cycle = cycle or alerting_cycle
+        self.cycle_busy = False
+        self.next_cycle = clock()
+        self.enqueued = 0  # slots this scheduler queued (the log and tests read it)
+        self.late: set[int] = set()  # jobs of silent but live workers, logged once
+
+    async def run(self) -> None:
+        from psycopg import AsyncConnection
+
+        conn = await AsyncConnection.connect(conninfo(self.store), autocommit=True)
+        try:
+            if not await self._elect(conn):
+                return
+            log(f"scheduler {self.queue.owner} elected: {len(self.settings.planner.specs)} assets")
+            sdnotify.notify(f"STATUS=scheduling {len(self.settings.planner.specs)} assets")
+            while not self.stop.is_set():
+                try:
+                    wake_at = await self.turn()
+                except (StoreError, OSError) as exc:
+                    log(f"scheduler: {one_line(exc, named=False)} (retrying)")
+                    wake_at = self.clock() + timedelta(seconds=min(self.stall, MAX_SLEEP))
+                except Exception as exc:  # procrastinate's and psycopg's errors: one line, then again
+                    log(f"scheduler: {one_line(exc, named=True)} (retrying)")
+                    wake_at = self.clock() + timedelta(seconds=min(self.stall, MAX_SLEEP))
+                await self._pause((wake_at - self.clock()).total_seconds())
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()  # the election lock goes with it
+
+    async def _elect(self, conn: Any) -> bool:
+        said = False
+        while not self.stop.is_set():
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s, 0)", (ELECTION,))
+            row = await cur.fetchone()
+            if row is not None and row[0]:
+                return True
+            if not said:
+                log("another scheduler is elected; standing by")
+                said = True
+            await self._pause(ELECTION_RETRY)
+        return False
+
+    async def _pause(self, seconds: float) -> None:
+        seconds = min(max(seconds, 0.05), MAX_SLEEP, max(self.stall / 2, 1.0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+        sdnotify.notify("WATCHDOG=1")
+
+    async def turn(self) -> datetime:
+        await self.recover_stalled()
+        # Which slots are queued or running, read BEFORE the history: a task settles its
+        # ledger row before procrastinate marks it finished, so a slot seen neither
+        # active here nor stored below was truly not run.
+        rows = await self.app.connector.execute_query_all_async(ACTIVE)
+        active = {r["queueing_lock"] for r in rows}
+        now = self.clock()
+        plans = await asyncio.to_thread(self._plan, now)
+        for p in plans:
+            if p.start.at <= now and slot_lock(p.key) not in active:
+                await self._defer(p.key, p.spec.name, p.due)
+        if not self.cycle_busy and now >= self.next_cycle:
+            await self._claim_cycle(now)
+        wakes = [p.start.at for p in plans if p.start.at > now] + [self.next_cycle]
+        return min(w for w in wakes if w > now) if any(w > now for w in wakes) else now + timedelta(
+            seconds=MAX_SLEEP)
+
+    def _plan(self, now: datetime) -> list[Any]:
+        complete, attempts = self.queue.history()
+        added = {a.name: a.added_at for a in self.store.assets()}
+        return self.settings.planner.plan(complete, attempts, added, now)
+
+    async def _defer(self, key: str, asset: str, due: datetime) -> None:
+        from procrastinate.exceptions import AlreadyEnqueued
+
+        task = self.app.configure_task(TASK, queueing_lock=slot_lock(key), lock=asset_lock(asset))
+        try:
+            await task.defer_async(key=key, asset=asset, due=due.isoformat())
+        except AlreadyEnqueued:
+            return
+        self.enqueued += 1
+
+    async def recover_stalled(self) -> None:
+        """Jobs of workers that stopped beating go back to the queue, for another worker."""
+        from agent.scheduling.fleet_limits import TASK_NAMESPACE, task_key
+
+        jm = self.app.job_manager
+        for job in await jm.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=self.stall):
+            if job.id is not None and await self._task_alive(TASK_NAMESPACE, task_key(job.id)):
+                # Its worker is late beating, not dead: its database session still holds the task.
+                if job.id not in self.late:
+                    self.late.add(job.id)
+                    log(f"job {job.id} ({job.queueing_lock}): its worker is silent but alive; left to it")
+                continue
+            try:
+                await jm.retry_job(job)
+            except Exception as exc:  # another scheduler (a split election) retried it first
+                log(f"cannot hand job {job.id} back: {one_line(exc, named=True)}")
+                continue
+            log(f"job {job.id} ({job.queueing_lock}) of a silent worker handed back to the queue")
+        await jm.prune_stalled_workers(self.stall)
+
+    async def _task_alive(self, namespace: int, key: int) -> bool:
+        """Whether a live session holds the task's liveness lock (tried, and let go at once)."""
+        rows = await self.app.connector.execute_query_all_async(
+            "SELECT CASE WHEN pg_try_advisory_lock(%(n)s, %(k)s) THEN NOT pg_advisory_unlock(%(n)s, %(k)s) "
+            "ELSE true END AS alive", n=namespace, k=key)
+        return bool(rows and rows[0]["alive"])
+
+    # -- the evaluation cycle, as in the daemon ------------------------------------------------
+
+    async def _claim_cycle(self, now: datetime) -> None:
+        from schedules.slots import grid_slot
+        from state.job_queue import JobKind, Wanted
+
+        every = self.settings.cycle_every
+        slot = grid_slot(now, every)
+        self.next_cycle = slot + every
+        key = f"cycle:{slot.isoformat()}"
+        if not await asyncio.to_thread(self.queue.claim, [Wanted(key, JobKind.CYCLE, slot)], now, 1):
+            return
+        self.cycle_busy = True
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=self._cycle_thread, args=(loop, key, now), daemon=True,
+                         name="posture-cycle").start()
+
+    def _cycle_thread(self, loop: asyncio.AbstractEventLoop, key: str, now: datetime) -> None:
+        error: str | None = None
+        try:
+            report = self.cycle(self.session, self.store, now)
+            for d in getattr(report, "deliveries", ()):
+                if not d.ok:
+                    log(f"{d.event.value} to {d.channel} failed: {d.error}")
+        except Exception as exc:
+            error = one_line(exc, named=True)
+            log(f"evaluation cycle failed: {error}")
+        try:
+            self.queue.complete(key, self.clock(), failed=error is not None, error=error)
+        except StoreError as exc:
+            log(f"cannot settle {key}: {exc}")
+        loop.call_soon_threadsafe(self._cycle_done)
+
+    def _cycle_done(self) -> None:
+        self.cycle_busy = False
+
+
+async def serve(session: Session, store: Store, *, scheduler: bool, workers: bool) -> int:
+    """The scheduler and/or this process's workers, until SIGTERM/SIGINT."""
+    import signal
+
+    from agent.scanning.runner import make_clock
+    from agent.scanning.service import register_assets
+    from agent.scheduling.fleet import make_app, work
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, log, "SIGHUP: a fleet process reads its config at start; restart it")
+    clock = make_clock(session.now)
+    await asyncio.to_thread(register_assets, store, session.config.asset_specs(), clock())
+    parts = []
+    if workers:
+        parts.append(asyncio.create_task(work(session, store, stop), name="workers"))
+    app = make_app(store)
+    async with app.open_async():
+        sdnotify.notify("READY=1")
+        if scheduler:
+            parts.append(asyncio.create_task(Scheduler(session, store, app, clock, stop).run(), name="scheduler"))
+        await asyncio.wait(parts, return_when=asyncio.FIRST_EXCEPTION)
+        stop.set()
+        results = await asyncio.gather(*parts, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
+    for exc in failed:
+        log(f"stopping: {one_line(exc, named=True)}")
+    log("stopped")
+    return 1 if failed else 0
+
+
+def run_fleet(args: Any, *, scheduler: bool) -> int:
+    """``posture run`` (``scheduler``; workers too unless ``[workers] in_process = false``) or
+    ``posture worker`` on PostgreSQL."""
+    from agent.errors import UsageError
+    from agent.scheduling.daemon_setup import one_line_warnings
+    from agent.session import Session
+
+    one_line_warnings()
+    session = Session.from_args(args)
+    store = session.open_store()
+    try:
+        if store.dialect != "postgresql":
+            raise UsageError("posture worker needs a PostgreSQL database ([agent] database or --db); "
+                             "on SQLite, posture run scans in its own process")
+        workers = not scheduler or session.config.workers.in_process
+        return asyncio.run(serve(session, store, scheduler=scheduler, workers=workers))
+    finally:
+        store.close()
