@@ -230,16 +230,17 @@ class FleetAddressLimits(AddressLimits):
             super().release(address)
             raise
 
-    def release(self, address: str) -> None:
+    def release(self, address: str, *, peer_closed: bool = False) -> None:
         held = sorted(self._held.get(address, ()))
-        super().release(address)
+        super().release(address, peer_closed=peer_closed)
         if held:
-            self._unlock_later(address, self._give_back(address, held[-1:]))
+            self._unlock_later(address, self._give_back(address, held[-1:]), 0.0 if peer_closed else self.linger)
 
-    def _unlock_later(self, address: str, slots: list[int]) -> None:
-        """Unlock after the local linger (the peer may not have seen our close yet), in a task of its own."""
+    def _unlock_later(self, address: str, slots: list[int], delay: float) -> None:
+        """Unlock after ``delay`` (the local linger: the peer may not have seen our close yet), in a task of its own."""
         async def later() -> None:
-            await asyncio.sleep(self.linger)
+            if delay:
+                await asyncio.sleep(delay)
             await self._unlock(address, slots)
 
         try:
@@ -263,7 +264,7 @@ class FleetAddressLimits(AddressLimits):
                 try:
                     yield taken
                 finally:
-                    self._unlock_later(address, self._give_back(address, fleet))
+                    self._unlock_later(address, self._give_back(address, fleet), self.linger)
             finally:
                 for _ in range(taken):
                     AddressLimits.release(self, address)
