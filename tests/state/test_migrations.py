@@ -155,8 +155,10 @@ def _open_and_close(url: str) -> None:
 
 def test_concurrent_openers_of_a_fresh_database_migrate_once(store_url: str) -> None:
     # Separate processes, like a daemon and a CLI started together on a new database.
-    fork = multiprocessing.get_context("fork")  # fast: no re-import; the parent holds no connection
-    with concurrent.futures.ProcessPoolExecutor(max_workers=3, mp_context=fork) as pool:
+    # spawn, not fork: the test process has threads (servers, pools) whose locks a forked child
+    # could inherit held, and hang.
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=3, mp_context=spawn) as pool:
         results = [pool.submit(_open_and_close, store_url) for _ in range(3)]
         for result in results:
             result.result(timeout=60)
