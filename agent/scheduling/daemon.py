@@ -9,10 +9,11 @@ a signal. No polling: idle, it wakes only for what is due (and, under systemd,
 for the watchdog ping).
 
 Signals: SIGTERM/SIGINT stop claiming work, give running scans ``stop_grace``
-seconds to finish, then cancel them (each stores what its probes finished as an
-interrupted scan, and its job goes back to pending); a second signal cancels at
-once. SIGHUP re-reads the config; a bad one is reported in one line and the
-running config kept. Everything is written to stderr, one line per event.
+seconds to finish (an evaluation cycle in progress too), then cancel them (each
+stores what its probes finished as an interrupted scan, and its job goes back to
+pending; an unfinished cycle is recorded as such); a second signal cancels at once.
+SIGHUP re-reads the config; a bad one is reported in one line and the running config
+kept. Everything is written to stderr, one line per event.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class Daemon:
         self.cycle_busy = False
         self.stopping = False
         self.forced = asyncio.Event()
+        self.cycle_idle = asyncio.Event()  # set while no evaluation cycle runs
+        self.cycle_idle.set()
         self.reload_requested = False
         self.wake = asyncio.Event()
         self.watchdog = sdnotify.watchdog_interval()
@@ -287,6 +290,7 @@ class Daemon:
         if not claimed:
             return  # another agent has this slot
         self.cycle_busy = True
+        self.cycle_idle.clear()
         loop = asyncio.get_running_loop()
         settings = self.settings
         # A plain daemon thread, not the default executor: a send stuck in a slow
@@ -317,6 +321,7 @@ class Daemon:
 
     def _cycle_done(self, finished: datetime | None) -> None:
         self.cycle_busy = False
+        self.cycle_idle.set()
         if finished is not None:
             self.deadman.cycle_done(finished)
         self.wake.set()
@@ -390,13 +395,19 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         tasks = list(self.running.values())
-        if tasks:
-            log(f"waiting up to {self.stop_grace:g}s for {len(tasks)} running scan(s)")
-            finished = asyncio.create_task(asyncio.wait(tasks))
+        if tasks or self.cycle_busy:
+            what = f"{len(tasks)} running scan(s)" + (" and the evaluation cycle" if self.cycle_busy else "")
+            log(f"waiting up to {self.stop_grace:g}s for {what}")
+            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.cycle_idle.wait())]
+            if tasks:
+                waits.append(asyncio.ensure_future(asyncio.wait(tasks)))
+            finished = asyncio.ensure_future(asyncio.gather(*waits))
             forced = asyncio.create_task(self.forced.wait())
             await asyncio.wait([finished, forced], timeout=self.stop_grace, return_when=asyncio.FIRST_COMPLETED)
             finished.cancel()
             forced.cancel()
+            for w in waits:
+                w.cancel()
             for task in tasks:
                 task.cancel()  # each stores its scan as interrupted and gives its job back
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -255,3 +255,37 @@ async def test_a_failing_cycle_after_a_long_gap_is_reported_once_and_does_not_sp
     assert err.count("posture: dead-man: no cycle completed since") == 1
     assert "posture: evaluation cycle failed: RuntimeError: digest template broken" in err
     assert len(calls) == 1  # one per cycle slot: a failing cycle is not retried in a loop
+
+
+async def test_a_stop_lets_the_cycle_in_progress_finish_within_the_grace(tmp_path: Path) -> None:
+    import argparse
+    import asyncio
+    import threading
+
+    from agent.config import config_hash
+    from agent.scheduling.daemon import Daemon
+    from agent.session import Session
+    from state.job_queue import JobKind
+
+    cfg = parse_config("")
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_cycle(session: object, store: object, now: datetime) -> None:
+        entered.set()
+        release.wait(30)  # the stop arrives while the cycle sends its digest
+
+    start = datetime.now(UTC).replace(minute=0, second=1, microsecond=0)
+    with Store.open(url) as store:
+        daemon = Daemon(argparse.Namespace(config=None), Session(cfg, config_hash(cfg), url, start), store,
+                        cycle=slow_cycle, stop_grace=30)
+        await daemon._start()
+        await daemon._turn()
+        assert await asyncio.to_thread(entered.wait, 30) and daemon.cycle_busy
+        shutdown = asyncio.create_task(daemon._shutdown())
+        await asyncio.sleep(0.2)
+        assert not shutdown.done()  # waits for the cycle, within the grace
+        release.set()
+        await asyncio.wait_for(shutdown, 30)
+        (cycle,) = [j for j in daemon.queue.jobs() if j.kind == JobKind.CYCLE]
+        assert cycle.state.value == "done", cycle
