@@ -155,6 +155,18 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
     def on_done(outcome: ScanOutcome) -> None:
         outcome.stored = store.record_scan(outcome.record)
 
+    from agent.scanning.parallel import process_count
+
+    processes = process_count(session.config.agent.processes, len(specs))
+    if processes > 1:  # many assets: every core, assets that share an address in one process
+        from agent.scanning.parallel import resolve_all, scan_in_processes
+
+        resolved = asyncio.run(resolve_all(specs, opts))
+        try:
+            return scan_in_processes(specs, opts, processes, resolved, on_done=on_done, on_progress=on_progress)
+        finally:
+            store.close()
+
     async def go() -> list[ScanOutcome]:
         scanner = Scanner(opts)
         try:
