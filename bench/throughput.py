@@ -83,7 +83,7 @@ class Lab:
 
 
 def start_lab(stack: ExitStack, size: int, workdir: Path, cert: Path, key: Path, bundle: Path,
-              concurrency: int, per_host: int) -> Lab:
+              concurrency: int, per_host: int, processes: str = "auto") -> Lab:
     from tests.support.dnsserver import DnsServer
     from tests.support.tls_servers import Endpoint, NginxSite, free_port, nginx_tls
 
@@ -107,6 +107,7 @@ def start_lab(stack: ExitStack, size: int, workdir: Path, cert: Path, key: Path,
         f'ca_bundle = "{bundle}"',
         f"concurrency = {concurrency}",
         f"per_host_concurrency = {per_host}",
+        'processes = "auto"' if processes == "auto" else f"processes = {int(processes)}",
         "",
     ]
     for t in targets:
@@ -138,14 +139,17 @@ def run_posture(lab: Lab, db: str, out: Path, profile: Path | None,
     with out.open("wb") as sink:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=sink, stderr=subprocess.PIPE)
         assert proc.stderr is not None
-        stderr = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
+        with _sibling("proctree").TreeSampler(proc.pid) as tree:  # the scan's worker processes too
+            stderr = proc.stderr.read()
+            _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 1):  # 1: some scan failed; the figures still stand, the summary says which
         raise SystemExit(f"posture scan exited with {code}: {stderr.decode(errors='replace')[-2000:]}")
     text = out.read_text()
-    return wall, int(usage.ru_maxrss), json.JSONDecoder().raw_decode(text[text.index("{"):])[0]  # py-spy adds lines
+    doc = json.JSONDecoder().raw_decode(text[text.index("{"):])[0]  # py-spy adds lines
+    doc["processes"] = tree.most_processes - (1 if profile is not None else 0)  # not py-spy itself
+    return wall, max(int(usage.ru_maxrss), tree.peak_kib), doc
 
 
 def summarise(doc: dict[str, Any]) -> dict[str, Any]:
@@ -184,7 +188,7 @@ def bench(size: int, workdir: Path, pki: tuple[Path, Path, Path], args: argparse
     cert, key, bundle = pki
     report: dict[str, Any] = {"size": size, "per_host_limit": args.per_host, "tools": {}}
     with ExitStack() as stack:
-        lab = start_lab(stack, size, workdir, cert, key, bundle, args.concurrency, args.per_host)
+        lab = start_lab(stack, size, workdir, cert, key, bundle, args.concurrency, args.per_host, args.processes)
         sets = {"posture": tuple(args.probes)} if args.probes else PROBE_SETS
         for n, (label, probes) in enumerate(sets.items()):
             db = f"sqlite:///{workdir / f'bench-{size}-{n}.db'}"
@@ -192,7 +196,7 @@ def bench(size: int, workdir: Path, pki: tuple[Path, Path, Path], args: argparse
 
             def posture(probes: tuple[str, ...] = probes, db: str = db, out: Path = out) -> tuple[float, int, Any]:
                 wall, rss, doc = run_posture(lab, db, out, args.profile, probes)
-                return wall, rss, summarise(doc)
+                return wall, rss, {**summarise(doc), "processes": doc["processes"]}
 
             report["tools"][label] = {"probes": list(probes), **measured(lab, size, posture)}
         if sslyze and size in args.sslyze_sizes:
@@ -220,7 +224,8 @@ def print_report(r: dict[str, Any]) -> None:
               f"{x['rejected_over_limit']:>5}")
     for label, x in r["tools"].items():
         if "statuses" in x:
-            print(f"{label}: scans {x['statuses']}; probe errors: {x['errors'] or 'none'}")
+            print(f"{label}: {x['processes']} process(es) at most at once; scans {x['statuses']}; "
+                  f"probe errors: {x['errors'] or 'none'}")
 
 
 def verdicts(reports: list[dict[str, Any]]) -> list[str]:
@@ -270,6 +275,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16,
                         help="[agent] concurrency for posture (assets at once; posture's default is 16) and "
                              "the number of endpoints the SSLyze runner is given at once")
+    parser.add_argument("--processes", default="auto",
+                        help="[agent] processes for posture: auto (its default) or a number; 1: one process")
     parser.add_argument("--skip-sslyze", action="store_true")
     parser.add_argument("--sslyze-sizes", type=int, nargs="+", default=[20, 200],
                         help="sizes SSLyze runs at (default: those the goals compare, %(default)s)")
