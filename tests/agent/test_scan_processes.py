@@ -177,3 +177,30 @@ def test_processes_accepts(value: str, tmp_path: Path, capsys: pytest.CaptureFix
     cfg = tmp_path / "posture.toml"
     cfg.write_text(f"[agent]\nprocesses = {value}\n")
     assert main(["--config", str(cfg), "config", "check"]) == 0, capsys.readouterr().err
+
+
+def test_groups_join_every_asset_that_shares_an_address_through_any_host() -> None:
+    from agent.scanning.parallel import address_groups, bins, process_count
+    from agent.targets import AssetSpec, parse_target_url
+    from probes.base import NameNotFound
+    from probes.net.dns import Resolution
+    from vocab import AssetKind
+
+    def spec(name: str) -> AssetSpec:
+        return AssetSpec(name=name, url=parse_target_url(f"https://{name}.test/"), kind=AssetKind.WEBSITE)
+
+    specs = [spec(n) for n in ("a", "b", "c", "d", "e")]
+    resolved: dict[tuple[str, str], Any] = {
+        ("a", "a.test"): Resolution("a.test", "x", usable=("192.0.2.1",)),
+        ("b", "b.test"): Resolution("b.test", "x", usable=("192.0.2.2",)),
+        ("b", "cdn.test"): Resolution("cdn.test", "x", usable=("192.0.2.9",)),  # an origin b lists
+        ("c", "c.test"): Resolution("c.test", "x", usable=("192.0.2.9", "192.0.2.3")),
+        ("d", "d.test"): NameNotFound("d.test: no such name"),
+        ("e", "e.test"): Resolution("e.test", "x", usable=("192.0.2.1",), refused={"10.0.0.1": "private"}),
+    }
+    groups = sorted(sorted(specs[i].name for i in g) for g in address_groups(specs, resolved))
+    assert groups == [["a", "e"], ["b", "c"], ["d"]]
+    assert sorted(map(len, bins(address_groups(specs, resolved), 2))) == [2, 3]
+    assert bins([[0, 1, 2]], 4) == [[0, 1, 2]]  # one address: one process, however many are allowed
+    assert process_count(1, 1000) == 1 and process_count(4, 40) == 2 and process_count(4, 31) == 1
+    assert 1 <= process_count("auto", 1000) <= 8
