@@ -1,7 +1,8 @@
-"""A process and its descendants, sampled from /proc: the peak of their summed RSS and the
-most processes seen at once. A multi-process scan's memory is every worker's plus the
-parent's; ``ru_maxrss`` would give only the largest one. Summed RSS counts pages the
-processes share (the interpreter, libraries) once per process: it errs high."""
+"""A process and its descendants, sampled from /proc every 50 ms: the peak of their summed
+proportional set size (PSS: a page shared by k processes counts 1/k in each) and the most
+worker processes seen at once. A multi-process scan's memory is every worker's plus the
+parent's (and multiprocessing's resource tracker's); ``ru_maxrss`` would give only the
+largest one. Sampling can miss a peak shorter than the interval."""
 
 from __future__ import annotations
 
@@ -25,12 +26,24 @@ def _children() -> dict[int, list[int]]:
     return out
 
 
-def _rss_kib(pid: int) -> int:
+def _pss_kib(pid: int) -> int:
+    """Proportional set size: each shared page counted once over the processes that share it."""
     try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
     except (OSError, IndexError, ValueError):
-        return 0
+        pass
+    return 0
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"spawn_main" in f.read()
+    except OSError:
+        return False
 
 
 @dataclass
@@ -39,6 +52,7 @@ class TreeSampler:
     interval: float = 0.05
     peak_kib: int = 0
     most_processes: int = 0
+    most_workers: int = 0  # multiprocessing workers (spawn_main), not its resource tracker
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -49,8 +63,9 @@ class TreeSampler:
             pid = todo.pop()
             tree.append(pid)
             todo.extend(kids.get(pid, ()))
-        self.peak_kib = max(self.peak_kib, sum(_rss_kib(p) for p in tree))
+        self.peak_kib = max(self.peak_kib, sum(_pss_kib(p) for p in tree))
         self.most_processes = max(self.most_processes, len(tree))
+        self.most_workers = max(self.most_workers, sum(1 for p in tree if _is_worker(p)))
 
     def __enter__(self) -> TreeSampler:
         def loop() -> None:

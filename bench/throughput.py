@@ -148,7 +148,7 @@ def run_posture(lab: Lab, db: str, out: Path, profile: Path | None,
         raise SystemExit(f"posture scan exited with {code}: {stderr.decode(errors='replace')[-2000:]}")
     text = out.read_text()
     doc = json.JSONDecoder().raw_decode(text[text.index("{"):])[0]  # py-spy adds lines
-    doc["processes"] = tree.most_processes - (1 if profile is not None else 0)  # not py-spy itself
+    doc["processes"] = max(1, tree.most_workers)  # worker processes, or the one scanning process
     return wall, max(int(usage.ru_maxrss), tree.peak_kib), doc
 
 
@@ -224,7 +224,7 @@ def print_report(r: dict[str, Any]) -> None:
               f"{x['rejected_over_limit']:>5}")
     for label, x in r["tools"].items():
         if "statuses" in x:
-            print(f"{label}: {x['processes']} process(es) at most at once; scans {x['statuses']}; "
+            print(f"{label}: {x['processes']} scanning process(es); scans {x['statuses']}; "
                   f"probe errors: {x['errors'] or 'none'}")
 
 

@@ -132,6 +132,7 @@ def work(conn: Connection, job: _Job) -> None:
     from probes.child import tie_to_parent
 
     tie_to_parent(job.parent)
+    os.setpgrp()  # a terminal's Ctrl-C reaches the parent alone; it passes it on once (see scan_in_processes)
     from agent.scanning.runner import Scanner, failed_outcome
     from vocab import one_line
 
