@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -149,12 +150,13 @@ def work(conn: Connection, job: _Job) -> None:
 
     async def go() -> None:
         try:
-            await scanner.scan_many(job.specs, on_done=send)
+            await scanner.scan_many(job.specs, on_done=send, keep=False)
         finally:
             await scanner.aclose()
 
     try:
         scanner = Scanner(job.opts)
+        gc.freeze()  # what the imports made lives to the end: full collections need not walk it
         asyncio.run(go())
         conn.send(("done",))
     except KeyboardInterrupt:  # the scans in flight were stored as interrupted; the parent stops too

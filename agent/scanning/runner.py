@@ -243,18 +243,23 @@ class Scanner:
         specs: Sequence[AssetSpec],
         on_done: Callable[[ScanOutcome], None] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        keep: bool = True,  # False: only on_done sees each outcome (a worker process hands them on)
     ) -> list[ScanOutcome]:
         gate = asyncio.Semaphore(self.opts.concurrency)
         outcomes: list[ScanOutcome] = []
+        done = 0
 
         async def one(spec: AssetSpec) -> None:
+            nonlocal done
             async with gate:
                 outcome = await self.scan(spec)
-            outcomes.append(outcome)
+            done += 1
+            if keep:
+                outcomes.append(outcome)
             if on_done:
                 on_done(outcome)
             if on_progress:
-                on_progress(len(outcomes), len(specs))
+                on_progress(done, len(specs))
 
         await asyncio.gather(*(one(s) for s in specs))
         order = {s.name: i for i, s in enumerate(specs)}

@@ -147,6 +147,7 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
     Returns the runner's ScanOutcomes in ``specs`` order; ``on_progress(done, total)`` after each.
     """
     import asyncio
+    import gc
 
     from agent.scanning.runner import Scanner
 
@@ -169,6 +170,7 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
 
     async def go() -> list[ScanOutcome]:
         scanner = Scanner(opts)
+        gc.freeze()  # what the imports made lives to the end: full collections need not walk it
         try:
             return await scanner.scan_many(specs, on_done=on_done, on_progress=on_progress)
         finally:
