@@ -129,24 +129,36 @@ class _Job:
 
 
 def work(conn: Connection, job: _Job) -> None:
-    """A worker process: scan ``job.specs``, send ("scan", index, outcome) for each, then ("done",)."""
+    """A worker process: scan ``job.specs``, send ("scan", index, outcome) for each, then ("done",)
+    or ("error", why). A thread sends: the event loop never waits for the parent to read (a full
+    pipe would stall every scan in flight, and a stalled scan times out on its own account)."""
     from probes.child import tie_to_parent
 
     tie_to_parent(job.parent)
     os.setpgrp()  # a terminal's Ctrl-C reaches the parent alone; it passes it on once (see scan_in_processes)
+    import queue
+    import threading
+
     from agent.scanning.runner import Scanner, failed_outcome
     from vocab import one_line
 
     where = {spec.name: i for i, spec in enumerate(job.specs)}
+    outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+
+    def sender() -> None:
+        while (msg := outbox.get()) is not None:
+            try:
+                conn.send(msg)
+            except (OSError, EOFError):  # the parent is gone: nothing to hand back to
+                return
+            except Exception as exc:  # what a probe observed would not pickle: keep the record's truth
+                outcome = msg[2]
+                conn.send(("scan", msg[1], failed_outcome(
+                    job.opts, scanner.catalog, outcome.asset, outcome.record.started_at,
+                    f"the scan could not be handed back to the agent: {one_line(exc)}")))
 
     def send(outcome: ScanOutcome) -> None:
-        index = where[outcome.asset.name]
-        try:
-            conn.send(("scan", index, outcome))
-        except Exception as exc:  # what a probe observed would not pickle: keep the record's truth
-            lost = failed_outcome(job.opts, scanner.catalog, outcome.asset, outcome.record.started_at,
-                                  f"the scan could not be handed back to the agent: {one_line(exc)}")
-            conn.send(("scan", index, lost))
+        outbox.put(("scan", where[outcome.asset.name], outcome))
 
     async def go() -> None:
         try:
@@ -154,16 +166,20 @@ def work(conn: Connection, job: _Job) -> None:
         finally:
             await scanner.aclose()
 
+    thread = threading.Thread(target=sender, name="posture-scan-sender", daemon=True)
+    thread.start()
     try:
         scanner = Scanner(job.opts)
         gc.freeze()  # what the imports made lives to the end: full collections need not walk it
         asyncio.run(go())
-        conn.send(("done",))
-    except KeyboardInterrupt:  # the scans in flight were stored as interrupted; the parent stops too
-        conn.send(("done",))
+        outbox.put(("done",))
+    except KeyboardInterrupt:  # the scans in flight were recorded as interrupted; the parent stops too
+        outbox.put(("done",))
     except Exception as exc:
-        conn.send(("error", one_line(exc)))
+        outbox.put(("error", one_line(exc)))
     finally:
+        outbox.put(None)
+        thread.join()
         conn.close()
 
 
