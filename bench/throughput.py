@@ -12,8 +12,10 @@ config listing the N assets; and runs, one after the other against the same ngin
   ``bench/tls_vs_sslyze.py`` (its own virtualenv, made on first use: SSLyze is AGPL
   and never a dependency of posture), at the sizes the goals compare (20, 200).
 
-For each run it prints wall and CPU time, endpoints per second, peak RSS
-(``os.wait4`` rusage), and from nginx (``bench/serverside.py``): TCP connections,
+For each run it prints wall and CPU time (the scan's worker processes included),
+endpoints per second, peak memory (the larger of ``os.wait4``'s ru_maxrss and the peak
+summed PSS of the scan's process tree, ``bench/proctree.py``), the scanning processes
+it used (``[agent] processes``, ``--processes``), and from nginx (``bench/serverside.py``): TCP connections,
 connections that carried requests, requests, full TLS handshakes, resumed sessions
 and refused hellos per endpoint; the most connections with a request open at once
 to one server address, against ``per_host_concurrency``; and requests nginx's own
