@@ -219,6 +219,20 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
         if on_progress:
             on_progress(len(outcomes), len(specs))
 
+    stopping: list[int] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        """Ctrl-C: each worker stops as a scan in one process stops (its scans in flight are
+        recorded as interrupted and handed back); this process keeps storing until they are in."""
+        stopping.append(signum)
+        for proc, _ in running.values():
+            if proc.pid is not None and proc.exitcode is None:
+                os.kill(proc.pid, signal.SIGINT)
+
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
     try:
         for share in shares:
             names = {specs[i].name for i in share}
@@ -231,17 +245,10 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
             there.close()
             log.info("scan worker pid %s: %s", proc.pid, " ".join(s.name for s in job.specs))
             running[here] = (proc, share)
-        interrupted = False
+            if stopping and proc.pid is not None:  # Ctrl-C while the workers were being started
+                os.kill(proc.pid, signal.SIGINT)
         while running:
-            try:
-                ready = wait(list(running))
-            except KeyboardInterrupt:  # stop the workers as a scan in one process stops: in-flight scans recorded
-                interrupted = True
-                for proc, _ in running.values():
-                    if proc.pid is not None and proc.is_alive():
-                        os.kill(proc.pid, signal.SIGINT)
-                continue
-            for ready_conn in ready:
+            for ready_conn in wait(list(running)):
                 conn: Any = ready_conn
                 proc, share = running[conn]
                 try:
@@ -254,7 +261,7 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
                 del running[conn]
                 conn.close()
                 proc.join(10)
-                if msg[0] == "done" or interrupted:
+                if msg[0] == "done" or stopping:
                     continue
                 why = (f"the scan worker process {_death(proc.exitcode)}" if msg[0] == "died"
                        else f"the scan worker process failed: {msg[1]}")
@@ -263,9 +270,11 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
                     if i not in outcomes:
                         accept(i, failed_outcome(opts, catalog, specs[i], started,
                                                  f"{why} before this asset's scan finished; nothing was recorded"))
-        if interrupted:
+        if stopping:
             raise KeyboardInterrupt
     finally:
+        if main:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
         for proc, _ in running.values():
             proc.kill()
             proc.join(5)

@@ -204,3 +204,34 @@ def test_groups_join_every_asset_that_shares_an_address_through_any_host() -> No
     assert bins([[0, 1, 2]], 4) == [[0, 1, 2]]  # one address: one process, however many are allowed
     assert process_count(1, 1000) == 1 and process_count(4, 40) == 2 and process_count(4, 31) == 1
     assert 1 <= process_count("auto", 1000) <= 8
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_what_they_finished(
+        lab: Any, tmp_path: Path) -> None:
+    """SIGINT to the command (its workers are in their own process group): each worker records
+    its scans in flight as interrupted and hands them back; exit 130; no process left behind."""
+    import subprocess
+    import sys
+
+    servers, dns, held, release = lab
+    db = tmp_path / "i.db"
+    cmd = [sys.executable, "-m", "agent", "--config", str(_config(tmp_path, servers, dns, "2", held=True)),
+           "--db", f"sqlite:///{db}", "scan", "--format", "json", "--probe", "http", "--probe", "leak"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+    try:
+        assert held.wait(120), "a03's request never reached its server"
+        workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        proc.send_signal(signal.SIGINT)  # a03's answer is still held: its scan is in flight
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err and b"posture: interrupted" in err
+    stored = _stored(db)
+    assert stored.get("a03") == ["interrupted"], stored
+    assert all(len(v) == 1 and v[0] in ("partial", "interrupted") for v in stored.values()), stored
+    for pid in workers:  # every child (workers, resource tracker) is gone
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
