@@ -235,3 +235,23 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_they_finished(
     assert all(len(v) == 1 and v[0] in ("partial", "interrupted") for v in stored.values()), stored
     for pid in workers:  # every child (workers, resource tracker) is gone
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_a_multi_process_scan_stores_on_either_database(
+        lab: Any, store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlalchemy
+
+    servers, dns, _, _ = lab
+    code = main(["--config", str(_config(tmp_path, servers, dns, "2")), "--db", store_url, "scan", "--format",
+                 "json", "--probe", "http"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    engine = sqlalchemy.create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sqlalchemy.text(
+                "SELECT a.name, s.status, s.id FROM scans s JOIN assets a ON a.id = s.asset_id")).fetchall()
+    finally:
+        engine.dispose()
+    assert sorted((r[0], r[1]) for r in rows) == [(_name(i), "partial") for i in range(ASSETS)]
+    assert {s["asset"]: s["id"] for s in doc["scans"]} == {r[0]: r[2] for r in rows}
