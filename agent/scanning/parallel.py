@@ -255,16 +255,20 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
                     msg = conn.recv()
                 except (EOFError, OSError):
                     msg = ("died",)
+                except Exception as exc:  # a scan that would not unpickle: its asset is settled at "done"
+                    log.warning("a scan handed back by worker pid %s could not be read: %r", proc.pid, exc)
+                    continue
                 if msg[0] == "scan":
                     accept(share[msg[1]], msg[2])
                     continue
                 del running[conn]
                 conn.close()
                 proc.join(10)
-                if msg[0] == "done" or stopping:
+                if stopping:  # Ctrl-C: what was not finished has no record, as in one process
                     continue
-                why = (f"the scan worker process {_death(proc.exitcode)}" if msg[0] == "died"
-                       else f"the scan worker process failed: {msg[1]}")
+                why = {"died": f"the scan worker process {_death(proc.exitcode)}",
+                       "done": "the scan worker process ended without handing this scan back",
+                       }.get(msg[0]) or f"the scan worker process failed: {msg[1]}"
                 catalog = load_catalog()
                 for i in share:
                     if i not in outcomes:
