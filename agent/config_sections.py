@@ -37,11 +37,21 @@ class AgentSection(_Strict):
     probe_timeout: float = Field(120.0, gt=0, le=3600)
     # Networks the address policy lets through (loopback, private, ... are refused otherwise).
     allow_addresses: list[str] = Field(default_factory=list)
+    # Worker processes a scan of many assets may use: "auto" (one per CPU, at most 8) or 1..64;
+    # 1 scans in this process only. Assets that share an address always share a process.
+    processes: int | Literal["auto"] = "auto"
 
     @field_validator("allow_addresses")
     @classmethod
     def _allow(cls, v: list[str]) -> list[str]:
         return _networks(v)
+
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _processes(cls, v: Any) -> int | str:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64):
+            return v  # type: ignore[no-any-return]
+        raise ValueError(f'processes must be "auto" or a whole number from 1 to 64, got {v!r}')
 
     @field_validator("timezone")
     @classmethod

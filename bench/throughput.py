@@ -12,8 +12,10 @@ config listing the N assets; and runs, one after the other against the same ngin
   ``bench/tls_vs_sslyze.py`` (its own virtualenv, made on first use: SSLyze is AGPL
   and never a dependency of posture), at the sizes the goals compare (20, 200).
 
-For each run it prints wall and CPU time, endpoints per second, peak RSS
-(``os.wait4`` rusage), and from nginx (``bench/serverside.py``): TCP connections,
+For each run it prints wall and CPU time (the scan's worker processes included),
+endpoints per second, peak memory (the larger of ``os.wait4``'s ru_maxrss and the peak
+summed PSS of the scan's process tree, ``bench/proctree.py``), the scanning processes
+it used (``[agent] processes``, ``--processes``), and from nginx (``bench/serverside.py``): TCP connections,
 connections that carried requests, requests, full TLS handshakes, resumed sessions
 and refused hellos per endpoint; the most connections with a request open at once
 to one server address, against ``per_host_concurrency``; and requests nginx's own
@@ -83,7 +85,7 @@ class Lab:
 
 
 def start_lab(stack: ExitStack, size: int, workdir: Path, cert: Path, key: Path, bundle: Path,
-              concurrency: int, per_host: int) -> Lab:
+              concurrency: int, per_host: int, processes: str = "auto") -> Lab:
     from tests.support.dnsserver import DnsServer
     from tests.support.tls_servers import Endpoint, NginxSite, free_port, nginx_tls
 
@@ -107,6 +109,7 @@ def start_lab(stack: ExitStack, size: int, workdir: Path, cert: Path, key: Path,
         f'ca_bundle = "{bundle}"',
         f"concurrency = {concurrency}",
         f"per_host_concurrency = {per_host}",
+        'processes = "auto"' if processes == "auto" else f"processes = {int(processes)}",
         "",
     ]
     for t in targets:
@@ -138,14 +141,17 @@ def run_posture(lab: Lab, db: str, out: Path, profile: Path | None,
     with out.open("wb") as sink:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=sink, stderr=subprocess.PIPE)
         assert proc.stderr is not None
-        stderr = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
+        with _sibling("proctree").TreeSampler(proc.pid) as tree:  # the scan's worker processes too
+            stderr = proc.stderr.read()
+            _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 1):  # 1: some scan failed; the figures still stand, the summary says which
         raise SystemExit(f"posture scan exited with {code}: {stderr.decode(errors='replace')[-2000:]}")
     text = out.read_text()
-    return wall, int(usage.ru_maxrss), json.JSONDecoder().raw_decode(text[text.index("{"):])[0]  # py-spy adds lines
+    doc = json.JSONDecoder().raw_decode(text[text.index("{"):])[0]  # py-spy adds lines
+    doc["processes"] = max(1, tree.most_workers)  # worker processes, or the one scanning process
+    return wall, max(int(usage.ru_maxrss), tree.peak_kib), doc
 
 
 def summarise(doc: dict[str, Any]) -> dict[str, Any]:
@@ -184,7 +190,7 @@ def bench(size: int, workdir: Path, pki: tuple[Path, Path, Path], args: argparse
     cert, key, bundle = pki
     report: dict[str, Any] = {"size": size, "per_host_limit": args.per_host, "tools": {}}
     with ExitStack() as stack:
-        lab = start_lab(stack, size, workdir, cert, key, bundle, args.concurrency, args.per_host)
+        lab = start_lab(stack, size, workdir, cert, key, bundle, args.concurrency, args.per_host, args.processes)
         sets = {"posture": tuple(args.probes)} if args.probes else PROBE_SETS
         for n, (label, probes) in enumerate(sets.items()):
             db = f"sqlite:///{workdir / f'bench-{size}-{n}.db'}"
@@ -192,7 +198,7 @@ def bench(size: int, workdir: Path, pki: tuple[Path, Path, Path], args: argparse
 
             def posture(probes: tuple[str, ...] = probes, db: str = db, out: Path = out) -> tuple[float, int, Any]:
                 wall, rss, doc = run_posture(lab, db, out, args.profile, probes)
-                return wall, rss, summarise(doc)
+                return wall, rss, {**summarise(doc), "processes": doc["processes"]}
 
             report["tools"][label] = {"probes": list(probes), **measured(lab, size, posture)}
         if sslyze and size in args.sslyze_sizes:
@@ -220,7 +226,8 @@ def print_report(r: dict[str, Any]) -> None:
               f"{x['rejected_over_limit']:>5}")
     for label, x in r["tools"].items():
         if "statuses" in x:
-            print(f"{label}: scans {x['statuses']}; probe errors: {x['errors'] or 'none'}")
+            print(f"{label}: {x['processes']} scanning process(es); scans {x['statuses']}; "
+                  f"probe errors: {x['errors'] or 'none'}")
 
 
 def verdicts(reports: list[dict[str, Any]]) -> list[str]:
@@ -270,6 +277,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16,
                         help="[agent] concurrency for posture (assets at once; posture's default is 16) and "
                              "the number of endpoints the SSLyze runner is given at once")
+    parser.add_argument("--processes", default="auto",
+                        help="[agent] processes for posture: auto (its default) or a number; 1: one process")
     parser.add_argument("--skip-sslyze", action="store_true")
     parser.add_argument("--sslyze-sizes", type=int, nargs="+", default=[20, 200],
                         help="sizes SSLyze runs at (default: those the goals compare, %(default)s)")

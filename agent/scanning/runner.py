@@ -57,19 +57,29 @@ from vocab import one_line
 Clock = Callable[[], datetime]
 
 
+def real_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ShiftedClock:
+    """Starts at ``base`` and advances in real time (``--now``). Picklable, and the monotonic
+    clock is the machine's, so a scan worker process keeps the same time as its parent."""
+
+    base: datetime
+    start: float
+
+    def __call__(self) -> datetime:
+        from datetime import timedelta
+
+        return self.base + timedelta(seconds=time.monotonic() - self.start)
+
+
 def make_clock(now: datetime | None) -> Clock:
     """The real clock, or one that starts at ``now`` and advances in real time."""
     if now is None:
-        return lambda: datetime.now(UTC)
-    base = now.astimezone(UTC)
-    start = time.monotonic()
-
-    def clock() -> datetime:
-        from datetime import timedelta
-
-        return base + timedelta(seconds=time.monotonic() - start)
-
-    return clock
+        return real_clock
+    return ShiftedClock(now.astimezone(UTC), time.monotonic())
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,10 @@ class ScanOptions:
     # The process-wide per-address limits, made once by the command or daemon and shared
     # by every scan and job; None: this Scanner makes its own.
     address_limits: AddressLimits | None = None
+    # Resolutions made before the scan (the multi-process path resolves in the parent to split
+    # assets by address): (asset name, host) -> its Resolution or the failure, used instead of
+    # asking the DNS again, so the addresses scanned are the ones the split was made on.
+    resolved: dict[tuple[str, str], Resolution | ProbeFailure] = field(default_factory=dict)
 
 
 @dataclass
@@ -229,18 +243,23 @@ class Scanner:
         specs: Sequence[AssetSpec],
         on_done: Callable[[ScanOutcome], None] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        keep: bool = True,  # False: only on_done sees each outcome (a worker process hands them on)
     ) -> list[ScanOutcome]:
         gate = asyncio.Semaphore(self.opts.concurrency)
         outcomes: list[ScanOutcome] = []
+        done = 0
 
         async def one(spec: AssetSpec) -> None:
+            nonlocal done
             async with gate:
                 outcome = await self.scan(spec)
-            outcomes.append(outcome)
+            done += 1
+            if keep:
+                outcomes.append(outcome)
             if on_done:
                 on_done(outcome)
             if on_progress:
-                on_progress(len(outcomes), len(specs))
+                on_progress(done, len(specs))
 
         await asyncio.gather(*(one(s) for s in specs))
         order = {s.name: i for i, s in enumerate(specs)}
@@ -255,8 +274,7 @@ class Scanner:
         allow = (*self.allow, *parse_networks(spec.allow_addresses))
         expected = parse_networks(spec.addresses) if spec.addresses is not None else None
         try:
-            res = await resolve(spec.url.host, opts.resolver, timeout=opts.dns_timeout, allow=allow,
-                                expected=expected)
+            res = await self._resolve(spec.name, spec.url.host, allow, expected)
         except NameNotFound as exc:  # the configured name itself does not resolve: nothing can reach it
             step = reach.unreachable(spec.name, one_line(exc), ErrorKind.DNS, {"host": spec.url.host},
                                      spec.configured)
@@ -388,7 +406,7 @@ class Scanner:
         seen: dict[str, Any] = {}
         for host in sorted({h for _, h, _ in target.origins} - {target.host}):
             try:
-                res = await resolve(host, self.opts.resolver, timeout=self.opts.dns_timeout, allow=allow)
+                res = await self._resolve(target.name, host, allow)
             except ProbeFailure as exc:
                 seen[host] = {"error": one_line(exc)}  # requests to it fail as out of scope
                 continue
@@ -397,33 +415,49 @@ class Scanner:
                 self.pins.add(host, res.usable, allow)
         return seen
 
+    async def _resolve(self, name: str, host: str, allow: tuple[IPNetwork, ...],
+                       expected: tuple[IPNetwork, ...] | None = None) -> Resolution:
+        known = self.opts.resolved.get((name, host))
+        if isinstance(known, ProbeFailure):
+            raise known
+        if known is not None:
+            return known
+        return await resolve(host, self.opts.resolver, timeout=self.opts.dns_timeout, allow=allow,
+                             expected=expected)
+
     def _failed(self, spec: AssetSpec, started: datetime, error: str, res: Resolution | None = None,
                 checked: ProbeResult | None = None, step: ProbeResult | None = None) -> ScanOutcome:
-        now = self.opts.clock()
-        results = [r for r in (step, checked) if r is not None]
-        # Every probe that applies is on the record, as not run and why.
-        bare = _target(spec, res or Resolution(spec.url.host, ""), self.opts)
-        bare = dataclasses.replace(bare, active=spec.active_probes or self.opts.force_active)
-        for name in probe_names():
-            try:
-                probe = load_probe(name)
-            except Exception:  # a probe that cannot load is reported by the scans that run it
-                continue
-            if probe.applies(bare) and not (probe.active and not bare.active):
-                results.append(ProbeResult.skipped(name, f"not run: {error}"))
-        runs = tuple(_run_record(r, started, now, self.opts, self.catalog, bare) for r in results)
-        record = ScanRecord(
-            asset=asset_record(spec),
-            status=ScanStatus.FAILED,
-            started_at=started,
-            finished_at=self.opts.clock(),
-            posture_version=self.opts.posture_version,
-            catalog_version=self.catalog.version,
-            config_hash=self.opts.config_hash,
-            trigger=self.opts.trigger,
-            full=self.opts.probes is None,
-            probe_runs=runs,
-            dns=res.to_json() if res else {},
-            error=error,
-        )
-        return ScanOutcome(spec, record, results, res)
+        return failed_outcome(self.opts, self.catalog, spec, started, error, res, checked, step)
+
+
+def failed_outcome(opts: ScanOptions, catalog: Catalog, spec: AssetSpec, started: datetime, error: str,
+                   res: Resolution | None = None, checked: ProbeResult | None = None,
+                   step: ProbeResult | None = None) -> ScanOutcome:
+    """A failed scan of ``spec``: every probe that applies on the record as not run, and why."""
+    now = opts.clock()
+    results = [r for r in (step, checked) if r is not None]
+    bare = _target(spec, res or Resolution(spec.url.host, ""), opts)
+    bare = dataclasses.replace(bare, active=spec.active_probes or opts.force_active)
+    for name in probe_names():
+        try:
+            probe = load_probe(name)
+        except Exception:  # a probe that cannot load is reported by the scans that run it
+            continue
+        if probe.applies(bare) and not (probe.active and not bare.active):
+            results.append(ProbeResult.skipped(name, f"not run: {error}"))
+    runs = tuple(_run_record(r, started, now, opts, catalog, bare) for r in results)
+    record = ScanRecord(
+        asset=asset_record(spec),
+        status=ScanStatus.FAILED,
+        started_at=started,
+        finished_at=opts.clock(),
+        posture_version=opts.posture_version,
+        catalog_version=catalog.version,
+        config_hash=opts.config_hash,
+        trigger=opts.trigger,
+        full=opts.probes is None,
+        probe_runs=runs,
+        dns=res.to_json() if res else {},
+        error=error,
+    )
+    return ScanOutcome(spec, record, results, res)

@@ -147,6 +147,7 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
     Returns the runner's ScanOutcomes in ``specs`` order; ``on_progress(done, total)`` after each.
     """
     import asyncio
+    import gc
 
     from agent.scanning.runner import Scanner
 
@@ -155,8 +156,21 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
     def on_done(outcome: ScanOutcome) -> None:
         outcome.stored = store.record_scan(outcome.record)
 
+    from agent.scanning.parallel import process_count
+
+    processes = process_count(session.config.agent.processes, len(specs))
+    if processes > 1:  # many assets: every core, assets that share an address in one process
+        from agent.scanning.parallel import resolve_all, scan_in_processes
+
+        resolved = asyncio.run(resolve_all(specs, opts))
+        try:
+            return scan_in_processes(specs, opts, processes, resolved, on_done=on_done, on_progress=on_progress)
+        finally:
+            store.close()
+
     async def go() -> list[ScanOutcome]:
         scanner = Scanner(opts)
+        gc.freeze()  # what the imports made lives to the end: full collections need not walk it
         try:
             return await scanner.scan_many(specs, on_done=on_done, on_progress=on_progress)
         finally:

@@ -1,0 +1,285 @@
+"""Scans of many assets on every core: groups that share no address, one worker process each.
+
+The scan is CPU-bound (TLS handshakes, parsing, judging) and Python runs it on one core.
+For a scan of many assets this module resolves every asset's host (and the hosts of the
+origins it lists) once, in the parent, joins assets that share any resolved address into
+one group, and hands the groups to worker processes. No address is ever scanned by two
+processes, so each worker's per-address concurrency and request budget
+(:class:`~probes.net.scope.AddressLimits`) stay exact, and each worker scans the addresses
+the parent resolved (``ScanOptions.resolved``), not a second answer of the DNS.
+
+Workers send each finished scan back at once; the parent stores it (``on_done``) exactly as
+a scan in one process does. A worker that dies becomes a failed scan, with the reason, for
+each asset it had not sent back: never a lost record and never a traceback. Workers are
+started with ``spawn`` (the parent may hold threads and database connections) and are
+killed by the kernel when the parent dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+import logging
+import os
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agent.targets import AssetSpec
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from agent.scanning.runner import ScanOptions, ScanOutcome
+    from probes.base import ProbeFailure
+    from probes.net.dns import Resolution
+
+log = logging.getLogger(__name__)
+AUTO_MAX = 8  # "auto": one process per CPU, at most this many
+PER_PROCESS = 16  # fewer assets than this per process are not worth a process
+
+
+def process_count(setting: int | str, assets: int) -> int:
+    """The worker processes a scan of ``assets`` assets uses (1: this process alone)."""
+    if setting == "auto":
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cpus = os.cpu_count() or 1
+        wanted = min(cpus, AUTO_MAX)
+    else:
+        wanted = int(setting)
+    return max(1, min(wanted, assets // PER_PROCESS))
+
+
+Resolved = dict[tuple[str, str], "Resolution | ProbeFailure"]
+
+
+async def resolve_all(specs: Sequence[AssetSpec], opts: ScanOptions) -> Resolved:
+    """Every asset's host and its origins' hosts, resolved as the runner would (same policy)."""
+    from probes.base import ProbeFailure
+    from probes.net.dns import resolve
+    from probes.net.scope import origin_of, parse_networks
+
+    base_allow = parse_networks(opts.allow)
+    gate = asyncio.Semaphore(max(1, opts.concurrency))
+    out: Resolved = {}
+
+    async def one(spec: AssetSpec, host: str, expected: bool) -> None:
+        allow = (*base_allow, *parse_networks(spec.allow_addresses))
+        want = parse_networks(spec.addresses) if expected and spec.addresses is not None else None
+        async with gate:
+            try:
+                out[(spec.name, host)] = await resolve(host, opts.resolver, timeout=opts.dns_timeout,
+                                                       allow=allow, expected=want)
+            except ProbeFailure as exc:
+                out[(spec.name, host)] = exc
+
+    jobs = []
+    for spec in specs:
+        jobs.append(one(spec, spec.url.host, True))
+        origins = {o[1] for o in (origin_of(u) for u in spec.origins) if o is not None}
+        jobs.extend(one(spec, h, False) for h in sorted(origins - {spec.url.host}))
+    await asyncio.gather(*jobs)
+    return out
+
+
+def address_groups(specs: Sequence[AssetSpec], resolved: Resolved) -> list[list[int]]:
+    """Indexes of ``specs``, grouped so that no two groups share a usable address."""
+    from probes.net.dns import Resolution
+
+    parent = list(range(len(specs)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    names = {spec.name: i for i, spec in enumerate(specs)}
+    for (name, _host), res in resolved.items():
+        if not isinstance(res, Resolution) or name not in names:
+            continue
+        i = names[name]
+        for address in res.usable:
+            j = owner.setdefault(address, i)
+            parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(specs)):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
+
+
+def bins(groups: list[list[int]], n: int) -> list[list[int]]:
+    """The groups shared out over ``n`` processes, biggest first to the least loaded."""
+    out: list[list[int]] = [[] for _ in range(n)]
+    for group in sorted(groups, key=len, reverse=True):
+        min(out, key=len).extend(group)
+    return [sorted(b) for b in out if b]
+
+
+@dataclass(frozen=True)
+class _Job:
+    parent: int
+    specs: tuple[AssetSpec, ...]
+    opts: ScanOptions
+
+
+def work(conn: Connection, job: _Job) -> None:
+    """A worker process: scan ``job.specs``, send ("scan", index, outcome) for each, then ("done",)
+    or ("error", why). A thread sends: the event loop never waits for the parent to read (a full
+    pipe would stall every scan in flight, and a stalled scan times out on its own account)."""
+    from probes.child import tie_to_parent
+
+    tie_to_parent(job.parent)
+    os.setpgrp()  # a terminal's Ctrl-C reaches the parent alone; it passes it on once (see scan_in_processes)
+    import queue
+    import threading
+
+    from agent.scanning.runner import Scanner, failed_outcome
+    from vocab import one_line
+
+    where = {spec.name: i for i, spec in enumerate(job.specs)}
+    outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+
+    def sender() -> None:
+        while (msg := outbox.get()) is not None:
+            try:
+                conn.send(msg)
+            except (OSError, EOFError):  # the parent is gone: nothing to hand back to
+                return
+            except Exception as exc:  # what a probe observed would not pickle: keep the record's truth
+                outcome = msg[2]
+                conn.send(("scan", msg[1], failed_outcome(
+                    job.opts, scanner.catalog, outcome.asset, outcome.record.started_at,
+                    f"the scan could not be handed back to the agent: {one_line(exc)}")))
+
+    def send(outcome: ScanOutcome) -> None:
+        outbox.put(("scan", where[outcome.asset.name], outcome))
+
+    async def go() -> None:
+        try:
+            await scanner.scan_many(job.specs, on_done=send, keep=False)
+        finally:
+            await scanner.aclose()
+
+    thread = threading.Thread(target=sender, name="posture-scan-sender", daemon=True)
+    thread.start()
+    try:
+        scanner = Scanner(job.opts)
+        gc.freeze()  # what the imports made lives to the end: full collections need not walk it
+        asyncio.run(go())
+        outbox.put(("done",))
+    except KeyboardInterrupt:  # the scans in flight were recorded as interrupted; the parent stops too
+        outbox.put(("done",))
+    except Exception as exc:
+        outbox.put(("error", one_line(exc)))
+    finally:
+        outbox.put(None)
+        thread.join()
+        conn.close()
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "stopped answering"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"was killed ({name})"
+    return f"exited with status {exitcode}"
+
+
+def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: int, resolved: Resolved,
+                      on_done: Callable[[ScanOutcome], None] | None = None,
+                      on_progress: Callable[[int, int], None] | None = None) -> list[ScanOutcome]:
+    """Scan ``specs`` in up to ``processes`` workers split by address; outcomes in ``specs`` order."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    from agent.scanning.runner import failed_outcome
+    from probes.catalog import load_catalog
+
+    shares = bins(address_groups(specs, resolved), processes)
+    per = max(1, opts.concurrency // len(shares))  # the assets in flight stay [agent] concurrency in all
+    ctx = multiprocessing.get_context("spawn")
+    started = opts.clock()
+    outcomes: dict[int, ScanOutcome] = {}
+    running: dict[Any, tuple[Any, list[int]]] = {}
+
+    def accept(index: int, outcome: ScanOutcome) -> None:
+        outcomes[index] = outcome
+        if on_done:
+            on_done(outcome)
+        if on_progress:
+            on_progress(len(outcomes), len(specs))
+
+    stopping: list[int] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        """Ctrl-C: each worker stops as a scan in one process stops (its scans in flight are
+        recorded as interrupted and handed back); this process keeps storing until they are in."""
+        stopping.append(signum)
+        for proc, _ in running.values():
+            if proc.pid is not None and proc.exitcode is None:
+                os.kill(proc.pid, signal.SIGINT)
+
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
+    try:
+        for share in shares:
+            names = {specs[i].name for i in share}
+            wopts = dataclasses.replace(opts, address_limits=None, concurrency=per,
+                                        resolved={k: v for k, v in resolved.items() if k[0] in names})
+            job = _Job(os.getpid(), tuple(specs[i] for i in share), wopts)
+            here, there = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=work, args=(there, job), daemon=True, name="posture-scan")
+            proc.start()
+            there.close()
+            log.info("scan worker pid %s: %s", proc.pid, " ".join(s.name for s in job.specs))
+            running[here] = (proc, share)
+            if stopping and proc.pid is not None:  # Ctrl-C while the workers were being started
+                os.kill(proc.pid, signal.SIGINT)
+        while running:
+            for ready_conn in wait(list(running)):
+                conn: Any = ready_conn
+                proc, share = running[conn]
+                try:
+                    msg = conn.recv()
+                except (EOFError, OSError):
+                    msg = ("died",)
+                except Exception as exc:  # a scan that would not unpickle: its asset is settled at "done"
+                    log.warning("a scan handed back by worker pid %s could not be read: %r", proc.pid, exc)
+                    continue
+                if msg[0] == "scan":
+                    accept(share[msg[1]], msg[2])
+                    continue
+                del running[conn]
+                conn.close()
+                proc.join(10)
+                if stopping:  # Ctrl-C: what was not finished has no record, as in one process
+                    continue
+                why = {"died": f"the scan worker process {_death(proc.exitcode)}",
+                       "done": "the scan worker process ended without handing this scan back",
+                       }.get(msg[0]) or f"the scan worker process failed: {msg[1]}"
+                catalog = load_catalog()
+                for i in share:
+                    if i not in outcomes:
+                        accept(i, failed_outcome(opts, catalog, specs[i], started,
+                                                 f"{why} before this asset's scan finished; nothing was recorded"))
+        if stopping:
+            raise KeyboardInterrupt
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        for proc, _ in running.values():
+            proc.kill()
+            proc.join(5)
+    return [outcomes[i] for i in range(len(specs)) if i in outcomes]

@@ -1,0 +1,82 @@
+"""A process and its descendants, sampled from /proc every 50 ms: the peak of their summed
+proportional set size (PSS: a page shared by k processes counts 1/k in each) and the most
+worker processes seen at once. A multi-process scan's memory is every worker's plus the
+parent's (and multiprocessing's resource tracker's); ``ru_maxrss`` would give only the
+largest one. Sampling can miss a peak shorter than the interval."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+
+def _children() -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        out.setdefault(ppid, []).append(int(entry))
+    return out
+
+
+def _pss_kib(pid: int) -> int:
+    """Proportional set size: each shared page counted once over the processes that share it."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"spawn_main" in f.read()
+    except OSError:
+        return False
+
+
+@dataclass
+class TreeSampler:
+    root: int
+    interval: float = 0.05
+    peak_kib: int = 0
+    most_processes: int = 0
+    most_workers: int = 0  # multiprocessing workers (spawn_main), not its resource tracker
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def sample(self) -> None:
+        kids = _children()
+        tree, todo = [], [self.root]
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            todo.extend(kids.get(pid, ()))
+        self.peak_kib = max(self.peak_kib, sum(_pss_kib(p) for p in tree))
+        self.most_processes = max(self.most_processes, len(tree))
+        self.most_workers = max(self.most_workers, sum(1 for p in tree if _is_worker(p)))
+
+    def __enter__(self) -> TreeSampler:
+        def loop() -> None:
+            while not self._stop.wait(self.interval):
+                self.sample()
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
