@@ -392,8 +392,12 @@ class MetricsSection(_Strict):
             _valid(parse_listen, v, ValueError)
         return v
 class WorkersSection(_Strict):
-    """PostgreSQL only: scans run as procrastinate tasks (``posture run`` schedules, ``posture worker`` scans)."""
+    """PostgreSQL only, with ``fleet = true``: scans run as procrastinate tasks (``posture run``
+    schedules, ``posture worker`` scans). Off by default: the fleet scheduler does not yet run
+    the phishing watch, the dead-man alerts or the Prometheus endpoint that the one-process
+    daemon runs, so a database shared by plain ``posture run`` daemons keeps them."""
 
+    fleet: bool = False  # PostgreSQL: scheduler + ``posture worker`` processes over procrastinate
     concurrency: int = Field(4, ge=1, le=256)  # scans one worker process runs at once
     stall_timeout: float = Field(60.0, ge=2.0, le=86400.0)  # seconds without a heartbeat: a worker is dead
     in_process: bool = True  # ``posture run`` on PostgreSQL also runs workers (False: scheduler only)

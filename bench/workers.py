@@ -80,7 +80,7 @@ def config(dns: str, servers: list[Counted], assets: int) -> str:
               f'url = "http://a{i:04d}.fleet.test:{ports[SERVERS[i % len(SERVERS)]]}"\n'
               f'kind = "api"\nactive_probes = false\n' for i in range(assets)]
     return (f'[agent]\nresolver = "{dns}"\nconcurrency = {CONCURRENCY}\nper_host_concurrency = 3\n\n'
-            f'[workers]\nconcurrency = {CONCURRENCY}\nstall_timeout = 10\nin_process = false\n\n'
+            f'[workers]\nfleet = true\nconcurrency = {CONCURRENCY}\nstall_timeout = 10\nin_process = false\n\n'
             f'[schedule]\nscan_every = "1d"\njitter = "0"\ndigest = "off"\n\n' + "\n".join(blocks))
 
 

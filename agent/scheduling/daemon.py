@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import signal
 import threading
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +40,7 @@ from vocab import ScanStatus, one_line
 
 if TYPE_CHECKING:
     from agent.scanning.runner import ScanOutcome
+    from agent.scheduling.daemon_setup import CycleFn as Cycle  # the evaluation cycle (tests pass their own)
     from agent.session import Session
     from state.store import Store
 
@@ -49,7 +49,6 @@ MAX_SLEEP = 900.0  # re-check the clock at least this often (clock jumps, suspen
 PRUNE_EVERY = timedelta(days=1)
 KEEP_JOBS = timedelta(days=30)
 
-Cycle = Callable[["Session", "Store", datetime], Any]
 
 
 class Daemon:
@@ -427,7 +426,7 @@ def run_daemon(args: argparse.Namespace) -> int:
     one_line_warnings()
     session = Session.from_args(args)
     store = session.open_store()
-    if store.dialect == "postgresql":  # a fleet: scheduler (+ workers) over procrastinate
+    if store.dialect == "postgresql" and session.config.workers.fleet:  # scheduler (+ workers) over procrastinate
         store.close()
         from agent.scheduling.fleet_scheduler import run_fleet
 

@@ -15,8 +15,14 @@ from agent.scheduling.scan_jobs import ScanPlanner
 from vocab import escape
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
     from agent.scanning.runner import Clock, ScanOptions
     from agent.session import Session
+    from state.store import Store
+
+    CycleFn = Callable[[Session, Store, datetime], Any]  # the evaluation cycle (daemon and fleet scheduler)
     from probes.net.scope import AddressLimits
 
 CYCLE_MAX = timedelta(minutes=15)  # evaluate at least this often: new-finding alerts within 30 minutes

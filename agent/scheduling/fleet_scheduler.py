@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from procrastinate import App
 
     from agent.scanning.runner import Clock
-    from agent.scheduling.daemon import Cycle
+    from agent.scheduling.daemon_setup import CycleFn as Cycle
     from agent.session import Session
     from state.store import Store
 
@@ -256,6 +256,9 @@ def run_fleet(args: Any, *, scheduler: bool) -> int:
         if store.dialect != "postgresql":
             raise UsageError("posture worker needs a PostgreSQL database ([agent] database or --db); "
                              "on SQLite, posture run scans in its own process")
+        if not session.config.workers.fleet:
+            raise UsageError("posture worker needs [workers] fleet = true in the config "
+                             "(the same config as the scheduler's posture run)")
         workers = not scheduler or session.config.workers.in_process
         return asyncio.run(serve(session, store, scheduler=scheduler, workers=workers))
     finally:

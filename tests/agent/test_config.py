@@ -94,6 +94,7 @@ def test_hash_is_stable_and_sensitive() -> None:
         ("[workers]\nstall_timeout = 1\n", "workers.stall_timeout:"),
         ("[workers]\nconcurrency = 0\n", "workers.concurrency:"),
         ("[workers]\nin_process = 'sometimes'\n", "workers.in_process:"),
+        ("[workers]\nfleet = 'sometimes'\n", "workers.fleet:"),
         ("[workers]\nheartbeat = 5\n", "workers.heartbeat: unknown key"),
     ],
 )

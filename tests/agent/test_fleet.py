@@ -86,7 +86,7 @@ def fleet_config(lab: FleetLab, sink_url: str) -> str:
                   f'kind = "api"\nactive_probes = false\n')  # first in the queue: its scan hangs while the others run
     return (f'[agent]\nresolver = "{lab.dns}"\nrequest_timeout = 60\n'
             f'per_host_concurrency = {PER_HOST}\n\n'
-            f'[workers]\nconcurrency = 6\nstall_timeout = 3\nin_process = false\n\n'
+            f'[workers]\nfleet = true\nconcurrency = 6\nstall_timeout = 3\nin_process = false\n\n'
             f'[schedule]\nscan_every = "1h"\njitter = "0"\ndigest = "* * * * *"\n\n'
             f'[[notify]]\nurl = "{sink_url}"\nlanguage = "en"\n\n' + "\n".join(blocks))
 
@@ -224,6 +224,22 @@ def test_worker_refuses_sqlite(tmp_path: Path) -> None:
         "on SQLite, posture run scans in its own process"]
 
 
+def test_worker_needs_the_fleet_switched_on(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
+    """Without ``[workers] fleet = true`` a PostgreSQL ``posture run`` is the one-process daemon
+    (watch, dead-man, metrics): a worker would wait for a scheduler that never queues."""
+    import subprocess
+
+    cfg = tmp_path / "posture.toml"
+    cfg.write_text("")
+    result = subprocess.run([sys.executable, "-m", "agent", "--config", str(cfg), "--db", pg_url, "worker"],
+                            cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "posture: posture worker needs [workers] fleet = true in the config "
+        "(the same config as the scheduler's posture run)"]
+
+
 def test_a_task_queued_into_a_quiet_window_is_not_scanned_by_the_worker(tmp_path: Path,
                                                                          pg_url: str) -> None:  # noqa: F811
     """Whichever worker runs a task checks the asset's quiet window at that moment (the task was
@@ -241,7 +257,7 @@ def test_a_task_queued_into_a_quiet_window_is_not_scanned_by_the_worker(tmp_path
     try:
         with counting_server(host="127.0.5.1") as server:
             cfg = tmp_path / "posture.toml"
-            cfg.write_text(f'[agent]\nresolver = "{dns.address}"\n\n[workers]\nstall_timeout = 3\n\n'
+            cfg.write_text(f'[agent]\nresolver = "{dns.address}"\n\n[workers]\nfleet = true\nstall_timeout = 3\n\n'
                            f'[schedule]\nscan_every = "1h"\njitter = "0"\ndigest = "off"\n\n'
                            f'[[assets]]\nname = "{name}"\nurl = "http://{name}:{server.port}"\nkind = "api"\n'
                            f'active_probes = false\nquiet = ["daily 00:00-12:00", "daily 12:00-00:00"]\n')
