@@ -16,28 +16,13 @@ import pytest
 from agent.cli import main
 from probes.catalog import load_catalog
 from state.store import Store
-from tests.state.factory import T0, TRADE, finding, run, scan
+from tests.state.factory import BROKER_CONFIG, T0, TRADE, finding, run, scan
 
 DAY = timedelta(days=1)
 FORMATS = json.loads((Path(__file__).parent / "data" / "export_formats.json").read_text())
 DD = FORMATS["defectdojo_generic"]
 OCSF = FORMATS["ocsf_detection_finding"]
-CONFIG = """
-[agent]
-resolver = "127.0.0.1:9"
-
-[schedule]
-digest = "off"
-
-[[assets]]
-name = "www"
-url = "https://www.broker.test/"
-
-[[assets]]
-name = "trade"
-url = "tls://order.broker.test:9443"
-kind = "trading"
-"""
+CONFIG = BROKER_CONFIG
 
 
 @pytest.fixture

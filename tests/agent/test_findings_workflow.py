@@ -15,26 +15,11 @@ import pytest
 from agent.cli import main
 from state.records import AssetRecord
 from state.store import Store
-from tests.state.factory import T0, TRADE, finding, run, scan
+from tests.state.factory import BROKER_CONFIG, T0, TRADE, finding, run, scan
 
 DAY = timedelta(days=1)
 ADHOC = AssetRecord(name="https://adhoc.test/", url="https://adhoc.test/", kind="website", configured=False)
-CONFIG = """
-[agent]
-resolver = "127.0.0.1:9"
-
-[schedule]
-digest = "off"
-
-[[assets]]
-name = "www"
-url = "https://www.broker.test/"
-
-[[assets]]
-name = "trade"
-url = "tls://order.broker.test:9443"
-kind = "trading"
-"""
+CONFIG = BROKER_CONFIG
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from agent.config import parse_config
 from agent.errors import ConfigError, UsageError
 from agent.when import before, parse_when
 from state.store import Store
-from tests.state.factory import T0, TRADE, finding, run, scan
+from tests.state.factory import BROKER_ASSETS, T0, TRADE, finding, run, scan
 
 DAY = timedelta(days=1)
 CONFIG = """
@@ -31,16 +31,7 @@ high = 30
 
 [remediation.kinds.trading]
 high = 14
-
-[[assets]]
-name = "www"
-url = "https://www.broker.test/"
-
-[[assets]]
-name = "trade"
-url = "tls://order.broker.test:9443"
-kind = "trading"
-"""
+""" + BROKER_ASSETS
 
 
 @pytest.fixture

@@ -22,6 +22,25 @@ DAY = timedelta(days=1)
 WWW = AssetRecord(name="www", url="https://www.broker.test/", kind=AssetKind.WEBSITE, configured=True)
 TRADE = AssetRecord(name="trade", url="tls://order.broker.test:9443", kind=AssetKind.TRADING, configured=True)
 
+# WWW and TRADE as a config lists them, and a config of just them (no DNS reachable, no digest).
+BROKER_ASSETS = """
+[[assets]]
+name = "www"
+url = "https://www.broker.test/"
+
+[[assets]]
+name = "trade"
+url = "tls://order.broker.test:9443"
+kind = "trading"
+"""
+BROKER_CONFIG = """
+[agent]
+resolver = "127.0.0.1:9"
+
+[schedule]
+digest = "off"
+""" + BROKER_ASSETS
+
 
 def finding(check_id: str, key: str, severity: str = "high", **evidence: Any) -> FindingRecord:
     return FindingRecord(check_id=check_id, key=key, severity=Severity(severity), evidence=dict(evidence))
