@@ -7,26 +7,34 @@ This is how testssl.sh and nmap's ssl-enum-ciphers see SSLv3, RC4 and 3DES
 although the local OpenSSL refuses them: nothing here needs the server's
 handshake to complete, only its first answer.
 
-Messages are built and parsed with tlslite-ng (ClientHello, extensions,
-ServerHello including HelloRetryRequest); the record layer, defragmentation
-and the two fields read from a ServerKeyExchange (named curve, DH prime size)
-are done here because tlslite only does them inside a full handshake.
+Messages are built and read here, byte by byte (RFC 8446 4.1.2-4.1.4 and 4.2,
+RFC 5246 7.4.1): a scan sends a few dozen hellos per address and a general TLS
+library's message objects cost more than the connection. The tests hold both
+directions against tlslite-ng's encoder and parser; tlslite itself is loaded
+only for the RFC 7919 primes, when a server sends a DH ServerKeyExchange.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
-from typing import Any
 
 from probes.net.scope import normalise_host
+from probes.tls.iana import ALERTS, GROUPS
 from probes.tls.suite_data import KexFamily, Protocol
 
 # Record content types and handshake message types (RFC 8446 B.1, B.3).
 _CHANGE_CIPHER_SPEC, _ALERT, _HANDSHAKE, _APPLICATION_DATA = 20, 21, 22, 23
+_CLIENT_HELLO = 1
+# Extension types (IANA TLS ExtensionType Values).
+_EXT_SNI, _EXT_GROUPS, _EXT_POINT_FORMATS, _EXT_SIGNATURE_ALGORITHMS, _EXT_PADDING = 0, 10, 11, 13, 21
+_EXT_SUPPORTED_VERSIONS, _EXT_KEY_SHARE, _EXT_RENEGOTIATION_INFO = 43, 51, 0xFF01
+# ServerHello.random of a HelloRetryRequest (RFC 8446 4.1.3).
+HRR_RANDOM = hashlib.sha256(b"HelloRetryRequest").digest()
 _HELLO_REQUEST, _SERVER_HELLO, _CERTIFICATE, _SERVER_KEY_EXCHANGE = 0, 2, 11, 12
 _CERTIFICATE_REQUEST, _SERVER_HELLO_DONE, _CERTIFICATE_STATUS = 13, 14, 22
 _MAX_RECORD = (1 << 14) + 2048  # TLSCiphertext bound (RFC 5246 6.2.3)
@@ -81,17 +89,11 @@ class ServerReply:
     def alert_name(self) -> str | None:
         if self.alert is None:
             return None
-        from tlslite.constants import AlertDescription
-
-        name: str = AlertDescription.toRepr(self.alert) or f"alert_{self.alert}"
-        return name
+        return ALERTS.get(self.alert, f"alert_{self.alert}")
 
 
 def group_name(group_id: int) -> str:
-    from tlslite.constants import GroupName
-
-    name: str | None = GroupName.toRepr(group_id)
-    return name or f"group_0x{group_id:04X}"
+    return GROUPS.get(group_id, f"group_0x{group_id:04X}")
 
 
 @cache
@@ -134,53 +136,63 @@ def client_hello(
     TLS 1.3 hellos use the 1.2 legacy version plus supported_versions and
     key_share, as RFC 8446 4.1.2 requires.
     """
-    from tlslite import extensions as ext
-    from tlslite.messages import ClientHello
-
     cipher_suites = list(suites)
     if protocol is Protocol.SSL3:
         cipher_suites.append(EMPTY_RENEGOTIATION_INFO_SCSV)
     if fallback_scsv:
         cipher_suites.append(FALLBACK_SCSV)
-    extensions: list[ext.TLSExtension] | None = None
-    session_id = bytearray(os.urandom(32)) if protocol is Protocol.TLS13 else bytearray()  # RFC 8446 D.4
+    session_id = os.urandom(32) if protocol is Protocol.TLS13 else b""  # RFC 8446 D.4
+    extensions = b""
     if protocol is not Protocol.SSL3:
-        cached, ext_size = _extensions(protocol, _sni_bytes(sni), tuple(groups), tuple(key_share_groups))
-        extensions = list(cached)
+        extensions = _extensions(protocol, _sni_bytes(sni), tuple(groups), tuple(key_share_groups))
         # record 5 + handshake 4 + version 2 + random 32 + session id + suites + compression 2 + extensions
-        size = 5 + 4 + 2 + 32 + 1 + len(session_id) + 2 + 2 * len(cipher_suites) + 2 + 2 + ext_size
+        size = 5 + 4 + 2 + 32 + 1 + len(session_id) + 2 + 2 * len(cipher_suites) + 2 + 2 + len(extensions)
         if 0xFF <= size < 0x200:  # some TLS terminators hang on hellos of 256-511 bytes (RFC 7685 1)
-            extensions.append(ext.PaddingExtension().create(max(1, 0x200 - size - 4)))
-    version = Protocol.TLS12.wire if protocol is Protocol.TLS13 else protocol.wire
-    hello = ClientHello().create(version, bytearray(os.urandom(32)), session_id, cipher_suites, extensions=extensions)
-    body = bytes(hello.write())
+            extensions += _extension(_EXT_PADDING, bytes(max(1, 0x200 - size - 4)))
+        extensions = _vector(extensions, 2)
+    major, minor = Protocol.TLS12.wire if protocol is Protocol.TLS13 else protocol.wire
+    body = b"".join((
+        bytes((major, minor)), os.urandom(32), _vector(session_id, 1),
+        _vector(b"".join(s.to_bytes(2, "big") for s in cipher_suites), 2),
+        b"\x01\x00",  # one compression method: null
+        extensions,
+    ))
+    message = bytes((_CLIENT_HELLO,)) + len(body).to_bytes(3, "big") + body
     record_version = (3, 0) if protocol is Protocol.SSL3 else (3, 1)
-    return bytes([_HANDSHAKE, *record_version]) + len(body).to_bytes(2, "big") + body
+    return bytes((_HANDSHAKE, *record_version)) + len(message).to_bytes(2, "big") + message
+
+
+def _vector(data: bytes, width: int) -> bytes:
+    """``data`` behind its length in ``width`` bytes (RFC 8446 3.4)."""
+    return len(data).to_bytes(width, "big") + data
+
+
+def _extension(kind: int, data: bytes) -> bytes:
+    return kind.to_bytes(2, "big") + _vector(data, 2)
 
 
 @lru_cache(maxsize=256)
 def _extensions(protocol: Protocol, sni: bytes | None, groups: tuple[int, ...],
-                key_share_groups: tuple[int, ...]) -> tuple[tuple[Any, ...], int]:
-    """The extensions of a hello (they do not depend on the suites) and their encoded size.
+                key_share_groups: tuple[int, ...]) -> bytes:
+    """The encoded extensions of a hello (they do not depend on the suites), padding aside.
 
     Built once per shape: a scan sends dozens of hellos that differ only in suites.
     """
-    from tlslite import extensions as ext
-
-    built: list[ext.TLSExtension] = []
+    built: list[bytes] = []
     if sni:
-        built.append(ext.SNIExtension().create(bytearray(sni)))
-    built.append(ext.SupportedGroupsExtension().create(list(groups)))
-    built.append(ext.ECPointFormatsExtension().create([0]))
-    built.append(ext.RenegotiationInfoExtension().create(bytearray()))
+        built.append(_extension(_EXT_SNI, _vector(b"\x00" + _vector(sni, 2), 2)))  # host_name(0)
+    built.append(_extension(_EXT_GROUPS, _vector(b"".join(g.to_bytes(2, "big") for g in groups), 2)))
+    built.append(_extension(_EXT_POINT_FORMATS, _vector(b"\x00", 1)))  # uncompressed
+    built.append(_extension(_EXT_RENEGOTIATION_INFO, _vector(b"", 1)))
     if protocol.rank >= Protocol.TLS12.rank:
-        built.append(ext.SignatureAlgorithmsExtension().create(list(_SIGNATURE_SCHEMES)))
+        schemes = bytes(b for pair in _SIGNATURE_SCHEMES for b in pair)
+        built.append(_extension(_EXT_SIGNATURE_ALGORITHMS, _vector(schemes, 2)))
     if protocol is Protocol.TLS13:
         shares = _key_shares()
-        entries = [ext.KeyShareEntry().create(g, bytearray(shares[g])) for g in key_share_groups]
-        built.append(ext.SupportedVersionsExtension().create([Protocol.TLS13.wire]))
-        built.append(ext.ClientKeyShareExtension().create(entries))
-    return tuple(built), sum(len(e.write()) for e in built)
+        built.append(_extension(_EXT_SUPPORTED_VERSIONS, _vector(bytes(Protocol.TLS13.wire), 1)))
+        entries = b"".join(g.to_bytes(2, "big") + _vector(shares[g], 2) for g in key_share_groups)
+        built.append(_extension(_EXT_KEY_SHARE, _vector(entries, 2)))
+    return b"".join(built)
 
 
 def _sni_bytes(sni: str | None) -> bytes | None:
@@ -291,41 +303,77 @@ class FlightReader:
         return self._hello  # ServerHelloDone or anything else ends what we need
 
     def _server_hello(self, body: bytes) -> ServerReply | None:
-        from tlslite.constants import ExtensionType
-        from tlslite.messages import ServerHello
-        from tlslite.utils.codec import DecodeError, Parser
-
         try:
-            hello = ServerHello().parse(Parser(bytearray(len(body).to_bytes(3, "big") + body)))
-        except (DecodeError, SyntaxError, ValueError, IndexError, TypeError) as exc:
-            return self._garbage(f"malformed ServerHello: {type(exc).__name__}")
-        retry = _is_retry(hello.random)
-        versions = hello.getExtension(ExtensionType.supported_versions)
-        wire = tuple(versions.version) if versions is not None and versions.version else tuple(hello.server_version)
-        version = Protocol.from_wire((int(wire[0]), int(wire[1])))
+            hello = read_server_hello(body)
+        except ValueError as exc:
+            return self._garbage(f"malformed ServerHello: {exc}")
+        versions = hello.extensions.get(_EXT_SUPPORTED_VERSIONS)
+        if versions is not None and len(versions) != 2:
+            return self._garbage("malformed ServerHello: supported_versions is not one version")
+        wire = (versions[0], versions[1]) if versions else hello.version
+        version = Protocol.from_wire(wire)
         if version is None:
             return self._garbage(f"ServerHello with unknown version {wire}")
-        share = hello.getExtension(ExtensionType.key_share)
-        group: str | None = None
-        if share is not None:
-            selected = getattr(share, "selected_group", None)
-            entry = getattr(share, "server_share", None)
-            group_id = selected if selected is not None else getattr(entry, "group", None)
-            group = group_name(group_id) if group_id is not None else None
+        share = hello.extensions.get(_EXT_KEY_SHARE)
+        if share is not None and len(share) < 2:
+            return self._garbage("malformed ServerHello: key_share without a group")
+        # A HelloRetryRequest's key_share is the selected group; a ServerHello's starts with its group.
+        group = group_name(int.from_bytes(share[:2], "big")) if share is not None else None
         reneg = None
         if version is not Protocol.TLS13:
-            reneg = hello.getExtension(ExtensionType.renegotiation_info) is not None
+            reneg = _EXT_RENEGOTIATION_INFO in hello.extensions
         reply = ServerReply(
-            Outcome.RETRY if retry else Outcome.HELLO,
+            Outcome.RETRY if hello.retry else Outcome.HELLO,
             version=version,
-            suite=int(hello.cipher_suite),
+            suite=hello.suite,
             group=group,
             secure_renegotiation=reneg,
         )
-        if retry or version is Protocol.TLS13 or (reply.suite not in self._kex and not self._want_chain):
+        if hello.retry or version is Protocol.TLS13 or (reply.suite not in self._kex and not self._want_chain):
             return reply
         self._hello = reply
         return None
+
+
+@dataclass(frozen=True)
+class ServerHelloFields:
+    """What posture reads of a ServerHello (or HelloRetryRequest) body."""
+
+    version: tuple[int, int]  # legacy_version; supported_versions, when sent, wins
+    retry: bool  # a HelloRetryRequest (RFC 8446 4.1.3)
+    suite: int
+    extensions: dict[int, bytes]  # type -> extension_data, the first of each type
+
+
+def read_server_hello(body: bytes) -> ServerHelloFields:
+    """Parse a ServerHello body (after the 4-byte handshake header); ValueError when malformed.
+
+    RFC 5246 7.4.1.3 / RFC 8446 4.1.3: version, random, session id, suite,
+    compression, then optional extensions that must fill the message exactly.
+    """
+    if len(body) < 2 + 32 + 1:
+        raise ValueError("truncated")
+    at = 34
+    at += 1 + body[at]  # legacy_session_id_echo
+    if at + 3 > len(body):
+        raise ValueError("truncated")
+    suite = int.from_bytes(body[at:at + 2], "big")
+    at += 3  # cipher_suite, legacy_compression_method
+    extensions: dict[int, bytes] = {}
+    if at < len(body):
+        if at + 2 > len(body) or int.from_bytes(body[at:at + 2], "big") != len(body) - at - 2:
+            raise ValueError("extensions do not fill the message")
+        at += 2
+        while at < len(body):
+            if at + 4 > len(body):
+                raise ValueError("truncated extension")
+            kind, size = int.from_bytes(body[at:at + 2], "big"), int.from_bytes(body[at + 2:at + 4], "big")
+            at += 4
+            if at + size > len(body):
+                raise ValueError("truncated extension")
+            extensions.setdefault(kind, body[at:at + size])
+            at += size
+    return ServerHelloFields((body[0], body[1]), body[2:34] == HRR_RANDOM, suite, extensions)
 
 
 def certificate_list(body: bytes) -> tuple[bytes, ...] | None:
@@ -348,17 +396,6 @@ def certificate_list(body: bytes) -> tuple[bytes, ...] | None:
         chain.append(body[at:at + size])
         at += size
     return tuple(chain)
-
-
-@cache
-def _hrr_random() -> bytes:
-    from tlslite.constants import TLS_1_3_HRR
-
-    return bytes(TLS_1_3_HRR)
-
-
-def _is_retry(random: bytes | bytearray) -> bool:
-    return bytes(random) == _hrr_random()
 
 
 def _kex_group(family: KexFamily, body: bytes) -> str | None:

@@ -15,14 +15,19 @@ from tlslite.constants import ExtensionType
 from tlslite.messages import ClientHello, ServerHello
 from tlslite.utils.codec import Parser
 
+import probes.tls.hello as hello_module
 from probes.tls.hello import (
+    _SIGNATURE_SCHEMES,
     EMPTY_RENEGOTIATION_INFO_SCSV,
     FALLBACK_SCSV,
+    GROUPS_MODERN,
+    HRR_RANDOM,
     FlightReader,
     Outcome,
     ServerReply,
     client_hello,
     dh_group_label,
+    read_server_hello,
 )
 from probes.tls.suite_data import KexFamily, Protocol
 
@@ -262,3 +267,103 @@ def test_sni_encoding(sni: str | None, sent: bytes | None) -> None:
     _, hello = parse_hello(client_hello(Protocol.TLS12, [0xC02F], sni=sni))
     ext_sni = hello.getExtension(ExtensionType.server_name)
     assert (ext_sni.hostNames[0] if ext_sni else None) == sent
+
+
+# -------------------------------------------- held against tlslite-ng's encoder and parser
+
+
+def tlslite_client_hello(protocol: Protocol, suites: list[int], random: bytes, session_id: bytes, *,
+                         sni: bytes | None, groups: tuple[int, ...], shares: dict[int, bytes],
+                         key_share_groups: tuple[int, ...], fallback: bool) -> bytes:
+    """The hello posture sends, built with tlslite-ng's message classes (the reference)."""
+    cipher_suites = list(suites) + ([EMPTY_RENEGOTIATION_INFO_SCSV] if protocol is Protocol.SSL3 else []) \
+        + ([FALLBACK_SCSV] if fallback else [])
+    extensions = None
+    if protocol is not Protocol.SSL3:
+        extensions = []
+        if sni:
+            extensions.append(ext.SNIExtension().create(bytearray(sni)))
+        extensions.append(ext.SupportedGroupsExtension().create(list(groups)))
+        extensions.append(ext.ECPointFormatsExtension().create([0]))
+        extensions.append(ext.RenegotiationInfoExtension().create(bytearray()))
+        if protocol.rank >= Protocol.TLS12.rank:
+            extensions.append(ext.SignatureAlgorithmsExtension().create(list(_SIGNATURE_SCHEMES)))
+        if protocol is Protocol.TLS13:
+            extensions.append(ext.SupportedVersionsExtension().create([(3, 4)]))
+            extensions.append(ext.ClientKeyShareExtension().create(
+                [ext.KeyShareEntry().create(g, bytearray(shares[g])) for g in key_share_groups]))
+        size = 5 + 4 + 2 + 32 + 1 + len(session_id) + 2 + 2 * len(cipher_suites) + 2 + 2 \
+            + sum(len(e.write()) for e in extensions)
+        if 0xFF <= size < 0x200:
+            extensions.append(ext.PaddingExtension().create(max(1, 0x200 - size - 4)))
+    version = (3, 3) if protocol is Protocol.TLS13 else protocol.wire
+    body = bytes(ClientHello().create(version, bytearray(random), bytearray(session_id), cipher_suites,
+                                      extensions=extensions).write())
+    return bytes([22, *((3, 0) if protocol is Protocol.SSL3 else (3, 1))]) + len(body).to_bytes(2, "big") + body
+
+
+@pytest.mark.parametrize("protocol", list(Protocol))
+@pytest.mark.parametrize("count", [1, 3, 40, 90, 128])
+@pytest.mark.parametrize(("sni", "groups", "key_share_groups", "fallback"), [
+    ("www.example.test", GROUPS_MODERN, (29, 23), False),
+    (None, (256, 23), (), True),
+    ("x" * 200 + ".example", (29,), (29,), False),
+])
+def test_client_hello_is_byte_for_byte_what_tlslite_builds(
+    monkeypatch: pytest.MonkeyPatch, protocol: Protocol, count: int, sni: str | None,
+    groups: tuple[int, ...], key_share_groups: tuple[int, ...], fallback: bool,
+) -> None:
+    draws = iter([bytes(range(32)), bytes(range(32, 64))])
+    monkeypatch.setattr(hello_module.os, "urandom", lambda n: next(draws)[:n])
+    suites = list(range(0xC000, 0xC000 + count))
+    ours = client_hello(protocol, suites, sni=sni, groups=groups, key_share_groups=key_share_groups,
+                        fallback_scsv=fallback)
+    tls13 = protocol is Protocol.TLS13
+    reference = tlslite_client_hello(
+        protocol, suites, bytes(range(32, 64)) if tls13 else bytes(range(32)),
+        bytes(range(32)) if tls13 else b"", sni=sni.encode() if sni else None, groups=groups,
+        shares=hello_module._key_shares(), key_share_groups=key_share_groups, fallback=fallback)
+    assert ours == reference
+
+
+_COMMON_SETS = [
+    [],
+    [ext.RenegotiationInfoExtension().create(bytearray())],
+    [ext.TLSExtension(extType=0x1234).create(bytearray(b"opaque")),
+     ext.RenegotiationInfoExtension().create(bytearray()), ext.ALPNExtension().create([bytearray(b"h2")])],
+]
+# (extensions, is a HelloRetryRequest): tlslite reads a key share by the kind of hello, as servers send them.
+SERVER_EXTENSION_SETS = [
+    *((e, retry) for e in _COMMON_SETS for retry in (False, True)),
+    ([ext.SrvSupportedVersionsExtension().create((3, 4)),
+      ext.ServerKeyShareExtension().create(ext.KeyShareEntry().create(29, bytearray(32)))], False),
+    ([ext.SrvSupportedVersionsExtension().create((3, 4)), ext.HRRKeyShareExtension().create(23)], True),
+]
+
+
+@pytest.mark.parametrize(("extensions", "retry"), SERVER_EXTENSION_SETS)
+@pytest.mark.parametrize("session_id", [b"", bytes(32)])
+def test_server_hello_reads_what_tlslite_writes(extensions: list[object], retry: bool, session_id: bytes) -> None:
+    random = bytearray(HRR_RANDOM) if retry else bytearray(range(32))
+    msg = ServerHello().create((3, 3), random, bytearray(session_id), 0xC02F, extensions=extensions or None)
+    body = bytes(msg.write())[4:]
+    fields = read_server_hello(body)
+    parsed = ServerHello().parse(Parser(bytearray(len(body).to_bytes(3, "big") + body)))
+    assert fields.version == tuple(parsed.server_version)
+    assert fields.suite == parsed.cipher_suite
+    assert fields.retry is retry
+    assert sorted(fields.extensions) == sorted(e.extType for e in parsed.extensions or [])
+    for e in parsed.extensions or []:
+        assert fields.extensions[e.extType] == bytes(e.extData)
+
+
+@pytest.mark.parametrize("cut", [0, 10, 34, 35, 37, 40, 42, 44])
+def test_truncated_server_hello_is_malformed(cut: int) -> None:
+    msg = ServerHello().create((3, 3), bytearray(range(32)), bytearray(), 0xC02F,
+                               extensions=[ext.RenegotiationInfoExtension().create(bytearray())])
+    body = bytes(msg.write())[4:]
+    with pytest.raises(ValueError):
+        read_server_hello(body[:cut])
+    read_server_hello(body)  # whole, it reads
+    with pytest.raises(ValueError):
+        read_server_hello(body + b"\x00")  # a stray byte after the extensions
