@@ -49,11 +49,10 @@ from probes.http.judge import (
 )
 from probes.http.model import DEFAULT_HTTP_PORT, Observations, Settings
 from probes.net.http import HttpExchange
-from probes.net.web import Hsts, hsts_min_age, http_url
+from probes.net.web import PAGE_SAMPLE, Hsts, hsts_min_age, http_url
 from vocab import DataFileError, one_line
 
 #: Judging needs to know whether a body exists, not what it says.
-BODY_SAMPLE = 16 * 1024
 
 
 def endpoint_key(host: str, port: int) -> str:
@@ -208,11 +207,10 @@ class _Run:
         remaining = self.ends_at - asyncio.get_running_loop().time()
         if remaining <= 0:
             raise DeadlineExceeded(f"http probe deadline of {self.ctx.limits.probe_deadline:g}s passed")
-        ex = await self.ctx.http.request(
-            "GET",
+        ex = await self.ctx.http.page(  # the tls probe reads the asset's page for HSTS too: one request
             url,
-            address=addr,
-            max_body=min(BODY_SAMPLE, self.ctx.limits.max_body),
+            addr,
+            max_body=min(PAGE_SAMPLE, self.ctx.limits.max_body),
             deadline=min(self.ctx.limits.request_deadline, remaining),
         )
         for banner in from_headers(ex.headers, where=url):

@@ -146,6 +146,8 @@ class HttpClient:
         #: host -> scoped clients using it now (shared by a client and its scoped children)
         self._users: Counter[str] = Counter()
         self._released = False
+        #: one asset's scan: pages several probes read, fetched once (see ``page``)
+        self._pages: dict[tuple[str, str, int], asyncio.Task[HttpExchange]] = {}
         self._timeout = httpx.Timeout(self.limits.request_deadline, connect=self.limits.connect_timeout)
         #: (scheme, host, port) a request may go to; None: any pinned host (no origin rule).
         self.origins: frozenset[Origin] | None = None
@@ -166,6 +168,9 @@ class HttpClient:
         if self.origins is None or self._released:
             return
         self._released = True
+        pages, self._pages = list(self._pages.values()), {}
+        for task in pages:
+            task.cancel()
         done = set()
         for host in {h for _, h, _ in self.origins}:
             self._users[host] -= 1
@@ -245,6 +250,30 @@ class HttpClient:
         except TimeoutError:
             raise DeadlineExceeded(f"{method} {url} took longer than {limit:g}s") from None
 
+    async def page(self, url: str, address: str, *, max_body: int, deadline: float) -> HttpExchange:
+        """``GET url`` from ``address`` with the default headers, sent once per scoped client.
+
+        For probes that each read the same page as served (its status and headers): the
+        first call sends the request, later and concurrent ones share its exchange (or its
+        failure). One request instead of one per probe: less load on the target, and the
+        same answer in every probe's evidence. Each caller waits at most its own
+        ``deadline``; the request itself is bounded by the first caller's. Only on a
+        scoped client (one asset's scan), so an answer is never shared across scans.
+        """
+        if self.origins is None:
+            return await self.request("GET", url, address=address, max_body=max_body, deadline=deadline)
+        key = (url, address, max_body)
+        task = self._pages.get(key)
+        if task is None:
+            task = self._pages[key] = asyncio.ensure_future(
+                self.request("GET", url, address=address, max_body=max_body, deadline=deadline))
+            task.add_done_callback(_retrieve)
+        try:
+            async with asyncio.timeout(deadline):
+                return await asyncio.shield(task)
+        except TimeoutError:
+            raise DeadlineExceeded(f"GET {url} took longer than {deadline:g}s") from None
+
     async def _once(
         self,
         method: str,
@@ -311,6 +340,12 @@ class HttpClient:
             truncated=truncated,
             elapsed=time.monotonic() - started,
         )
+
+
+def _retrieve(task: asyncio.Task[HttpExchange]) -> None:
+    """A shared page's failure is each caller's to handle; none is left unretrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _scheme(url: str) -> str:

@@ -33,6 +33,9 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.
 # The one HSTS threshold, for the http finding and the TLS grade's A+ alike: SSL Labs
 # gives A+ from 180 days (testssl.sh accepts 179). ``[http] hsts_min_age`` overrides it.
 DEFAULT_HSTS_MIN_AGE = 15_552_000  # 180 days
+#: Bytes of a page's body kept when probes read it for its status and headers
+#: (:meth:`probes.net.http.HttpClient.page`: one request however many probes read it).
+PAGE_SAMPLE = 16 * 1024
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

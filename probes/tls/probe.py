@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import ipaddress
 import ssl
 from collections.abc import Callable, Mapping, Sequence
@@ -36,7 +37,7 @@ from probes.base import (
 from probes.net.connector import Connector
 from probes.net.scope import normalise_host, unicode_host
 from probes.net.tlsctx import allow_large_certificates
-from probes.net.web import SHARED_SECTION, hsts_min_age, parse_hsts
+from probes.net.web import PAGE_SAMPLE, SHARED_SECTION, hsts_min_age, http_url, parse_hsts
 from probes.tls.cert import WEAK_HASHES, CertCheck, CertReport, cert_findings, judge_chain
 from probes.tls.grade import CertVerdict
 from probes.tls.model import Address, Certificate, Observations, Settings
@@ -62,12 +63,14 @@ class Capture:
     cipher_bits: int | None
 
 
+@functools.cache
 def permissive_context() -> ssl.SSLContext:
     """A client context that completes a handshake with almost anything, so the chain is captured.
 
     No verification (the judge verifies), every protocol and suite OpenSSL still
     has at security level 0, except anonymous suites: a server that accepted one
-    would send no certificate at all.
+    would send no certificate at all. One per process: it holds no session cache
+    a capture would resume from (client contexts cache nothing by themselves).
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -362,10 +365,12 @@ class TlsProbe:
 
     @staticmethod
     async def _hsts(target: Target, ctx: ProbeContext, remaining: float) -> int | None:
-        """max-age from one GET of the asset's page; any failure only means "unknown"."""
+        """max-age from the asset's page (the request the http probe makes, sent once); any
+        failure only means "unknown"."""
         try:
-            exchange = await ctx.http.request(
-                "GET", target.origin + target.path, deadline=min(ctx.limits.request_deadline, remaining)
+            exchange = await ctx.http.page(
+                http_url(target), target.addresses[0], max_body=min(PAGE_SAMPLE, ctx.limits.max_body),
+                deadline=min(ctx.limits.request_deadline, remaining),
             )
         except ProbeFailure:
             return None

@@ -144,6 +144,7 @@ class SuiteTable:
         self.suites = tuple(suites)
         self._by_id = {s.id: s for s in self.suites}
         self._by_name = {s.name: s for s in self.suites}
+        self._candidates: dict[Protocol, tuple[Suite, ...]] = {}
 
     def by_id(self, suite_id: int) -> Suite | None:
         return self._by_id.get(suite_id)
@@ -156,9 +157,12 @@ class SuiteTable:
         return suite.name if suite else f"UNKNOWN_0x{suite_id:04X}"
 
     def candidates(self, protocol: Protocol) -> tuple[Suite, ...]:
-        """Every suite worth offering in ``protocol``, in offer order (stable)."""
-        offered = [s for s in self.suites if s.offered_in(protocol)]
-        return tuple(sorted(offered, key=lambda s: s.offer_rank))
+        """Every suite worth offering in ``protocol``, in offer order (stable); sorted once."""
+        found = self._candidates.get(protocol)
+        if found is None:
+            offered = [s for s in self.suites if s.offered_in(protocol)]
+            found = self._candidates[protocol] = tuple(sorted(offered, key=lambda s: s.offer_rank))
+        return found
 
     def lookup(self, names: Iterable[str]) -> list[Suite]:
         return [s for s in (self.by_name(n) for n in names) if s is not None]

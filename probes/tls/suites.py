@@ -55,7 +55,6 @@ INSUFFICIENT_SECURITY = 71
 GROUPS_NO_FFDHE = tuple(g for g in GROUPS_MODERN if not 256 <= g < 512)
 MAX_OFFER = 128  # suites per hello: more trips up some old stacks (testssl.sh uses the same bound)
 ATTEMPT_TIMEOUT = 5.0  # seconds to wait for one server's answer to one hello
-_READ_SIZE = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -127,26 +126,17 @@ class _Scanner:
                 kex[suite_id] = suite.kex_family
         reader = FlightReader(kex, certificates=certificates)
         self.connections += 1
-        async with self.connector.open(self.host, self.address, self.port) as conn:
-            try:
-                conn.writer.write(data)
-                await conn.writer.drain()
-                async with asyncio.timeout(ATTEMPT_TIMEOUT):
-                    while True:
-                        chunk = await conn.reader.read(_READ_SIZE)
-                        if not chunk:
-                            reply = reader.eof()
-                            break
-                        decided = reader.feed(chunk)
-                        if decided is not None:
-                            reply = decided
-                            break
-            except TimeoutError:
-                reply = reader.eof("no answer")
-                if reply.outcome is Outcome.CLOSED:
-                    reply = ServerReply(Outcome.TIMEOUT, detail=f"no answer in {ATTEMPT_TIMEOUT:g}s")
-            except OSError as exc:  # reset or broken pipe: the server hung up on the hello
-                reply = reader.eof(f"connection {type(exc).__name__}")
+        try:
+            reply = await self.connector.exchange(self.host, self.address, self.port, data, reader.feed,
+                                                  answer_timeout=ATTEMPT_TIMEOUT)
+            if reply is None:
+                reply = reader.eof()
+        except TimeoutError:
+            reply = reader.eof("no answer")
+            if reply.outcome is Outcome.CLOSED:
+                reply = ServerReply(Outcome.TIMEOUT, detail=f"no answer in {ATTEMPT_TIMEOUT:g}s")
+        except OSError as exc:  # reset or broken pipe: the server hung up on the hello
+            reply = reader.eof(f"connection {type(exc).__name__}")
         return reply
 
     def keep(self, reply: ServerReply) -> None:
@@ -159,7 +149,7 @@ class _Scanner:
     async def enumerate(self, protocol: Protocol) -> _ProtocolResult:
         result = _ProtocolResult(protocol)
         remaining = [s.id for s in self.table.candidates(protocol)]
-        chunked = len(remaining) > MAX_OFFER
+        first_offer = set(remaining[:MAX_OFFER])
         while remaining:
             offer = remaining[:MAX_OFFER]
             reply = await self.hello(protocol, offer)
@@ -183,7 +173,8 @@ class _Scanner:
             remaining = remaining[MAX_OFFER:]  # nothing more in this slice: try the next
         if result.accepted:
             result.preferred = result.accepted[0]
-            await self._order(protocol, result, chunked)
+            # The first pick came from a partial offer unless every accepted suite was in it.
+            await self._order(protocol, result, chunked=not first_offer.issuperset(result.accepted))
         return result
 
     def _ffdhe_refusal(self, protocol: Protocol, offer: Sequence[int], reply: ServerReply) -> bool:

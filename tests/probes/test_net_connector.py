@@ -165,3 +165,85 @@ async def test_refused_connection_is_quick_and_named() -> None:
         async with c.open(HOST, "127.0.0.1", port):
             pass
     assert time.monotonic() - started < 5.0
+
+
+# ------------------------------------------------------------------ exchange (raw request, raw answer)
+
+
+def _echo_then(close: bool) -> Callable[[object], None]:
+    """A peer that reads one request, answers b"ANSWER:" + it, then closes or waits for our FIN."""
+    def behaviour(sock: object) -> None:
+        import socket as socketlib
+
+        assert isinstance(sock, socketlib.socket)
+        data = sock.recv(1024)
+        sock.sendall(b"ANSWER:" + data)
+        if close:
+            sock.shutdown(socketlib.SHUT_WR)
+        sock.settimeout(5)
+        while sock.recv(1024):  # to our FIN
+            pass
+    return behaviour
+
+
+def _until(marker: bytes) -> Callable[[bytes], bytes | None]:
+    got = bytearray()
+
+    def feed(data: bytes) -> bytes | None:
+        got.extend(data)
+        return bytes(got) if marker in got else None
+    return feed
+
+
+async def test_exchange_returns_the_decided_answer_and_frees_the_slot_at_once() -> None:
+    c = connector(concurrency=1)
+    with raw_server(_echo_then(close=False)) as srv:
+        answer = await c.exchange(HOST, "127.0.0.1", srv.port, b"hello", _until(b"hello"), answer_timeout=TIMEOUT)
+        assert answer == b"ANSWER:hello"
+        # The peer closed after our FIN: the slot is free now, not after the linger.
+        assert c.pins.shared.open_now("127.0.0.1") == 0
+        assert c.pins.connections[HOST] == 1
+
+
+async def test_exchange_without_a_decision_is_none_when_the_peer_closes() -> None:
+    c = connector()
+    with raw_server(_echo_then(close=True)) as srv:
+        assert await c.exchange(HOST, "127.0.0.1", srv.port, b"x", _until(b"never"), answer_timeout=TIMEOUT) is None
+
+
+async def test_exchange_times_out_on_a_silent_peer_and_is_refused_quickly() -> None:
+    c = connector()
+    with raw_server(hostile.silent) as srv:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await c.exchange(HOST, "127.0.0.1", srv.port, b"x", _until(b"y"), answer_timeout=0.3)
+        assert time.monotonic() - started < 5.0  # the answer wait (0.3 s), then the FIN wait (0.25 s)
+    with pytest.raises(ConnectFailure, match="refused"):
+        await c.exchange(HOST, "127.0.0.1", closed_port(), b"x", _until(b"y"), answer_timeout=TIMEOUT)
+    await asyncio.sleep(0.2)  # a refused connect gives its slot back after the linger
+    assert c.pins.shared.open_now("127.0.0.1") == 0
+
+
+async def test_exchange_reports_a_reset_and_stays_in_scope() -> None:
+    c = connector()
+    with raw_server(hostile.hang_up) as srv:
+        try:
+            answer = await c.exchange(HOST, "127.0.0.1", srv.port, b"x", _until(b"y"), answer_timeout=TIMEOUT)
+        except OSError:
+            pass  # a reset
+        else:
+            assert answer is None  # or a plain close, as the kernel saw it
+    with pytest.raises(OutOfScope):
+        await c.exchange(HOST, "127.0.0.9", 443, b"x", _until(b"y"), answer_timeout=TIMEOUT)
+
+
+async def test_exchange_cancelled_by_its_caller_closes_and_frees_the_slot() -> None:
+    c = connector(concurrency=1)
+    with raw_server(hostile.silent) as srv:
+        task = asyncio.ensure_future(c.exchange(HOST, "127.0.0.1", srv.port, b"x", _until(b"y"), answer_timeout=30))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.2)  # the slot's linger
+        assert c.pins.shared.open_now("127.0.0.1") == 0

@@ -264,3 +264,58 @@ async def test_connect_failure_names_host_and_address(client: HttpClient) -> Non
     port = closed_port()
     with pytest.raises(ConnectFailure, match=r"site\.test \(127\.0\.0\.1\)"):
         await client.request("GET", f"http://{HOST}:{port}/")
+
+
+async def test_a_page_read_by_several_probes_is_requested_once_per_scan() -> None:
+    """``page``: concurrent and later readers of one page in one asset's scan share one request;
+    another scan (another scoped client) asks again; a different address or sample size is its own."""
+    import asyncio
+
+    root = HttpClient(Pins.of({HOST: ["127.0.0.1"]}), LIMITS)
+    try:
+        with http_server({"/": Reply(200, "home", headers={"strict-transport-security": "max-age=9"})}) as srv:
+            url = f"http://{HOST}:{srv.port}/"
+            scan = root.scoped([("http", HOST, srv.port)])
+            got = await asyncio.gather(*(scan.page(url, "127.0.0.1", max_body=64, deadline=1.5) for _ in range(3)))
+            again = await scan.page(url, "127.0.0.1", max_body=64, deadline=1.5)
+            assert len(srv.seen) == 1
+            assert {g.header("strict-transport-security") for g in (*got, again)} == {"max-age=9"}
+            await scan.page(url, "127.0.0.1", max_body=128, deadline=1.5)  # another sample: its own request
+            assert len(srv.seen) == 2
+            await scan.release()
+            later = root.scoped([("http", HOST, srv.port)])
+            await later.page(url, "127.0.0.1", max_body=64, deadline=1.5)
+            assert len(srv.seen) == 3  # a new scan never sees the last scan's answer
+            await later.release()
+    finally:
+        await root.aclose()
+
+
+async def test_a_shared_page_failure_reaches_every_reader_and_a_short_wait_cancels_no_one() -> None:
+    import asyncio
+
+    root = HttpClient(Pins.of({HOST: ["127.0.0.1"]}), LIMITS)
+    try:
+        with no_server() as srv:
+            scan = root.scoped([("http", HOST, srv.port)])
+            url = f"http://{HOST}:{srv.port}/"
+            results = await asyncio.gather(*(scan.page(url, "127.0.0.1", max_body=64, deadline=1.5)
+                                             for _ in range(2)), return_exceptions=True)
+            assert all(isinstance(r, ConnectFailure) for r in results), results
+            await scan.release()
+        def slowly(seen: Seen) -> Reply:
+            time.sleep(1.0)  # answers after a second
+            return Reply(200, "late")
+
+        with http_server({"/": slowly}) as slow:
+            scan = root.scoped([("http", HOST, slow.port)])
+            url = f"http://{HOST}:{slow.port}/"
+            patient = asyncio.ensure_future(scan.page(url, "127.0.0.1", max_body=64, deadline=5.0))
+            await asyncio.sleep(0)
+            with pytest.raises(DeadlineExceeded):
+                await scan.page(url, "127.0.0.1", max_body=64, deadline=0.2)
+            assert (await patient).status == 200  # the impatient reader did not cancel the request
+            assert len(slow.seen) == 1
+            await scan.release()
+    finally:
+        await root.aclose()

@@ -214,6 +214,14 @@ async def test_huge_certificate_through_the_raw_handshake_alone(
     import probes.tls.probe as tls
 
     monkeypatch.setattr(tls, "allow_large_certificates", lambda ctx: False)
+    permissive_context.cache_clear()  # one context per process: make it again, without the lift
+    try:
+        await _huge_through_raw_handshake(authority, ca_bundle, tmp_path, huge)
+    finally:
+        permissive_context.cache_clear()
+
+
+async def _huge_through_raw_handshake(authority: Authority, ca_bundle: Path, tmp_path: Path, huge: Issued) -> None:
     assert permissive_context() is not None
     cert, key = pem_pair(tmp_path, authority, huge, "huge-raw")
     with http_server({}, host="127.0.5.14", tls=server_context(cert, key)) as srv:
