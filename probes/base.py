@@ -39,6 +39,7 @@ from vocab import Severity as Severity
 
 if TYPE_CHECKING:
     from probes.net.connector import Connector
+    from probes.net.handshake import Capture
     from probes.net.http import HttpClient
 
 JSON = Any  # a value json.dumps accepts: dict/list/str/int/float/bool/None
@@ -231,6 +232,9 @@ class ProbeContext:
     limits: Limits = Limits()
     ca_bundle: str | None = None  # extra trust anchors (PEM) on top of the system store
     resolver: str | None = None  # "ip[:port]" the scan resolves through, for the record
+    #: TLS handshakes the agent already made in this asset's scan (its reach step), by
+    #: :func:`probes.net.handshake.capture_key`: a probe reads these before making its own.
+    captured: Mapping[tuple[str, int, str], Capture] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -2,7 +2,10 @@
 
 Collect: one TCP connection (and, for TLS schemes, one handshake) per pinned
 address of the asset's own port, through the scan's connector, so the host's
-concurrency gate and budget hold. Judge: the service was reached when any
+concurrency gate and budget hold, until one address completes it. The handshake
+is the ``tls`` probe's certificate capture (:func:`probes.net.handshake.capture_chain`:
+permissive, with the asset's SNI), kept in ``Reach.captured`` and handed to the
+probes, so the server signs once for both. Judge: the service was reached when any
 address completed it. A server that answers the handshake with a TLS alert
 speaks TLS (it may want a client certificate) and counts as reached; one that
 resets, closes, times out or answers in another protocol does not.
@@ -14,15 +17,14 @@ scan that reaches the service proves that finding fixed.
 
 from __future__ import annotations
 
-import ssl
-import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.checks import AgentCheck
 from probes.base import ErrorKind, Finding, ProbeFailure, ProbeResult, RunStatus, Target, error_result
 from probes.base import ProtocolFailure as _Protocol
 from probes.net.connector import Connector
+from probes.net.handshake import Capture, capture_chain, capture_key, sni_for
 from state.records import REACH_STEP
 from vocab import one_line
 
@@ -33,9 +35,10 @@ OK = "ok"
 
 @dataclass(frozen=True)
 class Reach:
-    """Per address: ``"ok"`` or why it was not reached."""
+    """Per address: ``"ok"`` or why it was not reached; and the handshake that reached it."""
 
     addresses: Mapping[str, str]
+    captured: Mapping[tuple[str, int, str], Capture] = field(default_factory=dict)
 
     @property
     def reached(self) -> bool:
@@ -46,21 +49,6 @@ class Reach:
         return "; ".join(f"{a}: {why}" for a, why in self.addresses.items())
 
 
-def _context() -> ssl.SSLContext:
-    """Anything that speaks TLS at all: no verification, old protocols and weak suites allowed."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with warnings.catch_warnings():  # old protocols on purpose: reaching is not judging
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            ctx.minimum_version = ssl.TLSVersion.TLSv1
-            ctx.set_ciphers("ALL:@SECLEVEL=0")
-        except (ValueError, ssl.SSLError):
-            pass
-    return ctx
-
-
 def _speaks_tls(exc: ProbeFailure) -> bool:
     """A handshake that ended in an alert from the server: the server speaks TLS."""
     text = str(exc).upper()
@@ -68,20 +56,25 @@ def _speaks_tls(exc: ProbeFailure) -> bool:
 
 
 async def collect(target: Target, connector: Connector, timeout: float) -> Reach:
-    ctx = _context() if target.uses_tls else None
+    sni = sni_for(target.host) if target.uses_tls else None
     out: dict[str, str] = {}
+    captured: dict[tuple[str, int, str], Capture] = {}
     for address in target.addresses:
         try:
-            async with connector.open(target.host, address, target.port, ssl_context=ctx,
-                                      server_hostname=target.host if ctx else None, timeout=timeout):
-                out[address] = OK
+            if target.uses_tls:
+                captured[capture_key(address, target.port, sni)] = await capture_chain(
+                    connector, target.host, address, target.port, sni=sni, timeout=timeout)
+            else:
+                async with connector.open(target.host, address, target.port, timeout=timeout):
+                    pass
+            out[address] = OK
         except ProbeFailure as exc:
             out[address] = OK if _speaks_tls(exc) else one_line(exc)
         except OSError as exc:  # closing a half-dead connection
             out[address] = one_line(exc)
         if out[address] == OK:
             break  # one address answering is enough: the service is reachable
-    return Reach(out)
+    return Reach(out, captured)
 
 
 def judged(target: Target, reach: Reach, configured: bool) -> ProbeResult:

@@ -306,6 +306,9 @@ class Scanner:
         from agent.scanning import reach
 
         clock, opts = self.opts.clock, self.opts
+        t0 = clock()
+        reached = await reach.collect(target, self.connector, opts.limits.connect_timeout)
+        step = reach.judged(target, reached, spec.configured)
         ctx = ProbeContext(
             http=http,
             connector=self.connector,
@@ -313,10 +316,8 @@ class Scanner:
             limits=opts.limits,
             ca_bundle=opts.ca_bundle,
             resolver=opts.resolver,
+            captured=reached.captured,  # the reach's handshake is the tls probe's capture
         )
-        t0 = clock()
-        step = reach.judged(target, await reach.collect(target, self.connector, opts.limits.connect_timeout),
-                            spec.configured)
         runs: dict[str, tuple[ProbeResult, datetime, datetime]] = {reach.STEP: (step, t0, clock())}
         probes: list[Probe] = []
         # Whether a probe applies is judged as if active probes were allowed: one that applies

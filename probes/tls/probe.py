@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
-import ipaddress
-import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -34,9 +31,8 @@ from probes.base import (
     Target,
     error_result,
 )
-from probes.net.connector import Connector
-from probes.net.scope import normalise_host, unicode_host
-from probes.net.tlsctx import allow_large_certificates
+from probes.net.handshake import capture_chain, capture_key, sni_for
+from probes.net.scope import unicode_host
 from probes.net.web import PAGE_SAMPLE, SHARED_SECTION, hsts_min_age, http_url, parse_hsts
 from probes.tls.cert import WEAK_HASHES, CertCheck, CertReport, cert_findings, judge_chain
 from probes.tls.grade import CertVerdict
@@ -44,84 +40,10 @@ from probes.tls.model import Address, Certificate, Observations, Settings
 from probes.tls.suites import SuiteCheck, SuiteScan
 from probes.tls.trust import load_trust_store
 
-_DER_ENCODING = 2  # _ssl.ENCODING_DER; the module constant is private
-
 
 class AddressStatus(enum.StrEnum):
     OK = "ok"
     ERROR = "error"
-
-
-@dataclass(frozen=True)
-class Capture:
-    """What one handshake yielded: the chain as sent (DER, leaf first) and what was negotiated."""
-
-    address: str
-    chain: tuple[bytes, ...]
-    protocol: str | None
-    cipher: str | None
-    cipher_bits: int | None
-
-
-@functools.cache
-def permissive_context() -> ssl.SSLContext:
-    """A client context that completes a handshake with almost anything, so the chain is captured.
-
-    No verification (the judge verifies), every protocol and suite OpenSSL still
-    has at security level 0, except anonymous suites: a server that accepted one
-    would send no certificate at all. One per process: it holds no session cache
-    a capture would resume from (client contexts cache nothing by themselves).
-    """
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_ciphers("ALL:!aNULL:@SECLEVEL=0")
-    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    allow_large_certificates(ctx)  # else the raw handshake reads such a chain (TlsProbe._raw_chains)
-    return ctx
-
-
-def peer_chain(obj: ssl.SSLObject) -> tuple[bytes, ...]:
-    """The certificates the server sent, leaf first, whether or not they verify."""
-    # Python 3.13 has a public SSLObject.get_unverified_chain(); 3.10-3.12 have it on the _ssl object.
-    getter = getattr(obj, "get_unverified_chain", None) or getattr(
-        getattr(obj, "_sslobj", None), "get_unverified_chain", None
-    )
-    if getter is not None:
-        chain = getter() or []
-        der = tuple(c if isinstance(c, bytes) else c.public_bytes(_DER_ENCODING) for c in chain)
-        if der:
-            return der
-    leaf = obj.getpeercert(binary_form=True)
-    return (leaf,) if leaf else ()
-
-
-async def capture_chain(
-    connector: Connector, host: str, address: str, port: int, *, sni: str | None, timeout: float | None = None
-) -> Capture:
-    async with connector.open(
-        host, address, port, ssl_context=permissive_context(), server_hostname=sni, timeout=timeout
-    ) as conn:
-        obj = conn.ssl_object
-        if obj is None:
-            raise ProtocolFailure(f"no TLS session with {address}:{port}")
-        cipher = obj.cipher()
-        return Capture(
-            address=address,
-            chain=peer_chain(obj),
-            protocol=obj.version(),
-            cipher=cipher[0] if cipher else None,
-            cipher_bits=cipher[2] if cipher else None,
-        )
-
-
-def sni_for(host: str) -> str | None:
-    """SNI carries names only (RFC 6066 §3): none for an IP literal."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return normalise_host(host)  # A-labels: an IDN is sent as xn--...
-    return None
 
 
 @dataclass
@@ -237,7 +159,9 @@ class TlsProbe:
 
         async def one(address: str) -> None:
             try:
-                cap = await capture_chain(ctx.connector, target.host, address, target.port, sni=sni)
+                # The reach step's handshake with this address, when it made one: the same capture.
+                cap = ctx.captured.get(capture_key(address, target.port, sni)) or await capture_chain(
+                    ctx.connector, target.host, address, target.port, sni=sni)
                 try:
                     report = judge_chain(cap.chain, target.host, now, store, warn_days)
                 except (ValueError, UnsupportedAlgorithm) as exc:

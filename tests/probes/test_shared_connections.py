@@ -212,3 +212,22 @@ async def test_a_slow_first_answer_does_not_hold_the_other_requests(
             gate.set()
             await client.aclose()
     assert [o.status for o in others] == [200] * 3 and first.status == 200
+
+
+def test_the_reach_steps_handshake_is_the_tls_probes_capture(
+        site_tls: Any, ca_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A tls:// asset: the scan's reach step completes one handshake, and the tls probe judges the
+    chain of that same handshake: one completed handshake at the server for both, not two (the
+    suite scan's raw hellos never complete one)."""
+    with counting_server(tls=site_tls) as site, dns_server({"site.test": "127.0.0.1"}) as dns:
+        cfg = (f'[agent]\nresolver = "{dns.address}"\nca_bundle = "{ca_bundle}"\n\n'
+               f'[[assets]]\nname = "gw"\nurl = "tls://site.test:{site.port}"\n')
+        doc = _scan(tmp_path, cfg, "tls", capsys=capsys)
+        site.settled()
+    scan = doc["scans"][0]
+    steps = {s["probe"]: s["outcome"] for s in scan["probes"]}
+    assert steps["reach"] == "ran" and steps["tls"] == "ran", scan["probes"]
+    tls_obs = scan["observations"]["tls"]["addresses"]["127.0.0.1"]
+    assert tls_obs["trust"]["trusted"] is True and tls_obs["protocol"] == "TLSv1.3"
+    assert site.accepted > 10  # the suite scan's hellos came
+    assert site.handshakes == 1, site.handshakes

@@ -19,9 +19,10 @@ from cryptography.hazmat.primitives import hashes
 
 from probes.base import ErrorKind, Limits, ProbeResult, RunStatus, Target
 from probes.net.dns import resolve
+from probes.net.handshake import permissive_context, sni_for
 from probes.net.web import parse_hsts
 from probes.registry import load_probe
-from probes.tls.probe import TlsProbe, permissive_context, sni_for
+from probes.tls.probe import TlsProbe
 from probes.tls.trust import system_anchors
 from tests.support.certs import Authority, Issued, PrivateKey, make_key, write_pair
 from tests.support.context import make_target, probe_context

@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives import hashes
 
 from probes.base import Limits, ProbeResult, RunStatus, Target
 from probes.http.probe import HttpProbe
+from probes.net.handshake import permissive_context
 from probes.tls.hello import FlightReader, Outcome, certificate_list
-from probes.tls.probe import TlsProbe, permissive_context
+from probes.tls.probe import TlsProbe
 from tests.support.certs import Authority, Issued, make_key, write_pair
 from tests.support.context import make_target, probe_context
 from tests.support.servers import Reply, http_server, server_context
@@ -211,9 +212,9 @@ async def test_huge_certificate_through_the_raw_handshake_alone(
     authority: Authority, ca_bundle: Path, tmp_path: Path, huge: Issued, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where OpenSSL's bound cannot be lifted, the raw handshake's chain is judged instead."""
-    import probes.tls.probe as tls
+    import probes.net.handshake as handshake
 
-    monkeypatch.setattr(tls, "allow_large_certificates", lambda ctx: False)
+    monkeypatch.setattr(handshake, "allow_large_certificates", lambda ctx: False)
     permissive_context.cache_clear()  # one context per process: make it again, without the lift
     try:
         await _huge_through_raw_handshake(authority, ca_bundle, tmp_path, huge)

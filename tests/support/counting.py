@@ -38,6 +38,7 @@ class _Counting(_HTTPServer):
     tracked: set[socket.socket]
     resumed: int
     finished: int
+    handshakes: int
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.lock:
@@ -52,6 +53,8 @@ class _Counting(_HTTPServer):
             self.finished += 1
             if isinstance(request, ssl.SSLSocket) and request.session_reused:
                 self.resumed += 1
+            if isinstance(request, ssl.SSLSocket) and request.version() is not None:
+                self.handshakes += 1  # completed (a raw hello the client abandons never completes)
         super().shutdown_request(request)
 
 
@@ -69,6 +72,11 @@ class Counted:
     @property
     def peak(self) -> int:
         return self.server.peak
+
+    @property
+    def handshakes(self) -> int:
+        """TLS connections whose handshake completed, full or resumed."""
+        return self.server.handshakes
 
     @property
     def resumed(self) -> int:
@@ -96,7 +104,7 @@ def counting_server(routes: Mapping[str, Route] | None = None, *, host: str = "1
     srv.routes = dict(routes or {"*": Reply(200, "<html><body>hello</body></html>")})
     srv.seen = []
     srv.lock = threading.Lock()
-    srv.accepted = srv.peak = srv.resumed = srv.finished = 0
+    srv.accepted = srv.peak = srv.resumed = srv.finished = srv.handshakes = 0
     srv.tracked = set()
     if tls is not None:
         srv.socket = tls.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
