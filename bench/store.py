@@ -74,7 +74,8 @@ def _observations(probe: str, host: str, rng: random.Random) -> dict[str, Any]:
         cert = {"subject": f"CN={host}", "issuer": "CN=Bench CA,O=證券商測試", "serial": f"{rng.getrandbits(64):x}",
                 "not_before": "2026-01-01T00:00:00+00:00", "not_after": "2027-01-01T00:00:00+00:00",
                 "san": [host, f"www.{host}"], "key": "EC-256", "sha256": f"{rng.getrandbits(128):032x}"}
-        return {"grade": rng.choice("ABC"), "versions": ["TLSv1.2", "TLSv1.3"], "chain": [cert, cert | {"subject": "CN=Bench CA"}],
+        return {"grade": rng.choice("ABC"), "versions": ["TLSv1.2", "TLSv1.3"],
+                "chain": [cert, cert | {"subject": "CN=Bench CA"}],
                 "suites": {"TLSv1.2": ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384"],
                            "TLSv1.3": ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"]},
                 "ocsp_stapled": False, "handshake_ms": round(rng.uniform(1, 9), 3)}
@@ -108,7 +109,7 @@ def build(assets: int, scans: int, seed: int) -> tuple[list[Any], list[Any]]:
             for p, check_id, key, severity, pattern in POOL:
                 if p != probe or failed:
                     continue
-                if pattern == "flap" and rng.random() < 0.4 or pattern == "late" and rnd < 2:
+                if (pattern == "flap" and rng.random() < 0.4) or (pattern == "late" and rnd < 2):
                     continue
                 if allow_banner and check_id == "http.server_banner":
                     continue
@@ -122,8 +123,8 @@ def build(assets: int, scans: int, seed: int) -> tuple[list[Any], list[Any]]:
                 if allow_banner:
                     present.add(("http.server_banner", "server"))
                 observed = Observed(checks=frozenset({"http.server_banner"}), present=frozenset(present))
-            runs.append(dataclasses.replace(r, observed=observed,
-                                            config_hash=f"sha256:{probe}-{'v2' if allow_banner and probe == 'http' else 'v1'}"))
+            version = "v2" if allow_banner and probe == "http" else "v1"
+            runs.append(dataclasses.replace(r, observed=observed, config_hash=f"sha256:{probe}-{version}"))
         rec = scan(at, runs, asset=asset)
         status = ScanStatus.PARTIAL if any(r.status != RunStatus.OK for r in runs) else ScanStatus.COMPLETE
         return dataclasses.replace(rec, status=status, asset_config_hash=f"sha256:asset-{a}")
