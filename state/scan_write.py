@@ -12,15 +12,17 @@ Functions take a session inside the caller's transaction and never commit.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Text, bindparam, cast, func, insert, select, update
 
 from state.coltypes import as_utc
 from state.errors import InvalidRequest
+from state.jsoncodec import dumps
 from state.records import (
     REACH_STEP,
     AssetRecord,
@@ -56,10 +58,12 @@ EVENTS = metadata.tables["finding_events"]
 
 # What a scan may change on a finding row, in the order the UPDATE names them.
 _MUTABLE = ("state", "fixed_at", "reopened_count", "last_seen", "severity", "probe", "evidence")
+# Evidence as the stored text: compared with the new evidence as it would be stored, it is
+# parsed only when it differs (most findings of an asset are not reported in a given scan).
 _KNOWN = select(
-    FINDINGS.c.id, FINDINGS.c.check_id, FINDINGS.c.key, *(FINDINGS.c[c] for c in _MUTABLE),
-    FINDINGS.c.accepted_until, FINDINGS.c.accepted_reason, FINDINGS.c.accepted_by,
-    FINDINGS.c.accepted_until_entered,
+    FINDINGS.c.id, FINDINGS.c.check_id, FINDINGS.c.key, *(FINDINGS.c[c] for c in _MUTABLE[:-1]),
+    cast(FINDINGS.c.evidence, Text), FINDINGS.c.accepted_until, FINDINGS.c.accepted_reason,
+    FINDINGS.c.accepted_by, FINDINGS.c.accepted_until_entered,
 ).where(FINDINGS.c.asset_id == bindparam("asset_id"))
 _EXPIRING = (
     select(FINDINGS.c.id, FINDINGS.c.state, FINDINGS.c.accepted_until, FINDINGS.c.accepted_reason,
@@ -69,6 +73,25 @@ _EXPIRING = (
     .order_by(FINDINGS.c.id)
     .with_for_update()
 )
+_INSERT_SCAN = insert(SCANS).returning(SCANS.c.id)
+_INSERT_RUNS = insert(RUNS).returning(RUNS.c.id, RUNS.c.probe)
+_INSERT_RUN = insert(RUNS).returning(RUNS.c.id)
+_INSERT_FINDINGS = insert(FINDINGS).returning(FINDINGS.c.id, FINDINGS.c.check_id, FINDINGS.c.key)
+_INSERT_OCCURRENCES = insert(OCCURRENCES)
+_INSERT_EVENTS = insert(EVENTS)
+_LATEST = (
+    select(OCCURRENCES.c.finding_id, func.max(OCCURRENCES.c.scan_id).label("scan_id"))
+    .where(OCCURRENCES.c.finding_id.in_(bindparam("ids", expanding=True)))
+    .group_by(OCCURRENCES.c.finding_id)
+    .subquery()
+)
+_CONFIG_WHEN_LAST_SEEN = (
+    select(_LATEST.c.finding_id, RUNS.c.config_hash)
+    .join(OCCURRENCES, (OCCURRENCES.c.finding_id == _LATEST.c.finding_id)
+          & (OCCURRENCES.c.scan_id == _LATEST.c.scan_id))
+    .join(RUNS, RUNS.c.id == OCCURRENCES.c.probe_run_id)
+)
+_UPSERTS: dict[str, Any] = {}
 _UPDATES: dict[tuple[str, ...], Update] = {}
 
 
@@ -121,7 +144,8 @@ class _Finding:
     last_seen: datetime
     severity: str
     probe: str
-    evidence: dict[str, Any]
+    evidence: dict[str, Any] | None  # None: unchanged, as stored (``stored_evidence``)
+    stored_evidence: str | None = None
     accepted_until: datetime | None = None
     accepted_reason: str | None = None
     accepted_by: str | None = None
@@ -131,9 +155,17 @@ class _Finding:
     def changes(self) -> dict[str, Any]:
         if self.was is None:
             return {}
-        now = (self.state, self.fixed_at, self.reopened_count, self.last_seen, self.severity, self.probe,
-               self.evidence)
-        return {name: new for name, old, new in zip(_MUTABLE, self.was, now, strict=True) if old != new}
+        now = (self.state, self.fixed_at, self.reopened_count, self.last_seen, self.severity, self.probe)
+        changed = {name: new for name, old, new in zip(_MUTABLE, self.was, now, strict=False) if old != new}
+        if self.evidence is not None:
+            changed["evidence"] = self.evidence
+        return changed
+
+    def refresh_evidence(self, evidence: dict[str, Any]) -> None:
+        """Written only if it differs from what is stored (as the ORM compared: by value)."""
+        stored = self.stored_evidence
+        if stored is None or (dumps(evidence) != stored and json.loads(stored) != evidence):
+            self.evidence = evidence
 
 
 def upsert_asset_id(conn: Connection, asset: AssetRecord, at: datetime) -> int:
@@ -147,18 +179,25 @@ def upsert_asset_id(conn: Connection, asset: AssetRecord, at: datetime) -> int:
         raise InvalidRequest("an asset needs a name")
     values = {"name": asset.name, "url": asset.url, "kind": asset.kind,
               "configured": asset.configured, "added_at": aware(at, "added_at")}
+    stmt = _UPSERTS.get(conn.dialect.name)
+    if stmt is None:
+        stmt = _UPSERTS[conn.dialect.name] = _upsert(conn.dialect.name)
+    return int(conn.execute(stmt, values).scalar_one())
+
+
+def _upsert(dialect: str) -> Any:
     refreshed = ("url", "kind", "configured")
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        pg = pg_insert(ASSETS).values(values)
+        pg = pg_insert(ASSETS)
         stmt: Any = pg.on_conflict_do_update(index_elements=["name"], set_={c: pg.excluded[c] for c in refreshed})
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        lite = sqlite_insert(ASSETS).values(values)
+        lite = sqlite_insert(ASSETS)
         stmt = lite.on_conflict_do_update(index_elements=["name"], set_={c: lite.excluded[c] for c in refreshed})
-    return int(conn.execute(stmt.returning(ASSETS.c.id)).scalar_one())
+    return stmt.returning(ASSETS.c.id)
 
 
 def record_scan(session: Session, rec: ScanRecord, header: ScanHeader) -> StoredScan:
@@ -170,7 +209,7 @@ def record_scan(session: Session, rec: ScanRecord, header: ScanHeader) -> Stored
     runs = run_rows(rec.probe_runs)
     conn = session.connection()
     asset_id = upsert_asset_id(conn, rec.asset, started)
-    scan_id = int(conn.execute(insert(SCANS).returning(SCANS.c.id), {
+    scan_id = int(conn.execute(_INSERT_SCAN, {
         "asset_id": asset_id, "status": ScanStatus(rec.status), "trigger": Trigger(rec.trigger),
         "full": rec.full, "forced_active": rec.forced_active, "started_at": aware(rec.started_at, "started_at"),
         "finished_at": finished, "posture_version": rec.posture_version, "catalog_version": rec.catalog_version,
@@ -214,10 +253,9 @@ def complete(
     known: dict[tuple[str, str], _Finding] = {}
     for r in conn.execute(_KNOWN, {"asset_id": asset_id}):
         row = _Finding(id=r[0], state=r[3], fixed_at=r[4], reopened_count=r[5], last_seen=r[6], severity=r[7],
-                       probe=r[8], evidence=r[9], accepted_until=r[10], accepted_reason=r[11],
-                       accepted_by=r[12], accepted_until_entered=r[13])
-        row.was = (row.state, row.fixed_at, row.reopened_count, row.last_seen, row.severity, row.probe,
-                   row.evidence)
+                       probe=r[8], evidence=None, stored_evidence=r[9], accepted_until=r[10],
+                       accepted_reason=r[11], accepted_by=r[12], accepted_until_entered=r[13])
+        row.was = (row.state, row.fixed_at, row.reopened_count, row.last_seen, row.severity, row.probe)
         known[(r[1], r[2])] = row
     outcome = _Outcome()
     events: list[dict[str, Any]] = []
@@ -231,7 +269,7 @@ def complete(
     if status in CONCLUSIVE or (status == ScanStatus.FAILED and ok_runs):
         _apply_fixed(conn, scan_id, finished, ok_runs, reported, known, events, outcome)
     if events:
-        conn.execute(insert(EVENTS), events)
+        conn.execute(_INSERT_EVENTS, events)
     _update_findings(conn, known.values())
     return outcome.stored(scan_id)
 
@@ -244,9 +282,9 @@ def _insert_runs(conn: Connection, scan_id: int, runs: list[dict[str, Any]]) -> 
         run["scan_id"] = scan_id
     probes = [run["probe"] for run in runs]
     if len(set(probes)) == len(probes):  # one INSERT; its RETURNING rows matched by probe name
-        by_probe = {p: int(i) for i, p in conn.execute(insert(RUNS).returning(RUNS.c.id, RUNS.c.probe), runs)}
+        by_probe = {p: int(i) for i, p in conn.execute(_INSERT_RUNS, runs)}
         return [by_probe[p] for p in probes]
-    return [int(conn.execute(insert(RUNS).returning(RUNS.c.id), [run]).scalar_one()) for run in runs]
+    return [int(conn.execute(_INSERT_RUN, run).scalar_one()) for run in runs]
 
 
 def _expire(
@@ -303,10 +341,9 @@ def _apply_reported(
             row.state, row.fixed_at = FindingState.REOPENED, None
             row.reopened_count += 1
         row.last_seen, row.severity, row.probe = at, severity, probe
-        row.evidence = dict(finding.evidence)
+        row.refresh_evidence(dict(finding.evidence))
     if new:
-        stmt = insert(FINDINGS).returning(FINDINGS.c.id, FINDINGS.c.check_id, FINDINGS.c.key)
-        ids = {(c, k): int(i) for i, c, k in conn.execute(stmt, [values for _, values in new])}
+        ids = {(c, k): int(i) for i, c, k in conn.execute(_INSERT_FINDINGS, [values for _, values in new])}
         for ident, values in new:
             known[ident] = _Finding(id=ids[ident], state=FindingState.OPEN, fixed_at=None, reopened_count=0,
                                     last_seen=at, severity=values["severity"], probe=values["probe"],
@@ -319,7 +356,7 @@ def _apply_reported(
         occurrences.append({"scan_id": scan_id, "finding_id": finding_id, "probe_run_id": run_id,
                             "severity": str(finding.severity), "evidence": dict(finding.evidence)})
     if occurrences:
-        conn.execute(insert(OCCURRENCES), occurrences)
+        conn.execute(_INSERT_OCCURRENCES, occurrences)
     for ident, kind, from_state, detail in changed:
         row = known[ident]
         (outcome.opened if kind == EventKind.OPENED else outcome.reopened).append(row.id)
@@ -368,18 +405,7 @@ def config_when_last_seen(conn: Connection, finding_ids: list[int]) -> dict[int,
     """finding id -> config hash of the probe run that last reported it."""
     if not finding_ids:
         return {}
-    latest = (
-        select(OCCURRENCES.c.finding_id, func.max(OCCURRENCES.c.scan_id).label("scan_id"))
-        .where(OCCURRENCES.c.finding_id.in_(finding_ids))
-        .group_by(OCCURRENCES.c.finding_id)
-        .subquery()
-    )
-    rows = conn.execute(
-        select(latest.c.finding_id, RUNS.c.config_hash)
-        .join(OCCURRENCES, (OCCURRENCES.c.finding_id == latest.c.finding_id)
-              & (OCCURRENCES.c.scan_id == latest.c.scan_id))
-        .join(RUNS, RUNS.c.id == OCCURRENCES.c.probe_run_id)
-    )
+    rows = conn.execute(_CONFIG_WHEN_LAST_SEEN, {"ids": finding_ids})
     return {int(fid): h for fid, h in rows}
 
 
