@@ -156,7 +156,8 @@ class _Finding:
         if self.was is None:
             return {}
         now = (self.state, self.fixed_at, self.reopened_count, self.last_seen, self.severity, self.probe)
-        changed = {name: new for name, old, new in zip(_MUTABLE, self.was, now, strict=False) if old != new}
+        changed: dict[str, Any] = {
+            name: new for name, old, new in zip(_MUTABLE, self.was, now, strict=False) if old != new}
         if self.evidence is not None:
             changed["evidence"] = self.evidence
         return changed
