@@ -15,7 +15,7 @@ statements per stored scan (a ``before_cursor_execute`` listener; an executemany
 once). Each variant runs in its own subprocess; the baseline is the ``state`` and
 ``vocab`` packages of a git revision (``git archive``), the rest of this tree unchanged.
 The stored rows of both variants are compared column by column (raw, as the database
-holds them): "same rows" must say yes.
+holds them; events by finding, without their ids): "same rows" must say yes.
 
     .venv/bin/python bench/store.py                          # SQLite; baseline c94ca5b
     .venv/bin/python bench/store.py --scans 200 --baseline none
@@ -134,17 +134,27 @@ def build(assets: int, scans: int, seed: int) -> tuple[list[Any], list[Any]]:
     return warm, measured
 
 
-def _fingerprint(store: Any) -> tuple[str, dict[str, int]]:
+def _fingerprint(store: Any, dump: str | None = None) -> tuple[str, dict[str, int]]:
     """sha256 over every stored row as the database holds it, and the row counts."""
     digest = hashlib.sha256()
+    out = open(dump, "w") if dump else None  # noqa: SIM115
     counts: dict[str, int] = {}
     with store.engine.connect() as conn:
         for table in TABLES:
-            rows = conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY id").fetchall()
+            # Events by finding, without their ids: which of two findings fixed by one scan gets
+            # the lower event id is no part of either history (each finding's order is kept).
+            order = "finding_id, id" if table == "finding_events" else "id"
+            rows = conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+            if table == "finding_events":
+                rows = [row[1:] for row in rows]
             counts[table] = len(rows)
             for row in rows:
-                digest.update(repr(tuple(json.dumps(v, sort_keys=True) if isinstance(v, dict) else v
-                                         for v in row)).encode())
+                shown = repr(tuple(json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for v in row))
+                digest.update(shown.encode())
+                if out:
+                    print(table, shown, file=out)
+    if out:
+        out.close()
     return digest.hexdigest(), counts
 
 
@@ -188,7 +198,7 @@ def measure(url: str, assets: int, scans: int, seed: int, profile: str | None) -
         event.remove(store.engine, "before_cursor_execute", count)
         if profiler and profile:
             profiler.dump_stats(profile)
-        fingerprint, counts = _fingerprint(store)
+        fingerprint, counts = _fingerprint(store, os.environ.get("POSTURE_BENCH_STORE_DUMP"))
         dialect = store.dialect
     return {"dialect": dialect, "cpu_ms": 1000 * cpu / scans, "wall_ms": 1000 * wall / scans,
             "statements": counted[0] / scans, "fingerprint": fingerprint, "rows": counts}

@@ -7,7 +7,7 @@ new findings, occurrences and events, one UPDATE per set of changed columns), no
 of work. Only the columns a scan changes are written, as the ORM did, so a decision taken
 on a finding meanwhile (accepted, false positive) is never overwritten with a stale state.
 
-Functions take a session inside the caller's transaction and never commit.
+Functions take a connection inside the caller's transaction and never commit.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from state.views import EventKind, StoredScan
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.sql.dml import Update
-    from sqlmodel import Session
 
 NEEDS_FIX = (FindingState.OPEN, FindingState.REOPENED)
 # States a finding leaves for good unless a scan reports it again (then it reopens).
@@ -58,13 +57,14 @@ EVENTS = metadata.tables["finding_events"]
 
 # What a scan may change on a finding row, in the order the UPDATE names them.
 _MUTABLE = ("state", "fixed_at", "reopened_count", "last_seen", "severity", "probe", "evidence")
-# Evidence as the stored text: compared with the new evidence as it would be stored, it is
-# parsed only when it differs (most findings of an asset are not reported in a given scan).
+# By id: the events a scan writes come in one order on every database. Evidence as the
+# stored text: compared with the new evidence as it would be stored, it is parsed only when
+# it differs (most findings of an asset are not reported in a given scan).
 _KNOWN = select(
     FINDINGS.c.id, FINDINGS.c.check_id, FINDINGS.c.key, *(FINDINGS.c[c] for c in _MUTABLE[:-1]),
     cast(FINDINGS.c.evidence, Text), FINDINGS.c.accepted_until, FINDINGS.c.accepted_reason,
     FINDINGS.c.accepted_by, FINDINGS.c.accepted_until_entered,
-).where(FINDINGS.c.asset_id == bindparam("asset_id"))
+).where(FINDINGS.c.asset_id == bindparam("asset_id")).order_by(FINDINGS.c.id)
 _EXPIRING = (
     select(FINDINGS.c.id, FINDINGS.c.state, FINDINGS.c.accepted_until, FINDINGS.c.accepted_reason,
            FINDINGS.c.accepted_by, FINDINGS.c.accepted_until_entered)
@@ -201,14 +201,16 @@ def _upsert(dialect: str) -> Any:
     return stmt.returning(ASSETS.c.id)
 
 
-def record_scan(session: Session, rec: ScanRecord, header: ScanHeader) -> StoredScan:
-    """Store a finished scan (never RUNNING) with its runs, and apply the lifecycle."""
+def record_scan(conn: Connection, rec: ScanRecord, header: ScanHeader) -> StoredScan:
+    """Store a finished scan (never RUNNING) with its runs, and apply the lifecycle.
+
+    ``conn``: a connection inside the caller's transaction (or ``session.connection()``).
+    """
     if rec.status == ScanStatus.RUNNING:
         raise InvalidRequest("a finished scan cannot have status running")
     started = aware(header.started_at, "started_at")
     finished = aware(rec.finished_at, "finished_at")
     runs = run_rows(rec.probe_runs)
-    conn = session.connection()
     asset_id = upsert_asset_id(conn, rec.asset, started)
     scan_id = int(conn.execute(_INSERT_SCAN, {
         "asset_id": asset_id, "status": ScanStatus(rec.status), "trigger": Trigger(rec.trigger),

@@ -128,8 +128,14 @@ class Store:
         header = _header(rec.started_at, rec.trigger, rec.full, rec.forced_active,
                          rec.posture_version, rec.catalog_version, rec.config_hash)
 
-        return self._write(f"cannot store the scan of {rec.asset.name!r}",
-                           lambda s: scan_write.record_scan(s, rec, header))
+        from sqlalchemy.exc import SQLAlchemyError
+
+        # A plain connection, no ORM session: scan_write speaks SQLAlchemy Core.
+        try:
+            with self._writer.begin() as conn:
+                return scan_write.record_scan(conn, rec, header)
+        except (SQLAlchemyError, UnstorableValue) as exc:
+            raise translate(exc, f"cannot store the scan of {rec.asset.name!r}") from None
 
     def begin_scan(
         self,
