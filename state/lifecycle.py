@@ -18,41 +18,24 @@ event keeps both hashes. Reported again, it reopens like a fixed one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
+from state import scan_write
 from state.coltypes import as_utc
 from state.errors import InvalidRequest, InvalidTransition, NotFound
-from state.records import (
-    REACH_STEP,
-    AssetRecord,
-    FindingRecord,
-    FindingState,
-    ProbeRunRecord,
-    RunStatus,
-    ScanRecord,
-    ScanStatus,
-    Trigger,
-)
-from state.tables.core import AssetRow, EventRow, FindingRow, OccurrenceRow, ProbeRunRow, ScanRow, metadata
+from state.records import AssetRecord, FindingState, ScanRecord, ScanStatus, Trigger
+
+# Re-exported: the lifecycle's vocabulary lives with the code that writes scans.
+from state.scan_write import CLOSED as CLOSED
+from state.scan_write import CONCLUSIVE as CONCLUSIVE
+from state.scan_write import NEEDS_FIX as NEEDS_FIX
+from state.scan_write import ScanHeader as ScanHeader
+from state.scan_write import aware as aware
+from state.tables.core import AssetRow, EventRow, FindingRow, ScanRow, metadata
 from state.views import EventKind, StoredScan
-
-NEEDS_FIX = (FindingState.OPEN, FindingState.REOPENED)
-# States a finding leaves for good unless a scan reports it again (then it reopens).
-CLOSED = (FindingState.FIXED, FindingState.RESOLVED_BY_CONFIG)
-# A probe that ran OK in one of these proves its own findings fixed. A failed or interrupted
-# scan proves nothing, except that a reach step that ran OK proves the service reachable.
-CONCLUSIVE = (ScanStatus.COMPLETE, ScanStatus.PARTIAL)
-
-
-def aware(value: datetime, name: str) -> datetime:
-    try:
-        return as_utc(value)
-    except ValueError as exc:
-        raise InvalidRequest(f"{name}: {exc}") from None
 
 
 def upsert_asset(session: Session, asset: AssetRecord, at: datetime) -> AssetRow:
@@ -77,18 +60,6 @@ def upsert_asset(session: Session, asset: AssetRecord, at: datetime) -> AssetRow
     row = session.exec(select(AssetRow).where(AssetRow.name == asset.name).with_for_update()).one()
     row.url, row.kind, row.configured = asset.url, asset.kind, asset.configured
     return row
-
-
-@dataclass(frozen=True)
-class ScanHeader:
-    started_at: datetime
-    trigger: Trigger
-    full: bool
-    forced_active: bool
-    posture_version: str
-    catalog_version: str
-    config_hash: str
-    asset_config_hash: str | None = None
 
 
 def begin_scan(session: Session, asset: AssetRecord, header: ScanHeader) -> ScanRow:
@@ -126,22 +97,12 @@ def mark_interrupted(session: Session, scan_id: int, at: datetime, error: str | 
     scan.error = error or "interrupted before the scan finished"
 
 
-@dataclass
-class _Outcome:
-    finding_ids: dict[tuple[str, str], int] = field(default_factory=dict)
-    opened: list[int] = field(default_factory=list)
-    reopened: list[int] = field(default_factory=list)
-    fixed: list[int] = field(default_factory=list)
-    resolved_by_config: list[int] = field(default_factory=list)
-    expired: list[int] = field(default_factory=list)
-    seen_again: list[int] = field(default_factory=list)
-
-
 def finish_scan(session: Session, scan: ScanRow, rec: ScanRecord, asset_row: AssetRow | None = None) -> StoredScan:
     """Complete a RUNNING scan row with everything ``rec`` holds and apply the lifecycle.
 
     ``asset_row``: the row :func:`begin_scan` upserted and locked in this same transaction
-    (then it is not upserted again).
+    (then it is not upserted again). A scan stored whole at once takes
+    :func:`state.scan_write.record_scan` instead (no RUNNING row to update).
     """
     if rec.status == ScanStatus.RUNNING:
         raise InvalidRequest("a finished scan cannot have status running")
@@ -156,154 +117,10 @@ def finish_scan(session: Session, scan: ScanRow, rec: ScanRecord, asset_row: Ass
     scan.posture_version, scan.catalog_version = rec.posture_version, rec.catalog_version
     scan.config_hash, scan.dns, scan.error = rec.config_hash, dict(rec.dns), rec.error
     scan.asset_config_hash = rec.asset_config_hash
-
-    runs = [
-        ProbeRunRow(
-            scan_id=_id(scan.id), probe=run.probe, status=RunStatus(run.status),
-            started_at=aware(run.started_at, f"{run.probe}.started_at"),
-            finished_at=aware(run.finished_at, f"{run.probe}.finished_at"),
-            observations=dict(run.observations), error_kind=run.error_kind, error=run.error,
-            skip_reason=run.skip_reason, config_hash=run.config_hash,
-        )
-        for run in rec.probe_runs
-    ]
-    session.add_all(runs)
-    session.flush()
-
-    # The same identity reported twice in one scan is one finding; the last report wins.
-    reported: dict[tuple[str, str], tuple[FindingRecord, ProbeRunRow]] = {}
-    for run_rec, run_row in zip(rec.probe_runs, runs, strict=True):
-        for finding in run_rec.findings:
-            reported[(finding.check_id, finding.key)] = (finding, run_row)
-
-    asset_id = _id(asset_row.id)
-    known = {
-        (row.check_id, row.key): row
-        for row in session.exec(select(FindingRow).where(FindingRow.asset_id == asset_id))
-    }
-    outcome = _Outcome()
-    scan_id = _id(scan.id)
-    outcome.expired = expire_acceptances(session, finished, asset_id=asset_id, scan_id=scan_id)
-    _apply_reported(session, scan_id, asset_id, finished, reported, known, outcome)
-    # A run that left part of itself out (an active part in quiet hours) proves nothing fixed.
-    ok_runs = {row.probe: (row, r) for row, r in zip(runs, rec.probe_runs, strict=True)
-               if row.status == RunStatus.OK and not row.skip_reason}
-    if scan.status == ScanStatus.FAILED:
-        ok_runs = {p: r for p, r in ok_runs.items() if p == REACH_STEP}
-    if scan.status in CONCLUSIVE or (scan.status == ScanStatus.FAILED and ok_runs):
-        _apply_fixed(session, scan_id, finished, ok_runs, reported, known, outcome)
-    session.flush()
-    return StoredScan(
-        scan_id=scan_id, finding_ids=outcome.finding_ids, opened=tuple(outcome.opened),
-        reopened=tuple(outcome.reopened), fixed=tuple(outcome.fixed),
-        resolved_by_config=tuple(outcome.resolved_by_config), expired=tuple(outcome.expired),
-        seen_again=tuple(outcome.seen_again),
-    )
-
-
-def _apply_reported(
-    session: Session,
-    scan_id: int,
-    asset_id: int,
-    at: datetime,
-    reported: dict[tuple[str, str], tuple[FindingRecord, ProbeRunRow]],
-    known: dict[tuple[str, str], FindingRow],
-    outcome: _Outcome,
-) -> None:
-    new_rows: list[FindingRow] = []
-    events: list[tuple[FindingRow, EventKind, FindingState | None, dict[str, Any]]] = []
-    for ident, (finding, run) in reported.items():
-        row = known.get(ident)
-        if row is None:
-            row = FindingRow(
-                asset_id=asset_id, check_id=finding.check_id, key=finding.key, probe=run.probe,
-                severity=str(finding.severity), state=FindingState.OPEN, first_seen=at, last_seen=at,
-                fixed_at=None, reopened_count=0, evidence=dict(finding.evidence),
-            )
-            new_rows.append(row)
-            known[ident] = row
-            events.append((row, EventKind.OPENED, None, {"severity": row.severity}))
-            continue
-        if row.state in CLOSED:
-            events.append((row, EventKind.REOPENED, row.state,
-                           {"severity": str(finding.severity), "fixed_at": _iso(row.fixed_at)}))
-            row.state, row.fixed_at = FindingState.REOPENED, None
-            row.reopened_count += 1
-        row.last_seen, row.severity, row.probe = at, str(finding.severity), run.probe
-        row.evidence = dict(finding.evidence)
-    session.add_all(new_rows)
-    session.flush()  # assigns the new findings' ids
-
-    for ident, (finding, run) in reported.items():
-        row = known[ident]
-        finding_id = _id(row.id)
-        outcome.finding_ids[ident] = finding_id
-        session.add(OccurrenceRow(scan_id=scan_id, finding_id=finding_id, probe_run_id=_id(run.id),
-                                  severity=str(finding.severity), evidence=dict(finding.evidence)))
-    new_ids = {id(row) for row in new_rows}
-    for row, kind, from_state, detail in events:
-        (outcome.opened if id(row) in new_ids else outcome.reopened).append(_id(row.id))
-        session.add(EventRow(finding_id=_id(row.id), scan_id=scan_id, at=at, kind=kind,
-                             from_state=from_state, to_state=row.state, detail=detail))
-    changed = {_id(row.id) for row, _, _, _ in events}
-    outcome.seen_again.extend(i for i in outcome.finding_ids.values() if i not in changed)
-
-
-def _apply_fixed(
-    session: Session,
-    scan_id: int,
-    at: datetime,
-    ok_runs: dict[str, tuple[ProbeRunRow, ProbeRunRecord]],
-    reported: dict[tuple[str, str], tuple[FindingRecord, ProbeRunRow]],
-    known: dict[tuple[str, str], FindingRow],
-    outcome: _Outcome,
-) -> None:
-    vanished = [(ident, row) for ident, row in known.items()
-                if row.probe in ok_runs and ident not in reported and row.state in NEEDS_FIX]
-    before = _config_when_last_seen(session, [_id(row.id) for _, row in vanished])
-    for ident, row in vanished:
-        run, run_rec = ok_runs[row.probe]
-        previous = row.state
-        config_before, config_after = before.get(_id(row.id)), run_rec.config_hash
-        changed = config_before is not None and config_after is not None and config_before != config_after
-        still_there = None if run_rec.observed is None else run_rec.observed.still_there(ident)
-        detail: dict[str, Any] = {"probe": row.probe, "probe_run_id": run.id}
-        if still_there or (changed and still_there is None):
-            # The condition is (or may be) still there: the configuration stopped reporting it.
-            detail |= {"config_hash_before": config_before, "config_hash_after": config_after,
-                       "condition_still_observed": still_there}
-            row.state, row.fixed_at = FindingState.RESOLVED_BY_CONFIG, at
-            outcome.resolved_by_config.append(_id(row.id))
-            kind = EventKind.RESOLVED_BY_CONFIG
-        else:
-            if changed:  # observed gone: a fix, even though the configuration changed too
-                detail |= {"config_hash_before": config_before, "config_hash_after": config_after}
-            row.state, row.fixed_at = FindingState.FIXED, at
-            outcome.fixed.append(_id(row.id))
-            kind = EventKind.FIXED
-        session.add(EventRow(finding_id=_id(row.id), scan_id=scan_id, at=at, kind=kind,
-                             from_state=previous, to_state=row.state, detail=detail))
-
-
-def _config_when_last_seen(session: Session, finding_ids: list[int]) -> dict[int, str | None]:
-    """finding id -> config hash of the probe run that last reported it."""
-    if not finding_ids:
-        return {}
-    from sqlalchemy import func
-
-    latest = (
-        select(OccurrenceRow.finding_id, func.max(OccurrenceRow.scan_id).label("scan_id"))
-        .where(col(OccurrenceRow.finding_id).in_(finding_ids))
-        .group_by(col(OccurrenceRow.finding_id))
-        .subquery()
-    )
-    rows = session.execute(
-        select(latest.c.finding_id, ProbeRunRow.config_hash)
-        .join(OccurrenceRow, (col(OccurrenceRow.finding_id) == latest.c.finding_id)
-              & (col(OccurrenceRow.scan_id) == latest.c.scan_id))
-        .join(ProbeRunRow, col(ProbeRunRow.id) == OccurrenceRow.probe_run_id)
-    )
-    return {int(fid): h for fid, h in rows}
+    runs = scan_write.run_rows(rec.probe_runs)
+    session.flush()  # the scan row and the asset row, before the rest is written in Core
+    return scan_write.complete(session.connection(), _id(scan.id), _id(asset_row.id), scan.status, finished, rec,
+                               runs)
 
 
 def expire_acceptances(

@@ -17,7 +17,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
-from state import lifecycle, queries
+from state import lifecycle, queries, scan_write
 from state.engine import default_db_url, make_engine, parse_url, safe_url, writer
 from state.errors import StoreError, UnstorableValue, translate
 from state.lifecycle import ScanHeader, aware
@@ -128,11 +128,14 @@ class Store:
         header = _header(rec.started_at, rec.trigger, rec.full, rec.forced_active,
                          rec.posture_version, rec.catalog_version, rec.config_hash)
 
-        def work(session: Session) -> StoredScan:
-            scan, asset_row = lifecycle.begin_scan_row(session, rec.asset, header)
-            return lifecycle.finish_scan(session, scan, rec, asset_row)
+        from sqlalchemy.exc import SQLAlchemyError
 
-        return self._write(f"cannot store the scan of {rec.asset.name!r}", work)
+        # A plain connection, no ORM session: scan_write speaks SQLAlchemy Core.
+        try:
+            with self._writer.begin() as conn:
+                return scan_write.record_scan(conn, rec, header)
+        except (SQLAlchemyError, UnstorableValue) as exc:
+            raise translate(exc, f"cannot store the scan of {rec.asset.name!r}") from None
 
     def begin_scan(
         self,

@@ -19,9 +19,11 @@ def test_record_scan_with_50_findings(store_url: str, capsys: pytest.CaptureFixt
     ]
     timings: dict[str, float] = {}
     statements: dict[str, int] = {}
-    # Per finding at most: 3 statements when new (finding, event, occurrence), 1 when seen again
-    # or fixed, plus a fixed overhead per scan; an extra query per finding fails this.
-    bounds = {"50 new": 3 * 50 + 25, "50 seen again": 50 + 25, "50 fixed": 50 + 25}
+    # A scan costs the same few statements however many findings it has (state.scan_write): asset
+    # upsert, scan row, probe runs, the asset's findings; then new findings, occurrences, events
+    # (with the config hashes the fixed ones were last seen under), one UPDATE per set of changed
+    # columns. SQLite adds its BEGIN IMMEDIATE. One statement more, or one per finding, fails this.
+    bounds = {"50 new": 7, "50 seen again": 6, "50 fixed": 7}
     counted = [0]
 
     def count(*_: object, **__: object) -> None:
@@ -30,6 +32,7 @@ def test_record_scan_with_50_findings(store_url: str, capsys: pytest.CaptureFixt
     with Store.open(store_url) as store:
         store.record_scan(scan(T0 - DAY, [run("tls")]))  # warm: asset row, connection pool
         event.listen(store.engine, "before_cursor_execute", count)
+        begin = 1 if store.dialect == "sqlite" else 0
         for label, at, runs in [
             ("50 new", T0, [run("ports", *reports), run("tls")]),
             ("50 seen again", T0 + DAY, [run("ports", *reports), run("tls")]),
@@ -40,7 +43,7 @@ def test_record_scan_with_50_findings(store_url: str, capsys: pytest.CaptureFixt
             stored = store.record_scan(scan(at, runs))
             timings[label] = (time.perf_counter() - started) * 1000
             statements[label] = counted[0]
-            assert counted[0] <= bounds[label], (label, counted[0])
+            assert counted[0] <= bounds[label] + begin, (label, counted[0])
             assert timings[label] < 10_000, (label, timings[label])  # a ceiling no machine should reach
             assert len(stored.finding_ids) == (0 if label == "50 fixed" else 50)
         assert len(store.findings()) == 50
