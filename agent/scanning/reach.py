@@ -63,7 +63,8 @@ async def collect(target: Target, connector: Connector, timeout: float) -> Reach
         try:
             if target.uses_tls:
                 captured[capture_key(address, target.port, sni)] = await capture_chain(
-                    connector, target.host, address, target.port, sni=sni, timeout=timeout)
+                    connector, target.host, address, target.port, sni=sni, timeout=timeout,
+                    keep_session=target.is_web)  # the asset's HTTP connections resume it
             else:
                 async with connector.open(target.host, address, target.port, timeout=timeout):
                     pass

@@ -309,6 +309,9 @@ class Scanner:
         t0 = clock()
         reached = await reach.collect(target, self.connector, opts.limits.connect_timeout)
         step = reach.judged(target, reached, spec.configured)
+        for (address, port, server_name), cap in reached.captured.items():
+            if cap.session is not None:  # the HTTP probes resume the reach's session, not sign anew
+                http.offer_session(target.host, address, port, server_name, cap.session)
         ctx = ProbeContext(
             http=http,
             connector=self.connector,

@@ -10,6 +10,7 @@ once for both, not twice.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import ssl
@@ -32,6 +33,9 @@ class Capture:
     protocol: str | None
     cipher: str | None
     cipher_bits: int | None
+    #: A resumable session of this handshake (it carries a ticket), when one was asked for and
+    #: came: the asset's HTTP connections offer it (same context), so they resume, not sign anew.
+    session: ssl.SSLSession | None = None
 
 
 @functools.cache
@@ -40,8 +44,10 @@ def permissive_context() -> ssl.SSLContext:
 
     No verification (the judge verifies), every protocol and suite OpenSSL still
     has at security level 0, except anonymous suites: a server that accepted one
-    would send no certificate at all. One per process: it holds no session cache
-    a capture would resume from (client contexts cache nothing by themselves).
+    would send no certificate at all. One per process, shared with the HTTP transport
+    (:mod:`probes.net.transport`), so a capture's session can be offered there. A capture
+    itself never offers one (client contexts cache nothing by themselves): it is always a
+    full handshake.
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -67,8 +73,14 @@ def peer_chain(obj: ssl.SSLObject) -> tuple[bytes, ...]:
     return (leaf,) if leaf else ()
 
 
+#: How long a capture waits for a TLS 1.3 ticket (it comes after the handshake, about one round
+#: trip later) when a session was asked for; without one, HTTP simply makes a full handshake.
+TICKET_WAIT = 0.05
+
+
 async def capture_chain(
-    connector: Connector, host: str, address: str, port: int, *, sni: str | None, timeout: float | None = None
+    connector: Connector, host: str, address: str, port: int, *, sni: str | None, timeout: float | None = None,
+    keep_session: bool = False,
 ) -> Capture:
     async with connector.open(
         host, address, port, ssl_context=permissive_context(), server_hostname=sni, timeout=timeout
@@ -83,7 +95,25 @@ async def capture_chain(
             protocol=obj.version(),
             cipher=cipher[0] if cipher else None,
             cipher_bits=cipher[2] if cipher else None,
+            session=await _ticketed_session(obj) if keep_session else None,
         )
+
+
+async def _ticketed_session(obj: ssl.SSLObject) -> ssl.SSLSession | None:
+    """The handshake's session once it carries a ticket (TLS 1.2: in the handshake; TLS 1.3: the
+    NewSessionTicket the event loop reads after it), waiting at most :data:`TICKET_WAIT`."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + TICKET_WAIT
+    while True:
+        try:
+            session = obj.session
+        except (ValueError, ssl.SSLError):  # CPython copies it through i2d: a huge certificate fails there
+            return None
+        if session is not None and session.has_ticket:
+            return session
+        if obj.version() != "TLSv1.3" or loop.time() >= end:
+            return None
+        await asyncio.sleep(0.002)
 
 
 def sni_for(host: str) -> str | None:

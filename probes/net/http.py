@@ -180,6 +180,12 @@ class HttpClient:
         for key in [k for k in self._transports if k[0] in done]:
             await self._transports.pop(key).aclose()
 
+    def offer_session(self, host: str, address: str, port: int, server_name: str,
+                      session: ssl.SSLSession) -> None:
+        """A TLS session the scan already holds for ``host`` at ``address:port`` (its reach step's
+        handshake, made with the same context): the first connection of the pool resumes it."""
+        self._transport(host, address).sessions.keep(port, server_name, session)
+
     def in_scope(self, url: str) -> bool:
         """Whether a request to ``url`` is allowed by the origin rule (not yet by the pins)."""
         if self.origins is None:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
@@ -20,9 +19,9 @@ import httpcore
 import httpx
 
 from probes.base import ConnectFailure, Limits, ProtocolFailure
+from probes.net.handshake import permissive_context
 from probes.net.resume import SUPPORTED, AnyIOStream, TlsSessions, resuming_tls
 from probes.net.scope import Pins, normalise_host
-from probes.net.tlsctx import allow_large_certificates
 from vocab import one_line
 
 
@@ -195,38 +194,26 @@ class _Stream(httpx.AsyncByteStream):
             await self._inner.aclose()
 
 
-@functools.cache
-def _unverified_context() -> ssl.SSLContext:
-    """One client context for every transport, built on first use.
-
-    Verification is off (see the module docstring), so no trust store is loaded:
-    ``ssl.create_default_context()`` per transport spent ~10 ms of CPU reading the
-    system CA bundle for every (host, address), a fifth of a 200-asset scan's time.
-    """
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with contextlib.suppress(ssl.SSLError):
-        ctx.set_ciphers("ALL:@SECLEVEL=0")
-    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    allow_large_certificates(ctx)  # a valid certificate may be larger than OpenSSL's 100 KB default
-    return ctx
-
-
 class PinnedTransport(httpx.AsyncBaseTransport):
     """httpx transport over an httpcore pool whose sockets go to one address."""
 
     def __init__(self, pins: Pins, host: str, address: str, limits: Limits) -> None:
         self._pins = pins
         self._address = address
+        self._backend = PinnedBackend(pins, host, address)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=_unverified_context(),
+            ssl_context=permissive_context(),  # no verification here: the tls probe judges certificates
             max_connections=limits.per_host_concurrency,
             max_keepalive_connections=limits.per_host_concurrency,
             keepalive_expiry=5.0,
-            network_backend=PinnedBackend(pins, host, address),
+            network_backend=self._backend,
         )
         pins.shared.add_reclaimer(address, self.close_idle)
+
+    @property
+    def sessions(self) -> TlsSessions:
+        """The TLS sessions this pool's connections offer (see :class:`PinnedBackend`)."""
+        return self._backend.sessions
 
     async def close_idle(self) -> None:
         """Close kept-alive connections no request is using (another probe needs the slot)."""

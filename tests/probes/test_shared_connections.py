@@ -231,3 +231,19 @@ def test_the_reach_steps_handshake_is_the_tls_probes_capture(
     assert tls_obs["trust"]["trusted"] is True and tls_obs["protocol"] == "TLSv1.3"
     assert site.accepted > 10  # the suite scan's hellos came
     assert site.handshakes == 1, site.handshakes
+
+
+def test_the_http_probes_resume_the_reach_steps_session(
+        site_tls: Any, ca_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An https asset: the reach step's handshake is the only full one; every HTTP connection of
+    the scan resumes its session (one signature at the server for the whole scan's TLS)."""
+    with counting_server({"*": _slow}, tls=site_tls) as site, dns_server({"site.test": "127.0.0.1"}) as dns:
+        cfg = (f'[agent]\nresolver = "{dns.address}"\nca_bundle = "{ca_bundle}"\n\n'
+               f'[http]\nhttp_port = {closed_port()}\n\n'
+               f'[[assets]]\nname = "site"\nurl = "https://site.test:{site.port}/"\n')
+        doc = _scan(tmp_path, cfg, "http", capsys=capsys)
+        site.settled()
+    steps = {s["probe"]: s["outcome"] for s in doc["scans"][0]["probes"]}
+    assert steps["reach"] == "ran" and steps["http"] == "ran", doc["scans"][0]["probes"]
+    assert site.requests >= 1
+    assert site.handshakes >= 2 and site.resumed == site.handshakes - 1, (site.handshakes, site.resumed)

@@ -47,14 +47,23 @@ class _Counting(_HTTPServer):
             self.peak = max(self.peak, sum(1 for s in self.tracked if _established(s)))
         super().process_request(request, client_address)
 
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """A TLS connection's handshake is made here, before the handler reads, and counted: after
+        an unclean end (no close_notify) the socket no longer says whether it ever completed."""
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.do_handshake()
+            except (OSError, ValueError):  # a raw hello the client abandons; a reset: never completed
+                return
+            with self.lock:
+                self.handshakes += 1
+                self.resumed += bool(request.session_reused)
+        super().finish_request(request, client_address)
+
     def shutdown_request(self, request: Any) -> None:
         with self.lock:
             self.tracked.discard(request)
             self.finished += 1
-            if isinstance(request, ssl.SSLSocket) and request.session_reused:
-                self.resumed += 1
-            if isinstance(request, ssl.SSLSocket) and request.version() is not None:
-                self.handshakes += 1  # completed (a raw hello the client abandons never completes)
         super().shutdown_request(request)
 
 
@@ -75,7 +84,7 @@ class Counted:
 
     @property
     def handshakes(self) -> int:
-        """TLS connections whose handshake completed, full or resumed."""
+        """TLS connections whose handshake completed, full or resumed (a raw hello never does)."""
         return self.server.handshakes
 
     @property
