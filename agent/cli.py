@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+import agent.lean  # noqa: F401  (first: keeps httpx's own CLI and pydantic's plugin lookup out of this process)
 from agent import __version__
 from agent.command_names import COMMANDS as _COMMANDS  # command modules, imported lazily to build the parser
 from agent.errors import AgentError
