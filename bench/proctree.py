@@ -1,8 +1,10 @@
 """A process and its descendants, sampled from /proc every 50 ms: the peak of their summed
 proportional set size (PSS: a page shared by k processes counts 1/k in each) and the most
 worker processes seen at once. A multi-process scan's memory is every worker's plus the
-parent's (and multiprocessing's resource tracker's); ``ru_maxrss`` would give only the
-largest one. Sampling can miss a peak shorter than the interval."""
+parent's (and multiprocessing's fork server's and resource tracker's); ``ru_maxrss`` would
+give only the largest one. Sampling can miss a peak shorter than the interval. Workers forked
+by a fork server are its children, not the command's: :func:`adopt_orphans` and :func:`reap`
+let a bench count their CPU too (the server outlives the command by a moment)."""
 
 from __future__ import annotations
 

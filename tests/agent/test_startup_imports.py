@@ -94,6 +94,12 @@ def test_help_imports_no_heavy_library(argv: list[str], tmp_path: Path) -> None:
     assert heavy(modules) == []
 
 
+def test_a_command_imports_no_other_command(tmp_path: Path) -> None:
+    proc, modules = imports_of(["catalog", "--format", "json"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [m for m in modules if m.startswith("agent.commands.")] == ["agent.commands.catalog"]
+
+
 def test_building_the_parser_loads_no_command_implementation(tmp_path: Path) -> None:
     code = "from agent.cli import build_parser\nbuild_parser()\n"
     proc, modules = imports_of([], tmp_path, code=code)
@@ -102,6 +108,26 @@ def test_building_the_parser_loads_no_command_implementation(tmp_path: Path) -> 
     assert "agent.commands.scan" in ours  # the command modules themselves are what registers
     extra = [m for m in ours if m not in PARSER_MODULES and not m.startswith("agent.commands.")]
     assert extra == []
+
+
+def test_a_command_line_parses_the_same_with_its_command_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    """``main`` builds only the named command's parser: every command's help, and its errors, are the same."""
+    from agent.cli import command_in
+
+    def outcome(parser: Any, argv: list[str]) -> tuple[Any, str, str]:
+        try:
+            result: Any = vars(parser.parse_args(argv))
+        except SystemExit as exc:
+            result = exc.code
+        out, err = capsys.readouterr()
+        return result, out, err
+
+    for name in command_names():
+        assert command_in(["--config", "c.toml", "--db=sqlite://", name, "--x"]) == name
+        for argv in ([name, "--help"], [name, "--no-such-option"], ["--now", "2026-01-01", name]):
+            assert outcome(build_parser(name), argv) == outcome(build_parser(), argv), argv
+    for argv in (["--help"], ["--version"], ["--conf", "c.toml", "scan"], ["record_scan"], ["nope"], []):
+        assert command_in(argv) is None, argv  # the whole parser: its usage names every command
 
 
 def test_the_config_loads_without_the_http_crypto_or_storage_stacks(tmp_path: Path) -> None:
