@@ -5,7 +5,7 @@ Imported first by the command line (:mod:`agent.cli`) and by the scan workers' f
 does nothing more.
 
 - ``httpx._main``: httpx's ``__init__`` imports its own command line (click, rich, pygments:
-  about 30 ms and 400 modules); posture never runs it. A ``None`` entry in ``sys.modules``
+  about 30 ms and 80 modules); posture never runs it. A ``None`` entry in ``sys.modules``
   makes that import fail with ImportError, and httpx then falls back to its stub ``main``.
   (dnspython's ``dns.query`` imports httpx too, so this matters even where posture's own
   HTTP client is not used.)
