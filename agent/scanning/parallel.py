@@ -242,6 +242,7 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
 
     from agent.scanning.runner import failed_outcome
     from probes.catalog import load_catalog
+    from vocab import one_line
 
     shares = bins(address_groups(specs, resolved), processes)
     per = max(1, opts.concurrency // len(shares))  # the assets in flight stay [agent] concurrency in all
@@ -283,6 +284,14 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
             proc = ctx.Process(target=work, args=(there, alive_r, job), daemon=True, name="posture-scan")
             try:
                 proc.start()
+            except Exception as exc:  # no fork server, no process: these assets' scans fail, with the reason
+                here.close()
+                alive_w.close()
+                catalog = load_catalog()
+                why = f"the scan worker process could not be started: {one_line(exc)}; nothing was recorded"
+                for i in share:
+                    accept(i, failed_outcome(opts, catalog, specs[i], started, why))
+                continue
             finally:
                 there.close()
                 alive_r.close()

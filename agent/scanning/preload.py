@@ -32,8 +32,13 @@ def load() -> None:
     """Import the scan's modules, every probe's and ``LATE``; freeze what they made."""
     gc.disable()  # the imports make no cyclic garbage: the collector walking them would only cost time
     try:
+        # Nothing may escape: a fork server that fails to start fails every worker. What did
+        # not import here is imported by the worker that needs it, which reports the error.
         for module in MODULES:
-            importlib.import_module(module)
+            try:
+                importlib.import_module(module)
+            except Exception:
+                continue
         for name in probe_names():
             try:
                 probe_class(name)
@@ -42,7 +47,7 @@ def load() -> None:
         for module in LATE:
             try:
                 importlib.import_module(module)
-            except ImportError:  # the code that needs it says so when it runs
+            except Exception:  # the code that needs it says so when it runs
                 continue
         gc.freeze()
     finally:

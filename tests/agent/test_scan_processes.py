@@ -347,3 +347,22 @@ def test_a_multi_process_scan_stores_on_either_database(
         engine.dispose()
     assert sorted((r[0], r[1]) for r in rows) == [(_name(i), "partial") for i in range(ASSETS)]
     assert {s["asset"]: s["id"] for s in doc["scans"]} == {r[0]: r[2] for r in rows}
+
+
+def test_a_worker_that_cannot_be_started_leaves_failed_scans_with_the_reason(
+        lab: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing.context
+
+    def refuse(self: Any) -> None:
+        raise OSError("no fork server here")
+
+    servers, dns, _, _ = lab
+    monkeypatch.setattr(multiprocessing.context.ForkServerProcess, "start", refuse)
+    code, doc, err = _scan(capsys, _config(tmp_path, servers, dns, "2"), tmp_path / "s.db")
+    assert code == 1
+    assert [s["asset"] for s in doc["scans"]] == [_name(i) for i in range(ASSETS)]
+    for scan in doc["scans"]:
+        assert scan["status"] == "failed"
+        assert "the scan worker process could not be started: OSError: no fork server here" in scan["reason"], scan
+    assert "posture: scan of http://a00.test" in err
+    assert _stored(tmp_path / "s.db") == {_name(i): ["failed"] for i in range(ASSETS)}
