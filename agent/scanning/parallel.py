@@ -12,19 +12,21 @@ Workers send each finished scan back at once; the parent stores it (``on_done``)
 a scan in one process does. A worker that dies becomes a failed scan, with the reason, for
 each asset it had not sent back: never a lost record and never a traceback.
 
-How workers start. The parent cannot simply ``fork``: it may hold threads (the daemon's, the
-start-up collector timer, a database pool's) and database connections, and a forked child
-would inherit locks held by threads that do not exist in it and sockets it must not use. A
-``spawn`` worker is safe but imports everything again (about 0.4 s of CPU per worker) and
-shares no memory. So workers come from a fork server (``forkserver``): a fresh interpreter
-that the first multi-process scan starts with ``exec`` (nothing of the parent's but its
-environment and the fds multiprocessing passes), that imports :mod:`agent.scanning.preload`
-(the scan's modules; no thread, no connection: a test holds this) and freezes those objects
-(``gc.freeze``), then forks one worker per share, single-threaded. Each worker starts with
-the modules loaded and shares their pages with the server and the other workers. The server
-starts (:func:`start_server`) before the parent resolves the assets, so its imports overlap
-that; it lives as long as the parent (a daemon's later scans reuse it). Each worker gets the
-parent's environment as it is at the scan (as a spawned one would).
+How workers start. The parent cannot simply ``fork``: it may hold threads (the start-up
+collector timer, a caller's) and database connections, and a forked child would inherit
+locks held by threads that do not exist in it and sockets it must not use. A ``spawn``
+worker is safe but imports everything again (about 0.3 s of CPU before its first scan, more
+during it) and shares no memory. So workers come from a fork server (``forkserver``): a
+fresh interpreter that the first multi-process scan starts with ``exec`` (nothing of the
+parent's but its environment and the fds multiprocessing passes), that imports
+:mod:`agent.scanning.preload` (the scan's modules; no thread, no connection: a test holds
+this) and freezes those objects (``gc.freeze``), then forks one worker per share,
+single-threaded. Each worker starts with the modules loaded, and shares with the server the
+pages it does not write (reference counts make most of the pages it uses its own: see
+bench/README.md). The server starts (:func:`start_server`) before the parent resolves the
+assets, so its imports overlap that; it lives as long as the parent (a later scan in the
+same process reuses it). Each worker gets the parent's environment as it is at the scan (as
+a spawned one would). A worker that cannot be started leaves failed scans of its assets.
 
 A worker's parent is the fork server, so the kernel cannot tie it to the agent directly: it
 dies with the server (``PR_SET_PDEATHSIG``) and, by a thread that waits on a pipe only the
