@@ -3,7 +3,8 @@
 Global options come before the command. Exit codes: 0 the work was done,
 1 a runtime failure, 2 bad input (usage, config, unparsable URL); failures
 print one line on stderr, never a traceback. Heavy modules are imported by
-the command that needs them, so ``posture --help`` stays fast.
+the command that needs them, so ``posture --help`` stays fast; a command line
+that names its command builds (and imports) that command's parser alone.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+import agent.lean  # noqa: F401  (first: keeps httpx's own CLI and pydantic's plugin lookup out of this process)
 from agent import __version__
 from agent.command_names import COMMANDS as _COMMANDS  # command modules, imported lazily to build the parser
 from agent.errors import AgentError
@@ -27,7 +29,26 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The global options that take a value (before the command): see build_parser.
+_VALUED = ("--config", "--db", "--now")
+
+
+def command_in(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names, when that is certain: its first word after the global options.
+    None for anything else (``--help``, ``--version``, an abbreviated or unknown option, no command)."""
+    words = iter(argv)
+    for word in words:
+        if word in _VALUED:
+            next(words, None)
+        elif not word.startswith(tuple(f"{v}=" for v in _VALUED)):
+            module = word.replace("-", "_")
+            return word if not word.startswith("-") and "_" not in word and module in _COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with ``only``, a command's name, that command's alone (a command
+    line that names it parses the same: the others' modules need not be imported to run it)."""
     parser = _Parser(
         prog="posture",
         description="Scheduled external-posture scanning agent for securities and futures firms.",
@@ -38,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--now", metavar="ISO8601", help="the clock for this invocation (tests, backfills)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in _COMMANDS:
+    for name in _COMMANDS if only is None else (only.replace("-", "_"),):
         importlib.import_module(f"agent.commands.{name}").register(sub)
     return parser
 
@@ -61,7 +82,7 @@ def pause_gc_for_startup(seconds: float = STARTUP_GC_PAUSE_S) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(command_in(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)  # --help and usage errors exit here, before any heavy import
     if argv is None:  # the process's entry point (the console script, python -m agent), not a caller's
         pause_gc_for_startup()

@@ -29,7 +29,6 @@ from agent.config_sections import (
 )
 from agent.errors import ConfigError
 from agent.targets import AssetSpec, parse_target_url
-from probes.eol.model import Settings as EolSettings
 from probes.net.web import SHARED_SECTION as WEB_SECTION
 from vocab import Severity
 
@@ -115,6 +114,8 @@ class Config(_Strict):
         if self.http.hsts_min_age is not None:
             out[WEB_SECTION] = {"hsts_min_age": self.http.hsts_min_age}
         if self.ports.eol_data is not None:
+            from probes.eol.model import Settings as EolSettings
+
             out[EolSettings.SECTION] = EolSettings(self.ports.eol_data).to_json()
         return out
 

@@ -4,18 +4,20 @@ composes them into :class:`agent.config.Config` and loads the file."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.targets import parse_target_url
-from probes.http.model import Settings as HttpSettings
-from probes.ports.model import Settings as PortsSettings
-from probes.social.model import Settings as SocialSettings
-from probes.tls.model import Settings as TlsSettings
 from vocab import AssetKind, Severity
+
+if TYPE_CHECKING:  # each probe's model is imported when its section holds a value (start-up: see _ProbeSection)
+    from probes.http.model import Settings as HttpSettings
+    from probes.ports.model import Settings as PortsSettings
+    from probes.social.model import Settings as SocialSettings
+    from probes.tls.model import Settings as TlsSettings
 
 T = TypeVar("T")
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -87,14 +89,19 @@ class AgentSection(_Strict):
 
 class _ProbeSection(_Strict):
     """A probe's section: pydantic checks the shapes, the probe's own ``Settings.from_json`` the values,
-    so each limit is defined once, by the probe (probes/<probe>/model.py)."""
+    so each limit is defined once, by the probe (probes/<probe>/model.py).
+
+    A section the config leaves at its defaults is not checked again at load: the defaults are
+    the probe's own (a test holds each section's defaults to its probe), and a command that never
+    runs the probe then never imports its model (``posture scan --probe tls`` and the ports probe's)."""
 
     def settings(self) -> object:
         raise NotImplementedError
 
     @model_validator(mode="after")
     def _probe_limits(self) -> _ProbeSection:
-        self.settings()  # its ValueError names "section.key"
+        if self.model_fields_set:
+            self.settings()  # its ValueError names "section.key"
         return self
 
 
@@ -102,6 +109,8 @@ class TlsSection(_ProbeSection):
     expiry_warning_days: int = 30
 
     def settings(self) -> TlsSettings:
+        from probes.tls.model import Settings as TlsSettings
+
         return TlsSettings.from_json(self.model_dump())
 
 
@@ -112,6 +121,8 @@ class HttpSection(_ProbeSection):
     hsts_min_age: int | str | None = None
 
     def settings(self) -> HttpSettings:
+        from probes.http.model import Settings as HttpSettings
+
         return HttpSettings.from_json(self.model_dump(exclude_none=True))
 
 
@@ -124,6 +135,8 @@ class SocialSection(_ProbeSection):
     launch_timeout: float = 20.0
 
     def settings(self) -> SocialSettings:
+        from probes.social.model import Settings as SocialSettings
+
         return SocialSettings.from_json(self.model_dump(exclude_none=True))
 
 
@@ -135,6 +148,8 @@ class PortsSection(_ProbeSection):
     eol_data: str | None = None  # a refreshed end-of-life data file (posture eol refresh); passed as "eol"
 
     def settings(self) -> PortsSettings:
+        from probes.ports.model import Settings as PortsSettings
+
         return PortsSettings.from_json(self.model_dump(exclude_none=True))
 
 

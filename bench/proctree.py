@@ -1,8 +1,10 @@
 """A process and its descendants, sampled from /proc every 50 ms: the peak of their summed
 proportional set size (PSS: a page shared by k processes counts 1/k in each) and the most
 worker processes seen at once. A multi-process scan's memory is every worker's plus the
-parent's (and multiprocessing's resource tracker's); ``ru_maxrss`` would give only the
-largest one. Sampling can miss a peak shorter than the interval."""
+parent's (and multiprocessing's fork server's and resource tracker's); ``ru_maxrss`` would
+give only the largest one. Sampling can miss a peak shorter than the interval. Workers forked
+by a fork server are its children, not the command's: :func:`adopt_orphans` and :func:`reap`
+let a bench count their CPU too (the server outlives the command by a moment)."""
 
 from __future__ import annotations
 
@@ -38,12 +40,21 @@ def _pss_kib(pid: int) -> int:
     return 0
 
 
-def _is_worker(pid: int) -> bool:
+def _cmdline(pid: int) -> bytes:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"spawn_main" in f.read()
+            return f.read()
     except OSError:
-        return False
+        return b""
+
+
+FORKSERVER = b"multiprocessing.forkserver"
+
+
+def _is_worker(pid: int, parent: int) -> bool:
+    """A multiprocessing worker: spawned (spawn_main), or forked by a fork server (which is not one)."""
+    cmd = _cmdline(pid)
+    return b"spawn_main" in cmd or (FORKSERVER in cmd and FORKSERVER in _cmdline(parent))
 
 
 @dataclass
@@ -52,20 +63,23 @@ class TreeSampler:
     interval: float = 0.05
     peak_kib: int = 0
     most_processes: int = 0
-    most_workers: int = 0  # multiprocessing workers (spawn_main), not its resource tracker
+    most_workers: int = 0  # multiprocessing workers (spawned or forked by its fork server), not its helpers
+    seen: set[int] = field(default_factory=set)  # every pid of the tree sampled
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def sample(self) -> None:
         kids = _children()
-        tree, todo = [], [self.root]
+        tree, todo, parent = [], [self.root], {self.root: 0}
         while todo:
             pid = todo.pop()
             tree.append(pid)
+            parent.update((k, pid) for k in kids.get(pid, ()))
             todo.extend(kids.get(pid, ()))
+        self.seen.update(tree)
         self.peak_kib = max(self.peak_kib, sum(_pss_kib(p) for p in tree))
         self.most_processes = max(self.most_processes, len(tree))
-        self.most_workers = max(self.most_workers, sum(1 for p in tree if _is_worker(p)))
+        self.most_workers = max(self.most_workers, sum(1 for p in tree if _is_worker(p, parent[p])))
 
     def __enter__(self) -> TreeSampler:
         def loop() -> None:
@@ -80,3 +94,28 @@ class TreeSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+
+
+def adopt_orphans() -> None:
+    """Become the child subreaper (Linux): a descendant orphaned by its parent's exit (a fork
+    server outliving the command by a moment) is re-parented here, so :func:`reap` can wait for
+    it and ``RUSAGE_CHILDREN`` counts its CPU (and that of the workers it waited for)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def reap(pids: set[int], timeout: float = 30.0) -> None:
+    """Wait for each of ``pids`` that is now a child of this process (see :func:`adopt_orphans`)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    for pid in sorted(pids):
+        while True:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # not ours (already reaped by its parent)
+                break
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)

@@ -141,10 +141,13 @@ def run_posture(lab: Lab, db: str, out: Path, profile: Path | None,
     with out.open("wb") as sink:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=sink, stderr=subprocess.PIPE)
         assert proc.stderr is not None
-        with _sibling("proctree").TreeSampler(proc.pid) as tree:  # the scan's worker processes too
+        proctree = _sibling("proctree")
+        proctree.adopt_orphans()  # the workers' fork server ends just after the command: its CPU counts
+        with proctree.TreeSampler(proc.pid) as tree:  # the scan's worker processes too
             stderr = proc.stderr.read()
             _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    proctree.reap(tree.seen - {proc.pid})
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 1):  # 1: some scan failed; the figures still stand, the summary says which
         raise SystemExit(f"posture scan exited with {code}: {stderr.decode(errors='replace')[-2000:]}")

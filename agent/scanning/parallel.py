@@ -10,14 +10,33 @@ the parent resolved (``ScanOptions.resolved``), not a second answer of the DNS.
 
 Workers send each finished scan back at once; the parent stores it (``on_done``) exactly as
 a scan in one process does. A worker that dies becomes a failed scan, with the reason, for
-each asset it had not sent back: never a lost record and never a traceback. Workers are
-started with ``spawn`` (the parent may hold threads and database connections) and are
-killed by the kernel when the parent dies.
+each asset it had not sent back: never a lost record and never a traceback.
+
+How workers start. The parent cannot simply ``fork``: it may hold threads (the start-up
+collector timer, a caller's) and database connections, and a forked child would inherit
+locks held by threads that do not exist in it and sockets it must not use. A ``spawn``
+worker is safe but imports everything again (about 0.3 s of CPU before its first scan, more
+during it) and shares no memory. So workers come from a fork server (``forkserver``): a
+fresh interpreter that the first multi-process scan starts with ``exec`` (nothing of the
+parent's but its environment and the fds multiprocessing passes), that imports
+:mod:`agent.scanning.preload` (the scan's modules; no thread, no connection: a test holds
+this) and freezes those objects (``gc.freeze``), then forks one worker per share,
+single-threaded. Each worker starts with the modules loaded, and shares with the server the
+pages it does not write (reference counts make most of the pages it uses its own: see
+bench/README.md). The server starts (:func:`start_server`) before the parent resolves the
+assets, so its imports overlap that; it lives as long as the parent (a later scan in the
+same process reuses it). Each worker gets the parent's environment as it is at the scan (as
+a spawned one would). A worker that cannot be started leaves failed scans of its assets.
+
+A worker's parent is the fork server, so the kernel cannot tie it to the agent directly: it
+dies with the server (``PR_SET_PDEATHSIG``) and, by a thread that waits on a pipe only the
+agent holds open, with the agent: a ``kill -9`` of the agent leaves no scan running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -37,6 +56,7 @@ if TYPE_CHECKING:
     from probes.net.dns import Resolution
 
 log = logging.getLogger(__name__)
+PRELOAD = "agent.scanning.preload"  # what the fork server imports before forking workers
 AUTO_MAX = 8  # "auto": one process per CPU, at most this many
 PER_PROCESS = 16  # fewer assets than this per process are not worth a process
 
@@ -123,21 +143,41 @@ def bins(groups: list[list[int]], n: int) -> list[list[int]]:
 
 @dataclass(frozen=True)
 class _Job:
-    parent: int
     specs: tuple[AssetSpec, ...]
     opts: ScanOptions
+    environ: dict[str, str]  # the agent's environment at the scan (the fork server's is from its start)
 
 
-def work(conn: Connection, job: _Job) -> None:
+def start_server() -> None:
+    """Start the workers' fork server now (if it is not running), without waiting for its imports."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload([PRELOAD])
+    forkserver.ensure_running()
+
+
+def _die_with_agent(alive: Connection) -> None:
+    """Block until the agent's end of ``alive`` closes (it never writes), then end this process."""
+    with contextlib.suppress(EOFError, OSError):
+        alive.recv()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def work(conn: Connection, alive: Connection, job: _Job) -> None:
     """A worker process: scan ``job.specs``, send ("scan", index, outcome) for each, then ("done",)
     or ("error", why). A thread sends: the event loop never waits for the parent to read (a full
     pipe would stall every scan in flight, and a stalled scan times out on its own account)."""
+    import threading
+
     from probes.child import tie_to_parent
 
-    tie_to_parent(job.parent)
+    tie_to_parent(os.getppid())  # the fork server
+    threading.Thread(target=_die_with_agent, args=(alive,), name="posture-scan-agent", daemon=True).start()
     os.setpgrp()  # a terminal's Ctrl-C reaches the parent alone; it passes it on once (see scan_in_processes)
+    os.environ.clear()
+    os.environ.update(job.environ)
     import queue
-    import threading
 
     from agent.scanning.runner import Scanner, failed_outcome
     from vocab import one_line
@@ -204,13 +244,15 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
 
     from agent.scanning.runner import failed_outcome
     from probes.catalog import load_catalog
+    from vocab import one_line
 
     shares = bins(address_groups(specs, resolved), processes)
     per = max(1, opts.concurrency // len(shares))  # the assets in flight stay [agent] concurrency in all
-    ctx = multiprocessing.get_context("spawn")
+    start_server()  # a no-op when the caller started it already
+    ctx = multiprocessing.get_context("forkserver")
     started = opts.clock()
     outcomes: dict[int, ScanOutcome] = {}
-    running: dict[Any, tuple[Any, list[int]]] = {}
+    running: dict[Any, tuple[Any, list[int], Any]] = {}  # conn -> (process, share, the agent's end of alive)
 
     def accept(index: int, outcome: ScanOutcome) -> None:
         outcomes[index] = outcome
@@ -225,7 +267,7 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
         """Ctrl-C: each worker stops as a scan in one process stops (its scans in flight are
         recorded as interrupted and handed back); this process keeps storing until they are in."""
         stopping.append(signum)
-        for proc, _ in running.values():
+        for proc, _, _ in running.values():
             if proc.pid is not None and proc.exitcode is None:
                 os.kill(proc.pid, signal.SIGINT)
 
@@ -238,19 +280,31 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
             names = {specs[i].name for i in share}
             wopts = dataclasses.replace(opts, address_limits=None, concurrency=per,
                                         resolved={k: v for k, v in resolved.items() if k[0] in names})
-            job = _Job(os.getpid(), tuple(specs[i] for i in share), wopts)
+            job = _Job(tuple(specs[i] for i in share), wopts, dict(os.environ))
             here, there = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=work, args=(there, job), daemon=True, name="posture-scan")
-            proc.start()
-            there.close()
+            alive_r, alive_w = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=work, args=(there, alive_r, job), daemon=True, name="posture-scan")
+            try:
+                proc.start()
+            except Exception as exc:  # no fork server, no process: these assets' scans fail, with the reason
+                here.close()
+                alive_w.close()
+                catalog = load_catalog()
+                why = f"the scan worker process could not be started: {one_line(exc)}; nothing was recorded"
+                for i in share:
+                    accept(i, failed_outcome(opts, catalog, specs[i], started, why))
+                continue
+            finally:
+                there.close()
+                alive_r.close()
             log.info("scan worker pid %s: %s", proc.pid, " ".join(s.name for s in job.specs))
-            running[here] = (proc, share)
+            running[here] = (proc, share, alive_w)
             if stopping and proc.pid is not None:  # Ctrl-C while the workers were being started
                 os.kill(proc.pid, signal.SIGINT)
         while running:
             for ready_conn in wait(list(running)):
                 conn: Any = ready_conn
-                proc, share = running[conn]
+                proc, share, alive = running[conn]
                 try:
                     msg = conn.recv()
                 except (EOFError, OSError):
@@ -264,6 +318,7 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
                 del running[conn]
                 conn.close()
                 proc.join(10)
+                alive.close()  # a worker that has not ended by now is ended by this
                 if stopping:  # Ctrl-C: what was not finished has no record, as in one process
                     continue
                 why = {"died": f"the scan worker process {_death(proc.exitcode)}",
@@ -279,7 +334,8 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
     finally:
         if main:
             signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-        for proc, _ in running.values():
+        for proc, _, alive in running.values():
             proc.kill()
             proc.join(5)
+            alive.close()
     return [outcomes[i] for i in range(len(specs)) if i in outcomes]

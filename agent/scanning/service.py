@@ -160,8 +160,9 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
 
     processes = process_count(session.config.agent.processes, len(specs))
     if processes > 1:  # many assets: every core, assets that share an address in one process
-        from agent.scanning.parallel import resolve_all, scan_in_processes
+        from agent.scanning.parallel import resolve_all, scan_in_processes, start_server
 
+        start_server()  # the workers' fork server imports the scan's modules while this process resolves
         resolved = asyncio.run(resolve_all(specs, opts))
         try:
             return scan_in_processes(specs, opts, processes, resolved, on_done=on_done, on_progress=on_progress)

@@ -1,8 +1,10 @@
 """Scans of many assets in several worker processes (agent/scanning/parallel.py): the same
 stored results as one process, assets that share an address in one process with the
 per-address limit held at the server, and a worker killed mid-scan recorded as failed scans
-of its assets while the other worker's scans are kept. Names resolve through a dnsmasq of
-the test's own; every server is on 127.0.0.0/8."""
+of its assets while the other worker's scans are kept. Workers come from a fork server that
+imported the scan's modules (no thread, no connection in it) and end with the agent, even
+with a ``kill -9`` of it. Names resolve through a dnsmasq of the test's own; every server is
+on 127.0.0.0/8."""
 
 from __future__ import annotations
 
@@ -221,7 +223,8 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_they_finished(
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
     try:
         assert held.wait(120), "a03's request never reached its server"
-        workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        workers = _descendants(proc.pid)
+        assert len(workers) >= 4  # two workers, their fork server, multiprocessing's resource tracker
         proc.send_signal(signal.SIGINT)  # a03's answer is still held: its scan is in flight
         _out, err = proc.communicate(timeout=120)
     finally:
@@ -237,7 +240,86 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_they_finished(
     deadline = time.monotonic() + 30  # multiprocessing's resource tracker exits once it sees the parent gone
     while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
         time.sleep(0.05)
-    assert not [pid for pid in workers if _alive(pid)]  # every child (workers, resource tracker) is gone
+    assert not [pid for pid in workers if _alive(pid)]  # every descendant (workers, fork server, tracker) is gone
+
+
+def test_a_killed_agent_leaves_no_scan_running(lab: Any, tmp_path: Path) -> None:
+    """``kill -9`` of the agent mid-scan: its workers (children of the fork server, not of the agent)
+    end too, and so do the fork server and the resource tracker."""
+    import subprocess
+    import sys
+    import time
+
+    servers, dns, held, release = lab
+    cfg = _config(tmp_path, servers, dns, "2", held=True)
+    # a03's worker cannot end by itself before the server answers (the hold is 60 s): its request may wait longer
+    cfg.write_text(cfg.read_text().replace("request_timeout = 20\nprobe_timeout = 60",
+                                           "request_timeout = 300\nprobe_timeout = 600"))
+    cmd = [sys.executable, "-m", "agent", "--config", str(cfg),
+           "--db", f"sqlite:///{tmp_path / 'k9.db'}", "scan", "--format", "json", "--probe", "http"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
+    try:
+        assert held.wait(120), "a03's request never reached its server"
+        tree = _descendants(proc.pid)
+        server = [p for p in tree if b"multiprocessing.forkserver" in Path(f"/proc/{p}/cmdline").read_bytes()
+                  and p in _children(proc.pid)]
+        assert len(server) == 1 and len(_children(server[0])) == 2, tree  # the workers are the server's
+        proc.kill()
+        proc.wait(30)
+        deadline = time.monotonic() + 40  # they end at once; the held one could not end by itself before 60 s
+        while time.monotonic() < deadline and any(_alive(pid) for pid in tree):
+            time.sleep(0.05)
+        assert not [pid for pid in tree if _alive(pid)]
+        assert not release.is_set()  # a03's request is still held: its worker did not end by finishing
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_fork_server_imports_start_no_thread_and_open_nothing() -> None:
+    """Workers are forked from the fork server: it must hold no thread (a lock held there would be
+    held forever in the child) and no descriptor beyond those it was given (a connection)."""
+    import subprocess
+    import sys
+
+    code = ("import os, threading\n"
+            "before = sorted(os.listdir('/proc/self/fd'))\n"
+            "import agent.scanning.preload\n"
+            "import sys\n"
+            "print(threading.active_count(), before == sorted(os.listdir('/proc/self/fd')),"
+            " 'agent.scanning.runner' in sys.modules, 'probes.tls.probe' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=os.environ)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1", "True", "True", "True"]
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        out.extend(int(p) for p in Path(f"/proc/{pid}/task/{task}/children").read_text().split())
+    return out
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (children of each of its threads, recursively)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                kids = [int(p) for p in Path(f"/proc/{parent}/task/{task}/children").read_text().split()]
+            except OSError:
+                continue
+            out.extend(kids)
+            todo.extend(kids)
+    return out
 
 
 def _alive(pid: int) -> bool:
@@ -265,3 +347,22 @@ def test_a_multi_process_scan_stores_on_either_database(
         engine.dispose()
     assert sorted((r[0], r[1]) for r in rows) == [(_name(i), "partial") for i in range(ASSETS)]
     assert {s["asset"]: s["id"] for s in doc["scans"]} == {r[0]: r[2] for r in rows}
+
+
+def test_a_worker_that_cannot_be_started_leaves_failed_scans_with_the_reason(
+        lab: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing.context
+
+    def refuse(self: Any) -> None:
+        raise OSError("no fork server here")
+
+    servers, dns, _, _ = lab
+    monkeypatch.setattr(multiprocessing.context.ForkServerProcess, "start", refuse)
+    code, doc, err = _scan(capsys, _config(tmp_path, servers, dns, "2"), tmp_path / "s.db")
+    assert code == 1
+    assert [s["asset"] for s in doc["scans"]] == [_name(i) for i in range(ASSETS)]
+    for scan in doc["scans"]:
+        assert scan["status"] == "failed"
+        assert "the scan worker process could not be started: OSError: no fork server here" in scan["reason"], scan
+    assert "posture: scan of http://a00.test" in err
+    assert _stored(tmp_path / "s.db") == {_name(i): ["failed"] for i in range(ASSETS)}

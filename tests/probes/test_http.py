@@ -66,7 +66,7 @@ def https_obs(result: ProbeResult, port: int, address: str = "127.0.0.1") -> dic
 
 def test_registered_and_applies_to_web_targets_only() -> None:
     probe = load_probe("http")
-    assert isinstance(probe, HttpProbe) and probe.name == "http" and probe.active is False
+    assert isinstance(probe.loaded(), HttpProbe) and probe.name == "http" and probe.active is False
     for scheme, applies in (("http", True), ("https", True), ("wss", True), ("tls", False)):
         assert probe.applies(make_target(f"{scheme}://{HOST}:9999/", kind=AssetKind.TRADING)) is applies
 

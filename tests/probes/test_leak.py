@@ -76,7 +76,7 @@ def leak_keys(result: ProbeResult) -> set[str]:
 
 def test_registered_and_active_for_web_assets_only() -> None:
     probe = load_probe("leak")
-    assert isinstance(probe, LeakProbe) and probe.active is True
+    assert isinstance(probe.loaded(), LeakProbe) and probe.active is True
     assert probe.applies(make_target("https://broker.test/"))
     assert not probe.applies(make_target("https://broker.test/", active=False))
     assert not probe.applies(make_target("tls://orders.broker.test:9443"))

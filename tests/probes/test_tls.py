@@ -118,7 +118,7 @@ def finding(result: ProbeResult, check_id: str) -> dict[str, Any]:
 
 def test_registered_passive_and_applies_to_tls_schemes() -> None:
     probe = load_probe("tls")
-    assert isinstance(probe, TlsProbe) and probe.name == "tls" and probe.active is False
+    assert isinstance(probe.loaded(), TlsProbe) and probe.name == "tls" and probe.active is False
     for url, applies in [("https://a.test/", True), ("wss://a.test/feed", True), ("tls://a.test:9443", True),
                          ("http://a.test/", False)]:
         assert probe.applies(make_target(url)) is applies
