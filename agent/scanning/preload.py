@@ -22,10 +22,10 @@ from probes.registry import probe_class, probe_names
 
 MODULES = ("agent.scanning.parallel", "agent.scanning.reach", "agent.scanning.runner", "probes.child")
 # Imported inside functions by the scan code: the resolver (probes.net.dns), anyio's event-loop
-# backend (httpx's connection pool), cryptography's OpenSSL backend, tlslite (probes.tls.hello's
-# legacy hellos, while it uses it), pickle and queue (the worker's hand-back).
+# backend (httpx's connection pool), cryptography's OpenSSL backend, pickle and queue (the
+# worker's hand-back). tlslite is not here: probes.tls.hello loads it only for a DH key exchange.
 LATE = ("dns.asyncresolver", "dns.resolver", "dns.rdatatype", "dns.exception", "anyio._backends._asyncio",
-        "cryptography.hazmat.backends.openssl.backend", "tlslite", "pickle", "queue")
+        "cryptography.hazmat.backends.openssl.backend", "pickle", "queue")
 
 
 def load() -> None:
