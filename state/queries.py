@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -95,6 +96,21 @@ def findings(session: Session, which: FindingFilter, asset_name: str | None) -> 
     if asset_name is not None:
         query = query.where(AssetRow.name == asset_name)
     return [finding_info(row, name) for row, name in session.exec(query.order_by(col(FindingRow.id)))]
+
+
+def findings_with_ids(session: Session, ids: Iterable[int]) -> list[FindingInfo]:
+    """The findings whose ids are in ``ids`` (unknown ids are left out), by id; a few queries
+    however many (bound parameters go in batches the databases accept)."""
+    wanted = sorted(set(ids))
+    out: list[FindingInfo] = []
+    for at in range(0, len(wanted), _ID_BATCH):
+        query = (select(FindingRow, AssetRow.name).join(AssetRow, col(AssetRow.id) == FindingRow.asset_id)
+                 .where(col(FindingRow.id).in_(wanted[at:at + _ID_BATCH])).order_by(col(FindingRow.id)))
+        out.extend(finding_info(row, name) for row, name in session.exec(query))
+    return out
+
+
+_ID_BATCH = 500  # ids per IN (...): well under SQLite's bound-parameter limit
 
 
 def finding(session: Session, finding_id: int) -> FindingInfo:

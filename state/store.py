@@ -11,7 +11,7 @@ attached. Errors leave as :mod:`state.errors` exceptions with one-line messages.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -222,6 +222,10 @@ class Store:
         self, state: FindingFilter = FindingFilter.ALL, asset: str | None = None
     ) -> list[FindingInfo]:
         return self._read("cannot list findings", lambda s: queries.findings(s, state, asset))
+
+    def findings_with_ids(self, ids: Iterable[int]) -> list[FindingInfo]:
+        """The findings with these ids (unknown ones left out), by id."""
+        return self._read("cannot list findings", lambda s: queries.findings_with_ids(s, ids))
 
     def finding(self, finding_id: int) -> FindingInfo:
         return self._read(f"cannot read finding {finding_id}", lambda s: queries.finding(s, finding_id))

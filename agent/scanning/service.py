@@ -149,20 +149,22 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
     import asyncio
     import gc
 
+    from agent.scanning.parallel import process_count
     from agent.scanning.runner import Scanner
 
+    processes = process_count(session.config.agent.processes, len(specs))
+    if processes > 1:
+        from agent.scanning.parallel import start_server
+
+        start_server()  # the workers' fork server imports the scan's modules while this process opens the store
     store = session.open_store()
 
     def on_done(outcome: ScanOutcome) -> None:
         outcome.stored = store.record_scan(outcome.record)
 
-    from agent.scanning.parallel import process_count
-
-    processes = process_count(session.config.agent.processes, len(specs))
     if processes > 1:  # many assets: every core, assets that share an address in one process
-        from agent.scanning.parallel import resolve_all, scan_in_processes, start_server
+        from agent.scanning.parallel import resolve_all, scan_in_processes
 
-        start_server()  # the workers' fork server imports the scan's modules while this process resolves
         resolved = asyncio.run(resolve_all(specs, opts))
         try:
             return scan_in_processes(specs, opts, processes, resolved, on_done=on_done, on_progress=on_progress)

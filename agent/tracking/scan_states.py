@@ -25,13 +25,11 @@ class Standing:
 def standings(session: Session, assets: Iterable[str], ids: set[int]) -> dict[int, Standing]:
     """finding id -> its standing, for the ``ids`` of the scanned ``assets``."""
     from agent.tracking.remediation import deadline_policy, deadlines
-    from state.views import FindingFilter
-
     if not ids:
         return {}
     with session.open_store() as store:
-        rows = [f for name in dict.fromkeys(assets) for f in store.findings(FindingFilter.ALL, asset=name)
-                if f.id in ids]
+        scanned = set(assets)
+        rows = [f for f in store.findings_with_ids(ids) if f.asset in scanned]
         kinds = {a.name: a.kind for a in store.assets()}
         due = deadlines(store, deadline_policy(session.config), rows, kinds)
     return {f.id: Standing(f.state.value, f.first_seen, due.get(f.id)) for f in rows}

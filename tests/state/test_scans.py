@@ -198,3 +198,20 @@ def test_enum_fields_are_stored_as_their_words_and_read_back_as_plain_strings(st
     assert asset.kind == AssetKind.WEBSITE and type(asset.kind) is str
     (f,) = store.findings(FindingFilter.OPEN)
     assert f.severity == Severity.CRITICAL and Severity(f.severity).rank == 4
+
+
+def test_findings_with_ids_reads_only_those_across_assets_in_batches(store: Store) -> None:
+    """What ``posture scan --format json`` annotates its findings from: the findings with these ids,
+    whatever their asset, unknown ids left out, more ids than one IN (...) batch holds."""
+    many = [finding("http.hsts.missing", f"www.broker.test:{port}") for port in range(1, 601)]
+    store.record_scan(scan(T0, [run("http", *many)]))
+    store.record_scan(scan(T0, [run("tls", finding("tls.cert.expired", "order.broker.test:9443"))], asset=TRADE))
+    every = {f.id: f for f in store.findings()}
+    assert len(every) == 601
+    trade = next(i for i, f in every.items() if f.asset == "trade")
+    some = sorted(every)[::2]
+    got = store.findings_with_ids([*some, trade, 10**9])
+    assert [f.id for f in got] == sorted({*some, trade})
+    assert {f.asset for f in got} == {"www", "trade"}
+    assert got == [every[f.id] for f in got]  # the same views as a listing gives
+    assert store.findings_with_ids([]) == []
