@@ -25,6 +25,7 @@ flight: the server has signed by then).
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,3 +128,22 @@ def _peak(spans: dict[tuple[str, str], list[float]]) -> int:
             open_now += delta
             peak = max(peak, open_now)
     return peak
+
+
+def process_tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) used so far by ``root`` and its children (nginx: the master and
+    its workers), from ``/proc``: what serving the scan cost the server side."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == root or ppid == root:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick

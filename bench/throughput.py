@@ -82,6 +82,7 @@ class Lab:
     config: Path
     status: Any  # tls_servers.Endpoint of the stub_status page
     logs: Path  # nginx's working directory: access.log, error.log
+    server_pid: int  # nginx's master: it and its workers are the server side's CPU
 
 
 def start_lab(stack: ExitStack, size: int, workdir: Path, cert: Path, key: Path, bundle: Path,
@@ -98,8 +99,8 @@ def start_lab(stack: ExitStack, size: int, workdir: Path, cert: Path, key: Path,
         targets.append({"name": f"e{i}", "host": f"e{i}.bench.test", "address": endpoint.host,
                         "port": endpoint.port})
     status = Endpoint(STATUS_ADDRESS, free_port(STATUS_ADDRESS))
-    stack.enter_context(nginx_tls(workdir / f"nginx-{size}", cert, key, sites, workers=2, status=status,
-                                  logs=True, limit_conn=per_host))
+    nginx = stack.enter_context(nginx_tls(workdir / f"nginx-{size}", cert, key, sites, workers=2, status=status,
+                                          logs=True, limit_conn=per_host))
     dns = DnsServer({t["host"]: t["address"] for t in targets}, zones=("bench.test",)).start()
     stack.callback(dns.stop)
     lines = [
@@ -116,7 +117,7 @@ def start_lab(stack: ExitStack, size: int, workdir: Path, cert: Path, key: Path,
         lines += ["[[assets]]", f'name = "{t["name"]}"', f'url = "https://{t["host"]}:{t["port"]}/"', ""]
     config = workdir / f"posture-{size}.toml"
     config.write_text("\n".join(lines))
-    return Lab(targets, config, status, workdir / f"nginx-{size}")
+    return Lab(targets, config, status, workdir / f"nginx-{size}", nginx.pid)
 
 
 def cpu_of_children() -> float:
@@ -177,11 +178,13 @@ def measured(lab: Lab, size: int, run: Any) -> dict[str, Any]:
 
     side = _sibling("serverside")
     mark, before, cpu = side.LogMark.of(lab.logs), stub_accepts(lab.status), cpu_of_children()
+    server_cpu = side.process_tree_cpu(lab.server_pid)
     wall, rss, extra = run()
     accepted = stub_accepts(lab.status) - before - 1  # minus the status request itself
+    server_cpu = side.process_tree_cpu(lab.server_pid) - server_cpu
     server = side.read(lab.logs, mark, accepted, ignore=STATUS_ADDRESS)
     return {
-        "wall_s": round(wall, 2), "cpu_s": round(cpu_of_children() - cpu, 2),
+        "wall_s": round(wall, 2), "cpu_s": round(cpu_of_children() - cpu, 2), "server_cpu_s": round(server_cpu, 2),
         "endpoints_per_s": round(size / wall, 1), "peak_rss_mib": round(rss / 1024, 1),
         "per_endpoint": server.per_endpoint(size), "max_concurrent_per_host": server.max_concurrent,
         "rejected_over_limit": server.rejected_429, **extra,
@@ -219,11 +222,13 @@ def bench(size: int, workdir: Path, pki: tuple[Path, Path, Path], args: argparse
 
 def print_report(r: dict[str, Any]) -> None:
     print(f"\n== {r['size']} endpoints (per-host limit {r['per_host_limit']}) ==", flush=True)
-    print(f"{'tool':<21} {'wall s':>7} {'CPU s':>6} {'ep/s':>6} {'RSS MiB':>8} {'conns':>6} {'http':>5} {'reqs':>5} "
-          f"{'full hs':>7} {'resumed':>7} {'refused':>7} {'max/host':>8} {'429s':>5}   (per endpoint)")
+    print(f"{'tool':<21} {'wall s':>7} {'CPU s':>6} {'srv CPU':>7} {'ep/s':>6} {'RSS MiB':>8} {'conns':>6} "
+          f"{'http':>5} {'reqs':>5} {'full hs':>7} {'resumed':>7} {'refused':>7} {'max/host':>8} {'429s':>5}"
+          "   (per endpoint)")
     for label, x in r["tools"].items():
         e = x["per_endpoint"]
-        print(f"{label:<21} {x['wall_s']:>7} {x['cpu_s']:>6} {x['endpoints_per_s']:>6} {x['peak_rss_mib']:>8} "
+        print(f"{label:<21} {x['wall_s']:>7} {x['cpu_s']:>6} {x.get('server_cpu_s', ''):>7} {x['endpoints_per_s']:>6} "
+              f"{x['peak_rss_mib']:>8} "
               f"{e['connections']:>6} {e['http_connections']:>5} {e['requests']:>5} {e['full_handshakes']:>7} "
               f"{e['resumed']:>7} {e['refused_hellos']:>7} {x['max_concurrent_per_host']:>8} "
               f"{x['rejected_over_limit']:>5}")

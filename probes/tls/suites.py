@@ -8,7 +8,9 @@ records the one the server picks, removes it and offers the rest again until
 the server refuses. One connection per accepted suite plus one refusal per
 protocol, a couple to learn whether the server enforces its own order, one
 for the weakest TLS 1.3 group and one for TLS_FALLBACK_SCSV: a few dozen for a
-typical server instead of one per suite and protocol. Protocols are scanned
+typical server instead of one per suite and protocol. TLS 1.3 hellos after the first
+carry no key share, so the server answers with a HelloRetryRequest naming its suite and
+signs nothing (:meth:`_Scanner.ask`). Protocols are scanned
 concurrently; the connector's per-host gate bounds how many at once.
 
 :func:`judge_suites` turns scans of every address of one host:port into
@@ -113,6 +115,7 @@ class _Scanner:
         self.groups: list[str] = []
         self.renegotiation: list[bool] = []
         self.no_ffdhe = False  # the server refuses DHE when FFDHE groups are listed: stop listing them
+        self.quiet_tls13 = True  # TLS 1.3 hellos after the first go without a key share (see ask)
 
     async def hello(self, protocol: Protocol, suites: Sequence[int], *, certificates: bool = False,
                     **kw: Any) -> ServerReply:
@@ -146,13 +149,34 @@ class _Scanner:
         if reply.secure_renegotiation is not None:
             self.renegotiation.append(reply.secure_renegotiation)
 
+    async def ask(self, protocol: Protocol, offer: Sequence[int], *, quiet: bool) -> ServerReply:
+        """A hello offering ``offer``; with ``quiet`` (TLS 1.3 only), without a key share.
+
+        A TLS 1.3 server that accepts a hello without a key share answers with a
+        HelloRetryRequest naming the suite it selected (RFC 8446 4.1.4): the same choice, and
+        no key exchange or signature on its side, where a ServerHello costs it both. The
+        first TLS 1.3 hello carries key shares (the group a real client gets is observed);
+        those after it are quiet. A refused quiet hello is asked again with key shares, and a
+        server that accepts only then (it mishandles an empty key share) is asked the usual
+        way from then on: a quiet refusal never stands for the server's answer.
+        """
+        if not (quiet and protocol is Protocol.TLS13 and self.quiet_tls13):
+            return await self.hello(protocol, offer)
+        reply = await self.hello(protocol, offer, key_share_groups=())
+        if reply.accepted:
+            return reply
+        confirm = await self.hello(protocol, offer)
+        if confirm.accepted:
+            self.quiet_tls13 = False
+        return confirm
+
     async def enumerate(self, protocol: Protocol) -> _ProtocolResult:
         result = _ProtocolResult(protocol)
         remaining = [s.id for s in self.table.candidates(protocol)]
         first_offer = set(remaining[:MAX_OFFER])
         while remaining:
             offer = remaining[:MAX_OFFER]
-            reply = await self.hello(protocol, offer)
+            reply = await self.ask(protocol, offer, quiet=bool(result.accepted))
             if self._ffdhe_refusal(protocol, offer, reply):
                 retry = await self.hello(protocol, offer, groups=GROUPS_NO_FFDHE)
                 if retry.accepted:
@@ -191,10 +215,10 @@ class _Scanner:
         if len(accepted) < 2:
             return
         if chunked:  # the first pick came from a partial offer: ask again with all of them
-            first = await self.hello(protocol, accepted)
+            first = await self.ask(protocol, accepted, quiet=True)
             if first.accepted and first.suite in accepted:
                 result.preferred = first.suite
-        again = await self.hello(protocol, list(reversed(accepted)))
+        again = await self.ask(protocol, list(reversed(accepted)), quiet=True)
         if again.accepted and again.suite in accepted:
             result.server_order = again.suite == result.preferred
 

@@ -402,3 +402,64 @@ def test_candidates_fit_the_protocol_and_put_weak_suites_last(protocol: Protocol
     assert weak == sorted(weak)  # strong first, weak last
     if protocol is not Protocol.TLS13:
         assert candidates[0].forward_secret and (candidates[0].aead or protocol.rank < Protocol.TLS12.rank)
+
+
+# ---------------------------------------------------------------- quiet TLS 1.3 hellos
+
+
+def _tls13_hellos(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records, for each TLS 1.3 hello the scanner builds, whether it carries a key share."""
+    import probes.tls.suites as suites_module
+
+    sent: list[bool] = []
+    real = suites_module.client_hello
+
+    def spy(protocol: Protocol, suites: list[int], **kw: object) -> bytes:
+        if protocol is Protocol.TLS13 and kw.get("groups") is None:  # not the weakest-group probe
+            sent.append(kw.get("key_share_groups", True) != ())
+        return real(protocol, suites, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(suites_module, "client_hello", spy)
+    return sent
+
+
+async def test_tls13_suites_after_the_first_are_asked_without_a_key_share(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real TLS 1.3 server answers quiet hellos with HelloRetryRequests naming the suite it picks
+    (no signature on its side): the same suites, order and preference as hellos with key shares."""
+    import probes.tls.suites as suites_module
+
+    ctx = server_context(pair.cert, pair.key, minimum=ssl.TLSVersion.TLSv1_3)
+    with http_server(host="127.0.4.40", tls=ctx) as srv:
+        sent = _tls13_hellos(monkeypatch)
+        quiet = await scan(Endpoint(srv.host, srv.port))
+        monkeypatch.setattr(suites_module._Scanner, "ask",
+                            lambda self, protocol, offer, quiet: self.hello(protocol, offer))
+        loud = await scan(Endpoint(srv.host, srv.port))
+    assert quiet.suites["TLSv1.3"] == loud.suites["TLSv1.3"] and len(quiet.suites["TLSv1.3"]) >= 3
+    assert quiet.preferred == loud.preferred and quiet.server_order == loud.server_order
+    assert "x25519" in quiet.groups
+    n = len(quiet.suites["TLSv1.3"])
+    # One hello with key shares; every other accepted suite, the closing refusal (confirmed with
+    # key shares) and the order check are quiet.
+    assert sent[:n + 3] == [True, *([False] * (n - 1)), False, True, False], sent
+
+
+async def test_a_server_that_mishandles_an_empty_key_share_is_asked_the_usual_way() -> None:
+    """A scripted TLS 1.3 server that alerts on a hello without a key share: the quiet refusal is
+    confirmed with key shares, and every suite is still found."""
+    from tlslite.constants import ExtensionType
+
+    def answer(data: bytes) -> bytes | None:
+        hello = parse_client_hello(data)
+        if offered_version(hello) != (3, 4):
+            return alert_record(70)
+        shares = hello.getExtension(ExtensionType.key_share)
+        if shares is None or not shares.client_shares:
+            return alert_record(47)  # illegal_parameter: it cannot do a HelloRetryRequest
+        return tls_record(22, server_hello_message((3, 4), hello.cipher_suites[0], tls13_group=29))
+
+    with scripted_server(answer, "127.0.4.41") as endpoint:
+        result = await scan(endpoint)
+    assert result.accepted() == [Protocol.TLS13]
+    assert set(result.suites["TLSv1.3"]) == {s.name for s in suite_table().candidates(Protocol.TLS13)}
