@@ -124,6 +124,12 @@ def asset_record(spec: AssetSpec) -> AssetRecord:
     return AssetRecord(name=spec.name, url=spec.url.normalised, kind=spec.kind, configured=spec.configured)
 
 
+def _quiet(task: asyncio.Future[None]) -> None:
+    """A release finished after its scan stopped waiting for it: its failure is nobody's to read."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _target(spec: AssetSpec, res: Resolution, opts: ScanOptions, quiet: str | None = None) -> Target:
     settings = opts.settings
     if spec.scan_ports is not None:
@@ -261,7 +267,12 @@ class Scanner:
             if on_progress:
                 on_progress(done, len(specs))
 
-        await asyncio.gather(*(one(s) for s in specs))
+        # Every scan ends before this does, even when stopped: a plain gather would end at the
+        # first scan that raised CancelledError, and the stop that follows would cancel the others
+        # again while they record themselves as interrupted (their records lost).
+        for result in await asyncio.gather(*(one(s) for s in specs), return_exceptions=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
         order = {s.name: i for i, s in enumerate(specs)}
         outcomes.sort(key=lambda o: order.get(o.asset.name, 0))
         return outcomes
@@ -298,7 +309,14 @@ class Scanner:
         try:
             return await self._scan_pinned(spec, started, res, checked, target, quiet, origin_dns, http)
         finally:
-            await http.release()  # the asset's pools and TLS sessions are not kept for the rest of the run
+            # The asset's pools and TLS sessions are not kept for the rest of the run. Shielded: a
+            # second cancellation (a stop while an interrupted scan closes its connections) must
+            # not cost the record of the scan (the release goes on, and the outcome is returned).
+            release = asyncio.ensure_future(http.release())
+            try:
+                await asyncio.shield(release)
+            except asyncio.CancelledError:
+                release.add_done_callback(_quiet)
 
     async def _scan_pinned(self, spec: AssetSpec, started: datetime, res: Resolution, checked: ProbeResult | None,
                            target: Target, quiet: str | None, origin_dns: dict[str, Any],

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.errors import UsageError
 from agent.targets import AssetSpec, parse_target_url
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from state.store import Store
     from state.views import AssetInfo
 
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ScanRequest:
@@ -153,23 +154,27 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
     from agent.scanning.runner import Scanner
 
     processes = process_count(session.config.agent.processes, len(specs))
-    if processes > 1:
-        from agent.scanning.parallel import start_server
+    if processes > 1:  # many assets: every core, assets that share an address in one process
+        from agent.scanning.parallel import resolve_all, scan_in_processes, start_server, stop_server
 
-        start_server()  # the workers' fork server imports the scan's modules while this process opens the store
+        start_server()  # the workers' fork server imports the scan's modules meanwhile
+        try:
+            # The store opens (imports, CPU) while the names resolve (waits on the resolver).
+            store, resolved = _open_while(session, lambda: asyncio.run(resolve_all(specs, opts)))
+
+            def stored(outcome: ScanOutcome) -> None:
+                outcome.stored = store.record_scan(outcome.record)
+
+            try:
+                return scan_in_processes(specs, opts, processes, resolved, on_done=stored, on_progress=on_progress)
+            finally:
+                store.close()
+        finally:
+            stop_server()
     store = session.open_store()
 
     def on_done(outcome: ScanOutcome) -> None:
         outcome.stored = store.record_scan(outcome.record)
-
-    if processes > 1:  # many assets: every core, assets that share an address in one process
-        from agent.scanning.parallel import resolve_all, scan_in_processes
-
-        resolved = asyncio.run(resolve_all(specs, opts))
-        try:
-            return scan_in_processes(specs, opts, processes, resolved, on_done=on_done, on_progress=on_progress)
-        finally:
-            store.close()
 
     async def go() -> list[ScanOutcome]:
         scanner = Scanner(opts)
@@ -183,6 +188,35 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
         return asyncio.run(go())
     finally:
         store.close()
+
+
+def _open_while(session: Session, work: Callable[[], T]) -> tuple[Store, T]:
+    """``session.open_store()`` in a thread while ``work()`` runs here; both results, or the first
+    failure (the store's first: a store that cannot open ends the command before any scan)."""
+    import threading
+
+    opened: list[Store] = []
+    failed: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            opened.append(session.open_store())
+        except BaseException as exc:  # handed to the caller's thread below
+            failed.append(exc)
+
+    thread = threading.Thread(target=open_store, name="posture-open-store", daemon=True)
+    thread.start()
+    try:
+        result = work()
+    except BaseException:
+        thread.join()
+        for store in opened:
+            store.close()
+        raise
+    thread.join()
+    if failed:
+        raise failed[0]
+    return opened[0], result
 
 
 def register_assets(store: Store, specs: Iterable[AssetSpec], now: datetime) -> dict[str, AssetInfo]:

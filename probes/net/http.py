@@ -171,6 +171,9 @@ class HttpClient:
         pages, self._pages = list(self._pages.values()), {}
         for task in pages:
             task.cancel()
+        # A page still being fetched (its readers were cancelled: a scan interrupted) lets go of
+        # its connection before the pools close; a pool closed under a request in flight raises.
+        await asyncio.gather(*pages, return_exceptions=True)
         done = set()
         for host in {h for _, h, _ in self.origins}:
             self._users[host] -= 1

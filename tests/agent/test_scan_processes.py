@@ -235,7 +235,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_they_finished(
     assert proc.returncode == 130, err
     assert b"Traceback" not in err and b"posture: interrupted" in err
     stored = _stored(db)
-    assert stored.get("a03") == ["interrupted"], stored
+    assert stored.get("a03") == ["interrupted"], (stored, err[-3000:])
     assert all(len(v) == 1 and v[0] in ("partial", "interrupted") for v in stored.values()), stored
     deadline = time.monotonic() + 30  # multiprocessing's resource tracker exits once it sees the parent gone
     while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
