@@ -15,7 +15,8 @@ config listing the N assets; and runs, one after the other against the same ngin
 For each run it prints wall and CPU time (the scan's worker processes included),
 endpoints per second, peak memory (the larger of ``os.wait4``'s ru_maxrss and the peak
 summed PSS of the scan's process tree, ``bench/proctree.py``), the scanning processes
-it used (``[agent] processes``, ``--processes``), and from nginx (``bench/serverside.py``): TCP connections,
+it used (``[agent] processes``, ``--processes``), nginx's own CPU time while the tool ran (``srv CPU``), and
+from nginx (``bench/serverside.py``): TCP connections,
 connections that carried requests, requests, full TLS handshakes, resumed sessions
 and refused hellos per endpoint; the most connections with a request open at once
 to one server address, against ``per_host_concurrency``; and requests nginx's own
