@@ -124,6 +124,27 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
+def _journal_mode_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another connection holds the file.
+
+    Switching a new database to WAL needs the file to itself, and SQLite can answer "database
+    is locked" at once, without its busy handler, while another process is switching it or
+    creating the schema: two posture processes opening one new database at the same moment.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_events(engine: Engine, *, wal: bool, path: Path | None = None) -> None:
     """Connection pragmas, BEGIN IMMEDIATE for writers, and (for a file) the file's identity.
 
@@ -152,11 +173,11 @@ def _sqlite_events(engine: Engine, *, wal: bool, path: Path | None = None) -> No
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             if wal:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _journal_mode_wal(cursor)
                 cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         finally:
             cursor.close()
         if path is not None and not opened:

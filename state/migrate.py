@@ -101,8 +101,17 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic.util import CommandError
 
     try:
-        with _IN_PROCESS, engine.connect() as connection, alembic_config(connection) as config:
-            command.upgrade(config, revision)
+        with _IN_PROCESS, engine.connect() as connection:
+            # One transaction for the whole upgrade, begun before alembic looks: on SQLite the
+            # writer's BEGIN IMMEDIATE takes the write lock first, so alembic reads the version
+            # under it and a second process opening the same fresh database waits, then finds
+            # the schema current. (Left to itself, alembic gives SQLite, which it treats as
+            # non-transactional DDL, a transaction per revision, read the version outside them,
+            # and two openers interleaved: "table ... already exists", a version row not found.)
+            # On PostgreSQL env.py's advisory lock is held in this transaction all the same.
+            connection.begin()
+            with alembic_config(connection) as config:
+                command.upgrade(config, revision)
             connection.commit()
     except CommandError as exc:
         # Typically a revision this posture does not know: the database is newer than the code.
