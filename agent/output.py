@@ -39,7 +39,7 @@ def paint(text: str, code: str | None, colour: bool) -> str:
 
 
 def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
-    """One scan as the documented JSON object (``outcome`` is a runner.ScanOutcome)."""
+    """One scan as the documented JSON object (``outcome`` is an options.ScanOutcome)."""
     catalog = catalog or load_catalog()
     rec = outcome.record
     ids: Mapping[tuple[str, str], int] = getattr(outcome.stored, "finding_ids", {}) or {}

@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from agent.commands.history import asset_name
     from agent.output import as_entered, dump_json, iso
-    from agent.scanning.runner import asset_record
+    from agent.scanning.options import asset_record
     from agent.session import Session
     from agent.when import parse_entered
     from state.external_scans import MAX_EVIDENCE_BYTES, record

@@ -12,7 +12,7 @@ SEVERITIES = tuple(s.value for s in Severity)  # worst first
 FAIL_ON_EXIT = 3  # --fail-on: an open finding at or above the threshold
 
 if TYPE_CHECKING:
-    from agent.scanning.runner import ScanOutcome
+    from agent.scanning.options import ScanOutcome
     from agent.session import Session
 
 

@@ -20,7 +20,7 @@ from schedules.due import retry_delay
 from state.delivery_views import DeliveryEvent, DeliveryInfo, DeliveryState
 
 if TYPE_CHECKING:
-    from agent.scanning.runner import ScanOutcome
+    from agent.scanning.options import ScanOutcome
     from agent.session import Session
     from probes.catalog import Catalog
     from state.store import Store

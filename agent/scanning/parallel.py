@@ -51,7 +51,7 @@ from agent.targets import AssetSpec
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from agent.scanning.runner import ScanOptions, ScanOutcome
+    from agent.scanning.options import ScanOptions, ScanOutcome
     from probes.base import ProbeFailure
     from probes.net.dns import Resolution
 
@@ -195,6 +195,9 @@ def work(conn: Connection, alive: Connection, job: _Job) -> None:
     tie_to_parent(os.getppid())  # the fork server
     threading.Thread(target=_die_with_agent, args=(alive,), name="posture-scan-agent", daemon=True).start()
     os.setpgrp()  # a terminal's Ctrl-C reaches the parent alone; it passes it on once (see scan_in_processes)
+    # The agent's SIGINT is its stop request: heard whatever this process inherited (a fork server
+    # started from a background job has it ignored, and would pass that on to every worker).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ.clear()
     os.environ.update(job.environ)
     import queue
@@ -262,9 +265,18 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
     import multiprocessing
     from multiprocessing.connection import wait
 
-    from agent.scanning.runner import failed_outcome
-    from probes.catalog import load_catalog
     from vocab import one_line
+
+    def failed(indexes: Sequence[int], why: str) -> None:
+        """These assets' scans fail with ``why`` (the runner's machinery is loaded only then)."""
+        if not indexes:
+            return
+        from agent.scanning.runner import failed_outcome
+        from probes.catalog import load_catalog
+
+        catalog = load_catalog()
+        for i in indexes:
+            accept(i, failed_outcome(opts, catalog, specs[i], started, why))
 
     shares = bins(address_groups(specs, resolved), processes)
     per = max(1, opts.concurrency // len(shares))  # the assets in flight stay [agent] concurrency in all
@@ -293,8 +305,11 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
 
     import threading
 
+    # As in one process: a command started with SIGINT ignored (a background job of a
+    # non-interactive shell) keeps ignoring it, and its workers are never told to stop.
     main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
+    listening = main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    previous = signal.signal(signal.SIGINT, on_sigint) if listening else None
     try:
         for share in shares:
             names = {specs[i].name for i in share}
@@ -309,10 +324,7 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
             except Exception as exc:  # no fork server, no process: these assets' scans fail, with the reason
                 here.close()
                 alive_w.close()
-                catalog = load_catalog()
-                why = f"the scan worker process could not be started: {one_line(exc)}; nothing was recorded"
-                for i in share:
-                    accept(i, failed_outcome(opts, catalog, specs[i], started, why))
+                failed(share, f"the scan worker process could not be started: {one_line(exc)}; nothing was recorded")
                 continue
             finally:
                 there.close()
@@ -344,15 +356,12 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
                 why = {"died": f"the scan worker process {_death(proc.exitcode)}",
                        "done": "the scan worker process ended without handing this scan back",
                        }.get(msg[0]) or f"the scan worker process failed: {msg[1]}"
-                catalog = load_catalog()
-                for i in share:
-                    if i not in outcomes:
-                        accept(i, failed_outcome(opts, catalog, specs[i], started,
-                                                 f"{why} before this asset's scan finished; nothing was recorded"))
+                failed([i for i in share if i not in outcomes],
+                       f"{why} before this asset's scan finished; nothing was recorded")
         if stopping:
             raise KeyboardInterrupt
     finally:
-        if main:
+        if listening:
             signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
         for proc, _, alive in running.values():
             proc.kill()

@@ -3,7 +3,7 @@
 A caller says what it wants in a :class:`ScanRequest` (the command builds it from its
 arguments; the scheduler asks for the defaults with ``Trigger.SCHEDULED``);
 :func:`scan_options` turns it and the session's config into the runner's
-:class:`~agent.scanning.runner.ScanOptions`, refusing bad input in one line;
+:class:`~agent.scanning.options.ScanOptions`, refusing bad input in one line;
 :func:`select_assets` picks the assets a scan covers; :func:`scan_and_store` scans them
 and stores each scan as it finishes; :func:`register_assets` stores the configured assets
 (a new one counts for cadence from the moment it is registered).
@@ -22,7 +22,7 @@ from state.records import Trigger
 from vocab import AssetKind
 
 if TYPE_CHECKING:
-    from agent.scanning.runner import ScanOptions, ScanOutcome
+    from agent.scanning.options import ScanOptions, ScanOutcome
     from agent.session import Session
     from state.store import Store
     from state.views import AssetInfo
@@ -70,8 +70,8 @@ def select_assets(session: Session, urls: list[str]) -> list[AssetSpec]:
 def scan_options(session: Session, request: ScanRequest) -> ScanOptions:
     """The runner's options for ``request`` under the session's config; UsageError on bad input."""
     from agent import __version__
+    from agent.scanning.options import ScanOptions, make_clock
     from agent.scanning.quiet_policy import QuietPolicy
-    from agent.scanning.runner import ScanOptions, make_clock
     from probes.base import Limits
     from probes.registry import probe_names
 
@@ -151,7 +151,6 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
     import gc
 
     from agent.scanning.parallel import process_count
-    from agent.scanning.runner import Scanner
 
     processes = process_count(session.config.agent.processes, len(specs))
     if processes > 1:  # many assets: every core, assets that share an address in one process
@@ -171,6 +170,8 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
                 store.close()
         finally:
             stop_server()
+    from agent.scanning.runner import Scanner
+
     store = session.open_store()
 
     def on_done(outcome: ScanOutcome) -> None:
@@ -221,7 +222,7 @@ def _open_while(session: Session, work: Callable[[], T]) -> tuple[Store, T]:
 
 def register_assets(store: Store, specs: Iterable[AssetSpec], now: datetime) -> dict[str, AssetInfo]:
     """Store every configured asset (new ones count for cadence from now); name -> stored info."""
-    from agent.scanning.runner import asset_record
+    from agent.scanning.options import asset_record
 
     return {spec.name: store.upsert_asset(asset_record(spec), now) for spec in specs}
 

@@ -81,7 +81,7 @@ def watch(session: Session, *, trigger: Trigger = Trigger.MANUAL, resolver: str 
           clock: Callable[[], datetime] | None = None) -> list[WatchOutcome]:
     """One watch of every configured domain at ``clock`` (default: the session's), stored; outcomes in config order."""
     from agent import __version__
-    from agent.scanning.runner import make_clock
+    from agent.scanning.options import make_clock
     from probes.base import ProbeFailure, RunStatus
     from probes.catalog import load_catalog
     from probes.watch.collect import observe

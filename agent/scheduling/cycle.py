@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from agent.config import Config
     from agent.notify.alerts import Alert
     from agent.notify.channels import Channel
-    from agent.scanning.runner import Clock, ScanOutcome
+    from agent.scanning.options import Clock, ScanOutcome
     from agent.scheduling.scan_jobs import Waiting
     from agent.session import Session
     from agent.targets import AssetSpec
@@ -238,7 +238,7 @@ def alerting_cycle(session: Session, store: Store, now: datetime) -> CycleReport
 
 def run_once(session: Session) -> CycleReport:
     """``posture run --once``: one :func:`evaluation_cycle` with the due scans."""
-    from agent.scanning.runner import make_clock
+    from agent.scanning.options import make_clock
 
     clock = make_clock(session.now)
     with session.open_store() as store:

@@ -39,7 +39,7 @@ from state.job_queue import JobInfo, JobKind, JobQueue, LeaseLost, Wanted
 from vocab import ScanStatus, one_line
 
 if TYPE_CHECKING:
-    from agent.scanning.runner import ScanOutcome
+    from agent.scanning.options import ScanOutcome
     from agent.scheduling.daemon_setup import CycleFn as Cycle  # the evaluation cycle (tests pass their own)
     from agent.session import Session
     from state.store import Store
@@ -54,7 +54,7 @@ KEEP_JOBS = timedelta(days=30)
 class Daemon:
     def __init__(self, args: argparse.Namespace, session: Session, store: Store, *, cycle: Cycle = alerting_cycle,
                  lease: timedelta = LEASE, stop_grace: float = STOP_GRACE) -> None:
-        from agent.scanning.runner import make_clock
+        from agent.scanning.options import make_clock
 
         self.args = args
         self.store = store

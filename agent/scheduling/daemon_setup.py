@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
-    from agent.scanning.runner import Clock, ScanOptions
+    from agent.scanning.options import Clock, ScanOptions
     from agent.session import Session
     from state.store import Store
 

@@ -35,7 +35,7 @@ from vocab import ScanStatus, one_line
 if TYPE_CHECKING:
     from procrastinate import App
 
-    from agent.scanning.runner import Clock, ScanOutcome
+    from agent.scanning.options import Clock, ScanOutcome
     from agent.scheduling.fleet_limits import FleetAddressLimits
     from agent.session import Session
     from state.store import Store
@@ -70,7 +70,7 @@ class Runtime:
 
     @classmethod
     def build(cls, session: Session, store: Store) -> Runtime:
-        from agent.scanning.runner import make_clock
+        from agent.scanning.options import make_clock
         from agent.scheduling.fleet_limits import FleetAddressLimits
 
         clock = make_clock(session.now)

@@ -37,7 +37,7 @@ from vocab import one_line
 if TYPE_CHECKING:
     from procrastinate import App
 
-    from agent.scanning.runner import Clock
+    from agent.scanning.options import Clock
     from agent.scheduling.daemon_setup import CycleFn as Cycle
     from agent.session import Session
     from state.store import Store
@@ -213,7 +213,7 @@ async def serve(session: Session, store: Store, *, scheduler: bool, workers: boo
     """The scheduler and/or this process's workers, until SIGTERM/SIGINT."""
     import signal
 
-    from agent.scanning.runner import make_clock
+    from agent.scanning.options import make_clock
     from agent.scanning.service import register_assets
     from agent.scheduling.fleet import make_app, work
 

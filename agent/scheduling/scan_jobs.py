@@ -26,7 +26,7 @@ from schedules.timing import Schedule, parse_duration, parse_schedule
 
 if TYPE_CHECKING:
     from agent.config import Config
-    from agent.scanning.runner import ScanOptions, ScanOutcome
+    from agent.scanning.options import ScanOptions, ScanOutcome
     from agent.targets import AssetSpec
     from state.job_queue import JobInfo, JobQueue
 
@@ -160,7 +160,8 @@ async def run_scan_job(queue: JobQueue, job: JobInfo, spec: AssetSpec, opts: Sca
     Cancelled (the agent is stopping), the scan stores what its probes finished as an
     interrupted scan and the job goes back to pending, to run again at the next start.
     """
-    from agent.scanning.runner import Scanner, asset_record
+    from agent.scanning.options import asset_record
+    from agent.scanning.runner import Scanner
     from state.lifecycle import ScanHeader
     from state.records import ScanRecord, ScanStatus
 

@@ -1,5 +1,10 @@
 """SQLModel tables. The schema itself is owned by the alembic migrations in
 ``state/migrations``; a test keeps these classes and the migrations identical.
+
+A brand-new SQLite database is made from these classes directly (``state.migrate``,
+no alembic), so they match the migrated schema column for column: a column a later
+revision added comes last in its table, in the order the revisions added them
+(tests/state/test_new_database.py compares the two databases' DDL).
 """
 
 from __future__ import annotations
@@ -79,11 +84,11 @@ class ScanRow(Base, table=True):
     posture_version: str = Field(sa_column=Column(String(64), nullable=False))
     catalog_version: str = Field(sa_column=Column(String(64), nullable=False))
     config_hash: str = Field(sa_column=Column(String(128), nullable=False))
+    dns: dict[str, Any] = _json()
+    error: str | None = _text()
     # What decides this asset's findings (kind, allow-lists, declarations, overrides, probe
     # settings); None before revision 0005.
     asset_config_hash: str | None = _text(128)
-    dns: dict[str, Any] = _json()
-    error: str | None = _text()
 
 
 class ProbeRunRow(Base, table=True):
@@ -130,10 +135,10 @@ class FindingRow(Base, table=True):
     accepted_reason: str | None = _text()
     accepted_by: str | None = _text(255)
     accepted_until: datetime | None = _at(nullable=True)
-    accepted_until_entered: str | None = _text(64)  # as the person typed it: 2027-03-31
     false_positive_reason: str | None = _text()
     false_positive_by: str | None = _text(255)
     evidence: dict[str, Any] = _json()
+    accepted_until_entered: str | None = _text(64)  # as the person typed it: 2027-03-31
 
 
 class OccurrenceRow(Base, table=True):

@@ -59,8 +59,6 @@ class ExternalScanRow(Base, table=True):
     )
     performed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     performed_by: str = Field(sa_column=Column(String(255), nullable=False))
-    # The date as the person typed it (2026-11-15); performed_at is its instant.
-    performed_entered: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     evidence_name: str = Field(sa_column=Column(String(255), nullable=False))
     evidence_sha256: str = Field(sa_column=Column(String(64), nullable=False))
@@ -68,3 +66,5 @@ class ExternalScanRow(Base, table=True):
     # Listing queries name their columns: they must not pull megabytes of reports.
     evidence: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The date as the person typed it (2026-11-15); performed_at is its instant.
+    performed_entered: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))

@@ -226,7 +226,7 @@ def test_no_channels_is_bad_input(tmp_path: Path, sqlite_url: str, capsys: pytes
 
 def test_posture_scan_alerts_configured_assets_only(tmp_path: Path, sqlite_url: str) -> None:
     from agent.notify.dispatch import alert_new_findings
-    from agent.scanning.runner import ScanOutcome
+    from agent.scanning.options import ScanOutcome
     from agent.session import Session
     from agent.targets import AssetSpec, parse_target_url
 

@@ -15,9 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.certs import Authority, write_pair
-from tests.support.dnsserver import DnsServer
-from tests.support.servers import Reply, http_server, server_context
+from tests.support.site_lab import broker_site
 
 HOST = "127.0.0.23"
 NOW = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
@@ -25,17 +23,8 @@ NOW = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    ca = Authority("pipeline test root")
-    d = tmp_path_factory.mktemp("pipeline-lab")
-    leaf = ca.leaf("www.pipe.test")
-    cert, key = write_pair(d, "www", ca.chain_pem(leaf), leaf.key_pem)
-    bundle = ca.write_trust(d / "ca.pem")
-    # HSTS too short: one low finding (http.hsts.short_max_age), nothing at medium or above from http
-    routes = {"/": Reply(200, "<html><body>broker</body></html>", {"Strict-Transport-Security": "max-age=100"})}
-    dns = DnsServer({"www.pipe.test": HOST}).start()
-    with http_server(routes, host=HOST, tls=server_context(cert, key)) as www:
-        yield {"dns": dns.address, "bundle": str(bundle), "port": www.port}
-    dns.stop()
+    with broker_site(tmp_path_factory.mktemp("pipeline-lab"), "www.pipe.test", HOST, "pipeline test root") as site:
+        yield site
 
 
 def posture(db: str, *args: str, now: datetime = NOW) -> subprocess.CompletedProcess[str]:

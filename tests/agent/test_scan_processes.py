@@ -24,6 +24,8 @@ import pytest
 from agent.cli import main
 from tests.support.counting import Counted, counting_server
 from tests.support.dnsserver import DnsServer, dns_server
+from tests.support.interrupt import posture_foreground, posture_ignoring_sigint
+from tests.support.modules import imports_of
 from tests.support.servers import Reply, Seen
 
 ADDRESSES = [f"127.0.0.{n}" for n in range(21, 25)]
@@ -103,6 +105,14 @@ def _stored(db: Path) -> dict[str, list[str]]:
     return out
 
 
+def _why(db: Path, name: str) -> list[tuple[Any, ...]]:
+    """An asset's stored scans with their errors and their probe runs' (for a failure's message)."""
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT s.status, s.error, r.probe, r.status, r.error_kind, r.error, r.skip_reason"
+                            " FROM scans s JOIN assets a ON a.id = s.asset_id"
+                            " LEFT JOIN probe_runs r ON r.scan_id = s.id WHERE a.name = ?", (name,)).fetchall()
+
+
 def test_processes_give_the_same_record_and_keep_each_address_in_one_process(
         lab: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
     servers, dns, _, _ = lab
@@ -126,6 +136,23 @@ def test_processes_give_the_same_record_and_keep_each_address_in_one_process(
         server.settled()
         assert server.requests > 0
         assert server.peak <= PER_HOST, server.peak
+
+
+def test_the_agent_of_a_multi_process_scan_loads_no_scanning_machinery(lab: Any, tmp_path: Path) -> None:
+    """The agent resolves, hands out and stores; only its workers scan. So it never imports the
+    runner, the probes or their HTTP stack (httpx, anyio), nor alembic for a new SQLite file:
+    each would be memory held by one more process all scan long."""
+    servers, dns, _, _ = lab
+    argv = ["--config", str(_config(tmp_path, servers, dns, "2")), "--db", f"sqlite:///{tmp_path / 'p.db'}",
+            "scan", "--format", "json", "--probe", "http", "--probe", "leak"]
+    proc, modules = imports_of(argv, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {s["status"] for s in json.loads(proc.stdout)["scans"]} == {"partial"}
+    assert _stored(tmp_path / "p.db") == {_name(i): ["partial"] for i in range(ASSETS)}
+    assert "agent.scanning.parallel" in modules and "sqlalchemy" in modules  # it did split, and store
+    assert not {m for m in modules if m.split(".")[0] in ("httpx", "httpcore", "anyio", "h11", "alembic", "tlslite")}
+    assert not {m for m in modules if m.startswith(("agent.scanning.runner", "probes.http", "probes.leak",
+                                                    "probes.tls", "probes.net.http", "probes.net.connector"))}
 
 
 def test_a_killed_worker_leaves_failed_scans_of_its_assets_and_the_rest_is_kept(
@@ -213,13 +240,12 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_they_finished(
     """SIGINT to the command (its workers are in their own process group): each worker records
     its scans in flight as interrupted and hands them back; exit 130; no process left behind."""
     import subprocess
-    import sys
     import time
 
     servers, dns, held, release = lab
     db = tmp_path / "i.db"
-    cmd = [sys.executable, "-m", "agent", "--config", str(_config(tmp_path, servers, dns, "2", held=True)),
-           "--db", f"sqlite:///{db}", "scan", "--format", "json", "--probe", "http", "--probe", "leak"]
+    cmd = posture_foreground("--config", str(_config(tmp_path, servers, dns, "2", held=True)), "--db",
+                             f"sqlite:///{db}", "scan", "--format", "json", "--probe", "http", "--probe", "leak")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
     try:
         assert held.wait(120), "a03's request never reached its server"
@@ -235,12 +261,40 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_they_finished(
     assert proc.returncode == 130, err
     assert b"Traceback" not in err and b"posture: interrupted" in err
     stored = _stored(db)
-    assert stored.get("a03") == ["interrupted"], (stored, err[-3000:])
+    assert stored.get("a03") == ["interrupted"], (_why(db, "a03"), stored, err[-3000:])
     assert all(len(v) == 1 and v[0] in ("partial", "interrupted") for v in stored.values()), stored
     deadline = time.monotonic() + 30  # multiprocessing's resource tracker exits once it sees the parent gone
     while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
         time.sleep(0.05)
     assert not [pid for pid in workers if _alive(pid)]  # every descendant (workers, fork server, tracker) is gone
+
+
+def test_a_scan_started_with_sigint_ignored_keeps_ignoring_it(lab: Any, tmp_path: Path) -> None:
+    """As a scan in one process does (and as a background job of a script should): SIGINT is not
+    a stop request then; the workers are not told to stop and every scan is recorded as it ends."""
+    import subprocess
+    import time
+
+    servers, dns, held, release = lab
+    db = tmp_path / "ignored.db"
+    cmd = posture_ignoring_sigint("--config", str(_config(tmp_path, servers, dns, "2", held=True)), "--db",
+                                  f"sqlite:///{db}", "scan", "--format", "json", "--probe", "http", "--probe", "leak")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+    try:
+        assert held.wait(120), "a03's request never reached its server"
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert proc.poll() is None
+        release.set()  # a03's answer comes: its scan ends as it would have
+        out, err = proc.communicate(timeout=120)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert {s["status"] for s in json.loads(out)["scans"]} == {"partial"}
+    assert _stored(db) == {_name(i): ["partial"] for i in range(ASSETS)}, _why(db, "a03")
 
 
 def test_a_killed_agent_leaves_no_scan_running(lab: Any, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ the parser loads no command implementation; a tls+http scan never loads the brow
 (Playwright) nor, unless notifications are configured, Apprise, nor the modules of the probes
 it does not run (edge, leak, social, ports: the registry answers whether they apply), nor
 httpx's own command line (click, rich, pygments); a scan of a database already at the newest
-schema never loads alembic. The config loads no probe's model for a section left at its
+schema, or of a new SQLite file, never loads alembic. The config loads no probe's model for a section left at its
 defaults (the tests below hold those defaults to the probes' own).
 
 What a process imported is read from its ``sys.modules`` at exit, never from a duration:
@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,9 +25,9 @@ from typing import Any
 import pytest
 
 from agent.cli import build_parser, main, pause_gc_for_startup
-from tests.support.certs import Authority, write_pair
-from tests.support.dnsserver import DnsServer
-from tests.support.servers import Reply, Running, http_server, server_context
+from tests.support.modules import imports_of
+from tests.support.servers import Running
+from tests.support.site_lab import broker_site
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.23"
@@ -41,32 +38,6 @@ HEAVY = ("sqlalchemy", "sqlmodel", "httpx", "httpcore", "cryptography", "pydanti
 # What building the parser may load of posture itself: the CLI, the command modules, their errors.
 PARSER_MODULES = ("agent", "agent.cli", "agent.command_names", "agent.lean", "agent.commands", "agent.errors", "state",
                   "state.errors", "vocab", "vocab.errors", "vocab.words", "schedules", "schedules.duties")
-
-
-# Runs ``python -m agent`` as the console script does and writes, at exit, every module the
-# process loaded (sys.modules: import statements and importlib alike; not a None entry, which
-# blocks an import) to the file named first.
-_PROBE = """
-import atexit, json, runpy, sys
-out = sys.argv.pop(1)
-atexit.register(lambda: open(out, "w").write(json.dumps(sorted(k for k, v in sys.modules.items() if v))))
-if sys.argv[1:2] == ["-c"]:
-    exec(sys.argv[2])
-else:
-    sys.argv[0] = "posture"
-    runpy.run_module("agent", run_name="__main__", alter_sys=True)
-"""
-
-
-def imports_of(argv: Sequence[str], tmp: Path, *, code: str | None = None
-               ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    """Run ``posture ARGV`` (or ``python -c CODE``) in a fresh interpreter: the process and the modules it loaded."""
-    out = tmp / f"modules-{len(list(tmp.iterdir()))}.json"
-    args = ["-c", code] if code is not None else list(argv)
-    proc = subprocess.run([sys.executable, "-c", _PROBE, str(out), *args], capture_output=True, text=True,
-                          timeout=180, cwd=REPO, env=os.environ.copy())
-    modules: list[str] = json.loads(out.read_text())
-    return proc, modules
 
 
 def heavy(modules: Sequence[str]) -> list[str]:
@@ -193,18 +164,8 @@ def test_a_caller_of_main_keeps_its_gc(capsys: pytest.CaptureFixture[str]) -> No
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    ca = Authority("startup imports root")
-    d = tmp_path_factory.mktemp("startup-lab")
-    leaf = ca.leaf("www.startup.test")
-    cert, key = write_pair(d, "www", ca.chain_pem(leaf), leaf.key_pem)
-    bundle = ca.write_trust(d / "ca.pem")
-    routes = {"/": Reply(200, "<html><body>broker</body></html>", {"Strict-Transport-Security": "max-age=100"})}
-    dns = DnsServer({"www.startup.test": HOST}).start()
-    try:
-        with http_server(routes, host=HOST, tls=server_context(cert, key)) as www:
-            yield {"dns": dns.address, "bundle": str(bundle), "www": www}
-    finally:
-        dns.stop()
+    with broker_site(tmp_path_factory.mktemp("startup-lab"), "www.startup.test", HOST, "startup imports root") as site:
+        yield site
 
 
 def scan_argv(lab: dict[str, Any], db: str) -> list[str]:
@@ -226,7 +187,8 @@ def test_tls_http_scan_never_loads_the_browser_nor_alembic_on_a_current_schema(
         runs.append(set(modules))
     first, second = runs
     assert "sqlalchemy" in first and "httpx" in first and "cryptography.x509" in first  # it did scan and store
-    assert "alembic" in first  # a new database is migrated
+    # A new SQLite file is made from the tables (state/migrate.py); a new PostgreSQL database is migrated.
+    assert ("alembic" in first) == store_url.startswith("postgresql"), store_url
     for modules in runs:
         assert not {m for m in modules if m.split(".")[0] in ("playwright", "apprise")}
         assert "httpx._main" not in modules and not {m for m in modules if m.split(".")[0] in ("click", "rich")}
