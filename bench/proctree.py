@@ -57,6 +57,28 @@ def _is_worker(pid: int, parent: int) -> bool:
     return b"spawn_main" in cmd or (FORKSERVER in cmd and FORKSERVER in _cmdline(parent))
 
 
+def _role(pid: int, parent: int, root: int) -> str:
+    """What a process of the tree is, for the breakdown of its memory."""
+    if pid == root:
+        return "command"
+    cmd = _cmdline(pid)
+    if _is_worker(pid, parent):
+        return "worker"
+    if FORKSERVER in cmd:
+        return "fork server"
+    if b"resource_tracker" in cmd:
+        return "resource tracker"
+    return "other"
+
+
+def breakdown(at_peak: list[tuple[str, int]]) -> str:
+    """``command 61, fork server 23, worker 30 + 31, resource tracker 7`` (MiB, PSS at the peak)."""
+    roles: dict[str, list[int]] = {}
+    for role, kib in at_peak:
+        roles.setdefault(role, []).append(round(kib / 1024))
+    return ", ".join(f"{role} {' + '.join(map(str, sorted(v, reverse=True)))}" for role, v in roles.items())
+
+
 @dataclass
 class TreeSampler:
     root: int
@@ -65,6 +87,9 @@ class TreeSampler:
     most_processes: int = 0
     most_workers: int = 0  # multiprocessing workers (spawned or forked by its fork server), not its helpers
     seen: set[int] = field(default_factory=set)  # every pid of the tree sampled
+    # At the summed peak: (role, PSS KiB) of each process (the command, the fork server, its
+    # workers, the resource tracker), to say where the memory is.
+    at_peak: list[tuple[str, int]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -77,7 +102,10 @@ class TreeSampler:
             parent.update((k, pid) for k in kids.get(pid, ()))
             todo.extend(kids.get(pid, ()))
         self.seen.update(tree)
-        self.peak_kib = max(self.peak_kib, sum(_pss_kib(p) for p in tree))
+        pss = {p: _pss_kib(p) for p in tree}
+        if sum(pss.values()) > self.peak_kib:
+            self.peak_kib = sum(pss.values())
+            self.at_peak = [(_role(p, parent[p], self.root), kib) for p, kib in pss.items()]
         self.most_processes = max(self.most_processes, len(tree))
         self.most_workers = max(self.most_workers, sum(1 for p in tree if _is_worker(p, parent[p])))
 

@@ -156,6 +156,7 @@ def run_posture(lab: Lab, db: str, out: Path, profile: Path | None,
     text = out.read_text()
     doc = json.JSONDecoder().raw_decode(text[text.index("{"):])[0]  # py-spy adds lines
     doc["processes"] = max(1, tree.most_workers)  # worker processes, or the one scanning process
+    doc["memory_by_process"] = proctree.breakdown(tree.at_peak) if len(tree.at_peak) > 1 else ""
     return wall, max(int(usage.ru_maxrss), tree.peak_kib), doc
 
 
@@ -205,7 +206,8 @@ def bench(size: int, workdir: Path, pki: tuple[Path, Path, Path], args: argparse
 
             def posture(probes: tuple[str, ...] = probes, db: str = db, out: Path = out) -> tuple[float, int, Any]:
                 wall, rss, doc = run_posture(lab, db, out, args.profile, probes)
-                return wall, rss, {**summarise(doc), "processes": doc["processes"]}
+                return wall, rss, {**summarise(doc), "processes": doc["processes"],
+                                   "memory_by_process": doc["memory_by_process"]}
 
             report["tools"][label] = {"probes": list(probes), **measured(lab, size, posture)}
         if sslyze and size in args.sslyze_sizes:
@@ -237,6 +239,8 @@ def print_report(r: dict[str, Any]) -> None:
         if "statuses" in x:
             print(f"{label}: {x['processes']} scanning process(es); scans {x['statuses']}; "
                   f"probe errors: {x['errors'] or 'none'}")
+            if x.get("memory_by_process"):
+                print(f"{label}: peak MiB by process (PSS): {x['memory_by_process']}")
 
 
 def verdicts(reports: list[dict[str, Any]]) -> list[str]:
