@@ -328,29 +328,14 @@ class Daemon:
     # -- dead-man -----------------------------------------------------------------------
 
     async def _check_stale(self, now: datetime) -> None:
-        from agent.scheduling.deadman import send_stale
+        from agent.scheduling.deadman import check_stale
 
-        try:
-            last = await asyncio.to_thread(self.queue.last_finished, JobKind.CYCLE)
-        except StoreError:
-            last = None  # the database is down: judge by what this agent saw itself
-        if last is not None:
-            self.deadman.cycle_done(last)
-        if self.deadman.stale(now):
-            since, limit = self.deadman.last_cycle, self.deadman.threshold
-            log(f"dead-man: no cycle completed since {since.isoformat(timespec='seconds')} (limit {limit})")
-            for r in await asyncio.to_thread(send_stale, self.settings.session.config, since, limit):
-                if not r.ok:
-                    log(f"dead-man alert to {r.channel.label} failed: {r.error}")
+        await check_stale(self.deadman, self.queue, self.settings.session.config, now)
 
     async def _check_failing(self) -> None:
-        from agent.scheduling.deadman import failing_channels, send_failing
+        from agent.scheduling.deadman import check_failing
 
-        failing = await asyncio.to_thread(failing_channels, self.store)
-        for f in self.deadman.newly_failing(failing):
-            log(f"dead-man: notifications to {f.label} keep failing ({f.attempts} attempts: {f.error})")
-            skip = {x.channel for x in failing}
-            await asyncio.to_thread(send_failing, self.settings.session.config, f, skip)
+        await check_failing(self.deadman, self.store, self.settings.session.config)
 
     # -- signals, reload, shutdown --------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from agent.config import Config
     from agent.notify.channels import SendResult
+    from state.job_queue import JobQueue
     from state.store import Store
 
 FAILING_ATTEMPTS = 3  # a channel whose oldest pending delivery failed this often "keeps failing"
@@ -131,3 +132,42 @@ def _send(cfg: Config, text: Callable[[str], tuple[str, str]], skip: set[str]) -
         title, body = text(channel.language)
         results.append(send(channel, Message(title=title, text=body, markdown=body, kind="failure"), secrets))
     return results
+
+
+# -- each turn of the daemon, or of the fleet's elected scheduler ---------------------------
+
+
+async def check_stale(dm: DeadMan, queue: JobQueue, cfg: Config, now: datetime) -> None:
+    """Report (log and channels) a stretch with no completed cycle, once; the newest completed
+    cycle is read from the database (any agent's), or, when it is down, what this one saw."""
+    import asyncio
+
+    from agent.scheduling.daemon_setup import log
+    from state.errors import StoreError
+    from state.job_queue import JobKind
+
+    try:
+        last = await asyncio.to_thread(queue.last_finished, JobKind.CYCLE)
+    except StoreError:
+        last = None  # the database is down: judge by what this agent saw itself
+    if last is not None:
+        dm.cycle_done(last)
+    if dm.stale(now):
+        since, limit = dm.last_cycle, dm.threshold
+        log(f"dead-man: no cycle completed since {since.isoformat(timespec='seconds')} (limit {limit})")
+        for r in await asyncio.to_thread(send_stale, cfg, since, limit):
+            if not r.ok:
+                log(f"dead-man alert to {r.channel.label} failed: {r.error}")
+
+
+async def check_failing(dm: DeadMan, store: Store, cfg: Config) -> None:
+    """Report each channel that newly keeps failing, to the other channels."""
+    import asyncio
+
+    from agent.scheduling.daemon_setup import log
+
+    failing = await asyncio.to_thread(failing_channels, store)
+    for f in dm.newly_failing(failing):
+        log(f"dead-man: notifications to {f.label} keep failing ({f.attempts} attempts: {f.error})")
+        skip = {x.channel for x in failing}
+        await asyncio.to_thread(send_failing, cfg, f, skip)

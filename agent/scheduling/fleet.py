@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from agent.monitoring.hooks import observe_scan
 from agent.scheduling.daemon_setup import Settings, log
 from agent.scheduling.scan_jobs import owner_id, run_scan_job
 from state.errors import StoreError
@@ -67,6 +68,7 @@ class Runtime:
     clock: Clock
     limits: FleetAddressLimits
     owner: str
+    running: int = 0  # scans this process is running now (the metrics endpoint reads it)
 
     @classmethod
     def build(cls, session: Session, store: Store) -> Runtime:
@@ -139,6 +141,7 @@ async def run_task(rt: Runtime, key: str, asset: str, due: datetime, job_id: int
     queue = JobQueue(rt.store, owner, TASK_LEASE)
     attempt = f" (attempt {taken.job.attempts})" if taken.job.attempts > 1 else ""
     log(f"scanning {asset}: due {due.isoformat(timespec='seconds')}{attempt}")
+    rt.running += 1
     try:
         outcome = await run_scan_job(queue, taken.job, spec, s.opts)
     except (StoreError, Exception) as exc:
@@ -149,7 +152,10 @@ async def run_task(rt: Runtime, key: str, asset: str, due: datetime, job_id: int
         except StoreError:
             raise exc from None  # the ledger says RUNNING: the next attempt takes it over
         return "failed"
+    finally:
+        rt.running -= 1
     record = outcome.record
+    observe_scan(record)  # the metrics endpoint's counters, when this process serves one
     log(f"scan of {asset}: {record.status.value}" + (f" ({record.error})" if record.error else ""))
     if record.status is not ScanStatus.INTERRUPTED and outcome.stored is not None \
             and (outcome.stored.opened or outcome.stored.reopened):
@@ -179,11 +185,11 @@ def worker_options(session: Session, name: str) -> dict[str, Any]:
     }
 
 
-async def work(session: Session, store: Store, stop: asyncio.Event) -> None:
+async def work(session: Session, store: Store, stop: asyncio.Event, runtime: Runtime | None = None) -> None:
     """Run this process's workers until ``stop`` is set (then let running scans finish, briefly)."""
     from agent.scanning.service import register_assets
 
-    runtime = Runtime.build(session, store)
+    runtime = runtime or Runtime.build(session, store)
     await asyncio.to_thread(register_assets, store, session.config.asset_specs(), runtime.clock())
     app = make_app(store, runtime)
     try:

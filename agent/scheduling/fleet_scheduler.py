@@ -13,7 +13,10 @@ is replaced within ``ELECTION_RETRY`` seconds). The elected one, each turn:
   or running already, with the slot's key as ``queueing_lock``: even two schedulers
   that both believed themselves elected could not queue one slot twice while it waits;
 * claims the evaluation cycle's slot in the job table (deadlines, cadence, alerts, the
-  digest), as the daemon does; the delivery log sends each alert and digest once.
+  digest), as the daemon does; the delivery log sends each alert and digest once;
+* runs the phishing watch on its own schedule (``[watch]``, from storage, as the daemon's
+  :class:`WatchTimer`) and the dead-man checks (no completed cycle for twice the shortest
+  scan period; channels that keep failing), as the daemon does.
 
 Its loop sleeps until the next due moment, or at most a fraction of the stall timeout.
 """
@@ -27,11 +30,15 @@ import zlib
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from agent.monitoring.hooks import observe_deliveries, observe_queue
 from agent.scheduling import sdnotify
 from agent.scheduling.daemon_setup import Settings, log
+from agent.scheduling.deadman import DeadMan, check_failing, check_stale
 from agent.scheduling.fleet import QUEUE, TASK, asset_lock, conninfo, slot_lock
 from agent.scheduling.scan_jobs import LEASE, owner_id
+from agent.scheduling.watch_timer import WatchTimer
 from state.errors import StoreError
+from state.job_queue import JobKind
 from vocab import one_line
 
 if TYPE_CHECKING:
@@ -46,7 +53,7 @@ ELECTION = zlib.crc32(b"posture:scheduler") & 0x7FFFFFFF
 ELECTION_RETRY = 5.0  # seconds between a stand-by's tries
 MAX_SLEEP = 30.0
 
-ACTIVE = f"""SELECT queueing_lock FROM procrastinate_jobs
+ACTIVE = f"""SELECT queueing_lock, status FROM procrastinate_jobs
 WHERE queue_name = '{QUEUE}' AND status IN ('todo', 'doing') AND queueing_lock IS NOT NULL"""
 
 
@@ -67,6 +74,9 @@ class Scheduler:
         self.cycle = cycle or alerting_cycle
         self.cycle_busy = False
         self.next_cycle = clock()
+        self.deadman = DeadMan(2 * self.settings.planner.shortest, clock())
+        self.watch = WatchTimer()  # [watch]: its own schedule, from storage
+        self.wake = asyncio.Event()  # a watch or a cycle finished: plan again now
         self.enqueued = 0  # slots this scheduler queued (the log and tests read it)
         self.late: set[int] = set()  # jobs of silent but live workers, logged once
 
@@ -78,6 +88,9 @@ class Scheduler:
             if not await self._elect(conn):
                 return
             log(f"scheduler {self.queue.owner} elected: {len(self.settings.planner.specs)} assets")
+            last = await asyncio.to_thread(self.queue.last_finished, JobKind.CYCLE)
+            if last is not None:
+                self.deadman.last_cycle = last  # an old one makes the first turn report the gap
             sdnotify.notify(f"STATUS=scheduling {len(self.settings.planner.specs)} assets")
             while not self.stop.is_set():
                 try:
@@ -107,9 +120,15 @@ class Scheduler:
         return False
 
     async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` (bounded), or until a stop or a wake-up."""
         seconds = min(max(seconds, 0.05), MAX_SLEEP, max(self.stall / 2, 1.0))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
+        waits = [asyncio.ensure_future(self.stop.wait()), asyncio.ensure_future(self.wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        self.wake.clear()
         sdnotify.notify("WATCHDOG=1")
 
     async def turn(self) -> datetime:
@@ -119,16 +138,28 @@ class Scheduler:
         # active here nor stored below was truly not run.
         rows = await self.app.connector.execute_query_all_async(ACTIVE)
         active = {r["queueing_lock"] for r in rows}
+        queued = sum(1 for r in rows if r["status"] == "todo")
         now = self.clock()
         plans = await asyncio.to_thread(self._plan, now)
-        for p in plans:
-            if p.start.at <= now and slot_lock(p.key) not in active:
-                await self._defer(p.key, p.spec.name, p.due)
+        waiting = [p for p in plans if p.start.at <= now and slot_lock(p.key) not in active]
+        before = self.enqueued
+        for p in waiting:
+            await self._defer(p.key, p.spec.name, p.due)
+        observe_queue(queued + self.enqueued - before)  # due and not yet running (metrics)
+        cfg = self.session.config
+        # Before this turn's cycle is claimed: a stretch without cycles (a stand-by elected after
+        # the last scheduler died, a fleet down for hours) is reported even if this turn's runs.
+        await check_stale(self.deadman, self.queue, cfg, now)
+        await check_failing(self.deadman, self.store, cfg)
         if not self.cycle_busy and now >= self.next_cycle:
             await self._claim_cycle(now)
-        wakes = [p.start.at for p in plans if p.start.at > now] + [self.next_cycle]
-        return min(w for w in wakes if w > now) if any(w > now for w in wakes) else now + timedelta(
-            seconds=MAX_SLEEP)
+        watch_at = None if self.stop.is_set() else await self.watch.turn(self.session, self.store, self.clock, now,
+                                                                          self.wake)
+        wakes = [p.start.at for p in plans] + [self.next_cycle, self.deadman.deadline]
+        if watch_at is not None:
+            wakes.append(watch_at)
+        future = [w for w in wakes if w > now]  # a past one (a cycle still running) would spin the loop
+        return min(future) if future else now + timedelta(seconds=MAX_SLEEP)
 
     def _plan(self, now: datetime) -> list[Any]:
         complete, attempts = self.queue.history()
@@ -193,29 +224,35 @@ class Scheduler:
         error: str | None = None
         try:
             report = self.cycle(self.session, self.store, now)
+            observe_deliveries(getattr(report, "deliveries", ()))
             for d in getattr(report, "deliveries", ()):
                 if not d.ok:
                     log(f"{d.event.value} to {d.channel} failed: {d.error}")
         except Exception as exc:
             error = one_line(exc, named=True)
             log(f"evaluation cycle failed: {error}")
+        finished = self.clock()
         try:
-            self.queue.complete(key, self.clock(), failed=error is not None, error=error)
+            self.queue.complete(key, finished, failed=error is not None, error=error)
         except StoreError as exc:
             log(f"cannot settle {key}: {exc}")
-        loop.call_soon_threadsafe(self._cycle_done)
+        loop.call_soon_threadsafe(self._cycle_done, finished if error is None else None)
 
-    def _cycle_done(self) -> None:
+    def _cycle_done(self, finished: datetime | None) -> None:
         self.cycle_busy = False
+        if finished is not None:
+            self.deadman.cycle_done(finished)
+        self.wake.set()
 
 
 async def serve(session: Session, store: Store, *, scheduler: bool, workers: bool) -> int:
     """The scheduler and/or this process's workers, until SIGTERM/SIGINT."""
     import signal
 
+    from agent.monitoring.hooks import start_metrics, stop_metrics
     from agent.scanning.options import make_clock
     from agent.scanning.service import register_assets
-    from agent.scheduling.fleet import make_app, work
+    from agent.scheduling.fleet import Runtime, make_app, work
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -225,16 +262,24 @@ async def serve(session: Session, store: Store, *, scheduler: bool, workers: boo
     clock = make_clock(session.now)
     await asyncio.to_thread(register_assets, store, session.config.asset_specs(), clock())
     parts = []
-    if workers:
-        parts.append(asyncio.create_task(work(session, store, stop), name="workers"))
+    runtime = Runtime.build(session, store) if workers else None
+    if runtime is not None:
+        parts.append(asyncio.create_task(work(session, store, stop, runtime), name="workers"))
+    if scheduler:  # posture run serves [metrics]; posture worker does not (one port per host)
+        start_metrics(session.config.metrics.listen, store, lambda: session.config, clock,
+                      lambda: runtime.running if runtime is not None else 0)
     app = make_app(store)
-    async with app.open_async():
-        sdnotify.notify("READY=1")
-        if scheduler:
-            parts.append(asyncio.create_task(Scheduler(session, store, app, clock, stop).run(), name="scheduler"))
-        await asyncio.wait(parts, return_when=asyncio.FIRST_EXCEPTION)
-        stop.set()
-        results = await asyncio.gather(*parts, return_exceptions=True)
+    try:
+        async with app.open_async():
+            sdnotify.notify("READY=1")
+            if scheduler:
+                parts.append(asyncio.create_task(Scheduler(session, store, app, clock, stop).run(),
+                                                 name="scheduler"))
+            await asyncio.wait(parts, return_when=asyncio.FIRST_EXCEPTION)
+            stop.set()
+            results = await asyncio.gather(*parts, return_exceptions=True)
+    finally:
+        stop_metrics()
     failed = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
     for exc in failed:
         log(f"stopping: {one_line(exc, named=True)}")
