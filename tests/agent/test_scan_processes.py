@@ -13,8 +13,10 @@ import logging
 import os
 import signal
 import sqlite3
+import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -235,30 +237,39 @@ def test_groups_join_every_asset_that_shares_an_address_through_any_host() -> No
     assert 1 <= process_count("auto", 1000) <= 8
 
 
-def test_ctrl_c_stops_the_workers_and_keeps_what_they_finished(
-        lab: Any, tmp_path: Path) -> None:
-    """SIGINT to the command (its workers are in their own process group): each worker records
-    its scans in flight as interrupted and hands them back; exit 130; no process left behind."""
-    import subprocess
-    import time
+Sent = tuple[Path, int, bytes, bytes, list[int]]
 
+
+def _sigint_while_held(lab: Any, tmp_path: Path, launch: Callable[..., list[str]],
+                       meanwhile: Callable[[subprocess.Popen[bytes]], None]) -> Sent:
+    """A two-process scan started by ``launch``; once a03's request is held at its server, SIGINT
+    to the command, then ``meanwhile(proc)``; a03 is released at the end. The database, the exit
+    code, stdout, stderr and the command's descendants as they were when SIGINT was sent."""
     servers, dns, held, release = lab
-    db = tmp_path / "i.db"
-    cmd = posture_foreground("--config", str(_config(tmp_path, servers, dns, "2", held=True)), "--db",
-                             f"sqlite:///{db}", "scan", "--format", "json", "--probe", "http", "--probe", "leak")
+    db = tmp_path / "sigint.db"
+    cmd = launch("--config", str(_config(tmp_path, servers, dns, "2", held=True)), "--db", f"sqlite:///{db}",
+                 "scan", "--format", "json", "--probe", "http", "--probe", "leak")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
     try:
         assert held.wait(120), "a03's request never reached its server"
-        workers = _descendants(proc.pid)
-        assert len(workers) >= 4  # two workers, their fork server, multiprocessing's resource tracker
+        tree = _descendants(proc.pid)
         proc.send_signal(signal.SIGINT)  # a03's answer is still held: its scan is in flight
-        _out, err = proc.communicate(timeout=120)
+        meanwhile(proc)
+        out, err = proc.communicate(timeout=120)
     finally:
         release.set()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, err
+    return db, proc.returncode, out, err, tree
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_what_they_finished(lab: Any, tmp_path: Path) -> None:
+    """SIGINT to the command (its workers are in their own process group): each worker records
+    its scans in flight as interrupted and hands them back; exit 130; no process left behind."""
+    db, code, _out, err, workers = _sigint_while_held(lab, tmp_path, posture_foreground, lambda proc: None)
+    assert len(workers) >= 4  # two workers, their fork server, multiprocessing's resource tracker
+    assert code == 130, err
     assert b"Traceback" not in err and b"posture: interrupted" in err
     stored = _stored(db)
     assert stored.get("a03") == ["interrupted"], (_why(db, "a03"), stored, err[-3000:])
@@ -272,27 +283,15 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_they_finished(
 def test_a_scan_started_with_sigint_ignored_keeps_ignoring_it(lab: Any, tmp_path: Path) -> None:
     """As a scan in one process does (and as a background job of a script should): SIGINT is not
     a stop request then; the workers are not told to stop and every scan is recorded as it ends."""
-    import subprocess
-    import time
+    release = lab[3]
 
-    servers, dns, held, release = lab
-    db = tmp_path / "ignored.db"
-    cmd = posture_ignoring_sigint("--config", str(_config(tmp_path, servers, dns, "2", held=True)), "--db",
-                                  f"sqlite:///{db}", "scan", "--format", "json", "--probe", "http", "--probe", "leak")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
-    try:
-        assert held.wait(120), "a03's request never reached its server"
-        proc.send_signal(signal.SIGINT)
+    def still_running_then_release(proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.5)
         assert proc.poll() is None
         release.set()  # a03's answer comes: its scan ends as it would have
-        out, err = proc.communicate(timeout=120)
-    finally:
-        release.set()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+
+    db, code, out, err, _ = _sigint_while_held(lab, tmp_path, posture_ignoring_sigint, still_running_then_release)
+    assert code == 0, err
     assert {s["status"] for s in json.loads(out)["scans"]} == {"partial"}
     assert _stored(db) == {_name(i): ["partial"] for i in range(ASSETS)}, _why(db, "a03")
 
