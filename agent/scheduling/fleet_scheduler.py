@@ -262,12 +262,13 @@ async def serve(session: Session, store: Store, *, scheduler: bool, workers: boo
     clock = make_clock(session.now)
     await asyncio.to_thread(register_assets, store, session.config.asset_specs(), clock())
     parts = []
-    runtime = Runtime.build(session, store) if workers else None
-    if runtime is not None:
-        parts.append(asyncio.create_task(work(session, store, stop, runtime), name="workers"))
+    runtime: Runtime | None = None
     if scheduler:  # posture run serves [metrics]; posture worker does not (one port per host)
         start_metrics(session.config.metrics.listen, store, lambda: session.config, clock,
                       lambda: runtime.running if runtime is not None else 0)
+    runtime = Runtime.build(session, store) if workers else None
+    if runtime is not None:
+        parts.append(asyncio.create_task(work(session, store, stop, runtime), name="workers"))
     app = make_app(store)
     try:
         async with app.open_async():

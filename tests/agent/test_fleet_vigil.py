@@ -119,3 +119,21 @@ def test_the_fleet_scheduler_serves_metrics_with_its_workers_scans(lab: Lab, tmp
     assert "posture_job_queue_depth" in seen and "posture_findings_open" in seen
     assert [labels for labels, _ in seen["posture_asset_last_scan_timestamp_seconds"]
             if labels.get("asset") == A]
+
+
+def test_a_busy_metrics_port_stops_the_fleet_scheduler_with_one_line(lab: Lab, tmp_path: Path,
+                                                                     pg_url: str) -> None:  # noqa: F811
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as busy, lab.gates(A) as g:
+        cfg = tmp_path / "posture.toml"
+        cfg.write_text(f'[agent]\nresolver = "{lab.dns}"\n\n[metrics]\nlisten = "127.0.0.1:{busy.getsockname()[1]}"\n\n'
+                       f'{FLEET}\n{asset_toml(A, g[A])}')
+        agent = Agent(tmp_path, cfg, pg_url, name="busy").start()
+        try:
+            assert agent.wait(60) == 2
+        finally:
+            agent.cleanup()
+    lines = agent.lines()
+    assert lines[-1].startswith("posture: [metrics] listen") and "cannot listen" in lines[-1], agent.log()
+    assert "Traceback" not in agent.log()
