@@ -13,7 +13,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import agent.lean  # noqa: F401  (first: keeps httpx's own CLI and pydantic's plugin lookup out of this process)
 from agent import __version__
@@ -111,7 +111,35 @@ def _flush() -> None:
             stream.flush()
 
 
+class _OneLine:
+    """What a library logs (psycopg's pool retrying, procrastinate, asyncio) as posture's other
+    messages are: ``posture: LOGGER: message``, escaped onto one line, an exception as its one-line
+    summary, never a traceback. Without it Python's last-resort handler prints them raw."""
+
+    def format(self, record: Any) -> str:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text = f"{text}: {one_line(record.exc_info[1], named=True)}"
+        return f"posture: {record.name}: {escape(text)}"
+
+
+def install_log_lines() -> None:
+    """Warnings and errors of every logger go to stderr through :class:`_OneLine` (once per process)."""
+    import logging
+
+    root = logging.getLogger()
+    if any(getattr(h, "_posture", False) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(_OneLine())  # type: ignore[arg-type]
+    handler._posture = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the process's entry point: library log lines as posture's own
+        install_log_lines()
     code = _main(argv)
     if argv is None:  # the process's entry point (the console script, python -m agent), not a caller's
         end_process(code)
@@ -132,9 +160,13 @@ def _main(argv: Sequence[str] | None) -> int:
     except StoreError as exc:  # a refused request (unknown id, bad transition) is bad input
         sys.stderr.write(f"posture: {escape(one_line(exc, named=False))}\n")
         return 2 if isinstance(exc, InvalidRequest | NotFound | BadUrl) else 1
-    except KeyboardInterrupt:
-        sys.stderr.write("posture: interrupted\n")
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C; or SIGTERM, SIGHUP during a scan (agent.scanning.stopping)
+        import signal
+
+        signum = getattr(exc, "signum", signal.SIGINT)
+        by = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
+        sys.stderr.write(f"posture: interrupted{by}\n")
+        return 128 + int(signum)
     except BrokenPipeError:
         return 0
     except Exception as exc:  # last line of defence: one line, never a traceback

@@ -28,7 +28,7 @@ from agent.config_sections import (
     _Strict,
 )
 from agent.errors import ConfigError
-from agent.targets import AssetSpec, parse_target_url
+from agent.targets import AssetSpec, display_url, parse_target_url
 from probes.net.web import SHARED_SECTION as WEB_SECTION
 from vocab import Severity
 
@@ -86,7 +86,9 @@ class Config(_Strict):
             parsed = parse_target_url(a.url)
             specs.append(
                 AssetSpec(
-                    name=a.name or parsed.normalised,
+                    # Unnamed: named by its URL as shown (query values masked: the name is printed,
+                    # logged, alerted and stored; a token in the URL must not be).
+                    name=a.name or display_url(parsed.normalised),
                     url=parsed,
                     kind=a.kind,
                     allowed_ports=frozenset(a.allowed_ports) if a.allowed_ports is not None else None,

@@ -34,16 +34,20 @@ def problems(cfg: Config) -> list[str]:
 
 
 def _file_problems(cfg: Config) -> list[str]:
-    from probes.files import DATA_MAX, FileRefused, read_capped
-
+    """The CA bundle and the end-of-life data file, read and parsed as a scan would."""
     out = []
-    for key, path in (("agent.ca_bundle", cfg.agent.ca_bundle), ("ports.eol_data", cfg.ports.eol_data)):
-        if not path:
-            continue
-        try:
-            read_capped(path, DATA_MAX)
-        except FileRefused as exc:
-            out.append(f"{key}: {exc}")
+    if cfg.agent.ca_bundle:
+        from probes.tls.trust import ca_bundle_problem
+
+        why = ca_bundle_problem(cfg.agent.ca_bundle)
+        if why:
+            out.append(f"agent.ca_bundle: {why}")
+    if cfg.ports.eol_data:
+        from agent.scanning.eol_file import data_problem
+
+        why = data_problem(cfg.ports.eol_data)
+        if why:
+            out.append(f"ports.eol_data: {why}")
     return out
 
 
@@ -101,5 +105,8 @@ def _asset_problems(cfg: Config) -> list[str]:
 
             hint = ("" if any(why.startswith(r) for r in (*STRICT_REASONS, *NEVER_REASONS))
                     else " (allow_addresses lets it through, if it truly is the firm's asset)")
-            out.append(f"assets[{i}].url: posture refuses to scan {spec.url.normalised}: {host} is a {why}{hint}")
+            from agent.targets import display_url
+
+            out.append(f"assets[{i}].url: posture refuses to scan {display_url(spec.url.normalised)}: {host} is a "
+                       f"{why}{hint}")
     return out

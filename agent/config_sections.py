@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent.targets import parse_target_url
+from agent.targets import display_url, parse_target_url
 from vocab import AssetKind, Severity
 
 if TYPE_CHECKING:  # each probe's model is imported when its section holds a value (start-up: see _ProbeSection)
@@ -318,10 +318,11 @@ def _origins(v: list[str]) -> list[str]:
             parts = urlsplit(raw.strip())
             credentials = parts.username or parts.password
         except ValueError:
-            raise ValueError(f"origin {raw!r} is not a URL") from None
+            raise ValueError(f"origin {display_url(raw)!r} is not a URL") from None
         origin = origin_of(raw)
         if origin is None or credentials or parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError(f"origin {raw!r} must be scheme://host[:port] with scheme http or https") from None
+            raise ValueError(f"origin {display_url(raw)!r} must be scheme://host[:port] with scheme http or "
+                             "https (no user, password, path or query)") from None
         out.append(format_origin(origin))
     return out
 

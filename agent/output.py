@@ -40,6 +40,8 @@ def paint(text: str, code: str | None, colour: bool) -> str:
 
 def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
     """One scan as the documented JSON object (``outcome`` is an options.ScanOutcome)."""
+    from agent.targets import display_name, display_url, hide_values, query_values
+
     catalog = catalog or load_catalog()
     rec = outcome.record
     ids: Mapping[tuple[str, str], int] = getattr(outcome.stored, "finding_ids", {}) or {}
@@ -72,12 +74,13 @@ def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
     if rec.error and not any(e["error"] == rec.error for e in errors):
         errors.insert(0, {"probe": "scan", "kind": "scan", "error": rec.error})
     findings.sort(key=lambda f: (severity_position(f["severity"]), f["check_id"], f["key"]))
-    shown = _unicode_of(rec.asset.url)
-    return {
+    target = display_url(rec.asset.url)  # query values masked: ?api_key=**** (the probes used the URL itself)
+    shown = _unicode_of(target)
+    doc = {
         "id": getattr(outcome.stored, "scan_id", None),
-        "target": rec.asset.url,
+        "target": target,
         **({"target_unicode": shown} if shown else {}),  # an IDN's Unicode form, beside the A-label URL
-        "asset": rec.asset.name,
+        "asset": display_name(rec.asset.name),  # an asset given no name (ad hoc) is named by its URL
         "kind": rec.asset.kind,
         "status": rec.status.value,
         "started_at": iso(rec.started_at),
@@ -89,6 +92,8 @@ def scan_json(outcome: Any, catalog: Catalog | None = None) -> dict[str, Any]:
         "observations": observations,
         "errors": errors,
     }
+    result: dict[str, Any] = hide_values(doc, query_values(rec.asset.url))  # where evidence quotes the URL
+    return result
 
 
 def scan_summary(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

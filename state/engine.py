@@ -7,7 +7,9 @@ writers queue on the lock instead of failing when one upgrades a read snapshot.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,42 +51,87 @@ def parse_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):  # their messages may quote the URL, password and all
+        hint = " (an @ in its password must be percent-encoded as %40)" if _spilled(url) else ""
         raise BadUrl(f"cannot parse database URL {shown_db_url(url)!r}: expected sqlite:///PATH "
-                     "or postgresql+psycopg://USER@HOST/NAME") from None
+                     f"or postgresql+psycopg://USER@HOST/NAME{hint}") from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend in {"postgres", "postgresql"}:
         if driver not in {"", "psycopg"}:
             raise BadUrl(f"unsupported PostgreSQL driver {driver!r}: use postgresql+psycopg://")
+        # Refused before the driver tries to reach a "host" made of the password's end (and names it).
+        if _spilled(url):
+            raise BadUrl(f"cannot use database URL {shown_db_url(url)!r}: an @ in its password (or in its "
+                         "database name or query) must be percent-encoded as %40")
+        if not _shown_host(parsed.host):
+            raise BadUrl(f"cannot use database URL {shown_db_url(url)!r}: its host is not a host name or "
+                         "address")
         return parsed.set(drivername="postgresql+psycopg")
     if backend == "sqlite":
         if driver not in {"", "pysqlite"}:
             raise BadUrl(f"unsupported SQLite driver {driver!r}: use sqlite:///PATH")
+        if parsed.query:
+            # SQLite options in the URL either do nothing (a warning) or, with uri=true, open a new
+            # empty file whose name is the path plus the query: a history silently not there.
+            raise BadUrl(f"sqlite:///PATH takes no options (got ?{'&'.join(sorted(parsed.query))}): "
+                         "give the file's path alone")
         return parsed
     raise BadUrl(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://...")
 
 
+# SQLAlchemy's reading of a URL's user info: the user runs to the first ":" or "/", the password
+# to the FIRST "@" after it. An unencoded "@" in the password leaves the rest of the password in
+# the host, the database name or the query (``posture:Db@S3cret@127.0.0.1`` -> host ``S3cret@127.0.0.1``).
+_USERINFO = re.compile(r"[^:/]*(?::[^@]*)?@")
+
+
+def _spilled(url: str) -> bool:
+    """Whether an "@" follows the user info as SQLAlchemy reads it: a piece of the password."""
+    rest = url.partition("://")[2]
+    info = _USERINFO.match(rest)
+    return info is not None and "@" in rest[info.end():]
+
+
+def _shown_host(host: str | None) -> bool:
+    """Whether a parsed host can be shown: a name or an address, not characters no host holds."""
+    if not host:
+        return True
+    if ":" in host:  # only an IPv6 literal holds a colon
+        try:
+            ipaddress.IPv6Address(host)
+            return True
+        except ValueError:
+            return False
+    return not any(c in "@/?#[]\\" or c.isspace() or not c.isprintable() for c in host)
+
+
 def safe_url(url: URL) -> str:
-    """The URL for messages and logs: no user, no password, no query (``?password=`` hides there too)."""
+    """The URL for messages and logs: no user, no password, no query (``?password=`` hides there too).
+    A host no host could be, or an ``@`` in the database name or the query, is where a password's
+    unencoded ``@`` left the rest of it: then nothing but ``scheme://****``."""
+    scheme = url.drivername.partition("+")[0]
     if url.get_backend_name() == "sqlite":
-        return f"{url.drivername.partition('+')[0]}:///{url.database or ''}"
+        return f"{scheme}:///{url.database or ''}"
+    spilled = "@" in (url.database or "") or any("@" in f"{k}={v}" for k, v in url.query.items())
+    if spilled or not _shown_host(url.host):
+        return f"{scheme}://****"
     host = url.host or ""
     host = f"[{host}]" if ":" in host else host
     port = f":{url.port}" if url.port else ""
-    return f"{url.drivername.partition('+')[0]}://{host}{port}/{url.database or ''}"
+    return f"{scheme}://{host}{port}/{url.database or ''}"
 
 
 def shown_db_url(url: str) -> str:
     """A database URL as text, masked even when it does not parse: never its user, password or query."""
-    import re
-
     from sqlalchemy.engine import make_url
 
+    scheme = re.match(r"\s*([A-Za-z][A-Za-z0-9+.-]{0,31})://", url)
+    if not url.lstrip().lower().startswith("sqlite") and _spilled(url):
+        return f"{scheme.group(1).partition('+')[0]}://****" if scheme else "****"
     try:
         return safe_url(make_url(url))
     except Exception:
         pass
-    m = re.match(r"\s*([A-Za-z][A-Za-z0-9+.-]{0,31})://", url)
-    return f"{m.group(1)}://****" if m else "****"
+    return f"{scheme.group(1)}://****" if scheme else "****"
 
 
 def make_engine(url: URL) -> Engine:

@@ -75,6 +75,7 @@ def begin_scan_row(session: Session, asset: AssetRecord, header: ScanHeader) -> 
         full=header.full, forced_active=header.forced_active, started_at=started, finished_at=None,
         posture_version=header.posture_version, catalog_version=header.catalog_version,
         config_hash=header.config_hash, asset_config_hash=header.asset_config_hash, dns={}, error=None,
+        target=scan_write.scan_target(asset.url),
     )
     session.add(scan)
     session.flush()
@@ -117,6 +118,7 @@ def finish_scan(session: Session, scan: ScanRow, rec: ScanRecord, asset_row: Ass
     scan.posture_version, scan.catalog_version = rec.posture_version, rec.catalog_version
     scan.config_hash, scan.dns, scan.error = rec.config_hash, dict(rec.dns), rec.error
     scan.asset_config_hash = rec.asset_config_hash
+    scan.target = scan_write.scan_target(rec.asset.url)
     runs = scan_write.run_rows(rec.probe_runs)
     session.flush()  # the scan row and the asset row, before the rest is written in Core
     return scan_write.complete(session.connection(), _id(scan.id), _id(asset_row.id), scan.status, finished, rec,

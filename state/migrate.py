@@ -79,7 +79,10 @@ def shipped_head() -> str | None:
 
 
 def _at_head(engine: Engine) -> bool:
-    """Whether the database already carries the shipped head (one plain query; any doubt says no)."""
+    """Whether the database already carries the shipped head (one plain read; a database without
+    alembic's table says no). ``engine`` must not take the write lock: a reader never waits for a
+    writer, so a command opening a current database while another process writes goes on at once.
+    Any other failure (a locked or unreadable file) is raised, never taken for a new database."""
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -89,9 +92,16 @@ def _at_head(engine: Engine) -> bool:
     try:
         with engine.connect() as connection:
             stamped = [row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))]
-    except SQLAlchemyError:  # no alembic_version yet (a new database): migrate it
-        return False
+    except SQLAlchemyError as exc:
+        if _no_such_table(exc):  # no alembic_version yet (a new database): migrate it
+            return False
+        raise translate(exc, "cannot read the database's schema version") from None
     return stamped == [head]
+
+
+def _no_such_table(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
 
 
 def _create_new_sqlite(engine: Engine, head: str) -> bool:
@@ -124,12 +134,15 @@ def _create_new_sqlite(engine: Engine, head: str) -> bool:
     return True
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (default: this version's head), keeping all data."""
+def upgrade(engine: Engine, revision: str = "head", *, reader: Engine | None = None) -> None:
+    """Bring the schema to ``revision`` (default: this version's head), keeping all data.
+
+    ``reader``: the same database without the write lock up front, to check whether there is
+    anything to do (``engine`` when None)."""
     # Every command opens the store: when the schema is already current, skip importing
     # alembic (and mako, pygments) altogether, about 0.2-0.4 s of each command's start-up;
     # so does the first command on a new SQLite file (about 0.1 s and 12 MiB).
-    if revision == "head" and _at_head(engine):
+    if revision == "head" and _at_head(reader if reader is not None else engine):
         return
     try:
         head = shipped_head() if revision == "head" and engine.dialect.name == "sqlite" else None

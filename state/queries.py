@@ -50,7 +50,7 @@ def scan_info(row: ScanRow, asset: str) -> ScanInfo:
         full=row.full, forced_active=row.forced_active, started_at=row.started_at,
         finished_at=row.finished_at, posture_version=row.posture_version,
         catalog_version=row.catalog_version, config_hash=row.config_hash, dns=dict(row.dns),
-        error=row.error, asset_config_hash=row.asset_config_hash,
+        error=row.error, asset_config_hash=row.asset_config_hash, target=row.target,
     )
 
 
@@ -89,13 +89,23 @@ def asset(session: Session, name: str) -> AssetInfo:
     return asset_info(row)
 
 
-def findings(session: Session, which: FindingFilter, asset_name: str | None) -> list[FindingInfo]:
+def findings(session: Session, which: FindingFilter, asset_name: str | None,
+             now: datetime | None = None) -> list[FindingInfo]:
+    """The findings in ``which`` state; with ``now``, as they stand then (:meth:`FindingInfo.at`:
+    an acceptance past its end is open again, before any write says so)."""
     query = select(FindingRow, AssetRow.name).join(AssetRow, col(AssetRow.id) == FindingRow.asset_id)
-    if which != FindingFilter.ALL:
-        query = query.where(col(FindingRow.state).in_(_FILTER_STATES[FindingFilter(which)]))
+    wanted = None if which == FindingFilter.ALL else _FILTER_STATES[FindingFilter(which)]
+    if wanted is not None:
+        # An accepted row may be open by ``now``: read it, and filter on the state at ``now``.
+        stored = (*wanted, FindingState.ACCEPTED) if now is not None else wanted
+        query = query.where(col(FindingRow.state).in_(stored))
     if asset_name is not None:
         query = query.where(AssetRow.name == asset_name)
-    return [finding_info(row, name) for row, name in session.exec(query.order_by(col(FindingRow.id)))]
+    rows = [finding_info(row, name) for row, name in session.exec(query.order_by(col(FindingRow.id)))]
+    if now is None:
+        return rows
+    current = [f.at(now) for f in rows]
+    return current if wanted is None else [f for f in current if f.state in wanted]
 
 
 def findings_with_ids(session: Session, ids: Iterable[int]) -> list[FindingInfo]:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Text, bindparam, cast, func, insert, select, update
 
@@ -86,10 +87,11 @@ _LATEST = (
     .subquery()
 )
 _CONFIG_WHEN_LAST_SEEN = (
-    select(_LATEST.c.finding_id, RUNS.c.config_hash)
+    select(_LATEST.c.finding_id, RUNS.c.config_hash, SCANS.c.target)
     .join(OCCURRENCES, (OCCURRENCES.c.finding_id == _LATEST.c.finding_id)
           & (OCCURRENCES.c.scan_id == _LATEST.c.scan_id))
     .join(RUNS, RUNS.c.id == OCCURRENCES.c.probe_run_id)
+    .join(SCANS, SCANS.c.id == _LATEST.c.scan_id)
 )
 _UPSERTS: dict[str, Any] = {}
 _UPDATES: dict[tuple[str, ...], Update] = {}
@@ -217,7 +219,7 @@ def record_scan(conn: Connection, rec: ScanRecord, header: ScanHeader) -> Stored
         "full": rec.full, "forced_active": rec.forced_active, "started_at": aware(rec.started_at, "started_at"),
         "finished_at": finished, "posture_version": rec.posture_version, "catalog_version": rec.catalog_version,
         "config_hash": rec.config_hash, "asset_config_hash": rec.asset_config_hash, "dns": dict(rec.dns),
-        "error": rec.error,
+        "error": rec.error, "target": scan_target(rec.asset.url),
     }).scalar_one())
     return complete(conn, scan_id, asset_id, ScanStatus(rec.status), finished, rec, runs)
 
@@ -270,7 +272,7 @@ def complete(
     if status == ScanStatus.FAILED:
         ok_runs = {p: r for p, r in ok_runs.items() if p == REACH_STEP}
     if status in CONCLUSIVE or (status == ScanStatus.FAILED and ok_runs):
-        _apply_fixed(conn, scan_id, finished, ok_runs, reported, known, events, outcome)
+        _apply_fixed(conn, scan_id, finished, ok_runs, reported, known, events, outcome, scan_target(rec.asset.url))
     if events:
         conn.execute(_INSERT_EVENTS, events)
     _update_findings(conn, known.values())
@@ -377,6 +379,7 @@ def _apply_fixed(
     known: dict[tuple[str, str], _Finding],
     events: list[dict[str, Any]],
     outcome: _Outcome,
+    target: str,
 ) -> None:
     vanished = [(ident, row) for ident, row in known.items()
                 if row.probe in ok_runs and ident not in reported and row.state in NEEDS_FIX]
@@ -384,11 +387,19 @@ def _apply_fixed(
     for ident, row in vanished:
         run_id, run_rec = ok_runs[row.probe]
         previous = row.state
-        config_before, config_after = before.get(row.id), run_rec.config_hash
+        config_before, target_before = before.get(row.id, (None, None))
+        config_after = run_rec.config_hash
         changed = config_before is not None and config_after is not None and config_before != config_after
         still_there = None if run_rec.observed is None else run_rec.observed.still_there(ident)
         detail: dict[str, Any] = {"probe": row.probe, "probe_run_id": run_id}
-        if still_there or (changed and still_there is None):
+        if target_before is not None and target_before != target:
+            # The asset was pointed elsewhere: this scan never looked where the finding was seen.
+            detail |= {"config_hash_before": config_before, "config_hash_after": config_after,
+                       "target_before": target_before, "target_after": target}
+            row.state, row.fixed_at = FindingState.RESOLVED_BY_CONFIG, at
+            outcome.resolved_by_config.append(row.id)
+            kind = EventKind.RESOLVED_BY_CONFIG
+        elif still_there or (changed and still_there is None):
             # The condition is (or may be) still there: the configuration stopped reporting it.
             detail |= {"config_hash_before": config_before, "config_hash_after": config_after,
                        "condition_still_observed": still_there}
@@ -404,12 +415,18 @@ def _apply_fixed(
         events.append(_event(row.id, scan_id, at, kind, previous, row.state, detail))
 
 
-def config_when_last_seen(conn: Connection, finding_ids: list[int]) -> dict[int, str | None]:
-    """finding id -> config hash of the probe run that last reported it."""
+def config_when_last_seen(conn: Connection, finding_ids: list[int]) -> dict[int, tuple[str | None, str | None]]:
+    """finding id -> (config hash of the probe run that last reported it, that scan's target)."""
     if not finding_ids:
         return {}
     rows = conn.execute(_CONFIG_WHEN_LAST_SEEN, {"ids": finding_ids})
-    return {int(fid): h for fid, h in rows}
+    return {int(fid): (h, t) for fid, h, t in rows}
+
+
+def scan_target(url: str) -> str:
+    """Where a scan of the asset at ``url`` looks: the URL without its query or fragment."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def _update_findings(conn: Connection, rows: Iterable[_Finding]) -> None:

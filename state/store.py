@@ -63,7 +63,7 @@ class Store:
         try:
             with engine.connect():
                 pass
-            upgrade(writer(engine))
+            upgrade(writer(engine), reader=engine)
         except StoreError:
             engine.dispose()
             raise
@@ -219,9 +219,11 @@ class Store:
         return self._read(f"cannot read asset {name!r}", lambda s: queries.asset(s, name))
 
     def findings(
-        self, state: FindingFilter = FindingFilter.ALL, asset: str | None = None
+        self, state: FindingFilter = FindingFilter.ALL, asset: str | None = None, *, now: datetime | None = None
     ) -> list[FindingInfo]:
-        return self._read("cannot list findings", lambda s: queries.findings(s, state, asset))
+        """Findings by stored state; with ``now``, as they stand at ``now`` (a lapsed acceptance is
+        open). Every report of the present passes ``now``."""
+        return self._read("cannot list findings", lambda s: queries.findings(s, state, asset, now))
 
     def findings_with_ids(self, ids: Iterable[int]) -> list[FindingInfo]:
         """The findings with these ids (unknown ones left out), by id."""

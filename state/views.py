@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +70,7 @@ class ScanInfo:
     dns: dict[str, Any]
     error: str | None
     asset_config_hash: str | None = None  # what decides this asset's findings (None before 0005)
+    target: str | None = None  # where the scan looked: the asset's URL without its query (None before 0010)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,14 @@ class FindingInfo:
     accepted_until_entered: str | None = None  # as typed (2027-03-31); None before revision 0005
     false_positive_reason: str | None = None
     false_positive_by: str | None = None
+
+    def at(self, now: datetime) -> FindingInfo:
+        """This finding as it stands at ``now``. An acceptance ends at its end date whether or not a
+        cycle or a scan of the asset has written the expiry yet (state.lifecycle.expire_acceptances):
+        past it the finding is open again, exactly as that write would leave it."""
+        if self.state is FindingState.ACCEPTED and self.accepted_until is not None and self.accepted_until <= now:
+            return replace(self, state=FindingState.OPEN)
+        return self
 
 
 @dataclass(frozen=True)

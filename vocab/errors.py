@@ -15,7 +15,9 @@ owns its branch::
     │   ├── ScheduleError              schedules.timing: a cadence, a date, a window
     │   ├── QuietError                 schedules.quiet: a quiet window
     │   ├── NmapOutputError            probes.ports.judge: nmap's XML
-    │   └── FileRefused                probes.files: a file a setting names
+    │   ├── FileRefused                probes.files: a file a setting names
+    │   └── OutputRefused              probes.outfile: an output path (-o) that cannot be written
+    ├── OutputFailed                   probes.outfile: writing an output failed (a full disk)
     ├── ProbeFailure                   probes.base: a probe failing, as a value on the
     │   ├── ResolveFailure             result (ErrorKind says which)
     │   │   └── NameNotFound
@@ -44,7 +46,9 @@ owns its branch::
 
 Internal control flow inside a probe (probes.social: PageHung, PageFailed,
 _SandboxUnavailable) derives from PostureError too, so a walk of the modules finds no
-loose exception class. Library exceptions are translated at the edge (state.errors
+loose exception class. A stop request is not an error: agent.scanning.stopping.Stopped
+(SIGTERM, SIGHUP during a scan) is a KeyboardInterrupt, as Ctrl-C is, so no ``except
+Exception`` turns it into a failure. Library exceptions are translated at the edge (state.errors
 ``translate``, probes.net) into this tree.
 """
 

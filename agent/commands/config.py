@@ -23,6 +23,7 @@ def check_config(args: argparse.Namespace) -> int:
     from agent.notify.channels import channels
     from agent.output import dump_json
     from agent.session import mask_url
+    from agent.targets import display_name, display_url
     from vocab import escape
 
     cfg, digest = load_config(args.config)
@@ -50,8 +51,8 @@ def check_config(args: argparse.Namespace) -> int:
                 "channels": [{"index": i, "channel": label, "events": ev} for i, label, ev in chans],
                 "assets": [
                     {
-                        "name": s.name,
-                        "url": s.url.normalised,
+                        "name": display_name(s.name),
+                        "url": display_url(s.url.normalised),
                         "kind": s.kind,
                         "allowed_ports": sorted(s.allowed_ports) if s.allowed_ports is not None else None,
                         "active_probes": s.active_probes,
@@ -73,7 +74,7 @@ def check_config(args: argparse.Namespace) -> int:
         if s.declared:
             extras.append("declared " + ", ".join(sorted(s.declared)))
         suffix = f"  ({'; '.join(extras)})" if extras else ""
-        print(f"  {s.name:<24} {s.kind:<8} {s.url.normalised}{suffix}")
+        print(f"  {display_name(s.name):<24} {s.kind:<8} {display_url(s.url.normalised)}{suffix}")
     print(f"database: {database}")
     print(f"{len(chans)} notification channel(s)")
     for i, label, ev in chans:

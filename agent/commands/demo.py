@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     from agent.demo.lab import Lab, LabError
     from agent.errors import AgentError
+    from agent.session import mask_url
 
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="posture-demo-"))
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
                 problems.append("the evidence report was not written")
             if not _digest(lab, config, db_url, args.now):
                 problems.append("the digest did not reach the sink")
-            out.write(f"Database: {db_url}\n  try: {command()} --db {db_url} findings\n")
+            db_arg, note = db_hint(db_url)
+            out.write(f"Database: {mask_url(db_url)}\n  try: {command()} --db {db_arg} findings\n{note}")
             if args.keep:
                 keep_running(lab, config, db_url)
         finally:
@@ -237,11 +239,12 @@ def keep_running(lab: Lab, config: Path, db_url: str) -> None:
     out = sys.stdout
     clean = lab.sites[0]
     posture = command()
+    db_arg, note = db_hint(db_url)
     out.write(
         "\nThe lab stays up (--keep). Explore it, for example:\n"
         f"  curl --cacert {lab.ca_bundle} --resolve {clean.site.host}:{clean.port}:{clean.address} {clean.url}\n"
-        f"  {posture} --config {config} --db {db_url} scan          # scan the lab again\n"
-        f"  {posture} --config {config} --db {db_url} findings\n"
+        f"  {posture} --config {config} --db {db_arg} scan          # scan the lab again\n"
+        f"  {posture} --config {config} --db {db_arg} findings\n{note}"
         "Press Ctrl-C to stop it.\n"
     )
     out.flush()
@@ -249,6 +252,19 @@ def keep_running(lab: Lab, config: Path, db_url: str) -> None:
         threading.Event().wait()
     except KeyboardInterrupt:
         out.write("\n")
+
+
+def db_hint(db_url: str) -> tuple[str, str]:
+    """What the hints type after ``--db``, and a line to print under them. A URL that masking would
+    change (a user, a password or a query in it) is never printed: the hints say ``URL`` and the line
+    says which URL that is, as masked. posture reads no environment variable for the database URL."""
+    import shlex
+
+    from agent.session import mask_url
+
+    if mask_url(db_url) == db_url:
+        return shlex.quote(db_url), ""
+    return "URL", f"  (URL: the database URL given to --db, {mask_url(db_url)} with its user and password)\n"
 
 
 def command() -> str:

@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from agent.errors import UsageError
+from agent.typed import evidence_text
 from schedules.duties import DutyKind
 
 
@@ -17,9 +18,9 @@ def register(sub: Any) -> None:
     r.add_argument("kind", metavar="KIND", choices=[k.value for k in DutyKind],
                    help=", ".join(k.value for k in DutyKind))
     r.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the day it was done (agent time zone)")
-    r.add_argument("--by", required=True, metavar="TEXT", help="who performed it (firm, person)")
+    r.add_argument("--by", required=True, metavar="TEXT", type=evidence_text, help="who performed it (firm, person)")
     r.add_argument("--evidence", metavar="FILE", help="its report or minutes; kept byte for byte with its hash")
-    r.add_argument("--note", metavar="TEXT", help="anything an auditor should know")
+    r.add_argument("--note", metavar="TEXT", type=evidence_text, help="anything an auditor should know")
     r.add_argument("--format", choices=("text", "json"), default="text")
     r.set_defaults(func=run_record)
     ls = dsub.add_parser("list", help="each duty: period, last done, next due, state")

@@ -55,7 +55,10 @@ def refresh_data(args: argparse.Namespace) -> int:
     except DataFileError as exc:
         raise UsageError(f"{args.file}: {exc}") from None
     output.parent.mkdir(parents=True, exist_ok=True)
-    write_eol_data(output, fresh)
+    from agent.outfile import output_errors
+
+    with output_errors():  # a refused path is exit 2, a failed write (a full disk) exit 1
+        write_eol_data(output, fresh)
     changed = sorted(set(fresh.products) - set(current.products))
     print(f"end-of-life data written to {output}" + (f" (new products: {', '.join(changed)})" if changed else ""))
     return 0

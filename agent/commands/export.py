@@ -31,13 +31,14 @@ def run(args: argparse.Namespace) -> int:
     tz = session.config.agent.timezone
     since = parse_when(args.since, tz, "--since") if args.since else None
     catalog = load_catalog()
+    now = session.clock_now()
     with session.open_store() as store:
         name = asset_name(session, args.asset, {a.name for a in store.assets()}) if args.asset else None
-        items = gather(store, session.config, catalog, since, name)
+        items = gather(store, session.config, catalog, since, name, now)
     if args.format == "defectdojo":
         import json
 
-        text = json.dumps(defectdojo.document(items, __version__, catalog.version, session.clock_now(), tz),
+        text = json.dumps(defectdojo.document(items, __version__, catalog.version, now, tz),
                           ensure_ascii=False, indent=2) + "\n"
     else:
         text = "".join(line + "\n" for line in ocsf.lines(items, __version__, catalog.version))
@@ -50,21 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_file(path: str, text: str) -> None:
-    """Write via a temporary file and rename, so a failed export never leaves half a file."""
-    import os
-    import tempfile
+    """Whole or not at all, as ``posture report -o`` writes (agent.outfile): a failed export never
+    leaves half a file, a device or pipe is written through, a symbolic link stays one."""
+    from agent.outfile import write_output
 
-    from agent.errors import UsageError
-
-    target = os.path.abspath(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".posture-export-", dir=os.path.dirname(target))
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except OSError as exc:
-        os.unlink(tmp)
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_output(path, text.encode("utf-8"))

@@ -20,12 +20,16 @@ def show(args: argparse.Namespace) -> int:
     now = session.clock_now()
     tz = session.config.agent.timezone
     with session.open_store() as store:
-        f = store.finding(args.id)
+        f = store.finding(args.id).at(now)
         events = store.events(args.id)
-        kinds = {a.name: a.kind for a in store.assets()}
+        assets = store.assets()
+        kinds = {a.name: a.kind for a in assets}
+        url = next((a.url for a in assets if a.name == f.asset), "")
         due = deadlines(store, deadline_policy(session.config), [f], kinds).get(f.id)
         change = config_change(store, f.id) if f.state.value == "resolved_by_config" else None
-    doc = finding_json(f, catalog, due, now, change)
+    from agent.targets import query_values
+
+    doc = finding_json(f, catalog, due, now, change, query_values(url))
     check = catalog[f.check_id]
     doc["remediation"] = check.remediation_en
     doc["remediation_zh"] = check.remediation_zh

@@ -18,6 +18,7 @@ import argparse
 from typing import Any
 
 from agent.errors import UsageError
+from agent.typed import evidence_text
 from vocab import FindingState, Severity, severity_position
 
 SEVERITIES = tuple(s.value for s in Severity)  # worst first
@@ -48,20 +49,26 @@ def register(sub: Any) -> None:
     actions.required = False  # plain `posture findings` lists, as it always has
     accept = actions.add_parser("accept", help="accept the risk of a finding until a date (it reopens then)")
     accept.add_argument("id", type=record_id, metavar="ID", help="the finding's id (posture findings shows it)")
-    accept.add_argument("--reason", required=True, help="why the risk is accepted (kept as audit evidence)")
+    accept.add_argument("--reason", required=True, type=evidence_text,
+                        help="why the risk is accepted (kept as audit evidence)")
     accept.add_argument("--until", required=True, metavar="DATE",
                         help="ISO date or date-time; a date covers that whole day")
-    accept.add_argument("--by", metavar="WHO", help="who decided (default: the user running posture)")
+    accept.add_argument("--by", metavar="WHO", type=evidence_text,
+                        help="who decided (default: the user running posture)")
     accept.set_defaults(func=accept_finding)
     fp = actions.add_parser("false-positive", help="mark a finding a false positive")
     fp.add_argument("id", type=record_id, metavar="ID")
-    fp.add_argument("--reason", required=True, help="why it is not a real weakness (kept as audit evidence)")
-    fp.add_argument("--by", metavar="WHO", help="who decided (default: the user running posture)")
+    fp.add_argument("--reason", required=True, type=evidence_text,
+                    help="why it is not a real weakness (kept as audit evidence)")
+    fp.add_argument("--by", metavar="WHO", type=evidence_text,
+                    help="who decided (default: the user running posture)")
     fp.set_defaults(func=false_positive)
     reopen = actions.add_parser("reopen", help="undo an acceptance or a false-positive mark")
     reopen.add_argument("id", type=record_id, metavar="ID")
-    reopen.add_argument("--reason", required=True, help="why the decision is undone (kept as audit evidence)")
-    reopen.add_argument("--by", metavar="WHO", help="who decided (default: the user running posture)")
+    reopen.add_argument("--reason", required=True, type=evidence_text,
+                        help="why the decision is undone (kept as audit evidence)")
+    reopen.add_argument("--by", metavar="WHO", type=evidence_text,
+                        help="who decided (default: the user running posture)")
     reopen.set_defaults(func=reopen_finding)
     show = actions.add_parser("show", help="one finding: evidence, deadline and its whole history")
     show.add_argument("id", type=record_id, metavar="ID")
@@ -87,7 +94,7 @@ def list_findings(args: argparse.Namespace) -> int:
     with session.open_store() as store:
         stored = store.assets()
         asset = _asset(session, args.asset, {a.name for a in stored}) if args.asset else None
-        rows = store.findings(FindingFilter(status), asset=asset)
+        rows = store.findings(FindingFilter(status), asset=asset, now=now)
         kinds = {a.name: a.kind for a in stored}
         ad_hoc = {a.name for a in stored if not a.configured} - {s.name for s in session.config.asset_specs()}
         rows = [f for f in rows if (args.ad_hoc or asset is not None or f.asset not in ad_hoc)
@@ -96,7 +103,11 @@ def list_findings(args: argparse.Namespace) -> int:
         due = deadlines(store, deadline_policy(session.config), rows, kinds)
         configs = {f.id: config_change(store, f.id) for f in rows if f.state is FindingState.RESOLVED_BY_CONFIG}
     rows = sorted(rows, key=lambda f: (f.asset, severity_position(f.severity), f.check_id, f.key))
-    docs = [finding_json(f, catalog, due.get(f.id), now, configs.get(f.id)) for f in rows]
+    from agent.targets import query_values
+
+    secrets = {a.name: query_values(a.url) for a in stored}
+    docs = [finding_json(f, catalog, due.get(f.id), now, configs.get(f.id), secrets.get(f.asset, frozenset()))
+            for f in rows]
     if args.overdue:
         docs = [d for d in docs if d["overdue"]]
     if args.format == "json":
@@ -116,7 +127,8 @@ def list_findings(args: argparse.Namespace) -> int:
         if d["resolved_by_config"]:
             c = d["resolved_by_config"]
             flag += (f"  resolved by configuration {c['at'][:10]} "
-                     f"({c['config_hash_before'] or '?'} -> {c['config_hash_after'] or '?'})")
+                     + (f"(asset pointed from {c['target_before']} to {c['target_after']})" if c["target_before"]
+                        else f"({c['config_hash_before'] or '?'} -> {c['config_hash_after'] or '?'})"))
         if d["false_positive"] and d["state"] == "false_positive":
             flag += f"  (by {d['false_positive']['by']})"
         print(f"  #{d['id']:<5} {sev} {d['state']:<9} {d['check_id']:<28} {d['key'][:40]:<40} "

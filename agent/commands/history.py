@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from agent.output import dump_json, steps_line
     from agent.session import Session
     from agent.when import parse_when
+    from vocab import escape
 
     session = Session.from_args(args)
     tz = session.config.agent.timezone
@@ -97,8 +98,8 @@ def run(args: argparse.Namespace) -> int:
             if d["probes"]:
                 print(f"{' ' * len(when)}    probes: {steps_line(d['probes'])}")
         elif d["type"] == "third_party_scan":
-            print(f"{when}  third-party scan by {d['by']}: {d['evidence']} sha256 {d['sha256']} "
-                  f"(performed {d['performed']})")
+            print(escape(f"{when}  third-party scan by {d['by']}: {d['evidence']} sha256 {d['sha256']} "
+                         f"(performed {d['performed']})"))
         else:
             print(f"{when}    {d['event']:<18} #{d['finding_id']:<5} {d['check_id']} {d['key']}  "
                   f"{d['from'] or '-'} -> {d['to']}{event_note(d['event'], d['detail'])}")
@@ -111,7 +112,10 @@ def event_note(kind: str, detail: dict[str, Any]) -> str:
 
     decision = decision_line(kind, detail)
     parts = [decision] if decision else []
-    if "config_hash_before" in detail:
+    if "target_before" in detail:
+        parts.append(f"asset pointed from {detail.get('target_before')} to {detail.get('target_after')}; "
+                     "not looked at again")
+    elif "config_hash_before" in detail:
         before, after = detail.get("config_hash_before") or "unknown", detail.get("config_hash_after") or "unknown"
         seen = detail.get("condition_still_observed")
         what = ("still observed" if seen else "no longer observed" if seen is False

@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import UsageError
+from agent.typed import evidence_text
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("record-scan", help="register a scan done by another tool or a third party (counts for cadence)")
     p.add_argument("asset", metavar="ASSET", help="a configured asset's name, or its URL")
     p.add_argument("--date", required=True, metavar="DATE", help="when it was performed (ISO date or date-time)")
-    p.add_argument("--by", required=True, metavar="WHO", help="who performed it (firm, tool)")
+    p.add_argument("--by", required=True, metavar="WHO", type=evidence_text, help="who performed it (firm, tool)")
     p.add_argument("--evidence", required=True, metavar="FILE", help="the report; kept byte for byte with its hash")
-    p.add_argument("--note", metavar="TEXT", help="anything an auditor should know")
+    p.add_argument("--note", metavar="TEXT", type=evidence_text, help="anything an auditor should know")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=run)
 

@@ -125,24 +125,8 @@ def _write(path: str, text: str, *, bom: bool) -> None:
 
 
 def _write_bytes(path: str, content: bytes) -> None:
-    import os
-    import tempfile
-    from pathlib import Path
+    """A file is replaced atomically (new: mode 0666 less the umask, as a report is meant to be handed on);
+    a symbolic link's target is replaced and the link kept; a device or pipe is written through."""
+    from agent.outfile import write_output
 
-    from agent.errors import UsageError
-
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; a report is meant to be handed on
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_output(path, content)

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from agent.output import Progress, dump_json, print_scans, scan_document, scan_json
     from agent.scanning.service import ScanRequest, scan_and_store, scan_options, select_assets
     from agent.session import Session
-    from agent.tracking.scan_states import annotate, failing, standings
+    from agent.tracking.scan_states import annotate, failing, standings, unverified
 
     session = Session.from_args(args)
     specs = select_assets(session, args.urls)
@@ -63,10 +63,19 @@ def run(args: argparse.Namespace) -> int:
     alert(session, outcomes)
     if args.fail_on:
         over = failing(docs, args.fail_on)
+        # Open findings the scan could not look at again (their probe failed or was skipped) stand.
+        shown = {f["id"] for f in over}
+        stale = [u for u in unverified(session, outcomes, args.fail_on, args.probe) if u[0] not in shown]
         if over:
             ids = ", ".join(f"#{f['id']}" for f in over[:10]) + (" …" if len(over) > 10 else "")
             sys.stderr.write(f"posture: {len(over)} open finding(s) at or above {args.fail_on} ({ids}): "
                              f"exit {FAIL_ON_EXIT} (--fail-on)\n")
+        if stale:
+            ids = ", ".join(f"#{i} ({probe})" for i, _, probe in stale[:10]) + (" …" if len(stale) > 10 else "")
+            sys.stderr.write(f"posture: {len(stale)} stored open finding(s) at or above {args.fail_on} not "
+                             f"checked again, their probe did not run in full ({ids}): exit {FAIL_ON_EXIT} "
+                             "(--fail-on)\n")
+        if over or stale:
             return FAIL_ON_EXIT
     return 1 if failed else 0
 

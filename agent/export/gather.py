@@ -7,7 +7,7 @@ reading of its state wherever it goes.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
@@ -47,14 +47,18 @@ def safe_url(url: str) -> str:
     return urlunsplit((p.scheme, netloc, p.path, "", ""))
 
 
-def gather(store: Store, cfg: Config, catalog: Catalog, since: datetime | None, asset: str | None) -> list[Item]:
-    """Findings with anything seen or decided at or after ``since`` (all when None), oldest first."""
+def gather(store: Store, cfg: Config, catalog: Catalog, since: datetime | None, asset: str | None,
+           now: datetime) -> list[Item]:
+    """Findings as they stand at ``now`` with anything seen or decided at or after ``since`` (all when
+    None), oldest first. An acceptance past its end date is over: the finding is open again."""
+    from agent.targets import hide_values, query_values
     from agent.tracking.remediation import deadline_policy, deadlines
     from state.lifecycle import NEEDS_FIX
     from state.views import FindingFilter
 
     assets = {a.name: a for a in store.assets()}
-    rows = [f for f in store.findings(FindingFilter.ALL, asset) if since is None or _touched(f) >= since]
+    rows = [f for f in store.findings(FindingFilter.ALL, asset, now=now)
+            if since is None or _touched(f, now) >= since]
     due = deadlines(store, deadline_policy(cfg), [f for f in rows if f.state in NEEDS_FIX],
                     {n: a.kind for n, a in assets.items()})
     by_check: dict[str, list[Clause]] = {}
@@ -65,13 +69,16 @@ def gather(store: Store, cfg: Config, catalog: Catalog, since: datetime | None, 
     for f in sorted(rows, key=lambda r: (r.first_seen, r.id)):
         info = assets.get(f.asset)
         check = catalog.checks.get(f.check_id) or _unknown(f)
+        if info is not None and query_values(info.url):  # evidence quoting the URL: its query values masked
+            f = replace(f, evidence=hide_values(f.evidence, query_values(info.url)))
         out.append(Item(f, check, tuple(by_check.get(f.check_id, ())),
                         safe_url(info.url) if info else "", info.kind if info else "", due.get(f.id)))
     return out
 
 
-def _touched(f: FindingInfo) -> datetime:
-    return max(t for t in (f.first_seen, f.last_seen, f.fixed_at) if t is not None)
+def _touched(f: FindingInfo, now: datetime) -> datetime:
+    lapsed = f.accepted_until if f.accepted_until is not None and f.accepted_until <= now else None
+    return max(t for t in (f.first_seen, f.last_seen, f.fixed_at, lapsed) if t is not None)
 
 
 def _unknown(f: FindingInfo) -> Check:

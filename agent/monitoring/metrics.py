@@ -158,7 +158,7 @@ def read_state(store: Store, cfg: Config, now: datetime) -> list[Metric]:
     from state.views import FindingFilter
 
     specs = {s.name: s for s in cfg.asset_specs()}
-    open_ = store.findings(FindingFilter.OPEN)
+    open_ = store.findings(FindingFilter.OPEN, now=now)
     due = deadlines(store, deadline_policy(cfg), open_, {n: s.kind for n, s in specs.items()})
     counts: dict[tuple[str, str, str], int] = {}
     overdue: dict[tuple[str, str], int] = {}

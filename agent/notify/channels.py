@@ -4,7 +4,8 @@ A channel's URL usually carries a token or a password, in its user, password, ho
 (``discord://ID/TOKEN``), path or query values. posture shows and stores a channel
 only as its scheme and host plus the name the user gave it (``soc-webhook
 (json://hooks.example.test:8443)``); the host too is masked when Apprise treats it as a
-token. Nothing else of the URL is ever printed, logged or stored: the channel is
+token, or when it is not a host name with a dot, ``localhost`` or an IP address (an ntfy
+topic in host position is its password). Nothing else of the URL is ever printed, logged or stored: the channel is
 identified in the database by a hash, and every other part of every URL (user,
 password, path segments, query keys and values) is scrubbed from whatever text leaves
 a send (Apprise's warnings, exceptions) before it is logged, stored or printed.
@@ -136,13 +137,29 @@ def mask_url(url: str, shown_host: str | None) -> str:
     return f"{scheme}://{host}{':' + port if port else ''}"
 
 
+def is_host(text: str) -> bool:
+    """Whether a URL's host position holds a real host: a DNS name with a dot, ``localhost``, or an IP
+    address. Apprise's privacy rendering shows some tokens there (``ntfy://TOPIC``, whose topic is its
+    password on ntfy.sh; ``lametric://TOKEN@APP_ID``); a one-label word is taken for one of them."""
+    import ipaddress
+
+    name = text.rstrip(".").lower()
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    return name == "localhost" or ("." in name and all(label for label in name.split(".")))
+
+
 def describe(url: str) -> tuple[str, frozenset[str], Format | None]:
     """(masked label, secrets, native format) of an Apprise URL.
 
     The label is ``scheme://host[:port]``; the host is shown only when Apprise's privacy
     rendering shows it too (for ``discord://ID/TOKEN`` or ``tgram://BOT:TOKEN/`` the
-    "host" is a token). The secrets are every other part of the URL: user, password,
-    path segments, query keys and values, in raw, decoded and encoded forms.
+    "host" is a token) and it is a host (:func:`is_host`: ``ntfy://TOPIC`` is masked). The
+    secrets are every other part of the URL: user, password, path segments, query keys and
+    values, in raw, decoded and encoded forms.
     """
     scheme = url.partition("://")[0]
     rest = url.partition("://")[2]
@@ -151,7 +168,7 @@ def describe(url: str) -> tuple[str, frozenset[str], Format | None]:
     if plugin is not None:
         host, _ = _host_port(url)
         shown, _ = _host_port(str(plugin.url(privacy=True)))
-        if host and shown and host.lower() == shown.lower():
+        if host and shown and host.lower() == shown.lower() and is_host(host):
             shown_host = host
     label = mask_url(url, shown_host)
     host, port = _host_port(url)
@@ -160,6 +177,8 @@ def describe(url: str) -> tuple[str, frozenset[str], Format | None]:
     secrets = {t for t in _tokens(rest) if len(t) >= _MIN_SECRET and t not in keep}
     if shown_host:  # "host:port" and "user@host" split apart above; the host alone is public
         secrets.discard(shown_host)
+    elif host and len(host) >= _MIN_SECRET:  # a token in host position, also as urlsplit lower-cases it
+        secrets.add(host)
     try:
         parts = urlsplit(url)
         for part in (parts.username, parts.password):

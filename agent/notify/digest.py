@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.notify import i18n
 from agent.observed import tls_certificates
+from agent.targets import display_url
 from agent.tracking.duties import status_json
 from schedules.due import DueState, due_state
 from schedules.remediation import CadenceState
@@ -120,7 +121,7 @@ class AssetDigest:
     def to_json(self) -> dict[str, Any]:
         c = self.cadence.cadence
         return {
-            "asset": self.name, "url": self.url, "kind": self.kind,
+            "asset": self.name, "url": display_url(self.url), "kind": self.kind,
             "new": [x.to_json() for x in self.new], "fixed": [x.to_json() for x in self.fixed],
             "resolved_by_config": [x.to_json() for x in self.resolved_by_config],
             "accepted": [x.to_json() for x in self.accepted],
@@ -197,7 +198,7 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
     from agent.scanning.watch import watch_names
 
     infos |= {n: known[n] for n in watch_names(cfg) if n in known}  # watched domains, once watched
-    everything = [f for f in store.findings(FindingFilter.ALL) if f.asset in infos]
+    everything = [f for f in store.findings(FindingFilter.ALL, now=now) if f.asset in infos]
     kinds = {name: info.kind for name, info in infos.items()}
     due = deadlines(store, deadline_policy(cfg), [f for f in everything if f.state in NEEDS_FIX], kinds)
     by_id = {f.id: f for f in everything}

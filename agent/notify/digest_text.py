@@ -16,6 +16,7 @@ from agent.notify import i18n
 from agent.notify.channels import Message
 from agent.notify.digest import DECISIONS, SEVERITIES, AssetDigest, Decision, Digest, Line, ScanProblem
 from agent.notify.duty_alerts import calendar_heading, calendar_lines
+from agent.targets import display_name, display_url
 from schedules.remediation import CadenceState
 from schedules.weekly import CertExpiry
 
@@ -140,7 +141,7 @@ def title(d: Digest, language: str) -> str:
 
 def _names(d: Digest, lang: str, names: Sequence[str], section: str) -> str:
     joiner = "、" if lang == "zh-TW" else ", "
-    shown = joiner.join(names[:SUMMARY_NAMES])
+    shown = joiner.join(display_name(n) for n in names[:SUMMARY_NAMES])
     if len(names) > SUMMARY_NAMES:
         shown += i18n.t(lang, "names_more", n=len(names) - SUMMARY_NAMES, command=more_command(d, section))
     return shown
@@ -223,7 +224,7 @@ def render_text(d: Digest, language: str, cap: int | None = None, *, everything:
                 body.append(f"{s.heading} ({len(s.items)}):")
                 body += [f"  - {item}" for item in _capped(d, lang, a, s, cap)]
         if body or section is None:
-            out += ["", f"== {a.name}  {a.url}", *(body or [i18n.t(lang, "digest_quiet")])]
+            out += ["", f"== {display_name(a.name)}  {display_url(a.url)}", *(body or [i18n.t(lang, "digest_quiet")])]
     if d.duties and section is None and asset is None:  # the compliance calendar ([firm] set)
         out += ["", f"== {calendar_heading(lang, len(d.duties))}",
                 *(f"  - {x}" for x in calendar_lines(d.duties, lang))]
@@ -236,7 +237,7 @@ def render_markdown(d: Digest, language: str, cap: int | None = None) -> str:
     lang = i18n.lang_of(language)
     out = [f"## {md_escape(title(d, lang))}", "", *(md_escape(x) + "  " for x in summary(d, lang))]
     for a in _selected(d, False, None):
-        out += ["", f"### {md_escape(a.name)}", "", md_escape(a.url), ""]
+        out += ["", f"### {md_escape(display_name(a.name))}", "", md_escape(display_url(a.url)), ""]
         for s in sections(d, a, lang):
             if not s.items:
                 continue

@@ -111,7 +111,7 @@ def _finding(
         if events or info.first_seen >= as_of:
             return None  # opened after the report's moment
         # No events at all (should not happen): the row as stored is the best evidence there is.
-        severity, state, fixed_at, reopened_at, reopened = (info.severity, info.state, info.fixed_at, None,
+        severity, state, fixed_at, reopened_at, reopened = (info.severity, info.at(as_of).state, info.fixed_at, None,
                                                             info.reopened_count)
         reason, by, until = info.accepted_reason or info.false_positive_reason, info.accepted_by, info.accepted_until
         entered, config = info.accepted_until_entered, None

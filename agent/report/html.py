@@ -25,6 +25,7 @@ from agent.report.model import (
     ScanEntry,
     SeriesPoint,
 )
+from agent.targets import display_name, display_url, hide_values, query_values
 from state.delivery_views import ExternalScanInfo
 from state.records import FindingState
 from vocab import SEVERITY_ORDER
@@ -171,7 +172,7 @@ class _Page:
         for a in d.assets:
             opened = a.open_by_severity()
             rows.append([
-                Html(f'<a href="#asset-{_e(a.name)}">{_e(a.name)}</a>'), self.v(a.kind),
+                Html(f'<a href="#asset-{_e(display_name(a.name))}">{_e(display_name(a.name))}</a>'), self.v(a.kind),
                 _e(len(a.scans)), _e(len(a.cadence.complete_scans)), _e(a.latest_grade or "—"),
                 *(_e(opened.get(s, 0)) for s in SEVERITY_ORDER[:4]),
                 Html(f'<span class="bad">{a.overdue}</span>' if a.overdue else "0"),
@@ -230,16 +231,17 @@ class _Page:
     def asset(self, a: AssetReport) -> Html:
         added = self.when(a.added_at, date_only=True) if a.added_at else self.t("never_scanned")
         meta = _join(Html(f"<tr><th>{k}</th><td>{v}</td></tr>") for k, v in (
-            (self.t("url"), _e(a.url)), (self.t("kind"), self.v(a.kind)), (self.t("added"), added),
+            (self.t("url"), _e(display_url(a.url))), (self.t("kind"), self.v(a.kind)), (self.t("added"), added),
             (self.t("grade"), _e(a.latest_grade or "—")),
         ))
-        certs = [(a.name, c) for c in sorted(a.certificates, key=lambda c: c.not_after)]
+        certs = [(display_name(a.name), c) for c in sorted(a.certificates, key=lambda c: c.not_after)]
         return Html(
-            f'<section class="asset" id="asset-{_e(a.name)}"><h2>{self.t("asset")}: {_e(a.name)}</h2>'
+            f'<section class="asset" id="asset-{_e(display_name(a.name))}"><h2>{self.t("asset")}: '
+            f'{_e(display_name(a.name))}</h2>'
             f'<table class="meta"><tbody>{meta}</tbody></table>'
             f"<h3>{self.t('cadence_record')}</h3>{self.cadence(a.cadence)}"
             f"{self.charts(a.series, certs, _scan_times(a))}"
-            f"{self.declared(a)}<h3>{self.t('finding_list')}</h3>{self.findings(a.findings)}"
+            f"{self.declared(a)}<h3>{self.t('finding_list')}</h3>{self.findings(a.findings, query_values(a.url))}"
             f"<h3>{self.t('scan_list')}</h3>{self.scans(a.scans)}{self.external(a.external_scans)}</section>"
         )
 
@@ -273,7 +275,7 @@ class _Page:
         body = _join(Html(f"<tr><th>{k}</th><td>{v}</td></tr>") for k, v in rows)
         return Html(f'<table class="meta"><tbody>{body}</tbody></table>')
 
-    def findings(self, findings: Sequence[FindingEntry]) -> Html:
+    def findings(self, findings: Sequence[FindingEntry], secrets: frozenset[str] = frozenset()) -> Html:
         if not findings:
             return Html(f"<p>{self.t('no_findings')}</p>")
         headers: list[tuple[str | Html, bool]] = [
@@ -296,16 +298,20 @@ class _Page:
                 Html(f"<td>{self.state(f)}</td>"),
             ]
             body.append(f'<tr class="finding" id="finding-{_e(f.id)}">{"".join(cells)}</tr>')
-            body.append(f'<tr class="detail"><td></td><td colspan="6">{self.detail(f)}</td></tr>')
+            body.append(f'<tr class="detail"><td></td><td colspan="6">{self.detail(f, secrets)}</td></tr>')
         return Html(f'<table class="findings"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
 
-    def detail(self, f: FindingEntry) -> Html:
-        """Under each finding: the catalog's advice, what was observed, and every decision taken."""
-        from agent.report.details import evidence_lines
+    def detail(self, f: FindingEntry, secrets: frozenset[str] = frozenset()) -> Html:
+        """Under each finding: the catalog's advice, what was observed (the asset URL's query values
+        masked, ``secrets``), and every decision taken."""
+        from agent.report.details import evidence_lines, evidence_of
 
         advice = f.remediation(self.lang)
         parts = [f'<div class="advice"><strong>{self.t("remediation")}</strong>: {_e(advice or "—")}</div>']
-        lines = evidence_lines(f.evidence)
+        ev = f.evidence
+        if ev is not None and secrets:  # masked before long values are cut, which could cut a secret in two
+            ev = evidence_of(ev.scan_id, ev.seen_at, hide_values(dict(ev.fields), secrets))
+        lines = evidence_lines(ev)
         if f.evidence is not None and lines:
             source = _e(text(self.lang, "evidence_from").format(
                 scan=f.evidence.scan_id, at=f.evidence.seen_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")))

@@ -229,7 +229,9 @@ def build(cfg: Config, store: Store, half: HalfYear, directory: Path, now: datet
 def _write_dir(directory: Path, files: dict[str, bytes], mtime: float) -> None:
     """Write whole or not at all: a half-written pack must never pass for evidence. Every file's
     modification time is the half year's end, not the moment of the build."""
-    target = directory.absolute()
+    # A symbolic link (packs/latest -> packs/2026-H1) stays a link: the directory it names is
+    # what is written, never the link swapped for a directory of its own.
+    target = Path(os.path.realpath(directory)) if directory.is_symlink() else directory.absolute()
     if target.exists() and not target.is_dir():
         raise UsageError(f"-o {directory}: not a directory")
     if target.is_dir() and any(target.iterdir()) and not (target / SUMS).is_file():

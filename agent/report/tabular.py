@@ -24,6 +24,7 @@ from agent.report.model import (
     ScanEntry,
     SeriesPoint,
 )
+from agent.targets import display_name, display_url, hide_values, query_values
 
 
 def _series(points: tuple[SeriesPoint, ...]) -> list[dict[str, Any]]:
@@ -40,7 +41,7 @@ def _scan(s: ScanEntry) -> dict[str, Any]:
     }
 
 
-def _finding(f: FindingEntry, lang: Lang) -> dict[str, Any]:
+def _finding(f: FindingEntry, lang: Lang, secrets: frozenset[str] = frozenset()) -> dict[str, Any]:
     return {
         "id": f.id, "check_id": f.check_id, "title": f.title(lang), "severity": f.severity, "key": f.key,
         "probe": f.probe,
@@ -55,7 +56,8 @@ def _finding(f: FindingEntry, lang: Lang) -> dict[str, Any]:
             "config_hash_before": f.config_change[0], "config_hash_after": f.config_change[1]},
         "remediation": f.remediation(lang),
         "evidence": None if f.evidence is None else {
-            "scan_id": f.evidence.scan_id, "seen_at": iso(f.evidence.seen_at), "observed": dict(f.evidence.fields)},
+            "scan_id": f.evidence.scan_id, "seen_at": iso(f.evidence.seen_at),
+            "observed": hide_values(dict(f.evidence.fields), secrets)},  # the asset URL's query values masked
         "decision_history": [
             {"at": iso(h.at), "decision": h.kind, "by": h.by, "reason": h.reason,
              "until": h.until_entered or iso(h.until), "until_instant": iso(h.until),
@@ -82,7 +84,8 @@ def _certificate(c: CertificateEntry) -> dict[str, Any]:
 
 def _asset(a: AssetReport, lang: Lang) -> dict[str, Any]:
     return {
-        "name": a.name, "url": a.url, "kind": a.kind, "added_at": iso(a.added_at), "latest_grade": a.latest_grade,
+        "name": display_name(a.name), "url": display_url(a.url), "kind": a.kind, "added_at": iso(a.added_at),
+        "latest_grade": a.latest_grade,
         "open_by_severity": a.open_by_severity(), "overdue": a.overdue, "cadence": _cadence(a.cadence),
         "scans": [_scan(s) for s in a.scans],
         "external_scans": [
@@ -92,7 +95,7 @@ def _asset(a: AssetReport, lang: Lang) -> dict[str, Any]:
              "evidence_sha256": x.evidence_sha256, "evidence_size": x.evidence_size, "note": x.note}
             for x in a.external_scans
         ],
-        "findings": [_finding(f, lang) for f in a.findings],
+        "findings": [_finding(f, lang, query_values(a.url)) for f in a.findings],
         "certificates": [_certificate(c) for c in a.certificates], "open_over_time": _series(a.series),
         "declared_controls": [{"control": c.key, "declared": c.text, "observed": c.observed, "scan_id": c.scan_id}
                               for c in a.declared],
@@ -175,7 +178,7 @@ def report_csv(data: ReportData, lang: Lang) -> str:
         gaps = "; ".join(f"{when(g.start)}/{when(g.end)} ({g.days})" for g in r.gaps)
         asset_cells = [len(a.scans), len(r.complete_scans), a.latest_grade or "", when(r.last_complete),
                        value(lang, r.state.value), gaps]
-        head = [a.name, a.url, value(lang, a.kind)]
+        head = [display_name(a.name), display_url(a.url), value(lang, a.kind)]
         if not a.findings:  # the asset's cadence record still belongs in the evidence
             writer.writerow([*head, *([""] * 14), *asset_cells, "", ""])
         for f in a.findings:

@@ -2,7 +2,10 @@
 
 A finding's state at any moment is the target state of its last event by then, so
 a report for a past half-year shows what was true at its end, not what is true
-today, and regenerating it later gives the same answer.
+today, and regenerating it later gives the same answer. One state ends without an
+event of its own: an acceptance lapses at its end date (``until``), whether or not a
+cycle has written the ``acceptance_expired`` event yet; from then on the finding
+needs a fix again.
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ def replay(events: Sequence[EventInfo], moment: datetime, window_start: datetime
     for event in events:
         if event.at > moment:
             break
+        if state is FindingState.ACCEPTED and accepted_until is not None and accepted_until <= event.at:
+            # The acceptance ended before this event; no cycle may have written its expiry yet.
+            changed = changed or (window_start is not None and accepted_until >= window_start)
+            state, reason, by, accepted_until, entered = FindingState.OPEN, None, None, None, None
         if window_start is not None and event.at >= window_start and event.kind is not EventKind.NOTE:
             changed = True
         state = event.to_state
@@ -71,6 +78,10 @@ def replay(events: Sequence[EventInfo], moment: datetime, window_start: datetime
             reason = by = accepted_until = entered = None
     if state is None:
         return None
+    if state is FindingState.ACCEPTED and accepted_until is not None and accepted_until <= moment:
+        # The acceptance has ended; no cycle may have written its expiry yet.
+        changed = changed or (window_start is not None and accepted_until >= window_start)
+        state, reason, by, accepted_until, entered = FindingState.OPEN, None, None, None, None
     return Replay(state, severity, fixed_at, reopened_at, reopened, reason, by, accepted_until, changed,
                   entered, config)
 
@@ -93,15 +104,24 @@ def open_intervals(events: Sequence[EventInfo], end: datetime) -> list[tuple[dat
     """
     out: list[tuple[datetime, datetime]] = []
     opened: datetime | None = None
+    lapses: datetime | None = None  # when the acceptance in force ends
     for event in events:
         if event.at > end:
             break
+        if lapses is not None and lapses <= event.at and opened is None:
+            opened = lapses
+        if event.kind is EventKind.ACCEPTED:
+            lapses = _time(event.detail.get("until"))
+        elif event.to_state is not FindingState.ACCEPTED:  # a note leaves the acceptance as it was
+            lapses = None
         needs = event.to_state in NEEDS_FIX
         if needs and opened is None:
             opened = event.at
         elif not needs and opened is not None:
             out.append((opened, event.at))
             opened = None
+    if lapses is not None and lapses <= end and opened is None:
+        opened = lapses
     if opened is not None:
         out.append((opened, FOREVER))
     return out

@@ -80,6 +80,9 @@ class ScanOptions:
     # assets by address): (asset name, host) -> its Resolution or the failure, used instead of
     # asking the DNS again, so the addresses scanned are the ones the split was made on.
     resolved: dict[tuple[str, str], Resolution | ProbeFailure] = field(default_factory=dict)
+    # Every configured asset: one that must be left alone now (its quiet window, active probes off)
+    # also protects what shares its address from another asset's scan (see Scanner.scan).
+    neighbours: tuple[AssetSpec, ...] = ()
 
 
 @dataclass

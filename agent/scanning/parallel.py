@@ -296,8 +296,9 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
     stopping: list[int] = []
 
     def on_sigint(signum: int, frame: Any) -> None:
-        """Ctrl-C: each worker stops as a scan in one process stops (its scans in flight are
-        recorded as interrupted and handed back); this process keeps storing until they are in."""
+        """Ctrl-C (or SIGTERM, SIGHUP): each worker stops as a scan in one process stops (its scans
+        in flight are recorded as interrupted and handed back); this process keeps storing until
+        they are in."""
         stopping.append(signum)
         for proc, _, _ in running.values():
             if proc.pid is not None and proc.exitcode is None:
@@ -305,11 +306,16 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
 
     import threading
 
+    from agent.scanning.stopping import SIGNALS as STOP_SIGNALS
+    from agent.scanning.stopping import Stopped
+
     # As in one process: a command started with SIGINT ignored (a background job of a
     # non-interactive shell) keeps ignoring it, and its workers are never told to stop.
     main = threading.current_thread() is threading.main_thread()
     listening = main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
     previous = signal.signal(signal.SIGINT, on_sigint) if listening else None
+    # SIGTERM and SIGHUP are stop requests whatever SIGINT's state (a background job must stop too).
+    stop_previous = {sig: signal.signal(sig, on_sigint) for sig in STOP_SIGNALS} if main else {}
     try:
         for share in shares:
             names = {specs[i].name for i in share}
@@ -359,10 +365,12 @@ def scan_in_processes(specs: Sequence[AssetSpec], opts: ScanOptions, processes: 
                 failed([i for i in share if i not in outcomes],
                        f"{why} before this asset's scan finished; nothing was recorded")
         if stopping:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt if stopping[0] == signal.SIGINT else Stopped(stopping[0])
     finally:
         if listening:
             signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        for sig, handler in stop_previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         for proc, _, alive in running.values():
             proc.kill()
             proc.join(5)

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.checks import AgentCheck
+from agent.scanning import neighbours
 from agent.scanning.options import ScanOptions, ScanOutcome, asset_record
 from agent.targets import AssetSpec
 from agent.tracking.resolution import asset_config_hash, observed, probe_config_hash
@@ -163,7 +164,7 @@ class Scanner:
         self.pins = Pins(per_host_concurrency=limits.per_host_concurrency, host_budget=limits.host_budget,
                          limits=shared, allow=self.allow)
         self.http = HttpClient(self.pins, limits)
-        self.connector = Connector(self.pins, connect_timeout=limits.connect_timeout)
+        self._answers: dict[str, asyncio.Task[tuple[str, ...]]] = {}  # host -> a neighbour's DNS answers
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -228,13 +229,21 @@ class Scanner:
                 reason = (f"every address of {spec.url.host} was refused by the address policy ({why}); "
                           "nothing was probed")
             return self._failed(spec, started, reason, res, checked)
-        self.pins.add(spec.url.host, res.usable, allow)
+        # This asset's own pins: another asset naming the same host (resolved apart, perhaps to other
+        # addresses, under its own allow-list) must not re-point this one's connections.
+        pins = self.pins.for_asset()
+        pins.add(spec.url.host, res.usable, allow)
         quiet = opts.quiet(spec, started) if opts.quiet else None
         target = _target(spec, res, opts, quiet)
-        origin_dns = await self._pin_origins(target, allow)
-        http = self.http.scoped(target.scope)
+        held = await neighbours.guard(spec, res.usable, started, opts, self._neighbour_answers)
+        if held.endpoint:
+            target = dataclasses.replace(target, active=False)
+        origin_dns = await self._pin_origins(target, allow, pins)
+        http = self.http.scoped(target.scope, pins)
+        connector = Connector(pins, connect_timeout=opts.limits.connect_timeout)
         try:
-            return await self._scan_pinned(spec, started, res, checked, target, quiet, origin_dns, http)
+            return await self._scan_pinned(spec, started, res, checked, target, quiet, origin_dns, http, connector,
+                                           held)
         finally:
             # The asset's pools and TLS sessions are not kept for the rest of the run. Shielded: a
             # second cancellation (a stop while an interrupted scan closes its connections) must
@@ -247,19 +256,19 @@ class Scanner:
 
     async def _scan_pinned(self, spec: AssetSpec, started: datetime, res: Resolution, checked: ProbeResult | None,
                            target: Target, quiet: str | None, origin_dns: dict[str, Any],
-                           http: HttpClient) -> ScanOutcome:
+                           http: HttpClient, connector: Connector, held: neighbours.Guard) -> ScanOutcome:
         from agent.scanning import reach
 
         clock, opts = self.opts.clock, self.opts
         t0 = clock()
-        reached = await reach.collect(target, self.connector, opts.limits.connect_timeout)
+        reached = await reach.collect(target, connector, opts.limits.connect_timeout)
         step = reach.judged(target, reached, spec.configured)
         for (address, port, server_name), cap in reached.captured.items():
             if cap.session is not None:  # the HTTP probes resume the reach's session, not sign anew
                 http.offer_session(target.host, address, port, server_name, cap.session)
         ctx = ProbeContext(
             http=http,
-            connector=self.connector,
+            connector=connector,
             clock=clock,
             limits=opts.limits,
             ca_bundle=opts.ca_bundle,
@@ -268,6 +277,8 @@ class Scanner:
         )
         runs: dict[str, tuple[ProbeResult, datetime, datetime]] = {reach.STEP: (step, t0, clock())}
         probes: list[Probe] = []
+        passive_why = (f"left alone for a neighbour: {held.endpoint}" if held.endpoint
+                       else f"quiet hours: {quiet}" if quiet else "active probes are not allowed for this asset")
         # Whether a probe applies is judged as if active probes were allowed: one that applies
         # but may not run now is recorded as skipped (and the scan is then partial).
         full_target = dataclasses.replace(target, active=spec.active_probes or opts.force_active)
@@ -286,14 +297,15 @@ class Scanner:
             elif step.status is RunStatus.ERROR:
                 runs[name] = (ProbeResult.skipped(name, "not run: the service could not be reached"), now, now)
             elif probe.active and not target.active:
-                why = f"quiet hours: {quiet}" if quiet else "active probes are not allowed for this asset"
-                runs[name] = (ProbeResult.skipped(name, why), now, now)
+                runs[name] = (ProbeResult.skipped(name, passive_why), now, now)
+            elif getattr(probe, "holds_host", False) and held.address:
+                runs[name] = (ProbeResult.skipped(name, f"left alone for a neighbour: {held.address}"), now, now)
             else:
                 probes.append(probe)
 
         # A passive probe with an active part (edge's two extra requests) that had to leave it
         # out in a quiet window ran only in part: the scan is then not complete.
-        held_back = f"active part skipped: quiet hours: {quiet}" if full_target.active and not target.active else None
+        held_back = f"active part skipped: {passive_why}" if full_target.active and not target.active else None
 
         async def run(probe: Probe) -> None:
             t0 = clock()
@@ -330,7 +342,7 @@ class Scanner:
             probe_runs=tuple(_run_record(r, a, b, opts, self.catalog, target) for r, a, b in ordered),
             trigger=opts.trigger,
             full=opts.probes is None or set(self.selected()) >= {n for n in runs if n != reach.STEP},
-            forced_active=opts.force_active and not (spec.active_probes and quiet is None),
+            forced_active=opts.force_active and target.active and not (spec.active_probes and quiet is None),
             dns={**res.to_json(), "origins": origin_dns} if origin_dns else res.to_json(),
             error=error,
             asset_config_hash=asset_config_hash(spec, target.settings, opts.severity_overrides),
@@ -347,7 +359,7 @@ class Scanner:
         except Exception as exc:  # the contract says probes return errors; a bug must not sink the scan
             return error_result(probe.name, exc)
 
-    async def _pin_origins(self, target: Target, allow: tuple[IPNetwork, ...]) -> dict[str, Any]:
+    async def _pin_origins(self, target: Target, allow: tuple[IPNetwork, ...], pins: Pins) -> dict[str, Any]:
         """Resolve and pin the hosts of origins the asset lists, under the same address policy.
 
         Returns what each resolution gave (refusals included), for the scan's dns record.
@@ -357,12 +369,31 @@ class Scanner:
             try:
                 res = await self._resolve(target.name, host, allow)
             except ProbeFailure as exc:
-                seen[host] = {"error": one_line(exc)}  # requests to it fail as out of scope
+                seen[host] = {"error": one_line(exc)}  # requests to it fail as out of scope, saying why
+                pins.refuse(host, one_line(exc))
                 continue
             seen[host] = res.to_json()
             if res.usable:
-                self.pins.add(host, res.usable, allow)
+                pins.add(host, res.usable, allow)
+            else:
+                why = "; ".join(f"{a}: {r}" for a, r in {**res.skipped, **res.refused}.items())
+                pins.refuse(host, f"no address this machine may probe ({why or 'no answer'})")
         return seen
+
+    async def _neighbour_answers(self, other: AssetSpec) -> tuple[str, ...]:
+        """Every address the DNS gave for a neighbour's host (once per run); () when it gave none."""
+        host = other.url.host
+        task = self._answers.get(host)
+        if task is None:
+            task = self._answers[host] = asyncio.ensure_future(self._answers_of(other))
+        return await asyncio.shield(task)
+
+    async def _answers_of(self, other: AssetSpec) -> tuple[str, ...]:
+        try:
+            res = await self._resolve(other.name, other.url.host, ())
+        except ProbeFailure:
+            return ()
+        return tuple(res.addresses)
 
     async def _resolve(self, name: str, host: str, allow: tuple[IPNetwork, ...],
                        expected: tuple[IPNetwork, ...] | None = None) -> Resolution:

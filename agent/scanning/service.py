@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.errors import UsageError
-from agent.targets import AssetSpec, parse_target_url
+from agent.targets import AssetSpec, display_url, parse_target_url
 from state.records import Trigger
 from vocab import AssetKind
 
@@ -60,7 +60,7 @@ def select_assets(session: Session, urls: list[str]) -> list[AssetSpec]:
     for raw in urls:
         parsed = parse_target_url(bare_host(raw))
         spec = by_url.get(parsed.normalised) or AssetSpec(
-            name=parsed.normalised, url=parsed, kind=AssetKind.WEBSITE, configured=False
+            name=display_url(parsed.normalised), url=parsed, kind=AssetKind.WEBSITE, configured=False
         )
         if spec.name not in {s.name for s in specs}:
             specs.append(spec)
@@ -81,13 +81,13 @@ def scan_options(session: Session, request: ScanRequest) -> ScanOptions:
         if unknown:
             raise UsageError(f"unknown probe {unknown[0]!r} (known: {', '.join(probe_names())})")
     ca_bundle = request.ca_bundle or cfg.agent.ca_bundle
-    if ca_bundle:
-        from probes.files import DATA_MAX, FileRefused, read_capped
+    if ca_bundle:  # parsed as the tls probe reads it: a bundle that adds no CA would make every asset untrusted
+        from probes.tls.trust import ca_bundle_problem
 
-        try:
-            read_capped(ca_bundle, DATA_MAX)
-        except FileRefused as exc:
-            raise UsageError(f"{'--ca-bundle' if request.ca_bundle else 'agent.ca_bundle (config)'}: {exc}") from None
+        why = ca_bundle_problem(ca_bundle)
+        if why:
+            raise UsageError(f"{'--ca-bundle' if request.ca_bundle else 'agent.ca_bundle (config)'}: {why}")
+    _check_eol_data(cfg.ports.eol_data)
     resolver = request.resolver or cfg.agent.resolver
     if resolver:
         from probes.net.dns import parse_resolver
@@ -124,9 +124,22 @@ def scan_options(session: Session, request: ScanRequest) -> ScanOptions:
         trigger=request.trigger,
         quiet=QuietPolicy.from_config(cfg).reason,
         allow=allow,
+        neighbours=tuple(cfg.asset_specs()),
         # One per command: every scan and job it runs shares these per-address limits.
         address_limits=AddressLimits(limits.per_host_concurrency, limits.host_budget, window=limits.budget_window),
     )
+
+
+def _check_eol_data(configured: str | None) -> None:
+    """UsageError when the end-of-life data file a scan would use does not parse: every http and ports
+    probe would fail on it, and every scan would end partial."""
+    from agent.scanning.eol_file import data_in_use, data_problem
+
+    path = data_in_use(configured)
+    why = data_problem(path) if path else None
+    if why:
+        where = "ports.eol_data (config)" if configured else "end-of-life data (posture eol refresh wrote it)"
+        raise UsageError(f"{where}: {why}")
 
 
 def probe_settings(cfg: Any) -> dict[str, dict[str, Any]]:
@@ -177,7 +190,12 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
     def on_done(outcome: ScanOutcome) -> None:
         outcome.stored = store.record_scan(outcome.record)
 
-    async def go() -> list[ScanOutcome]:
+    from agent.scanning.stopping import StopRequests, stop_requests
+
+    async def go(stops: StopRequests) -> list[ScanOutcome]:
+        current = asyncio.current_task()
+        if current is not None:
+            stops.listen(current)  # SIGTERM, SIGHUP: stop as Ctrl-C does, scans in flight recorded
         scanner = Scanner(opts)
         gc.freeze()  # what the imports made lives to the end: full collections need not walk it
         try:
@@ -186,7 +204,8 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
             await scanner.aclose()
 
     try:
-        return asyncio.run(go())
+        with stop_requests() as stops:
+            return asyncio.run(go(stops))
     finally:
         store.close()
 

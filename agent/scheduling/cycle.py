@@ -117,7 +117,7 @@ def current_alerts(cfg: Config, store: Store, assets: dict[str, AssetInfo], now:
     from state.history_reads import reopened_at
     from state.views import FindingFilter
 
-    open_now = [f for f in store.findings(FindingFilter.OPEN) if f.asset in assets]
+    open_now = [f for f in store.findings(FindingFilter.OPEN, now=now) if f.asset in assets]
     kinds = {name: info.kind for name, info in assets.items()}
     due = deadlines(store, deadline_policy(cfg), open_now, kinds)
     back = reopened_at(store, [f.id for f in open_now if f.reopened_count])

@@ -62,6 +62,7 @@ class WatchTimer:
                 wake: asyncio.Event) -> None:
         from agent.notify.dispatch import alert_new_findings
         from agent.scanning.watch import watch
+        from agent.targets import display_url
         from state.records import Trigger
 
         try:
@@ -69,7 +70,7 @@ class WatchTimer:
             for o in outcomes:
                 r = o.record
                 opened = len(o.stored.opened) if o.stored is not None else 0
-                log(f"watch of {r.asset.url}: {r.status.value}, {opened} new finding(s)"
+                log(f"watch of {display_url(r.asset.url)}: {r.status.value}, {opened} new finding(s)"
                     + (f" ({r.error})" if r.error else ""))
             if outcomes and session.config.notify:
                 for d in alert_new_findings(session, outcomes, max(o.record.finished_at for o in outcomes)):

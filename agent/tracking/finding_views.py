@@ -10,8 +10,10 @@ from vocab import FindingState
 
 
 def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetime | None = None,
-                 config: dict[str, Any] | None = None) -> dict[str, Any]:
+                 config: dict[str, Any] | None = None, secrets: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``secrets``: the query values of the asset's URL, masked where the evidence quotes it."""
     from agent.output import as_entered, iso
+    from agent.targets import hide_values
     from schedules.remediation import is_overdue
     from state.lifecycle import NEEDS_FIX
 
@@ -37,7 +39,7 @@ def finding_json(f: Any, catalog: Any, due: datetime | None = None, now: datetim
         "resolved_by_config": config if f.state == FindingState.RESOLVED_BY_CONFIG else None,
         "false_positive": None if f.false_positive_reason is None else {
             "reason": f.false_positive_reason, "by": f.false_positive_by},
-        "evidence": f.evidence,
+        "evidence": hide_values(f.evidence, secrets) if secrets else f.evidence,
         "references": list(check.references),
     }
 
@@ -53,7 +55,8 @@ def config_change(store: Any, finding_id: int) -> dict[str, Any] | None:
     e = events[-1]
     return {"at": iso(e.at), "config_hash_before": e.detail.get("config_hash_before"),
             "config_hash_after": e.detail.get("config_hash_after"),
-            "condition_still_observed": e.detail.get("condition_still_observed")}
+            "condition_still_observed": e.detail.get("condition_still_observed"),
+            "target_before": e.detail.get("target_before"), "target_after": e.detail.get("target_after")}
 
 
 def decision_line(kind: str, detail: dict[str, Any]) -> str:
@@ -74,7 +77,9 @@ def decision_line(kind: str, detail: dict[str, Any]) -> str:
     if isinstance(earlier, dict):
         e_until = earlier.get("until_entered") or earlier.get("until")
         parts.append(f"replaces the acceptance by {earlier.get('by')} until {e_until}: {earlier.get('reason')}")
-    return "; ".join(parts)
+    from vocab import escape
+
+    return escape("; ".join(parts))  # typed text stored before posture refused controls: still one line
 
 
 def event_json(e: Any) -> dict[str, Any]:

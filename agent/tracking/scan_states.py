@@ -64,3 +64,38 @@ def failing(docs: Iterable[Mapping[str, Any]], threshold: str) -> list[Mapping[s
             if f.get("state") in needs_fix and rank >= floor:
                 out.append(f)
     return out
+
+
+def unverified(session: Session, outcomes: Iterable[Any], threshold: str,
+               requested: Iterable[str] | None = None) -> list[tuple[int, str, str]]:
+    """Stored findings of the scanned assets still needing a fix at or above ``threshold`` that this
+    scan was to look at again but could not (their probe failed, was skipped or left a part out): a
+    gate must not read a scan that did not look as a scan that found nothing. Probes outside
+    ``requested`` (``--probe``) are not this scan's business. (id, asset, probe) each."""
+    from probes.base import Severity
+    from state.records import RunStatus
+    from state.views import FindingFilter
+
+    floor = Severity(threshold).rank
+    outcomes = list(outcomes)
+    wanted = set(requested) if requested else None
+    missed: dict[str, set[str]] = {}
+    for o in outcomes:
+        missed.setdefault(o.record.asset.name, set()).update(
+            r.probe for r in o.record.probe_runs
+            if (RunStatus(r.status) != RunStatus.OK or r.skip_reason) and (wanted is None or r.probe in wanted))
+    if not any(missed.values()):
+        return []
+    now = max(o.record.finished_at for o in outcomes)
+    with session.open_store() as store:
+        rows = [f for name, probes in missed.items() if probes
+                for f in store.findings(FindingFilter.OPEN, asset=name, now=now)]
+    out = []
+    for f in rows:
+        try:
+            rank = Severity(f.severity).rank
+        except ValueError:
+            continue
+        if rank >= floor and f.probe in missed[f.asset]:
+            out.append((f.id, f.asset, f.probe))
+    return sorted(out)

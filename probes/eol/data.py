@@ -14,8 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
@@ -23,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from probes.outfile import write_output
 from vocab import DataFileError, parses_data_file
 
 FORMAT = 1
@@ -258,17 +257,9 @@ def _parse_text(text: str, name: str) -> EolData:
 
 
 def write_eol_data(path: str | Path, data: EolData) -> None:
-    """Write ``data`` to ``path`` atomically (a reader never sees half a file)."""
-    target = Path(path)
-    text = json.dumps(data.to_json(), indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` as :func:`probes.outfile.write_output` does: atomically for a file
+    (a reader never sees half a file), through a symbolic link or a device; its errors are its own."""
+    write_output(path, (json.dumps(data.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 # ---------------------------------------------------------------- refresh

@@ -8,15 +8,19 @@ against signatures kept as data (see :mod:`probes.leak.judge`).
 I/O happens here only, through ``ctx.http`` (pinned addresses, budgets,
 per-request deadlines, 1 MiB body cap); the whole probe runs under
 ``ctx.limits.probe_deadline``. A provocation the server refuses outright
-(reset, garbage, timeout) is recorded and the rest go on: how a server
-refuses is not a leak. Losing the home page, the budget or the scope ends the
-probe with an error result carrying whatever was judged so far.
+(reset, garbage) is recorded and the rest go on: how a server refuses is not a
+leak. A provocation that gets no answer (timeout, connection refused, or a
+gateway's own 502/503/504 standing in for the application) is recorded too,
+but proves nothing: the run then ends as an error result naming what went
+unanswered, carrying what was judged, so no finding it could not have seen is
+taken as fixed (see :func:`unanswered_failure`). Losing the home page, the
+budget or the scope ends the probe with an error result carrying whatever was
+judged so far.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -26,6 +30,7 @@ from probes.base import (
     JSON,
     ConnectFailure,
     DeadlineExceeded,
+    ErrorKind,
     ProbeContext,
     ProbeFailure,
     ProbeResult,
@@ -57,6 +62,18 @@ if TYPE_CHECKING:
 #: Browsers ask for HTML first; frameworks pick their HTML error page for them.
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 BODY_CAP = 1 << 20
+#: A gateway's own answer (bad gateway, unavailable, gateway timeout): the application was not reached.
+GATEWAY_STATUSES = frozenset({502, 503, 504})
+PARAMETER_PAGE = "parameter page"  # a discovery or reference page the parameter provocations need
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """A request the findings depend on that got no answer from the application."""
+
+    what: str  # a provocation kind ("not_found"), or PARAMETER_PAGE
+    why: str  # "timeout", "connect" or "HTTP 503"
+    kind: ErrorKind
 
 
 @dataclass
@@ -70,6 +87,8 @@ class _Session:
     normals: list[Observed] = field(default_factory=list)
     log: list[dict[str, JSON]] = field(default_factory=list)
     parameters: list[dict[str, JSON]] = field(default_factory=list)
+    unanswered: list[Unanswered] = field(default_factory=list)
+    sent: int = 0  # provocations sent
 
     async def fetch(
         self,
@@ -104,12 +123,21 @@ class _Session:
         return _observed(ex, role, kind, method, detail or {}, reference_url)
 
     async def provoke(self, index: int, p: Provocation) -> None:
-        # A refusal (reset, garbage, timeout) is an answer, and not a leak; it is in the log.
-        with contextlib.suppress(ProtocolFailure, DeadlineExceeded, ConnectFailure):
-            self.provocations[index] = await self.fetch(
+        self.sent += 1
+        try:
+            got = await self.fetch(
                 RequestRole.PROVOCATION, p.kind, p.method, p.url, raw_path=p.raw_path,
                 follow=p.follow_redirects, detail=p.detail, reference_url=p.reference_url,
             )
+        except ProtocolFailure:
+            return  # a refusal (reset, garbage) is an answer, and not a leak; it is in the log
+        except (DeadlineExceeded, ConnectFailure) as exc:
+            # No answer proves nothing: what this provocation could show was not seen.
+            self.unanswered.append(Unanswered(p.kind.value, exc.kind.value, exc.kind))
+            return
+        self.provocations[index] = got  # judged whatever its status: a debug page may come with any
+        if got.status in GATEWAY_STATUSES:
+            self.unanswered.append(Unanswered(p.kind.value, f"HTTP {got.status}", ErrorKind.PROTOCOL))
 
     async def collect(self) -> None:
         t = self.target
@@ -146,7 +174,11 @@ class _Session:
         try:
             # reference_url: the URL asked for, which variants name, whatever it redirected to
             page = await self.fetch(role, None, "GET", url, reference_url=url)
-        except (ProtocolFailure, DeadlineExceeded, ConnectFailure):
+        except ProtocolFailure:
+            return None
+        except (DeadlineExceeded, ConnectFailure) as exc:
+            # The parameter provocations hang on this page: without it they were not sent.
+            self.unanswered.append(Unanswered(PARAMETER_PAGE, exc.kind.value, exc.kind))
             return None
         self.normals.append(page)
         return page
@@ -223,9 +255,43 @@ class LeakProbe:
         verdict = await asyncio.to_thread(judge, session.observed(), load_signatures()) if session.home else None
         findings = tuple(verdict.findings) if verdict else ()
         observations = session.observations(verdict).to_json()
+        if failure is None:
+            failure = unanswered_failure(session.unanswered, session.sent)
         if failure is not None:
             return error_result(self.name, _leaf(failure), observations=observations, findings=findings)
         return ProbeResult(self.name, RunStatus.OK, observations=observations, findings=findings)
+
+
+def unanswered_failure(unanswered: list[Unanswered], sent: int) -> ProbeFailure | None:
+    """The error for a run where requests its findings depend on went unanswered; None if none did.
+
+    Every provocation kind can carry a finding (it is part of the finding's key), so one that got
+    no answer leaves the run unable to say whether yesterday's finding of that kind is gone: the
+    run is then not OK, and storage keeps what it could not see open. What was judged is kept.
+    """
+    if not unanswered:
+        return None
+    order = {kind.value: i for i, kind in enumerate(ProvocationKind)}  # plan order, for a stable message
+    groups: dict[tuple[str, str], int] = {}
+    for u in sorted(unanswered, key=lambda u: (order.get(u.what, len(order)), u.why)):
+        groups[(u.what, u.why)] = groups.get((u.what, u.why), 0) + 1
+    provocations = [f"{what} ({n}x, {why})" if n > 1 else f"{what} ({why})"
+                    for (what, why), n in groups.items() if what != PARAMETER_PAGE]
+    parts = []
+    if provocations:
+        count = sum(1 for u in unanswered if u.what != PARAMETER_PAGE)
+        parts.append(f"{count} of {sent} provocations got no answer: {', '.join(provocations)}")
+    pages = sorted({u.why for u in unanswered if u.what == PARAMETER_PAGE})
+    if pages:
+        parts.append(f"the page whose parameters are provoked got no answer ({', '.join(pages)}): "
+                     "its provocations were not sent")
+    message = "; ".join(parts) + "; the leaks they could show were not judged, so none is taken as fixed"
+    kinds = {u.kind for u in unanswered}
+    if ErrorKind.TIMEOUT in kinds:
+        return DeadlineExceeded(message)
+    if ErrorKind.CONNECT in kinds:
+        return ConnectFailure(message)
+    return ProtocolFailure(message)
 
 
 def _leaf(exc: BaseException) -> BaseException:

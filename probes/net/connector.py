@@ -73,7 +73,7 @@ class Connector:
                         ssl_handshake_timeout=limit if ssl_context else None,
                     )
             except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError) as exc:
-                _connect_failed(exc, address, port, limit)
+                _connect_failed(exc, address, port, limit, tls=ssl_context is not None)
             conn = Connection(reader, writer, address, port)
             try:
                 yield conn
@@ -207,11 +207,14 @@ def _expire(future: asyncio.Future[T]) -> None:
         future.set_exception(TimeoutError())
 
 
-def _connect_failed(exc: BaseException, address: str, port: int, limit: float) -> NoReturn:
+def _connect_failed(exc: BaseException, address: str, port: int, limit: float, *, tls: bool = False) -> NoReturn:
     """A failed connect (or TLS handshake) as a :mod:`probes.base` failure."""
     where = _addr(address, port)
     if isinstance(exc, TimeoutError):
-        raise DeadlineExceeded(f"connect to {where} timed out after {limit:g}s") from None
+        # One deadline covers both steps: a server that accepts and then stalls its handshake
+        # must not read as one that never answered.
+        step = "connect and TLS handshake with" if tls else "connect to"
+        raise DeadlineExceeded(f"{step} {where} timed out after {limit:g}s") from None
     if isinstance(exc, ssl.SSLError):
         raise ProtocolFailure(f"TLS handshake with {where} failed: {exc.reason or exc}") from None
     if isinstance(exc, ConnectionRefusedError):

@@ -152,9 +152,11 @@ class HttpClient:
         #: (scheme, host, port) a request may go to; None: any pinned host (no origin rule).
         self.origins: frozenset[Origin] | None = None
 
-    def scoped(self, origins: Iterable[Origin]) -> HttpClient:
-        """This client (same pins, pools and limits) restricted to ``origins``: one asset's scope."""
-        child = HttpClient(self.pins, self.limits, user_agent=self.user_agent)
+    def scoped(self, origins: Iterable[Origin], pins: Pins | None = None) -> HttpClient:
+        """This client (same pools and limits) restricted to ``origins``: one asset's scope, over the
+        asset's own ``pins`` when given (a pooled connection is shared only for the same host and
+        address, which both tables must then hold)."""
+        child = HttpClient(self.pins if pins is None else pins, self.limits, user_agent=self.user_agent)
         child._transports = self._transports
         child._users = self._users
         child.origins = frozenset(origins)

@@ -391,6 +391,8 @@ class Pins:
     #: networks allowed for every host (None: POSTURE_ALLOW_ADDRESSES), and per host.
     allow: tuple[IPNetwork, ...] | None = None
     host_allow: dict[str, tuple[IPNetwork, ...]] = field(default_factory=dict)
+    #: hosts in scope that got no usable address: why (said by every request refused for it)
+    refused: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.limits is None:
@@ -414,13 +416,26 @@ class Pins:
             allow=tuple(allow) if allow is not None else None,
         )
 
+    def for_asset(self) -> Pins:
+        """An empty table for one asset's scan over the same limits and allow-list: what one asset
+        resolved (and its own allowed networks) never re-points another asset's requests, even
+        when both name the same host and DNS answered them differently."""
+        return Pins(per_host_concurrency=self.per_host_concurrency, host_budget=self.host_budget,
+                    limits=self.shared, allow=self.allow)
+
     def add(self, host: str, addresses: Iterable[str], allow: Iterable[IPNetwork] = ()) -> None:
         key = normalise_host(host)
         self.hosts[key] = tuple(addresses)
         self.host_allow[key] = tuple(allow)
 
+    def refuse(self, host: str, why: str) -> None:
+        """``host`` is in scope but may not be probed (its addresses refused, its name unresolved)."""
+        self.refused[normalise_host(host)] = why
+
     def addresses(self, host: str) -> tuple[str, ...]:
         key = normalise_host(host)
+        if key in self.refused:
+            raise OutOfScope(f"{host} is not probed: {self.refused[key]}")
         if key not in self.hosts:
             raise OutOfScope(f"{host} is not a configured asset host")
         return self.hosts[key]

@@ -5,6 +5,10 @@ Pages are fetched in discovery order, a few at a time (the per-host gate in
 total). A redirect is followed only within the host. Each page keeps the
 exchange it came from, so the browser judge can be served the same bytes
 instead of fetching the page again.
+
+A page that could not be read (no answer, or an error status that says nothing about the
+page: 5xx, 408, 429; any error status for the start page) is listed in ``unread``: the
+links on it were not seen, and the probe says so instead of reporting the site clean.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urldefrag, urljoin, urlsplit
 
-from probes.base import BudgetExhausted, ProbeContext, ProbeFailure, Target
+from probes.base import BudgetExhausted, ErrorKind, ProbeContext, ProbeFailure, Target
 from probes.net.http import HttpExchange
 from probes.net.web import decode_html, is_html, same_origin
 from vocab import one_line
@@ -30,6 +34,8 @@ SKIP_EXTENSIONS = frozenset(
     )
 )
 _REFRESH_URL = re.compile(r"""url\s*=\s*['"]?([^'";]+)""", re.IGNORECASE)
+#: Statuses that say the page could not be served now (not that it is gone): its links were not seen.
+UNSERVED = frozenset({408, 429})
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,15 @@ class Page:
     html: str
 
 
+@dataclass(frozen=True)
+class Unread:
+    """A page the crawl asked for and could not read."""
+
+    url: str
+    why: str  # "HTTP 503", or the failure's one line
+    kind: ErrorKind
+
+
 @dataclass
 class CrawlResult:
     pages: list[Page] = field(default_factory=list)
@@ -48,6 +63,9 @@ class CrawlResult:
     off_host_redirects: list[str] = field(default_factory=list)
     budget_exhausted: bool = False
     requests: int = 0
+    unread: list[Unread] = field(default_factory=list)
+    #: Why the start page, though it answered, gave no page to judge (not HTML, redirected away).
+    start_unjudged: str | None = None
 
     def to_json(self, max_pages: int, max_depth: int) -> dict[str, object]:
         return {
@@ -59,6 +77,7 @@ class CrawlResult:
             "off_host_redirects": self.off_host_redirects[:20],
             "errors": self.errors[:20],
             "budget_exhausted": self.budget_exhausted,
+            "unread": [u.url for u in self.unread[:20]],
         }
 
 
@@ -112,7 +131,8 @@ async def crawl(
     origin is the start page's, after any in-host redirect (http -> https).
 
     Raises the fetch failure of the start page (nothing can be judged without
-    it); later failures are recorded in the result and the crawl goes on.
+    it); later failures are recorded in the result (``errors``, and ``unread``
+    unless the budget ran out) and the crawl goes on.
     """
     origin = target.origin
     result = CrawlResult()
@@ -132,21 +152,29 @@ async def crawl(
                     result.budget_exhausted = True
                 elif not isinstance(got, ProbeFailure):
                     raise got
+                else:
+                    result.unread.append(Unread(url, one_line(got), got.kind))
                 result.errors.append({"url": url, "error": one_line(got)})
                 continue
             result.requests += 1 + len(got.redirects)
             final = urldefrag(got.url)[0]
             if got.status in (301, 302, 303, 307, 308) and got.location:
                 result.off_host_redirects.append(f"{url} -> {got.location}")
+                if depth == 0:
+                    result.start_unjudged = f"it redirects to {got.location}, outside the asset"
                 continue
             if final in done or len(result.pages) >= max_pages:
                 continue
             done.add(final)
+            if got.status >= 400:  # before the type: an error page's type says nothing of the page's
+                result.errors.append({"url": final, "error": f"HTTP {got.status}"})
+                if depth == 0 or got.status >= 500 or got.status in UNSERVED:
+                    result.unread.append(Unread(final, f"HTTP {got.status}", ErrorKind.PROTOCOL))
+                continue
             if not is_html(got):
                 result.skipped_non_html += 1
-                continue
-            if got.status >= 400:
-                result.errors.append({"url": final, "error": f"HTTP {got.status}"})
+                if depth == 0:
+                    result.start_unjudged = f"it is {got.content_type or 'untyped'}, not HTML"
                 continue
             html = decode_html(got)
             if depth == 0:

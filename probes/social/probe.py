@@ -9,6 +9,12 @@ static mode.
 
 Passive: it only GETs pages of the asset (the browser's other requests are
 refused before they leave).
+
+A run is OK only when it saw every page it reached for: a start page that answered an
+error status, or crawled pages that could not be read (no answer, 5xx), make an error
+result carrying what was judged; a start page that answered but is not an HTML page of
+the asset (another type, a redirect away) leaves nothing to judge: the run is skipped,
+saying why. Either way no earlier finding is taken as fixed from pages never seen.
 """
 
 from __future__ import annotations
@@ -22,10 +28,13 @@ from typing import Any
 from probes.base import (
     AssetKind,
     BudgetExhausted,
+    ConnectFailure,
     DeadlineExceeded,
+    ErrorKind,
     ProbeContext,
     ProbeFailure,
     ProbeResult,
+    ProtocolFailure,
     RunStatus,
     Target,
     ToolUnavailable,
@@ -94,7 +103,7 @@ class _State:
         loaded = set(self.run.pages_loaded)
         return [p.url for p in self.crawl.pages if p.url not in loaded]
 
-    def result(self, probe: str, error: BaseException | None = None) -> ProbeResult:
+    def result(self, probe: str, error: BaseException | None = None, *, skipped: str | None = None) -> ProbeResult:
         judgements, disagreements = self.judgements()
         findings, links = summarise(judgements)
         crawled = self.crawl
@@ -115,6 +124,8 @@ class _State:
         ).to_json()
         if error is not None:
             return error_result(probe, error, observations=obs, findings=findings)
+        if skipped is not None:
+            return ProbeResult(probe=probe, status=RunStatus.SKIPPED, observations=obs, skip_reason=skipped)
         return ProbeResult(probe=probe, status=RunStatus.OK, observations=obs, findings=findings)
 
 
@@ -152,10 +163,13 @@ class SocialProbe:
         if state.run is not None and state.run.hung_pages:
             hung = ", ".join(state.run.hung_pages)
             return state.result(self.name, DeadlineExceeded(f"the browser hung on {hung}"))
-        cut = budget_cut(state)
+        cut = budget_cut(state) or unread_failure(state)
         if cut is not None:
             # What was judged stands, but the site was not covered: a partial result, said so.
             return state.result(self.name, cut)
+        if state.crawl is not None and not state.crawl.pages:
+            why = state.crawl.start_unjudged or "it gave no page"
+            return state.result(self.name, skipped=f"nothing to judge: the start page {target.url} answered, but {why}")
         return state.result(self.name)
 
     async def _collect(self, target: Target, ctx: ProbeContext, state: _State) -> None:
@@ -245,6 +259,27 @@ def budget_cut(state: _State) -> BudgetExhausted | None:
         f"partial result: the request budget ran out during the {where} after {pages} page(s); "
         "pages not reached were not judged"
     )
+
+
+def unread_failure(state: _State) -> ProbeFailure | None:
+    """The failure to report when pages the crawl reached for could not be read; None if all were.
+
+    Findings are keyed by link, not page: a link seen only on a page that failed today would
+    otherwise vanish from the run and be taken as fixed.
+    """
+    crawled = state.crawl
+    if crawled is None or not crawled.unread:
+        return None
+    first = crawled.unread[0]
+    if not crawled.pages:
+        message = f"the start page {first.url} answered {first.why}; no page judged"
+    else:
+        shown = "; ".join(f"{u.url}: {u.why}" for u in crawled.unread[:5])
+        more = f"; and {len(crawled.unread) - 5} more" if len(crawled.unread) > 5 else ""
+        message = (f"partial result: {len(crawled.unread)} of {len(crawled.unread) + len(crawled.pages)} pages "
+                   f"could not be read ({shown}{more}); links on them were not judged")
+    failure = {ErrorKind.TIMEOUT: DeadlineExceeded, ErrorKind.CONNECT: ConnectFailure}.get(first.kind, ProtocolFailure)
+    return failure(message)
 
 
 def _translate(exc: Exception) -> BaseException:

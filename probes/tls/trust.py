@@ -50,6 +50,8 @@ from vocab import one_line
 
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----\s.+?-----END CERTIFICATE-----", re.S)
+_PEM_BEGIN = re.compile(rb"-----BEGIN CERTIFICATE-----")
+_PEM_ANY = re.compile(rb"-----BEGIN ([A-Z0-9 ]{1,40})-----")  # a PEM block of another kind (a key, PKCS7...)
 _MAX_DEPTH = 10
 
 
@@ -100,7 +102,10 @@ class TrustStore:
 
 
 def parse_pem_bundle(data: bytes) -> list[x509.Certificate]:
-    """Every certificate in a PEM bundle; one unparsable entry does not lose the others."""
+    """Every certificate in a PEM bundle; one unparsable entry does not lose the others.
+
+    Lenient, for the system's store; a bundle the user names is judged first by :func:`bundle_problem`.
+    """
     out = []
     with warnings.catch_warnings():
         # Some long-lived roots have non-positive serials; cryptography warns, we still trust them.
@@ -111,6 +116,58 @@ def parse_pem_bundle(data: bytes) -> list[x509.Certificate]:
             except ValueError:
                 continue
     return out
+
+
+def bundle_problem(data: bytes, shown: str) -> str | None:
+    """Why the CA bundle ``data`` (the file ``shown``) cannot be used as given, in one line; None: every
+    ``-----BEGIN CERTIFICATE-----`` block in it is a certificate, and there is at least one.
+
+    The bundle's certificates are added to the system store (:func:`load_trust_store`), so a bundle that
+    yields none, or only some, leaves the CAs it was meant to add unknown: every asset they issued for
+    would be reported untrusted. Posture refuses it, rather than scan with half a trust store.
+    """
+    blocks = list(_PEM_BLOCK.finditer(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        for n, match in enumerate(blocks, 1):
+            try:
+                x509.load_pem_x509_certificate(match.group())
+            except ValueError as exc:
+                line = data.count(b"\n", 0, match.start()) + 1
+                return (f"{shown}: certificate {n} of {len(blocks)} (line {line}) does not parse "
+                        f"({one_line(exc, named=False, limit=200)}); posture uses a CA bundle only when it can read "
+                        "every certificate in it")
+    starts = {m.start() for m in blocks}
+    cut = next((b for b in _PEM_BEGIN.finditer(data) if b.start() not in starts), None)
+    if cut is not None:
+        line = data.count(b"\n", 0, cut.start()) + 1
+        return f"{shown}: the -----BEGIN CERTIFICATE----- at line {line} has no END line (the file is cut short?)"
+    if blocks:
+        return None
+    if data[:1] == b"\x30":  # an ASN.1 SEQUENCE: DER, as .der, .cer and .crt files often are
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                x509.load_der_x509_certificate(data)
+        except ValueError:
+            what = "holds binary DER data, not PEM certificates"
+        else:
+            what = "is a DER (binary) certificate, not PEM"
+        return (f"{shown} {what}: convert it with openssl x509 -inform der -in {shown} -out {shown}.pem and name "
+                "that file")
+    other = _PEM_ANY.search(data)
+    held = f"-----BEGIN {other.group(1).decode()}----- blocks, " if other is not None else ""
+    return (f"{shown} holds no PEM certificate ({held}no -----BEGIN CERTIFICATE-----): it would add no CA to the "
+            "system's trust store")
+
+
+def ca_bundle_problem(path: str) -> str | None:
+    """:func:`bundle_problem` for the file at ``path`` (an unreadable file too); None: usable."""
+    try:
+        data = read_capped(path, DATA_MAX)
+    except FileRefused as exc:
+        return str(exc)
+    return bundle_problem(data, path)
 
 
 @cache

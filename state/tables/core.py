@@ -89,6 +89,9 @@ class ScanRow(Base, table=True):
     # What decides this asset's findings (kind, allow-lists, declarations, overrides, probe
     # settings); None before revision 0005.
     asset_config_hash: str | None = _text(128)
+    # Where the scan looked: the asset's URL then, without its query (revision 0010; None before).
+    # A finding last seen at another target is not observed fixed by a scan of this one.
+    target: str | None = _text()
 
 
 class ProbeRunRow(Base, table=True):

@@ -190,3 +190,19 @@ def test_the_module_entry_point_works() -> None:
     # How light --help is, is tests/agent/test_startup_imports.py's (what it imports, not a duration).
     proc = subprocess.run([sys.executable, "-m", "agent", "--help"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and "scan" in proc.stdout
+
+
+def test_a_librarys_log_record_is_one_posture_line_never_a_traceback() -> None:
+    """psycopg's pool, procrastinate and asyncio log through ``logging``; Python's last-resort
+    handler would print their message raw and a traceback with it. The entry point installs a
+    handler that prints them as posture prints everything: one escaped line, prefixed."""
+    code = ("import logging, sys\n"
+            "from agent.cli import install_log_lines\n"
+            "install_log_lines(); install_log_lines()  # once per process, however often asked\n"
+            "try:\n    1 / 0\nexcept ZeroDivisionError:\n"
+            "    logging.getLogger('psycopg.pool').exception('error connecting in %r:\\nretrying', 'pool-1')\n"
+            "logging.getLogger('procrastinate').info('not shown: below warning')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "posture: psycopg.pool: error connecting in 'pool-1':\\x0aretrying: ZeroDivisionError: division by zero"]

@@ -184,6 +184,12 @@ def test_a_year_of_a_tier_2_firm(store_url: str, tmp_path: Path, capsys: pytest.
         assert (again / "manifest.json").read_bytes() == (built / "manifest.json").read_bytes()
         assert (again / "SHA256SUMS").read_bytes() == (built / "SHA256SUMS").read_bytes()
         sums_verify(again)
+        # A link to a pack directory stays a link; the pack is rebuilt where it points.
+        link = tmp_path / "latest"
+        link.symlink_to(again.name)
+        s("2026-12-01", "pack", "--period", "2026H1", "-o", str(link))
+        assert link.is_symlink() and link.resolve() == again.resolve()
+        sums_verify(again)
         # Tampering is caught by the auditor's own tool.
         (again / "duties.csv").write_bytes((again / "duties.csv").read_bytes() + b"x")
         tampered = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=again, capture_output=True, check=False)

@@ -173,3 +173,17 @@ def test_show_text(env: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> N
     assert code == 0 and "until 2025-04-30 (by alice)" in out
     code, _, err = cli(env, capsys, "findings", "show", "424242")
     assert code == 2 and "no finding with id 424242" in err
+
+
+@pytest.mark.parametrize("text", ["line1\nFAKE 2026-01-01 08:00 fixed #1", "evil\x1b[31mRED\x07", "tab\there",
+                                  "rtl\u202eoverride"])
+def test_decision_text_must_be_one_printable_line(env: dict[str, Any], capsys: pytest.CaptureFixture[str],
+                                                  text: str) -> None:
+    """A newline would forge a history line, an escape would repaint a terminal: refused, exit 2."""
+    fid = str(env["ids"]["untrusted"])
+    for args in (["--reason", text, "--by", "ciso"], ["--reason", "ok", "--by", text]):
+        code, _out, err = cli(env, capsys, "findings", "false-positive", fid, *args)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert "one line of printable text" in err
+    code, out, err = cli(env, capsys, "findings", "show", fid, "--format", "json")
+    assert code == 0 and json.loads(out)["finding"]["state"] == "open", err  # nothing was recorded

@@ -37,6 +37,15 @@ DAY = timedelta(days=1)
          "mailto://127.0.0.1:2525", {SECRET}, Format.HTML),
         (f"discord://1234567890/{SECRET}", "discord://****", {SECRET, "1234567890"}, Format.TEXT),
         (f"nosuchservice://{SECRET}@somewhere/", "nosuchservice://****", {SECRET}, None),
+        # Apprise's privacy rendering shows these "hosts", but an ntfy topic is its password on ntfy.sh
+        # and a LaMetric cloud app id is a token: a host is shown only with a dot, as localhost or an IP.
+        (f"ntfy://{SECRET}", "ntfy://****", {SECRET, SECRET.lower()}, Format.TEXT),
+        (f"ntfys://{SECRET}", "ntfys://****", {SECRET, SECRET.lower()}, Format.TEXT),
+        (f"ntfy://ntfy.example.test/{SECRET}", "ntfy://ntfy.example.test", {SECRET}, Format.TEXT),
+        (f"lametric://AppToken1234@{SECRET}", "lametric://****", {SECRET, "AppToken1234"}, Format.TEXT),
+        (f"lametric://{SECRET}@192.0.2.7", "lametric://192.0.2.7", {SECRET}, Format.TEXT),
+        (f"json://host.example/path/{SECRET}", "json://host.example", {SECRET}, Format.TEXT),
+        (f"json://localhost:8099/{SECRET}", "json://localhost:8099", {SECRET}, Format.TEXT),
     ],
 )
 def test_channels_are_shown_masked(url: str, label: str | None, secrets: set[str], fmt: Format | None) -> None:

@@ -126,3 +126,33 @@ def test_migration_0006_re_masks_what_earlier_versions_stored(tmp_path: Path, st
         rows = {d.channel_label: d.last_error for d in deliveries.deliveries(store)}
     assert rows == {"json://127.0.0.1:8099": "POST json://127.0.0.1:8099 answered 500", "discord://****": None}
     assert not any(s in _stored(store_url, tmp_path) for s in SECRETS)
+
+
+def test_migration_0011_masks_stored_topics_and_tokens_in_the_host_position(tmp_path: Path, store_url: str) -> None:
+    from importlib import import_module
+
+    from sqlalchemy import text
+
+    from state import migrate
+
+    mod = import_module("state.migrations.versions.0011_mask_single_label_hosts")
+    assert mod.mask_text("ntfy://privtopic-8f3kqz91") == "ntfy://****"
+    assert mod.mask_text("lametric://app-id-1234") == "lametric://****"
+    for kept in ("json://127.0.0.1:8099", "json://hooks.example.test", "json://localhost:80", "ntfys://[::1]:8443",
+                 "discord://****", "mailto://smtp.example.test"):
+        assert mod.mask_text(kept) == kept
+    assert mod.mask_text("POST ntfy://privtopic-8f3kqz91 failed") == "POST ntfy://**** failed"
+    with Store.open(store_url) as store:
+        migrate.downgrade(store.engine, "0010")
+        with store.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO deliveries (channel, channel_label, event, condition, state, created_at, attempts, "
+                "last_error, payload) VALUES (:c, :l, 'alert', :cond, 'failed', :t, 1, :e, '{}')"), [
+                {"c": "c" * 32, "l": "ntfy://privtopic-8f3kqz91", "cond": "new:3:0", "t": T0,
+                 "e": "ntfy://privtopic-8f3kqz91 answered 500"},
+                {"c": "d" * 32, "l": "json://127.0.0.1:8099", "cond": "new:4:0", "t": T0, "e": None},
+            ])
+    with Store.open(store_url) as store:  # upgrades to the head, 0011 included
+        rows = {d.channel_label: d.last_error for d in deliveries.deliveries(store)}
+    assert rows == {"ntfy://****": "ntfy://**** answered 500", "json://127.0.0.1:8099": None}
+    assert "privtopic" not in _stored(store_url, tmp_path)

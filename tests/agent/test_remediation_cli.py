@@ -95,7 +95,9 @@ def test_accept_and_false_positive(env: dict[str, Any], capsys: pytest.CaptureFi
     # The date as entered; the instant it lapses (the end of that day in Asia/Taipei) beside it.
     assert accepted["accepted"] == {"reason": "替換憑證採購中", "by": "ciso", "until": "2025-03-20",
                                     "ends_at": "2025-03-20T16:00:00Z"}
-    assert ids["untrusted"] not in findings(env, capsys, T0 + 40 * DAY, "--overdue")
+    assert ids["untrusted"] not in findings(env, capsys, T0 + 10 * DAY, "--overdue")
+    # The acceptance ended on 20 March: open again, and past its deadline (T0 + 30 days) by T0 + 40.
+    assert ids["untrusted"] in findings(env, capsys, T0 + 40 * DAY, "--overdue")
     code, _, err = cli(env, capsys, T0 + DAY, "findings", "false-positive", str(ids["expiring"]), "--reason",
                        "the certificate was renewed, the scan saw a stale node")
     assert code == 0, err

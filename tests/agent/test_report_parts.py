@@ -11,7 +11,7 @@ from agent.errors import UsageError
 from agent.report.model import CertificateEntry, SeriesPoint
 from agent.report.period import declaration_period, resolve_period
 from agent.report.svg import _nice_max, certificate_chart, open_findings_chart
-from agent.report.timeline import cadence_record, open_intervals, replay, step_series
+from agent.report.timeline import FOREVER, cadence_record, open_intervals, replay, step_series
 from schedules.remediation import CadenceState
 from state.records import FindingState
 from state.views import EventInfo, EventKind
@@ -133,6 +133,25 @@ def test_open_intervals_and_step_series() -> None:
     ]
     empty = step_series([], T, T + D)
     assert [(p.at, p.total) for p in empty] == [(T, 0), (T + D, 0)]
+
+
+def test_an_acceptance_lapses_at_its_end_even_before_its_expiry_is_written() -> None:
+    # The expiry event came three weeks late (no cycle ran); the acceptance ended on T + 59 days.
+    late = [*STORY[:5], ev(T + 80 * D, EventKind.ACCEPTANCE_EXPIRED, FindingState.OPEN)]
+    at_70 = replay(late, T + 70 * D, window_start=T + 65 * D)
+    assert at_70 is not None
+    assert (at_70.state, at_70.decision_reason, at_70.accepted_until) == (FindingState.OPEN, None, None)
+    assert at_70.changed_between is False  # it lapsed before the window
+    lapsed_in_window = replay(late[:5], T + 70 * D, window_start=T + 50 * D)
+    assert lapsed_in_window is not None and lapsed_in_window.changed_between is True
+    still = replay(late, T + 58 * D)
+    assert still is not None and still.state is FindingState.ACCEPTED
+    assert open_intervals(late, T + 90 * D)[-1] == (T + 59 * D, FOREVER)
+    assert open_intervals(late[:5], T + 90 * D)[-1] == (T + 59 * D, FOREVER)  # never written at all
+    assert open_intervals(late[:5], T + 58 * D)[-1] == (T + 20 * D, T + 25 * D)  # not yet ended
+    # Accepted again before a cycle wrote the expiry: open from the end until the new decision.
+    renewed = [*STORY[:5], ev(T + 70 * D, EventKind.ACCEPTED, FindingState.ACCEPTED, until="2025-06-01T00:00:00Z")]
+    assert open_intervals(renewed, T + 90 * D)[-1] == (T + 59 * D, T + 70 * D)
 
 
 @pytest.mark.parametrize(

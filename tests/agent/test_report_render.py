@@ -62,19 +62,25 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     db = f"sqlite:///{d / 'posture.db'}"
     first = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
     dates = [first, first + timedelta(days=7), first + timedelta(days=14)]
+    config = d / "posture.toml"
+
+    def scan_at(when: datetime, port: int) -> None:
+        config.write_text(f'[agent]\nresolver = "{dns.address}"\nca_bundle = "{bundle}"\n\n'
+                          f'[[assets]]\nname = "www"\nurl = "https://www.report.test:{port}/"\n')
+        code = main(["--config", str(config), "--db", db, "--now", when.isoformat(), "scan",
+                     "--probe", "tls", "--probe", "http", "--format", "json"])
+        assert code == 0
+
     try:
-        with http_server({"/": Reply(200, page)}, host=HOST, tls=tls) as before, http_server(
-            {"/": Reply(200, page, {"Strict-Transport-Security": "max-age=31536000"})}, host=HOST, tls=tls
-        ) as after:
-            config = d / "posture.toml"
-            for when, server in zip(dates, (before, before, after), strict=True):
-                config.write_text(
-                    f'[agent]\nresolver = "{dns.address}"\nca_bundle = "{bundle}"\n\n'
-                    f'[[assets]]\nname = "www"\nurl = "https://www.report.test:{server.port}/"\n'
-                )
-                code = main(["--config", str(config), "--db", db, "--now", when.isoformat(), "scan",
-                             "--probe", "tls", "--probe", "http", "--format", "json"])
-                assert code == 0
+        # The same URL throughout (a finding seen at another URL is not fixed by a scan of this one):
+        # the site is fixed in place, its server restarted on the same port with HSTS on.
+        with http_server({"/": Reply(200, page)}, host=HOST, tls=tls) as before:
+            port = before.port
+            scan_at(dates[0], port)
+            scan_at(dates[1], port)
+        with http_server({"/": Reply(200, page, {"Strict-Transport-Security": "max-age=31536000"})},
+                         host=HOST, port=port, tls=tls):
+            scan_at(dates[2], port)
     finally:
         dns.stop()
     yield {"db": db, "config": config, "dates": dates, "dir": d}

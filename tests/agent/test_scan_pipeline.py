@@ -62,6 +62,23 @@ def test_fail_on_exit_3_only_for_open_findings_at_or_above(lab: dict[str, Any], 
     assert scan(lab, store_url, "--fail-on", "low").returncode == 3
 
 
+def test_fail_on_counts_stored_open_findings_the_scan_could_not_look_at_again(
+        tmp_path: Path, store_url: str) -> None:
+    """A gate must not pass a scan that did not look: the service is down, the http probe cannot
+    run, and the low finding it opened before is still open in the record."""
+    with broker_site(tmp_path, "www.gone.test", "127.0.0.24", "gone test root") as site:
+        first = scan(site, store_url, "--fail-on", "low", url=f"https://www.gone.test:{site['port']}/")
+        assert first.returncode == 3, first.stderr
+        args = ("--fail-on", "low")
+        url = f"https://www.gone.test:{site['port']}/"
+    down = scan(site, store_url, *args, url=url, now=NOW + timedelta(minutes=5))
+    assert down.returncode == 3, down.stderr
+    assert "not checked again, their probe did not run in full" in down.stderr and "(http)" in down.stderr
+    assert "scan of" in down.stderr and "failed" in down.stderr  # the failed scan is still named
+    # Above the finding's severity the gate passes: only a failed scan's exit 1 remains.
+    assert scan(site, store_url, "--fail-on", "medium", url=url, now=NOW + timedelta(minutes=6)).returncode == 1
+
+
 def test_scan_json_schema(lab: dict[str, Any], store_url: str) -> None:
     proc = scan(lab, store_url, "--format", "json")
     assert proc.returncode == 0, proc.stderr

@@ -241,19 +241,20 @@ Sent = tuple[Path, int, bytes, bytes, list[int]]
 
 
 def _sigint_while_held(lab: Any, tmp_path: Path, launch: Callable[..., list[str]],
-                       meanwhile: Callable[[subprocess.Popen[bytes]], None]) -> Sent:
-    """A two-process scan started by ``launch``; once a03's request is held at its server, SIGINT
-    to the command, then ``meanwhile(proc)``; a03 is released at the end. The database, the exit
-    code, stdout, stderr and the command's descendants as they were when SIGINT was sent."""
+                       meanwhile: Callable[[subprocess.Popen[bytes]], None], sig: int = signal.SIGINT,
+                       processes: str = "2") -> Sent:
+    """A two-process scan (or ``processes``) started by ``launch``; once a03's request is held at its
+    server, ``sig`` to the command, then ``meanwhile(proc)``; a03 is released at the end. The database,
+    the exit code, stdout, stderr and the command's descendants as they were when ``sig`` was sent."""
     servers, dns, held, release = lab
     db = tmp_path / "sigint.db"
-    cmd = launch("--config", str(_config(tmp_path, servers, dns, "2", held=True)), "--db", f"sqlite:///{db}",
+    cmd = launch("--config", str(_config(tmp_path, servers, dns, processes, held=True)), "--db", f"sqlite:///{db}",
                  "scan", "--format", "json", "--probe", "http", "--probe", "leak")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
     try:
         assert held.wait(120), "a03's request never reached its server"
         tree = _descendants(proc.pid)
-        proc.send_signal(signal.SIGINT)  # a03's answer is still held: its scan is in flight
+        proc.send_signal(sig)  # a03's answer is still held: its scan is in flight
         meanwhile(proc)
         out, err = proc.communicate(timeout=120)
     finally:
@@ -294,6 +295,25 @@ def test_a_scan_started_with_sigint_ignored_keeps_ignoring_it(lab: Any, tmp_path
     assert code == 0, err
     assert {s["status"] for s in json.loads(out)["scans"]} == {"partial"}
     assert _stored(db) == {_name(i): ["partial"] for i in range(ASSETS)}, _why(db, "a03")
+
+
+@pytest.mark.parametrize(("sig", "launch", "processes"), [
+    (signal.SIGTERM, posture_foreground, "2"),
+    (signal.SIGTERM, posture_ignoring_sigint, "2"),  # a background job: SIGTERM still stops it
+    (signal.SIGTERM, posture_ignoring_sigint, "1"),
+    (signal.SIGHUP, posture_foreground, "1"),
+])
+def test_sigterm_and_sighup_stop_a_scan_as_ctrl_c_does(lab: Any, tmp_path: Path, sig: int,
+                                                      launch: Callable[..., list[str]], processes: str) -> None:
+    """What timeout, a CI cancel or systemd send: the scans in flight are on the record as
+    interrupted, what finished is stored, exit 128 + the signal, one line naming it."""
+    db, code, _out, err, _ = _sigint_while_held(lab, tmp_path, launch, lambda proc: None, sig, processes)
+    name = signal.Signals(sig).name
+    assert code == 128 + sig, err
+    assert err.decode().strip().splitlines()[-1] == f"posture: interrupted ({name})" and b"Traceback" not in err
+    stored = _stored(db)
+    assert stored.get("a03") == ["interrupted"], (_why(db, "a03"), stored, err[-3000:])
+    assert all(len(v) == 1 and v[0] in ("partial", "interrupted") for v in stored.values()), stored
 
 
 def test_a_killed_agent_leaves_no_scan_running(lab: Any, tmp_path: Path) -> None:

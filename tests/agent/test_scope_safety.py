@@ -140,6 +140,22 @@ def test_answer_outside_expected_addresses_is_a_finding_and_not_probed(
         assert site.accepted == 0
 
 
+def test_two_assets_on_one_host_keep_their_own_addresses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each asset connects only where its own resolution and policy allow, even when another asset
+    names the same host: the second asset's pins must not re-point the first one's requests."""
+    with counting_server(host="127.0.9.1") as one, dns_server({"www.test": ["127.0.9.1", "127.0.9.2"]}) as dns, \
+            counting_server(host="127.0.9.2", port=one.port) as two:
+        assets = (f'[[assets]]\nname = "one"\nurl = "http://www.test:{one.port}/"\naddresses = ["127.0.9.1/32"]\n\n'
+                  f'[[assets]]\nname = "two"\nurl = "http://www.test:{one.port}/two"\naddresses = ["127.0.9.2/32"]\n')
+        cfg = _config(tmp_path, dns, assets, agent="processes = 1",
+                      extra=f"[http]\nhttp_port = {closed_port()}\n")
+        for _ in range(3):  # whichever asset resolves last, the other keeps its own address
+            _code, doc, err = _scan(capsys, cfg, f"sqlite:///{tmp_path / 'p.db'}", "--probe", "http")
+            http = {s["asset"]: s["observations"]["http"] for s in doc["scans"]}
+            assert {a: h["status"] for a, h in http.items()} == {"one": "ok", "two": "ok"}, (http, err)
+        assert {r.path for r in one.seen} == {"/"} and {r.path for r in two.seen} == {"/two"}
+
+
 # -- the origin rule --------------------------------------------------------------------
 
 
@@ -295,3 +311,6 @@ def test_listed_origin_on_another_host_is_resolved_under_the_policy(
             assert origins["cdn.test"]["refused"] == {"10.9.9.9": "private address (RFC 1918)"}
             assert origins["static.test"]["refused"] == {}
             assert static.requests > 0 and other.accepted == 0
+            failed = doc["scans"][0]["observations"]["social"]["browser"]["traffic"]["failed"]
+            assert [f["error"] for f in failed if "cdn.test" in f["url"]] == [  # the reason, not "not configured"
+                "cdn.test is not probed: no address this machine may probe (10.9.9.9: private address (RFC 1918))"]

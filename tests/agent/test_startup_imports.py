@@ -36,7 +36,8 @@ HOST = "127.0.0.23"
 HEAVY = ("sqlalchemy", "sqlmodel", "httpx", "httpcore", "cryptography", "pydantic", "apprise", "playwright",
          "alembic", "mako", "tlslite", "dns", "psycopg", "selectolax", "nmap", "dnstwist", "prometheus_client")
 # What building the parser may load of posture itself: the CLI, the command modules, their errors.
-PARSER_MODULES = ("agent", "agent.cli", "agent.command_names", "agent.lean", "agent.commands", "agent.errors", "state",
+PARSER_MODULES = ("agent", "agent.cli", "agent.command_names", "agent.lean", "agent.commands", "agent.errors",
+                  "agent.typed", "state",
                   "state.errors", "vocab", "vocab.errors", "vocab.words", "schedules", "schedules.duties")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -278,6 +279,62 @@ async def test_a_refused_provocation_is_logged_and_the_rest_go_on() -> None:
     refused = [r for r in log if r["kind"] == "bad_encoding"]
     assert len(refused) == 1 and refused[0]["error_kind"] == "protocol"
     assert sum(1 for r in log if r.get("status") == 404) >= 5
+
+
+def _hanging(paths: tuple[str, ...], release: threading.Event) -> dict[str, Route | Reply]:
+    """site(), except that requests whose path ends with one of ``paths`` get no answer in time."""
+    routes = site(param=Reply(200, PHP_FATAL))
+    inner = routes["*"]
+    assert callable(inner)
+
+    def route(seen: Seen) -> Reply:
+        if seen.path.endswith(paths):
+            release.wait(30)  # answered only after the client gave up
+        return inner(seen)
+
+    return {"*": route}
+
+
+async def test_provocations_without_an_answer_make_an_error_that_keeps_what_was_judged() -> None:
+    # A timeout is no answer: what a .php or .aspx provocation could show was not seen, so the
+    # run must not be OK (storage would take yesterday's finding of that kind as fixed).
+    release = threading.Event()
+    limits = Limits(connect_timeout=2.0, request_deadline=3.0, probe_deadline=30.0)
+    try:
+        with serving(_hanging((".php", ".aspx"), release)) as srv:
+            result = await scan(srv, limits=limits)
+    finally:
+        release.set()
+    assert result.status is RunStatus.ERROR and result.error is not None
+    assert result.error.kind is ErrorKind.TIMEOUT
+    assert result.error.message.startswith("2 of 9 provocations got no answer: not_found (2x, timeout);")
+    assert "param_quote:php.error_with_path" in leak_keys(result)  # what was answered is judged
+    log = result.observations["requests"]
+    assert sum(1 for r in log if r.get("error_kind") == "timeout") == 2
+
+
+async def test_a_gateway_answering_for_the_application_is_no_answer() -> None:
+    routes = site(not_found=Reply(503, "<h1>503 Service Unavailable</h1>"))
+    with serving(routes) as srv:
+        result = await scan(srv)
+    assert result.status is RunStatus.ERROR and result.error is not None
+    assert result.error.kind is ErrorKind.PROTOCOL
+    assert "not_found (5x, HTTP 503)" in result.error.message
+
+
+async def test_a_parameter_page_without_an_answer_is_an_error() -> None:
+    # The parameter provocations start from /products?id=7: without it they are never sent.
+    release = threading.Event()
+    limits = Limits(connect_timeout=2.0, request_deadline=3.0, probe_deadline=30.0)
+    try:
+        with serving(_hanging(("/products?id=7",), release)) as srv:
+            result = await scan(srv, limits=limits)
+    finally:
+        release.set()
+    assert result.status is RunStatus.ERROR and result.error is not None
+    assert result.error.kind is ErrorKind.TIMEOUT
+    assert "the page whose parameters are provoked got no answer (timeout)" in result.error.message
+    assert not any(r["kind"] in ("param_quote", "param_type") for r in result.observations["requests"])
 
 
 def test_websocket_endpoints_are_provoked_over_https() -> None:

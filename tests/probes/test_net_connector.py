@@ -111,10 +111,13 @@ async def test_explicit_timeout_bounds_connect_and_handshake() -> None:
     c = connector()
     with raw_server(hostile.silent) as srv:
         started = time.monotonic()
-        with pytest.raises(DeadlineExceeded):
+        with pytest.raises(DeadlineExceeded) as caught:
             async with c.open(HOST, "127.0.0.1", srv.port, ssl_context=_client_tls(), timeout=0.3):
                 pass
         assert time.monotonic() - started < 0.3 + SLACK
+    # The server accepted the connection and stalled the handshake: the record must not say
+    # only "connect" (a server that never answers), as it would for a plain connection.
+    assert str(caught.value) == f"connect and TLS handshake with 127.0.0.1:{srv.port} timed out after 0.3s"
 
 
 @pytest.mark.parametrize(

@@ -126,3 +126,15 @@ def test_not_a_database_file(tmp_path: Path) -> None:
 def test_in_memory_sqlite_works() -> None:
     with Store.open("sqlite://") as store:
         assert store.assets() == [] and store.dialect == "sqlite"
+
+
+@pytest.mark.parametrize("query", ["?mode=ro", "?mode=ro&uri=true", "?cache=shared"])
+def test_sqlite_urls_take_no_options(tmp_path: Path, query: str) -> None:
+    """SQLite URL options either do nothing or (uri=true) open a new empty file named path+query,
+    where every command would then report a history of nothing: refused, the file left alone."""
+    from state.engine import parse_url
+    from state.errors import BadUrl
+
+    with pytest.raises(BadUrl, match="takes no options"):
+        parse_url(f"sqlite:///{tmp_path / 'p.db'}{query}")
+    assert list(tmp_path.iterdir()) == []

@@ -142,3 +142,34 @@ def test_evidence_is_rewritten_only_when_it_changed(store: Store) -> None:
     assert stored_text(fid) == written and store.finding(fid).last_seen == done(T0 + DAY)
     store.record_scan(scan(T0 + 2 * DAY, [run("http", finding("http.banner", "server", "low", a=3, b=1))]))
     assert stored_text(fid) == '{"a":3,"b":1}'
+
+
+def test_an_asset_pointed_elsewhere_resolves_by_configuration_not_fixed(store: Store) -> None:
+    """The asset keeps its name, its URL changes: what was seen at the old target was not looked
+    at again, so it is resolved by configuration (both targets on the event), never fixed; what the
+    new target shows is judged there from then on, fixed when it goes."""
+    from dataclasses import replace
+
+    from tests.state.factory import WWW
+
+    moved = replace(WWW, url="https://b.broker.test/?token=SECRET")
+    first = store.record_scan(scan(T0, [run("http", D, E), run("edge", F)]))
+    ids = {k: first.finding_ids[ident(f)] for k, f in zip("DEF", (D, E, F), strict=True)}
+    second = store.record_scan(scan(T0 + DAY, [run("http", D), run("edge")], asset=moved))
+    assert second.fixed == () and set(second.resolved_by_config) == {ids["E"], ids["F"]}
+    events = {i: store.events(i)[-1] for i in (ids["E"], ids["F"])}
+    for event in events.values():
+        assert event.kind is EventKind.RESOLVED_BY_CONFIG
+        assert (event.detail["target_before"], event.detail["target_after"]) == (
+            "https://www.broker.test/", "https://b.broker.test/")  # the query is never stored
+    assert store.finding(ids["D"]).state is FindingState.OPEN  # seen at the new target too
+    assert [s.target for s in store.scans()] == ["https://www.broker.test/", "https://b.broker.test/"]
+    third = store.record_scan(scan(T0 + 2 * DAY, [run("http"), run("edge")], asset=moved))
+    assert third.fixed == (ids["D"],)  # last seen at this target, now gone there: fixed
+    fourth = store.record_scan(scan(T0 + 3 * DAY, [run("http", E), run("edge")], asset=moved))
+    assert fourth.reopened == (ids["E"],)
+    # Scans stored before scans.target existed (NULL) are judged as before: gone is fixed.
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE scans SET target = NULL"))
+    fifth = store.record_scan(scan(T0 + 4 * DAY, [run("http"), run("edge")], asset=WWW))
+    assert fifth.fixed == (ids["E"],) and fifth.resolved_by_config == ()

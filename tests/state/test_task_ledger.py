@@ -76,7 +76,7 @@ def test_a_slot_released_for_a_quiet_window_is_no_attempt(store: Store) -> None:
 
 def test_migration_0009_installs_procrastinate_on_postgresql_only(store_url: str) -> None:
     with Store.open(store_url) as store:
-        assert migrate.current_revision(store.engine) == "0009" == migrate.head_revision()
+        assert migrate.current_revision(store.engine) == "0011" == migrate.head_revision()
         with store.engine.connect() as conn:
             if store.dialect == "postgresql":
                 assert conn.execute(text("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")).scalar()
