@@ -33,8 +33,9 @@ import asyncio
 import ssl
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -43,8 +44,8 @@ import httpx
 from probes.base import ConnectFailure, DeadlineExceeded, Limits, OutOfScope, ProtocolFailure
 from probes.net.bodies import ACCEPT_ENCODING, read_capped
 from probes.net.scope import Origin, Pins, format_origin, normalise_host, origin_of, same_host
+from probes.net.transport import REQUEST_DEADLINE, PinnedTransport
 from probes.net.transport import PinnedBackend as PinnedBackend
-from probes.net.transport import PinnedTransport
 from vocab import one_line
 
 USER_AGENT = "posture/0.1 (external posture scan; +https://github.com/posture)"
@@ -148,7 +149,9 @@ class HttpClient:
         self._released = False
         #: one asset's scan: pages several probes read, fetched once (see ``page``)
         self._pages: dict[tuple[str, str, int], asyncio.Task[HttpExchange]] = {}
-        self._timeout = httpx.Timeout(self.limits.request_deadline, connect=self.limits.connect_timeout)
+        # No pool timeout: waiting for a connection is posture's own per-address queue, bounded by
+        # the others' deadlines and the probe's; the request's deadline starts when it is served.
+        self._timeout = httpx.Timeout(self.limits.request_deadline, connect=self.limits.connect_timeout, pool=None)
         #: (scheme, host, port) a request may go to; None: any pinned host (no origin rule).
         self.origins: frozenset[Origin] | None = None
 
@@ -239,25 +242,30 @@ class HttpClient:
         current, current_raw, current_method = url, raw_path, method
         seen: set[str] = {url}
         try:
-            async with asyncio.timeout(limit):
-                while True:
-                    ex = await self._once(current_method, current, headers, current_raw, max_body, address)
-                    if not follow_redirects or ex.status not in REDIRECT_CODES or not ex.location:
-                        return _with_hops(ex, hops)
-                    target = ex.location
-                    if _scheme(target) not in HTTP_SCHEMES or not (
-                        self.in_scope(target) if self.origins is not None else same_host(url, target)
-                    ):
-                        return _with_hops(ex, hops)  # off-scope: recorded, never followed
-                    hops.append(Hop(ex.status, ex.url, target))
-                    if len(hops) > self.limits.max_redirects or target in seen:
-                        raise ProtocolFailure(
-                            f"redirect loop or too many redirects ({len(hops)}) from {url}"
-                        )
-                    seen.add(target)
-                    current, current_raw = target, None
-                    if ex.status == 303:
-                        current_method = "GET"
+            async with asyncio.timeout(limit) as clock:
+                # This task's request (a shared page request runs in a task of its own).
+                token = REQUEST_DEADLINE.set(clock)
+                try:
+                    while True:
+                        ex = await self._once(current_method, current, headers, current_raw, max_body, address)
+                        if not follow_redirects or ex.status not in REDIRECT_CODES or not ex.location:
+                            return _with_hops(ex, hops)
+                        target = ex.location
+                        if _scheme(target) not in HTTP_SCHEMES or not (
+                            self.in_scope(target) if self.origins is not None else same_host(url, target)
+                        ):
+                            return _with_hops(ex, hops)  # off-scope: recorded, never followed
+                        hops.append(Hop(ex.status, ex.url, target))
+                        if len(hops) > self.limits.max_redirects or target in seen:
+                            raise ProtocolFailure(
+                                f"redirect loop or too many redirects ({len(hops)}) from {url}"
+                            )
+                        seen.add(target)
+                        current, current_raw = target, None
+                        if ex.status == 303:
+                            current_method = "GET"
+                finally:
+                    REQUEST_DEADLINE.reset(token)
         except TimeoutError:
             raise DeadlineExceeded(f"{method} {url} took longer than {limit:g}s") from None
 
@@ -315,7 +323,8 @@ class HttpClient:
         hdrs.update({k.lower(): v for k, v in (headers or {}).items()})
         transport = self._transport(host, addr)
         try:
-            request = httpx.Request(method, parsed, headers=hdrs, extensions={"timeout": self._timeout.as_dict()})
+            request = httpx.Request(method, parsed, headers=hdrs, extensions={
+                "timeout": self._timeout.as_dict(), "trace": _queue_not_counted()})
         except (httpx.InvalidURL, ValueError) as exc:
             raise ProtocolFailure(f"cannot build {method} {url}: {_why(exc)}") from None
         started = time.monotonic()
@@ -351,6 +360,28 @@ class HttpClient:
             truncated=truncated,
             elapsed=time.monotonic() - started,
         )
+
+
+def _queue_not_counted() -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """An httpcore ``trace`` hook: the time a request waited in the pool for a connection (posture's
+    own per-address queue) is added to its deadline once the connection is being made or reused.
+    The deadline is for the server's answer; a request queued behind a slow neighbour must not be
+    recorded as unanswered (probes.net.transport adds the wait for the address's slot likewise)."""
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    granted = False
+
+    async def trace(name: str, info: dict[str, Any]) -> None:
+        nonlocal granted
+        if granted or not (name == "connection.connect_tcp.started" or name.endswith("send_request_headers.started")):
+            return
+        granted = True
+        clock = REQUEST_DEADLINE.get()
+        when = clock.when() if clock is not None else None
+        if clock is not None and when is not None and loop.time() > asked:
+            clock.reschedule(when + (loop.time() - asked))
+
+    return trace
 
 
 def _retrieve(task: asyncio.Task[HttpExchange]) -> None:

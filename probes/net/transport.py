@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable
+from contextvars import ContextVar
 from typing import Any
 
 import httpcore
@@ -53,8 +55,16 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
             self._pins.check(host, self._address)
         self._pins.check(self._host, self._address)
         limits = self._pins.shared
-        # The slot is held for the connection's whole life, idle in the pool included.
+        # The slot is held for the connection's whole life, idle in the pool included. Waiting for
+        # one is posture's own queue, not the server being slow: the request's deadline moves on
+        # by that wait, so a request queued behind a slow neighbour is not recorded as unanswered.
+        loop = asyncio.get_running_loop()
+        queued = loop.time()
         await limits.acquire(self._address)
+        deadline = REQUEST_DEADLINE.get()
+        when = deadline.when() if deadline is not None else None
+        if deadline is not None and when is not None and loop.time() > queued:
+            deadline.reschedule(when + (loop.time() - queued))
         self._pins.connections[normalise_host(self._host)] += 1
         try:
             stream = await self._inner.connect_tcp(self._address, port, timeout=timeout)
@@ -69,6 +79,10 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+#: The deadline of the HTTP request running in this task (probes.net.http sets it).
+REQUEST_DEADLINE: ContextVar[asyncio.Timeout | None] = ContextVar("posture_request_deadline", default=None)
 
 
 class _HandshakeGuard(httpcore.AsyncNetworkStream):

@@ -114,3 +114,26 @@ def test_the_counting_server_sees_connections_held_together_and_not_closed_ones(
         while srv.accepted < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert srv.accepted == 3 and srv.peak <= 1, (srv.accepted, srv.peak)
+
+
+async def test_time_queued_for_a_connection_slot_is_not_the_servers() -> None:
+    """One slot per address, two requests to a server that takes 1.2 s each, a 2 s deadline: the
+    second waits 1.2 s for the slot (posture's own queue), then gets its own 2 s for the server.
+    Counted against the server it would time out and be recorded as unanswered."""
+
+    def slow(seen: Seen) -> Reply:
+        time.sleep(1.2)
+        return Reply(200, "ok", {"connection": "close"})
+
+    with counting_server({"*": slow}) as srv:
+        pins = Pins.of({"q.test": ["127.0.0.1"]}, limits=AddressLimits(1, 1000))
+        client = HttpClient(pins, Limits(per_host_concurrency=1, request_deadline=2.0))
+        try:
+            started = time.monotonic()
+            first, second = await asyncio.gather(*(client.request("GET", f"http://q.test:{srv.port}/{i}")
+                                                   for i in range(2)))
+            took = time.monotonic() - started
+        finally:
+            await client.aclose()
+    assert (first.status, second.status) == (200, 200)
+    assert took >= 2.4 and srv.peak == 1  # one after the other: the limit held
