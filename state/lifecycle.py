@@ -62,6 +62,18 @@ def upsert_asset(session: Session, asset: AssetRecord, at: datetime) -> AssetRow
     return row
 
 
+def rename_asset(session: Session, old: str, new: str) -> AssetRow:
+    """The stored asset ``old`` is ``new`` from now on: its scans, findings and their deadlines
+    stay its own (a configuration that renamed an asset, same URL, must not restart them)."""
+    if session.exec(select(AssetRow.id).where(AssetRow.name == new)).first() is not None:
+        raise InvalidRequest(f"cannot rename asset {old!r}: {new!r} is already stored")
+    row = session.exec(select(AssetRow).where(AssetRow.name == old).with_for_update()).first()
+    if row is None:
+        raise NotFound(f"no asset named {old!r}")
+    row.name = new
+    return row
+
+
 def begin_scan(session: Session, asset: AssetRecord, header: ScanHeader) -> ScanRow:
     return begin_scan_row(session, asset, header)[0]
 

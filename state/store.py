@@ -123,6 +123,11 @@ class Store:
             lambda s: queries.asset_info(lifecycle.upsert_asset(s, asset, at)),
         )
 
+    def rename_asset(self, old: str, new: str) -> AssetInfo:
+        """The stored asset ``old`` takes the name ``new``, history and findings with it."""
+        return self._write(f"cannot rename asset {old!r}",
+                           lambda s: queries.asset_info(lifecycle.rename_asset(s, old, new)))
+
     def record_scan(self, rec: ScanRecord) -> StoredScan:
         """Store a finished scan and apply the finding lifecycle, in one transaction."""
         header = _header(rec.started_at, rec.trigger, rec.full, rec.forced_active,

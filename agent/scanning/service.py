@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from agent.errors import UsageError
 from agent.targets import AssetSpec, display_url, parse_target_url
 from state.records import Trigger
-from vocab import AssetKind
+from vocab import AssetKind, escape
 
 if TYPE_CHECKING:
     from agent.scanning.options import ScanOptions, ScanOutcome
@@ -173,6 +173,7 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
         try:
             # The store opens (imports, CPU) while the names resolve (waits on the resolver).
             store, resolved = _open_while(session, lambda: asyncio.run(resolve_all(specs, opts)))
+            carry_renames(store, session.config.asset_specs())
 
             def stored(outcome: ScanOutcome) -> None:
                 outcome.stored = store.record_scan(outcome.record)
@@ -186,6 +187,7 @@ def scan_and_store(session: Session, specs: list[AssetSpec], opts: ScanOptions, 
     from agent.scanning.runner import Scanner
 
     store = session.open_store()
+    carry_renames(store, session.config.asset_specs())
 
     def on_done(outcome: ScanOutcome) -> None:
         outcome.stored = store.record_scan(outcome.record)
@@ -243,5 +245,37 @@ def register_assets(store: Store, specs: Iterable[AssetSpec], now: datetime) -> 
     """Store every configured asset (new ones count for cadence from now); name -> stored info."""
     from agent.scanning.options import asset_record
 
+    specs = list(specs)
+    carry_renames(store, specs)
     return {spec.name: store.upsert_asset(asset_record(spec), now) for spec in specs}
+
+
+def carry_renames(store: Store, specs: Iterable[AssetSpec]) -> list[tuple[str, str]]:
+    """A configured asset renamed in the config (same URL, the old name gone from it) keeps its
+    stored identity: scans, findings, first-seen dates and deadlines. Without this the next scan
+    would open the same weaknesses anew with fresh deadlines, and the old ones, overdue, would
+    be orphaned under a name no scan or alert reaches. (old, new) of each rename made."""
+    import sys
+
+    configured = [s for s in specs if s.configured]
+    names = {s.name for s in configured}
+    stored = store.assets()
+    known = {a.name for a in stored}
+    done = []
+    for spec in configured:
+        if spec.name in known:
+            continue
+        url = spec.url.normalised
+        orphans = [a for a in stored if a.configured and a.name not in names and a.url == url]
+        if len(orphans) != 1:  # none, or ambiguous: a new asset
+            continue
+        old = orphans[0].name
+        store.rename_asset(old, spec.name)
+        known.discard(old)
+        known.add(spec.name)
+        stored = [a for a in stored if a.name != old]
+        done.append((old, spec.name))
+        sys.stderr.write(f"posture: asset {escape(old)!r} is now {escape(spec.name)!r} (same URL): its scans "
+                         "and findings carry over\n")
+    return done
 
