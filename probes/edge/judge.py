@@ -7,7 +7,9 @@ table-driven without a network.
 * Passive: every signature of the data file is matched against every response
   (headers, Set-Cookie names, Server) and against the CNAME chain. Block-page
   markers are only looked for in 4xx/5xx responses and in the attack response,
-  so a page that merely mentions a vendor does not name it.
+  and only where the page as normally served lacks them (the attack: baseline and
+  control; an error page: a successful baseline or control), so a page that
+  merely mentions a vendor does not name it.
 * Active: the attack response is compared with the control response (same
   path, same parameter names, harmless values) and with the baseline. A block
   status the control did not get, a dropped connection, a new block-page marker
@@ -362,7 +364,7 @@ def judge_active(
     if attack.status in BLOCK_STATUSES and attack.status != control.status and attack.status != status_base:
         changes.append(f"attack request: status {control.status} -> {attack.status} (baseline {status_base})")
     bodies = [s for s in signatures if s.signal is Signal.BODY]
-    before = {m.signature for m in match_response(_as_attack(control), bodies)}
+    before = _markers((baseline, control), bodies)
     for m in match_response(attack, bodies):
         if m.signature not in before:
             changes.append(f"attack request: block page of {m.signature.vendor} ({m.matched})")
@@ -395,6 +397,11 @@ def _as_attack(resp: Response) -> Response:
     return Response(RequestKind.ATTACK, resp.url, resp.status, resp.headers, resp.body, resp.failure)
 
 
+def _markers(pages: Sequence[Response], bodies: Sequence[Signature]) -> frozenset[Signature]:
+    """Block-page markers in ``pages``, each body scanned as the attack's is (whatever its status)."""
+    return frozenset(m.signature for page in pages for m in match_response(_as_attack(page), bodies))
+
+
 # ---------------------------------------------------------------- verdict and findings
 
 
@@ -408,14 +415,22 @@ def detect(
 ) -> EdgeVerdict:
     sig_set = signatures or load_signatures()
     sigs = sig_set.signatures
+    control = next((r for r in extras if r.kind is RequestKind.CONTROL), None)
+    attack = next((r for r in extras if r.kind is RequestKind.ATTACK), None)
+    # The page as normally served: a block-page marker it carries is the site's own text.
+    normal = [r for r in (baseline, control) if r is not None]
+    bodies = sig_set.of(Signal.BODY)
+    answered = _markers(normal, bodies)  # what a harmless request gets, whatever the status
+    served = _markers([r for r in normal if r.status is not None and r.status < 400], bodies)
     seen: dict[Signature, Match] = {}
     for resp in (baseline, *extras):
+        usual = answered if resp.kind is RequestKind.ATTACK else served
         for m in match_response(resp, sigs):
+            if m.signature.signal is Signal.BODY and m.signature in usual:
+                continue  # a mention on the normal page, not the answer to the provocation
             seen.setdefault(m.signature, m)  # first request that showed it
     for m in match_cnames(cname_chain, sigs):
         seen.setdefault(m.signature, m)
-    control = next((r for r in extras if r.kind is RequestKind.CONTROL), None)
-    attack = next((r for r in extras if r.kind is RequestKind.ATTACK), None)
     active = judge_active(baseline, control, attack, sigs, not_run_reason=not_run_reason,
                           block_words=sig_set.block_words)
     return EdgeVerdict(tuple(seen.values()), active, tuple(cname_chain), baseline)
@@ -462,8 +477,11 @@ def signatures_markdown(signatures: SignatureSet | None = None) -> str:
         "only the WAF product emits and proves a WAF; `cdn` proves a CDN; `both` is a CDN that also sells a "
         "WAF: it proves the CDN, and the WAF only when the attack request is seen blocked (otherwise "
         "`edge.waf.absent` stands with the note that the WAF may be off or in log-only mode); `proxy` is a "
-        "load balancer or access gateway, named but proving neither. Independently of vendors, a WAF is "
-        "proven when the active probe's attack request is blocked while the harmless control is not: "
+        "load balancer or access gateway, named but proving neither. A block-page marker counts only on an "
+        "error page or on the attack response, and only when the page as normally served (the baseline, the "
+        "control) does not carry it: a page that merely mentions a vendor names nothing. Independently of "
+        "vendors, a WAF is proven when the active probe's attack request is blocked while the harmless "
+        "control is not: "
         f"a block status ({', '.join(str(s) for s in sorted(BLOCK_STATUSES))}), a dropped connection, a "
         "vendor's block page, or a page unlike the control's (status, or word-set similarity below "
         f"{SIMILAR}) carrying block-page words, whatever its status. A gateway's own "

@@ -167,12 +167,32 @@ def test_each_signature_recognises_its_example(sig: Signature) -> None:
     assert named <= {sig.vendor}, f"{sig_id(sig)} example also names {named - {sig.vendor}}"
 
 
-@pytest.mark.parametrize("sig", [s for s in ALL if s.signal is Signal.BODY], ids=sig_id)
+BODY_SIGS = [s for s in ALL if s.signal is Signal.BODY]
+PLAIN_PAGE = "<html><body><h1>Welcome</h1><p>Online trading for our customers.</p></body></html>"
+
+
+@pytest.mark.parametrize("sig", BODY_SIGS, ids=sig_id)
 def test_block_page_markers_count_only_on_error_or_attack_responses(sig: Signature) -> None:
     ok_page = Response(RequestKind.BASELINE, URL, 200, (), sig.example)
     assert detect(ok_page, (), (), SIGS).matches == ()
+    plain = Response(RequestKind.BASELINE, URL, 200, (), PLAIN_PAGE)
     on_attack = Response(RequestKind.ATTACK, URL + "?x", 200, (), sig.example)
-    assert any(m.signature is sig for m in detect(ok_page, (on_attack,), (), SIGS).matches)
+    assert any(m.signature is sig for m in detect(plain, (on_attack,), (), SIGS).matches)
+
+
+@pytest.mark.parametrize("sig", BODY_SIGS, ids=sig_id)
+def test_block_page_markers_on_the_normal_page_name_nothing(sig: Signature) -> None:
+    # The page as normally served carries the marker (a footer, a help page quoting it): the attack
+    # answered like the control is the same page, and the origin's own error pages share its template.
+    page = Response(RequestKind.BASELINE, URL, 200, (), sig.example)
+    for control_status, attack_status in ((200, 200), (404, 400), (200, 500)):
+        extras = (Response(RequestKind.CONTROL, URL + "?c", control_status, (), sig.example),
+                  Response(RequestKind.ATTACK, URL + "?a", attack_status, (), sig.example))
+        verdict = detect(page, extras, (), SIGS)
+        assert verdict.matches == (), (control_status, attack_status)
+        assert verdict.active.outcome is Outcome.NOT_BLOCKED, verdict.active
+        assert not verdict.waf_present
+        assert "edge.waf.absent" in {f.check_id for f in edge_findings(verdict, "www.broker.test", {})}
 
 
 PLAIN_ORIGINS = {
