@@ -27,6 +27,7 @@ DEFAULT_EXPIRY_WARNING_DAYS = 30
 MIN_RSA_DSA_BITS = 2048
 MIN_EC_BITS = 256
 WEAK_HASHES = frozenset({"sha1", "md5", "md2", "md4"})
+_BROKEN_HASHES = frozenset({"md5", "md2", "md4"})  # the worst of the weak
 # subjectAltNames written into a record: a shared certificate may carry thousands (the
 # protocol allows a 16 MB certificate message); all are matched, this many are listed.
 MAX_LISTED_SANS = 100
@@ -211,11 +212,12 @@ class CertReport:
     trust: TrustVerdict
     hostname_ok: bool
     key: KeyInfo
-    signature_hash: str | None
-    expired: bool
-    not_yet_valid: bool
+    signature_hash: str | None  # the leaf's
+    expired: bool  # the leaf, or an intermediate on the trust path
+    not_yet_valid: bool  # likewise
     verdicts: dict[CertCheck, dict[str, JSON]] = field(default_factory=dict)
     unparsable: int = 0
+    weakest_hash: str | None = None  # the weakest signature hash of the leaf and the path's intermediates
 
     def observations(self) -> dict[str, JSON]:
         out: dict[str, JSON] = {
@@ -260,11 +262,11 @@ def judge_chain(
         Position.ROOT if is_self_signed(c) else Position.INTERMEDIATE for c in certs[1:]
     ]
     not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
-    days_left = int((not_after - now) / timedelta(days=1))  # whole days, toward zero on both sides
+    days_left = _days_left(not_after, now)
     names = subject_names(leaf)
     key = key_info(leaf)
     leaf_hash = signature_hash(leaf)
-    trust = judge_trust(certs, store)
+    trust = judge_trust(certs, store, now)
     hostname_ok = hostname_matches(host, names)
     certificate: dict[str, JSON] = {
         "subject": name_text(leaf.subject),
@@ -282,18 +284,15 @@ def judge_chain(
     }
     ident = {k: certificate[k] for k in ("subject", "fingerprint_sha256")}
     verdicts: dict[CertCheck, dict[str, JSON]] = {}
-    expired, not_yet_valid = now > not_after, now < not_before
+    # Dates: the leaf and every intermediate a client checks on the path it builds (never the root).
+    checked = [(leaf, Position.LEAF), *((c, Position.INTERMEDIATE) for c in _path_intermediates(trust, store))]
+    expired = [_expired_facts(c, p, now) for c, p in checked if now > c.not_valid_after_utc]
+    not_yet_valid = [_not_yet_valid_facts(c, p, now) for c, p in checked if now < c.not_valid_before_utc]
     if expired:
-        verdicts[CertCheck.EXPIRED] = {
-            **ident, "not_after": certificate["not_after"], "days_left": days_left,
-            "days_expired": math.floor((now - not_after) / timedelta(days=1)),
-        }
+        verdicts[CertCheck.EXPIRED] = {**_dated_first(expired), "certificates": list(expired)}
     if not_yet_valid:
-        verdicts[CertCheck.NOT_YET_VALID] = {
-            **ident, "not_before": certificate["not_before"],
-            "days_until_valid": math.ceil((not_before - now) / timedelta(days=1)),
-        }
-    if not expired and not_after - now <= timedelta(days=expiry_warning_days):
+        verdicts[CertCheck.NOT_YET_VALID] = {**_dated_first(not_yet_valid), "certificates": list(not_yet_valid)}
+    if now <= not_after and not_after - now <= timedelta(days=expiry_warning_days):
         verdicts[CertCheck.EXPIRING_SOON] = {
             **ident, "not_after": certificate["not_after"], "days_left": days_left,
             "warning_days": expiry_warning_days,
@@ -326,11 +325,55 @@ def judge_chain(
         hostname_ok=hostname_ok,
         key=key,
         signature_hash=leaf_hash,
-        expired=expired,
-        not_yet_valid=not_yet_valid,
+        expired=bool(expired),
+        not_yet_valid=bool(not_yet_valid),
         verdicts=verdicts,
         unparsable=dropped,
+        weakest_hash=_weakest_hash([c for c, _ in checked]),
     )
+
+
+def _days_left(not_after: datetime, now: datetime) -> int:
+    return int((not_after - now) / timedelta(days=1))  # whole days, toward zero on both sides
+
+
+def _path_intermediates(trust: TrustVerdict, store: TrustStore) -> list[x509.Certificate]:
+    """The certificates between the leaf and the anchor on the path trust was judged on.
+
+    A root (self-signed) and an anchor of the store are the client's own: their dates
+    and signatures are not what it checks.
+    """
+    return [c for c in trust.certificates[1:] if not is_self_signed(c) and not store.holds(c)]
+
+
+def _dated_first(facts: list[dict[str, JSON]]) -> dict[str, JSON]:
+    return {k: v for k, v in facts[0].items() if k != "issuer"}
+
+
+def _expired_facts(cert: x509.Certificate, position: Position, now: datetime) -> dict[str, JSON]:
+    not_after = cert.not_valid_after_utc
+    return {
+        **cert_summary(cert, position), "not_after": iso_utc(not_after), "days_left": _days_left(not_after, now),
+        "days_expired": math.floor((now - not_after) / timedelta(days=1)),
+    }
+
+
+def _not_yet_valid_facts(cert: x509.Certificate, position: Position, now: datetime) -> dict[str, JSON]:
+    not_before = cert.not_valid_before_utc
+    return {
+        **cert_summary(cert, position), "not_before": iso_utc(not_before),
+        "days_until_valid": math.ceil((not_before - now) / timedelta(days=1)),
+    }
+
+
+def _weakest_hash(certs: Sequence[x509.Certificate]) -> str | None:
+    """MD5 (or older) before SHA-1 before the first certificate's own hash."""
+    hashes = [signature_hash(c) for c in certs]
+    for weak in (_BROKEN_HASHES, WEAK_HASHES):
+        found = next((h for h in hashes if h in weak), None)
+        if found is not None:
+            return found
+    return hashes[0] if hashes else None
 
 
 def _weak_certs(

@@ -17,7 +17,8 @@ in github.com/ssllabs/research, version 2009e, and its wiki successor
 * cipher strength: (strongest + weakest) / 2 with 0 bits 0, < 128 20,
   < 256 80, >= 256 100.
 * M for a certificate name mismatch, T for a certificate that is not trusted
-  (untrusted, expired, not yet valid); the score is kept for the record.
+  (untrusted, expired, not yet valid, the leaf or an intermediate); the score
+  is kept for the record.
 * A- for an A with warnings; A+ for an A with no warnings and HSTS with a long
   max-age (2009e).
 
@@ -46,6 +47,9 @@ posture's readings where SSL Labs relies on what it alone observes:
   from a full offer in modern-client order (``SuiteScan.preferred``).
 * anonymous key exchange and NULL encryption zero their category, hence F;
   EXPORT suites are F (FREAK); DH parameters follow the key-size caps.
+* a SHA-1 (or MD5) signature on the leaf or an intermediate, never the root,
+  is T: browsers refuse such chains since January 2017 and SSL Labs no longer
+  trusts them; an MD5 one is F underneath (the 2014 rule above).
 * HSTS "long max-age" is at least 180 days (15552000 s).
 * several addresses: each is graded and the worst grade stands, with the
   reasons of all.
@@ -60,10 +64,11 @@ from typing import Any
 
 from probes.net.web import DEFAULT_HSTS_MIN_AGE
 from probes.tls.suite_data import LEGACY_PROTOCOLS, KexFamily, Protocol, Suite, Weakness, suite_table
-from probes.tls.suites import SuiteScan, negotiates_forward_secrecy
+from probes.tls.suites import LOGJAM_DH_BITS, MIN_DH_BITS, SuiteScan, dh_bits, negotiates_forward_secrecy
 
 ORDER = ("A+", "A", "A-", "B", "C", "D", "E", "F")  # best first; T and M stand outside it
 HSTS_MIN_AGE = DEFAULT_HSTS_MIN_AGE  # 180 days, shared with the http probe's HSTS check
+_WEAK_SIGNATURE_HASHES = frozenset({"sha1", "md5", "md4", "md2"})
 _PROTOCOL_SCORE = {Protocol.SSL3: 80, Protocol.TLS10: 90, Protocol.TLS11: 95, Protocol.TLS12: 100,
                    Protocol.TLS13: 100}
 
@@ -76,7 +81,8 @@ class CertVerdict:
     not_yet_valid: bool
     key_type: str  # rsa, dsa, ec, ed25519, ed448 (case-insensitive)
     key_bits: int
-    signature_hash: str | None  # sha256, sha1, md5... None when unknown
+    # sha256, sha1, md5... None when unknown: the weakest of the leaf's and its intermediates' (never the root's)
+    signature_hash: str | None
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,8 @@ def _trust(cert: CertVerdict | None, base: Grade) -> Grade:
         letter, why = "T", "certificate is not yet valid"
     elif not cert.trusted:
         letter, why = "T", "certificate chain is not trusted"
+    elif (cert.signature_hash or "").lower() in _WEAK_SIGNATURE_HASHES:
+        letter, why = "T", f"certificate chain signed with {cert.signature_hash} (browsers distrust it)"
     else:
         return base
     caps = (f"{why}: grade {letter} ({base.grade} if trusted)", *base.caps)
@@ -191,7 +199,7 @@ def _polish(cert: CertVerdict | None, scan: SuiteScan, hsts_max_age: int | None,
         missing.append(f"HSTS max-age of at least {hsts_min_age} s")
     if scan.fallback_scsv is False:
         missing.append("TLS_FALLBACK_SCSV support")
-    if cert is not None and (cert.signature_hash or "").lower() in {"sha1", "md5", "md4", "md2"}:
+    if cert is not None and (cert.signature_hash or "").lower() in _WEAK_SIGNATURE_HASHES:
         missing.append("a SHA-2 certificate signature")
     if missing:
         caps.note(f"A+ needs {', '.join(missing)}")
@@ -240,10 +248,10 @@ def _key_caps(cert: CertVerdict | None, groups: Iterable[str], caps: _Caps) -> N
             caps.cap("B", f"certificate key of {cert.key_bits} bits ({cert.key_type})")
         if (cert.signature_hash or "").lower() in {"md5", "md4", "md2"}:
             caps.cap("F", f"certificate signed with {cert.signature_hash}")
-    dh = [b for b in (_dh_bits(g) for g in groups) if b is not None]
-    if dh and min(dh) < 1024:
+    dh = [b for b in (dh_bits(g) for g in groups) if b is not None]
+    if dh and min(dh) < LOGJAM_DH_BITS:
         caps.cap("F", f"DH parameters of {min(dh)} bits (Logjam)")
-    elif dh and min(dh) < 2048:
+    elif dh and min(dh) < MIN_DH_BITS:
         caps.cap("B", f"DH parameters of {min(dh)} bits")
 
 
@@ -301,18 +309,12 @@ def _cert_equivalent(cert: CertVerdict) -> int | None:
 
 
 _EC_GROUP = re.compile(r"^(?:secp|sect|brainpoolp)(\d+)")
-_FF_GROUP = re.compile(r"^(?:ffdhe|dh)(\d+)$")
-
-
-def _dh_bits(group: str) -> int | None:
-    found = _FF_GROUP.match(group.lower())
-    return int(found.group(1)) if found else None
 
 
 def _group_equivalent(group: str, suite: Suite) -> int | None:
     """The group's strength if it can serve ``suite``'s key exchange, else None."""
     name = group.lower()
-    ff = _dh_bits(name)
+    ff = dh_bits(name)
     ec: int | None = {"x25519": 3072, "x448": 7680}.get(name)
     if ec is None and (found := _EC_GROUP.match(name)):
         ec = _ec_equivalent(int(found.group(1)))

@@ -276,7 +276,7 @@ class TlsProbe:
             return None
         rs = [r for _, r in reports]
         weakest = min(rs, key=lambda r: (not r.key.weak, r.key.bits))
-        hashes = [r.signature_hash for r in rs]
+        hashes = [r.weakest_hash for r in rs]  # the leaf's, or an intermediate's when that one is weaker
         return CertVerdict(
             trusted=all(r.trust.trusted for r in rs),
             hostname_ok=all(r.hostname_ok for r in rs),

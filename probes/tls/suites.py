@@ -23,11 +23,12 @@ import asyncio
 import contextlib
 import enum
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from probes.base import DeadlineExceeded, Finding, ProbeFailure, ProtocolFailure, Severity
+from probes.base import JSON, DeadlineExceeded, Finding, ProbeFailure, ProtocolFailure, Severity
 from probes.net.connector import Connector
 from probes.tls.hello import (
     GROUPS_MODERN,
@@ -392,33 +393,63 @@ def _legacy(key: str, scans: Sequence[SuiteScan]) -> Finding | None:
 
 
 _CRITICAL_WEAKNESS = (Weakness.NULL, Weakness.ANON, Weakness.EXPORT)
+WEAK_DH = "weak_dh"  # a reason beside the suites' own weaknesses: DHE over a group under MIN_DH_BITS
+MIN_DH_BITS = 2048  # NIST SP 800-57 Part 1 Rev. 5 (112-bit security); SSL Labs caps a smaller group at B
+LOGJAM_DH_BITS = 1024  # under this, Logjam (weakdh.org, 2015): critical, and SSL Labs' F
+_FF_GROUP = re.compile(r"^(?:ffdhe|dh)(\d+)$")
+
+
+def dh_bits(group: str) -> int | None:
+    """The size of a finite-field DH group as the scan labels it (``dh1024``, ``ffdhe2048``); None for others."""
+    found = _FF_GROUP.match(group.lower())
+    return int(found.group(1)) if found else None
+
+
+def _weak_dh_group(scan: SuiteScan) -> tuple[int, str] | None:
+    """The smallest finite-field group under :data:`MIN_DH_BITS` the scan saw, with its size."""
+    small = [(bits, g) for g in scan.groups if (bits := dh_bits(g)) is not None and bits < MIN_DH_BITS]
+    return min(small) if small else None
 
 
 def _weak(key: str, scans: Sequence[SuiteScan]) -> Finding | None:
+    """Weak suites, and DHE suites served over a group under 2048 bits (reason ``weak_dh``)."""
     table = suite_table()
     suites: dict[str, list[str]] = {}
     reasons: dict[str, list[str]] = {}
     addresses: set[str] = set()
+    dh_groups: dict[str, str] = {}
+    dh_smallest: int | None = None
     for scan in scans:
+        weak_dh = _weak_dh_group(scan)
         for proto in scan.accepted():
             for suite in table.lookup(scan.suites.get(proto.value, ())):
-                if not suite.weak:
+                why = {w.value for w in suite.weaknesses}
+                if weak_dh is not None and suite.kex_family is KexFamily.FF and not suite.tls13:
+                    why.add(WEAK_DH)
+                    dh_groups[scan.address] = weak_dh[1]
+                    dh_smallest = weak_dh[0] if dh_smallest is None else min(dh_smallest, weak_dh[0])
+                if not why:
                     continue
                 addresses.add(scan.address)
                 listed = suites.setdefault(proto.value, [])
                 if suite.name not in listed:
                     listed.append(suite.name)
-                reasons[suite.name] = sorted(w.value for w in suite.weaknesses)
+                reasons[suite.name] = sorted(why.union(reasons.get(suite.name, ())))
     if not suites:
         return None
     ordered = {p.value: suites[p.value] for p in PROTOCOLS if p.value in suites}
-    worst = sorted({w for r in reasons.values() for w in r if Weakness(w) in _CRITICAL_WEAKNESS})
+    worst = sorted({w for r in reasons.values() for w in r} & {w.value for w in _CRITICAL_WEAKNESS})
+    why_critical = [f"accepts {', '.join(worst)} suites: no real encryption or authentication"] if worst else []
+    if dh_smallest is not None and dh_smallest < LOGJAM_DH_BITS:
+        why_critical.append(f"DHE over a {dh_smallest}-bit group: breakable today (Logjam)")
+    evidence: dict[str, JSON] = {"suites": ordered, "addresses": sorted(addresses), "reasons": reasons}
+    evidence |= {"dh_groups": dh_groups, "dh_bits": dh_smallest} if dh_groups else {}
     return Finding(
         SuiteCheck.WEAK_CIPHER.value,
         key,
-        evidence={"suites": ordered, "addresses": sorted(addresses), "reasons": reasons},
-        severity=Severity.CRITICAL if worst else None,
-        severity_reason=f"accepts {', '.join(worst)} suites: no real encryption or authentication" if worst else None,
+        evidence=evidence,
+        severity=Severity.CRITICAL if why_critical else None,
+        severity_reason="; ".join(why_critical) or None,
     )
 
 

@@ -2,8 +2,11 @@
 
 Trust is decided twice, on purpose:
 
-1. ``cryptography``'s x509 verifier (path building, CA extension policy) at a
-   validation time inside the certificates' validity, so dates never decide trust;
+1. ``cryptography``'s x509 verifier (path building, CA extension policy, a leaf
+   whose extended key usage allows server authentication), first at the scan's
+   own time (the path a client builds today), then at a validation time inside
+   the certificates' validity, so dates never decide trust: the dates of every
+   certificate on the path found are judged on their own (:mod:`probes.tls.cert`);
 2. when it refuses, our own walk over the signatures of each link, which accepts
    any key size and hash. The verifier enforces the CA/Browser Forum algorithm
    policy (no SHA-1, no RSA under 2048 on issuers, no P-192), and those defects
@@ -12,7 +15,10 @@ Trust is decided twice, on purpose:
 
 The walk also says *why* an untrusted chain fails: a self-signed leaf, a chain
 the server sent only part of (the leaf's issuer is nowhere: incomplete_chain),
-or a chain that ends at a CA the store does not know (unknown_ca).
+a chain that ends at a CA the store does not know (unknown_ca), or a leaf whose
+extended key usage does not allow server authentication (wrong_purpose: a
+clientAuth-only certificate, which clients refuse as "unsuitable certificate
+purpose").
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ class TrustReason(enum.StrEnum):
     SELF_SIGNED = "self_signed"
     UNKNOWN_CA = "unknown_ca"
     INCOMPLETE_CHAIN = "incomplete_chain"
+    WRONG_PURPOSE = "wrong_purpose"  # the leaf's extended key usage excludes serverAuth
 
 
 class TrustMethod(enum.StrEnum):
@@ -225,6 +232,8 @@ class TrustVerdict:
     missing_issuer: str | None = None  # issuer named by the last certificate reached, found nowhere
     ca_issuers: tuple[str, ...] = ()  # AIA caIssuers URLs of that certificate: where the gap could be filled
     verifier_error: str | None = None
+    # The path's certificates, leaf first (the anchor last when trusted): whose dates a client checks.
+    certificates: tuple[x509.Certificate, ...] = field(default=(), repr=False, compare=False)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"trusted": self.trusted, "path": list(self.path)}
@@ -243,21 +252,32 @@ class TrustVerdict:
         return out
 
 
-def judge_trust(chain: Sequence[x509.Certificate], store: TrustStore) -> TrustVerdict:
-    """Whether ``chain`` (leaf first, as the server sent it) reaches an anchor of ``store``."""
+def judge_trust(
+    chain: Sequence[x509.Certificate], store: TrustStore, now: datetime | None = None
+) -> TrustVerdict:
+    """Whether ``chain`` (leaf first, as the server sent it) reaches an anchor of ``store``.
+
+    With ``now``, the path is first built as a client builds it at that moment (an
+    expired cross-certificate the server still sends is passed over for a valid one);
+    failing that, inside the chain's validity, so that dates never decide trust.
+    """
     leaf, presented = chain[0], list(chain[1:])
-    try:
-        verified = _verify(leaf, presented, store, validation_time(chain))
-    except (VerificationError, ValueError) as exc:
-        verifier_error = one_line(exc, named=False)
-    else:
+    verifier_error: str | None = None
+    moments = [when for when in (now, validation_time(chain)) if when is not None]
+    for when in moments:
+        try:
+            verified = _verify(leaf, presented, store, when)
+        except (VerificationError, ValueError) as exc:
+            verifier_error = one_line(exc, named=False)  # the last: the one dates did not decide
+            continue
         return TrustVerdict(
             trusted=True,
             method=TrustMethod.VERIFIER,
             path=tuple(_name(c.subject) for c in verified),
             anchor=_name(verified[-1].subject),
+            certificates=tuple(verified),
         )
-    verdict = walk_signatures(leaf, presented, store)
+    verdict = walk_signatures(leaf, presented, store, now)
     return TrustVerdict(
         trusted=verdict.trusted,
         reason=verdict.reason,
@@ -267,6 +287,7 @@ def judge_trust(chain: Sequence[x509.Certificate], store: TrustStore) -> TrustVe
         missing_issuer=verdict.missing_issuer,
         ca_issuers=verdict.ca_issuers,
         verifier_error=verifier_error,
+        certificates=verdict.certificates,
     )
 
 
@@ -286,13 +307,34 @@ def validation_time(chain: Sequence[x509.Certificate]) -> datetime:
     return start + (end - start) / 2
 
 
+def _allows_server_auth(eku: x509.ExtendedKeyUsage) -> bool:
+    return ExtendedKeyUsageOID.SERVER_AUTH in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
+
+
 def _ca_eku(policy: Policy, cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
     # The client verifier would demand clientAuth on CAs that carry an EKU; we are
     # judging a server, so demand what a browser does: serverAuth or anyExtendedKeyUsage.
-    if eku is None:
-        return
-    if ExtendedKeyUsageOID.SERVER_AUTH not in eku and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku:
+    if eku is not None and not _allows_server_auth(eku):
         raise ValueError("CA certificate's extended key usage does not allow server authentication")
+
+
+def _ee_eku(policy: Policy, cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
+    # The same for the leaf: a clientAuth-only certificate is refused ("unsuitable certificate purpose").
+    if eku is not None and not _allows_server_auth(eku):
+        raise ValueError("leaf certificate's extended key usage does not allow server authentication")
+
+
+def serves_tls(cert: x509.Certificate) -> bool:
+    """Whether ``cert``'s extended key usage allows TLS server authentication: it has none (no
+    restriction), or one with serverAuth or anyExtendedKeyUsage (RFC 5280 4.2.1.12, as OpenSSL's
+    sslserver purpose and browsers read it)."""
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    except ValueError:  # a malformed extension allows nothing
+        return False
+    return _allows_server_auth(eku)
 
 
 def _verify(
@@ -303,21 +345,27 @@ def _verify(
     ca_policy = ExtensionPolicy.webpki_defaults_ca().may_be_present(
         x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _ca_eku
     )
+    # Any extension on the leaf, but an extended key usage must allow server authentication.
+    ee_policy = ExtensionPolicy.permit_all().may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _ee_eku)
     # The client verifier needs no reference name: the host name has its own check.
     verifier = (
         PolicyBuilder()
         .store(store.verifier_store)
         .time(when)
-        .extension_policies(ca_policy=ca_policy, ee_policy=ExtensionPolicy.permit_all())
+        .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
         .build_client_verifier()
     )
     return list(verifier.verify(leaf, presented).chain)
 
 
 def walk_signatures(
-    leaf: x509.Certificate, presented: Sequence[x509.Certificate], store: TrustStore
+    leaf: x509.Certificate, presented: Sequence[x509.Certificate], store: TrustStore, now: datetime | None = None
 ) -> TrustVerdict:
-    """Follow issuer links by name and signature, whatever the algorithm, up to an anchor."""
+    """Follow issuer links by name and signature, whatever the algorithm, up to an anchor.
+
+    Among presented issuers, one valid at ``now`` is followed first. A path that reaches an
+    anchor from a leaf whose extended key usage excludes server authentication is wrong_purpose.
+    """
     current, path, seen = leaf, [leaf], {fingerprint(leaf)}
     for _ in range(_MAX_DEPTH):
         if store.holds(current):
@@ -331,13 +379,15 @@ def walk_signatures(
         ]
         if not candidates:
             break
+        if now is not None:
+            candidates.sort(key=lambda c: not c.not_valid_before_utc <= now <= c.not_valid_after_utc)
         current = candidates[0]
         path.append(current)
         seen.add(fingerprint(current))
     names = tuple(_name(c.subject) for c in path)
     if current.subject == current.issuer:
         reason = TrustReason.SELF_SIGNED if current is leaf else TrustReason.UNKNOWN_CA
-        return TrustVerdict(trusted=False, reason=reason, path=names)
+        return TrustVerdict(trusted=False, reason=reason, path=names, certificates=tuple(path))
     # The last certificate reached names an issuer that is neither in the store nor
     # sent. If the server sent nothing above the leaf, what is missing is its
     # intermediate; if it did send CA certificates, it sent its chain and that chain
@@ -350,13 +400,17 @@ def walk_signatures(
         path=names,
         missing_issuer=_name(current.issuer),
         ca_issuers=ca_issuer_urls(current),
+        certificates=tuple(path),
     )
 
 
 def _trusted(path: list[x509.Certificate], anchor: x509.Certificate) -> TrustVerdict:
-    return TrustVerdict(
-        trusted=True, path=tuple(_name(c.subject) for c in path), anchor=_name(anchor.subject)
-    )
+    names = tuple(_name(c.subject) for c in path)
+    if not serves_tls(path[0]):
+        # The chain is sound; the leaf was issued for another purpose (clientAuth only, say).
+        return TrustVerdict(trusted=False, reason=TrustReason.WRONG_PURPOSE, path=names, anchor=_name(anchor.subject),
+                            certificates=tuple(path))
+    return TrustVerdict(trusted=True, path=names, anchor=_name(anchor.subject), certificates=tuple(path))
 
 
 def _may_issue(cert: x509.Certificate) -> bool:
@@ -369,13 +423,7 @@ def _may_issue(cert: x509.Certificate) -> bool:
             return False
     except (x509.ExtensionNotFound, ValueError):
         return False
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return True
-    except ValueError:
-        return False
-    return ExtendedKeyUsageOID.SERVER_AUTH in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
+    return serves_tls(cert)
 
 
 def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

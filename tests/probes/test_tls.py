@@ -471,3 +471,62 @@ async def test_whole_probe_keeps_certificates_when_an_address_is_hostile(
     assert all(json.dumps(dict(f.evidence)) for f in result.findings)
     bad = obs["addresses"]["127.0.0.3"]
     assert bad["status"] == "error" and set(bad["errors"]) == {"certificate", "suites"}
+
+
+# ---------------------------------------------------------------- chains clients refuse, graded T
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A chain each part of which looks fine alone, but that clients (curl, openssl, browsers) refuse."""
+
+    name: str
+    check: str
+    facts: dict[str, Any]  # evidence the finding must carry
+    cap: str  # what the grade's first reason says
+    intermediate: tuple[dt.timedelta, dt.timedelta] | None = None  # its validity, relative to now
+    eku: tuple[str, ...] | None = None  # the leaf's extended key usages
+    sha1: bool = False
+
+
+REFUSED = [
+    Refused("expired intermediate", "tls.cert.expired",
+            {"position": "intermediate", "subject": "CN=dated root intermediate", "days_expired": 5},
+            "certificate has expired", intermediate=(-700 * DAY, -5 * DAY)),
+    Refused("intermediate not yet valid", "tls.cert.not_yet_valid",
+            {"position": "intermediate", "subject": "CN=dated root intermediate", "days_until_valid": 5},
+            "certificate is not yet valid", intermediate=(5 * DAY, 700 * DAY)),
+    Refused("clientAuth-only leaf", "tls.cert.untrusted", {"reason": "wrong_purpose"},
+            "certificate chain is not trusted", eku=("clientAuth",)),
+    Refused("sha1-signed leaf", "tls.cert.weak_signature", {"hash": "sha1", "position": "leaf"},
+            "signed with sha1", sha1=True),
+]
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=[c.name for c in REFUSED])
+async def test_chains_clients_refuse_are_findings_and_grade_t(
+    case: Refused, authority: Authority, ca_bundle: Path, keys: Keys, tmp_path: Path
+) -> None:
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    issuer, bundle = authority, ca_bundle
+    if case.intermediate is not None:
+        start, end = case.intermediate
+        issuer = Authority("dated root", intermediate_validity=(NOW + start, NOW + end))
+        bundle = issuer.write_trust(tmp_path / "dated-root.pem")
+    usages = {"clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH, "serverAuth": ExtendedKeyUsageOID.SERVER_AUTH}
+    leaf = issuer.leaf("a.test", key=keys.ec, not_before=NOW - 100 * DAY, not_after=NOW + 200 * DAY,
+                       hash_alg=hashes.SHA1() if case.sha1 else None,
+                       eku=[usages[u] for u in case.eku] if case.eku is not None else None)
+    hsts = {"/": Reply(200, "ok", headers={"Strict-Transport-Security": "max-age=31536000"})}
+    with tls_server(serving(issuer, leaf), tmp_path, routes=hsts) as srv:
+        result = await probe(make_target(f"https://a.test:{srv.port}/", addresses=("127.0.0.2",)),
+                             ca_bundle=bundle)
+    assert result.status is RunStatus.OK, result.error
+    assert case.check in check_ids(result)
+    evidence = finding(result, case.check)
+    assert evidence["addresses"] == ["127.0.0.2"]
+    assert {k: evidence.get(k) for k in case.facts} == case.facts
+    grade = result.observations["grade"]
+    assert grade["grade"] == "T", grade["caps"]
+    assert case.cap in grade["caps"][0] and "grade T (A" in grade["caps"][0]  # A or A+ once trusted

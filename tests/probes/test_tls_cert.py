@@ -101,18 +101,20 @@ def checks(report: CertReport) -> set[CertCheck]:
 
 def ca(
     name: str, parent: Issued | None, key: PrivateKey, hash_alg: hashes.SHA1 | None = None,
-    eku: list[x509.ObjectIdentifier] | None = None,
+    eku: list[x509.ObjectIdentifier] | None = None, validity: tuple[dt.datetime, dt.datetime] | None = None,
 ) -> Issued:
-    """A CA certificate with a chosen key and signature hash (the shared Authority always uses P-256/SHA-256)."""
+    """A CA certificate with a chosen key, signature hash and validity (the shared Authority always uses
+    P-256/SHA-256)."""
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    not_before, not_after = validity or (NOW - 30 * DAY, NOW + 3650 * DAY)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(parent.cert.subject if parent else subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - 30 * DAY)
-        .not_valid_after(NOW + 3650 * DAY)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
@@ -210,6 +212,48 @@ def test_validation_time_sits_inside_every_validity(pki: Pki) -> None:
     when = validation_time([leaf.cert, pki.inter.cert])
     assert leaf.cert.not_valid_before_utc <= when <= leaf.cert.not_valid_after_utc
     assert pki.inter.cert.not_valid_before_utc <= when
+
+
+def test_expired_intermediate_is_expired_though_the_chain_is_trusted(pki: Pki) -> None:
+    """Clients check every certificate's dates on the path they build, not the leaf's alone."""
+    old = ca("old intermediate", pki.trusted.root, pki.ec, validity=(NOW - 700 * DAY, NOW - 5 * DAY))
+    leaf = under(pki.trusted.root, old).leaf("a.test", key=pki.ec, not_before=NOW - 100 * DAY)
+    report = judge(pki, leaf, old)
+    assert checks(report) == {CertCheck.EXPIRED} and report.expired and report.trust.trusted
+    ev = report.verdicts[CertCheck.EXPIRED]
+    assert (ev["position"], ev["subject"], ev["days_expired"]) == ("intermediate", "CN=old intermediate", 5)
+    assert [c["position"] for c in ev["certificates"]] == ["intermediate"]
+    # Issued after its issuer expired (no moment when both were valid): the same verdict.
+    late = under(pki.trusted.root, old).leaf("a.test", key=pki.ec)
+    assert checks(judge(pki, late, old)) == {CertCheck.EXPIRED}
+    # Leaf and intermediate both expired: the leaf first, each listed.
+    both = under(pki.trusted.root, old).leaf("a.test", key=pki.ec, not_before=NOW - 400 * DAY,
+                                             not_after=NOW - 2 * DAY)
+    ev = judge(pki, both, old).verdicts[CertCheck.EXPIRED]
+    assert ev["position"] == "leaf" and ev["days_expired"] == 2
+    assert [c["position"] for c in ev["certificates"]] == ["leaf", "intermediate"]
+
+
+def test_intermediate_not_yet_valid(pki: Pki) -> None:
+    early = ca("early intermediate", pki.trusted.root, pki.ec, validity=(NOW + 3 * DAY, NOW + 700 * DAY))
+    leaf = under(pki.trusted.root, early).leaf("a.test", key=pki.ec)
+    report = judge(pki, leaf, early)
+    assert checks(report) == {CertCheck.NOT_YET_VALID} and report.not_yet_valid
+    ev = report.verdicts[CertCheck.NOT_YET_VALID]
+    assert (ev["position"], ev["days_until_valid"]) == ("intermediate", 3)
+
+
+def test_an_expired_certificate_off_the_path_is_not_judged(pki: Pki) -> None:
+    """An expired cross-certificate of the root, still sent along (as many sites sent Let's Encrypt's
+    DST-signed ISRG Root X1), is passed over for the valid root clients hold: no verdict."""
+    cross = ca("judge root", pki.other.root, pki.trusted.root.key, validity=(NOW - 900 * DAY, NOW - 30 * DAY))
+    leaf = pki.trusted.leaf("a.test", key=pki.ec)
+    report = judge(pki, leaf, pki.inter, cross)
+    assert report.verdicts == {} and not report.expired
+    assert report.trust.trusted and report.trust.method is TrustMethod.VERIFIER
+    # A root the server sends, expired, is the client's own business: no verdict either.
+    old_root = ca("old root", None, pki.ec, validity=(NOW - 900 * DAY, NOW - 30 * DAY))
+    assert CertCheck.EXPIRED not in judge(pki, leaf, pki.inter, old_root).verdicts
 
 
 # ---------------------------------------------------------------- names
@@ -323,6 +367,42 @@ def test_intermediate_extended_key_usage(pki: Pki) -> None:
     assert checks(judge(pki, leaf, client_only)) == {CertCheck.UNTRUSTED}
 
 
+@pytest.mark.parametrize(("usages", "trusted"), [
+    ([ExtendedKeyUsageOID.CLIENT_AUTH], False),
+    ([ExtendedKeyUsageOID.CODE_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION], False),
+    ([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH], True),
+    ([ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE], True),
+])
+def test_leaf_extended_key_usage_must_allow_server_authentication(
+    pki: Pki, usages: list[x509.ObjectIdentifier], trusted: bool
+) -> None:
+    leaf = pki.trusted.leaf("a.test", key=pki.ec, eku=usages)
+    report = judge(pki, leaf, pki.inter)
+    assert report.trust.trusted is trusted
+    if trusted:
+        assert report.verdicts == {} and report.trust.method is TrustMethod.VERIFIER
+    else:
+        assert checks(report) == {CertCheck.UNTRUSTED}
+        ev = report.verdicts[CertCheck.UNTRUSTED]
+        assert ev["reason"] == "wrong_purpose" and ev["path"] == [
+            "CN=a.test", "CN=judge root intermediate", "CN=judge root"]
+        assert "extended key usage" in (report.trust.verifier_error or "")
+
+
+def test_wrong_purpose_through_the_signature_walk(pki: Pki) -> None:
+    """The verifier refuses a SHA-1 leaf before its purpose; the walk still tells the purpose apart."""
+    leaf = pki.trusted.leaf("a.test", key=pki.ec, hash_alg=hashes.SHA1(), eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    report = judge(pki, leaf, pki.inter)
+    assert checks(report) == {CertCheck.UNTRUSTED, CertCheck.WEAK_SIGNATURE}
+    assert report.verdicts[CertCheck.UNTRUSTED]["reason"] == "wrong_purpose"
+    # Pinned as an anchor itself, a clientAuth-only certificate still cannot serve TLS.
+    pinned = pki.trusted.leaf("a.test", key=pki.ec, self_signed=True, eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    assert judge(pki, pinned, store=TrustStore.of([pinned.cert])).verdicts[CertCheck.UNTRUSTED][
+        "reason"] == "wrong_purpose"
+    # A self-signed one nobody pinned is self_signed first.
+    assert judge(pki, pinned).verdicts[CertCheck.UNTRUSTED]["reason"] == "self_signed"
+
+
 def test_no_anchor_at_all_is_unknown_or_incomplete_never_an_error(pki: Pki) -> None:
     leaf = pki.trusted.leaf("a.test", key=pki.ec)
     empty = TrustStore.of([])
@@ -378,6 +458,11 @@ def test_sha1_intermediate_is_weak_signature_but_a_sha1_root_is_not(pki: Pki) ->
     ev = report.verdicts[CertCheck.WEAK_SIGNATURE]
     assert [c["position"] for c in ev["certificates"]] == ["intermediate"]
     assert report.trust.trusted
+    # What the grade sees: the intermediate's SHA-1, though the leaf is SHA-256; never the root's.
+    assert (report.signature_hash, report.weakest_hash) == ("sha256", "sha1")
+    sha256_inter = ca("modern intermediate", root, pki.ec)
+    clean = under(root, sha256_inter).leaf("a.test", key=pki.ec)
+    assert judge(pki, clean, sha256_inter, root, store=store).weakest_hash == "sha256"
 
 
 def test_md5_self_signed_rsa_leaf(pki: Pki) -> None:

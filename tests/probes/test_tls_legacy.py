@@ -150,6 +150,11 @@ def test_small_dhe_only_server_gets_a_certificate_verdict(
     assert obs["chain_source"] == "raw_handshake" and obs["tls_library_error"]
     assert f"dh{bits}" in result["observations"]["suites"]["127.0.0.1"]["groups"]  # seen, and judged weak
     assert {f for f in result["findings"] if f.startswith("tls.cert.")} == set()
+    weak = result["findings"]["tls.cipher.weak"]  # Logjam territory: a critical finding, not only a grade
+    assert weak["dh_groups"] == {"127.0.0.1": f"dh{bits}"} and weak["dh_bits"] == bits
+    assert all("weak_dh" in why for why in weak["reasons"].values())
+    assert result["severities"]["tls.cipher.weak"] == "critical"
+    assert result["observations"]["grade"]["grade"] == "F"
 
 
 @pytest.mark.parametrize(("label", "priority", "case"), [

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import ssl
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -103,8 +104,12 @@ def _der(tag: int, content: bytes) -> bytes:
 
 def _dh1024(path: Path) -> Path:
     """RFC 2409 group 2 (1024-bit MODP) as a PKCS#3 DHParameter PEM, for nginx's ssl_dhparam."""
-    g, p = mathtls.RFC2409_GROUP2
-    der = _der(0x30, _der(0x02, p.to_bytes(129, "big")) + _der(0x02, bytes([g])))
+    return _dhparam(path, mathtls.RFC2409_GROUP2)
+
+
+def _dhparam(path: Path, group: tuple[int, int]) -> Path:
+    g, p = group
+    der = _der(0x30, _der(0x02, p.to_bytes(p.bit_length() // 8 + 1, "big")) + _der(0x02, bytes([g])))
     body = base64.encodebytes(der).decode()
     path.write_text(f"-----BEGIN DH PARAMETERS-----\n{body}-----END DH PARAMETERS-----\n")
     return path
@@ -126,7 +131,7 @@ async def test_nginx_legacy_protocols_anonymous_suites_and_weak_dh(pair: Pair, t
     assert "TLS_DHE_RSA_WITH_AES_128_CBC_SHA" in old.suites["TLSv1.0"]
     assert "dh1024" in old.groups
     found = by_id(judge_suites(HOST, legacy.port, [old]))
-    assert set(found) == {"tls.protocol.legacy"}
+    assert set(found) == {"tls.protocol.legacy", "tls.cipher.weak"}  # the DHE suites, over 1024 bits
     assert found["tls.protocol.legacy"].evidence["protocols"] == ["TLSv1.0", "TLSv1.1"]
     assert found["tls.protocol.legacy"].evidence["addresses"] == [legacy.host]
     assert found["tls.protocol.legacy"].key == f"{HOST}:{legacy.port}"
@@ -143,6 +148,32 @@ async def test_nginx_legacy_protocols_anonymous_suites_and_weak_dh(pair: Pair, t
     assert all("_anon_" in name for name in anon_suites)
     assert found["tls.cipher.weak"].severity is Severity.CRITICAL
     assert grade(GOOD, [weak], YEAR).grade == "F"
+
+
+async def test_nginx_dhe_under_2048_bits_is_a_weak_cipher_finding(pair: Pair, tmp_path: Path) -> None:
+    """1024-bit DH parameters are a finding of their own (reason weak_dh), not only a B; 2048 bits are not."""
+    small = Endpoint("127.0.4.23", free_port("127.0.4.23"))
+    fine = Endpoint("127.0.4.24", free_port("127.0.4.24"))
+    ciphers = "ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:@SECLEVEL=0"
+    sites = [NginxSite(small, protocols="TLSv1.2 TLSv1.3", ciphers=ciphers, dhparam=_dh1024(tmp_path / "dh1024.pem")),
+             NginxSite(fine, protocols="TLSv1.2 TLSv1.3", ciphers=ciphers,
+                       dhparam=_dhparam(tmp_path / "dh2048.pem", mathtls.RFC3526_GROUP14))]
+    with nginx_tls(tmp_path / "nginx", pair.cert, pair.key, sites):
+        weak, strong = await scan(small), await scan(fine)
+    assert "dh1024" in weak.groups and "dh2048" in strong.groups
+    assert judge_suites(HOST, fine.port, [strong]) == []
+
+    found = by_id(judge_suites(HOST, small.port, [weak, strong]))
+    assert set(found) == {"tls.cipher.weak"}
+    evidence = found["tls.cipher.weak"].evidence
+    assert evidence["dh_groups"] == {small.host: "dh1024"} and evidence["dh_bits"] == 1024
+    assert evidence["addresses"] == [small.host]
+    assert set(evidence["suites"]["TLSv1.2"]) == {"TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+                                                  "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"}
+    assert evidence["reasons"] == {name: ["weak_dh"] for name in evidence["suites"]["TLSv1.2"]}
+    assert found["tls.cipher.weak"].severity is None  # the catalog's high; critical is for Logjam sizes
+    rated = grade(GOOD, [weak], YEAR)
+    assert rated.grade == "B" and any("DH parameters of 1024 bits" in c for c in rated.caps)
 
 
 async def test_gnutls_rc4_and_3des_in_private_namespace(pair: Pair) -> None:
@@ -368,6 +399,20 @@ def test_judge_severity_overrides() -> None:
     assert "POODLE" in (found["tls.protocol.legacy"].severity_reason or "")
     assert found["tls.cipher.weak"].severity is Severity.CRITICAL
     assert "export" in (found["tls.cipher.weak"].severity_reason or "")
+
+
+def test_judge_weak_dh_severity_and_reasons() -> None:
+    """Under 1024 bits DHE is critical (Logjam), whatever else is weak; ffdhe2048 and up are never weak."""
+    dhe, anon = "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_DH_anon_WITH_AES_128_GCM_SHA256"
+    tiny = replace(made("192.0.2.9", {"TLSv1.2": [dhe, anon]}), groups=("x25519", "dh768"))
+    weak = by_id(judge_suites("h", 443, [tiny]))["tls.cipher.weak"]
+    assert weak.evidence["reasons"] == {dhe: ["weak_dh"], anon: ["anon", "weak_dh"]}
+    assert weak.evidence["dh_groups"] == {"192.0.2.9": "dh768"} and weak.evidence["dh_bits"] == 768
+    assert weak.severity is Severity.CRITICAL
+    assert "anon" in (weak.severity_reason or "") and "768-bit group" in (weak.severity_reason or "")
+    rfc7919 = replace(made("192.0.2.9", {"TLSv1.2": [dhe], "TLSv1.3": ["TLS_AES_128_GCM_SHA256"]}),
+                      groups=("ffdhe2048", "x25519"))
+    assert judge_suites("h", 443, [rfc7919]) == []
 
 
 # ---------------------------------------------------------------- suite data

@@ -1,11 +1,13 @@
 """Certificates made in the tests: a CA hierarchy and leaves with every defect
 the TLS probe judges (expired, not yet valid, wrong name, self-signed, unknown
-CA, missing intermediate, short keys, SHA-1 signatures). Plain roots and leaves come
+CA, missing intermediate, expired intermediate, short keys, SHA-1 signatures,
+an extended key usage that is not serverAuth). Plain roots and leaves come
 from the demo lab's builders (:mod:`agent.demo.certs`); the defects are made here."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,11 +51,18 @@ class Issued:
 
 
 class Authority:
-    """A root CA, optionally with an intermediate that signs leaves."""
+    """A root CA, optionally with an intermediate that signs leaves.
 
-    def __init__(self, name: str = "posture test root", *, intermediate: bool = True) -> None:
+    ``intermediate_validity``: the intermediate's (not_before, not_after), e.g. one that has expired.
+    """
+
+    def __init__(self, name: str = "posture test root", *, intermediate: bool = True,
+                 intermediate_validity: tuple[dt.datetime, dt.datetime] | None = None) -> None:
         self.root = _ca(name, None)
         self.intermediate = _ca(f"{name} intermediate", self.root) if intermediate else None
+        if self.intermediate is not None and intermediate_validity is not None:
+            cert = _rebuilt(self.intermediate.cert, validity=intermediate_validity).sign(self.root.key, hashes.SHA256())
+            self.intermediate = Issued(cert, self.intermediate.key)
 
     @property
     def issuer(self) -> Issued:
@@ -71,7 +80,9 @@ class Authority:
         not_after: dt.datetime | None = None,
         hash_alg: hashes.HashAlgorithm | None = None,
         self_signed: bool = False,
+        eku: Sequence[x509.ObjectIdentifier] | None = None,
     ) -> Issued:
+        """A leaf for ``names``; ``eku``: its extended key usages instead of serverAuth."""
         key = key or make_key()
         now = _now()
         builder = leaf_builder(
@@ -80,6 +91,8 @@ class Authority:
             issuer_key=None if self_signed else self.issuer.key.public_key(),
         )
         sign_key = key if self_signed else self.issuer.key
+        if eku is not None:
+            builder = _rebuilt(builder.sign(sign_key, hashes.SHA256()), eku=eku)
         if isinstance(hash_alg, hashes.SHA1 | hashes.MD5):
             return Issued(sign_legacy(builder, sign_key, hash_alg), key)
         cert = builder.sign(sign_key, hash_alg or hashes.SHA256())
@@ -102,6 +115,21 @@ def _ca(name: str, parent: Issued | None) -> Issued:
                          issuer_key=parent.key.public_key() if parent else None, days=3650,
                          path_length=None if parent is None else 0)
     return Issued(builder.sign(parent.key if parent else key, hashes.SHA256()), key)
+
+
+def _rebuilt(cert: x509.Certificate, *, validity: tuple[dt.datetime, dt.datetime] | None = None,
+             eku: Sequence[x509.ObjectIdentifier] | None = None) -> x509.CertificateBuilder:
+    """``cert``'s fields and extensions, to sign again, with another validity or extended key usage."""
+    not_before, not_after = validity or (cert.not_valid_before_utc, cert.not_valid_after_utc)
+    extensions = [e for e in cert.extensions if eku is None or not isinstance(e.value, x509.ExtendedKeyUsage)]
+    builder = x509.CertificateBuilder(
+        issuer_name=cert.issuer, subject_name=cert.subject, public_key=cert.public_key(),
+        serial_number=cert.serial_number, not_valid_before=not_before, not_valid_after=not_after,
+        extensions=extensions,
+    )
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+    return builder
 
 
 # cryptography (>= 45) refuses to sign with SHA-1 or MD5, so such certificates are

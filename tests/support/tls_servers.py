@@ -317,7 +317,7 @@ def gnutls_probe(cert: Path, key: Path, priority: str, *, host: str, ca_bundle: 
     """Like :func:`gnutls_scan`, but runs the whole ``tls`` probe on ``tls://host:4433``.
 
     Returns the probe result as JSON: ``status``, ``error``, ``findings`` (check id ->
-    evidence) and ``observations``.
+    evidence), ``severities`` (check id -> the finding's own severity or None) and ``observations``.
     """
     script = 'ip link set lo up && exec "$0" -m tests.support.tls_servers "$@"'
     args = [sys.executable, "gnutls-probe", "--cert", str(cert), "--key", str(key), "--priority", priority,
@@ -412,6 +412,7 @@ def _gnutls_probe_main(args: argparse.Namespace) -> int:
         "status": result.status.value,
         "error": result.error,
         "findings": {f.check_id: f.evidence for f in result.findings},
+        "severities": {f.check_id: f.severity for f in result.findings},  # None: the catalog's default
         "observations": result.observations,
     }, default=str))
     return 0
