@@ -161,10 +161,10 @@ class Traffic:
 
 @dataclass
 class ClickEvents:
-    """What happened after one click (filled by the route and dialog handlers)."""
+    """What happened after one click, or while one page loaded (filled by the route and dialog handlers)."""
 
     dialogs: list[tuple[str, str]] = field(default_factory=list)  # (type, message)
-    off_host: list[str] = field(default_factory=list)  # refused top-level navigations
+    off_host: list[str] = field(default_factory=list)  # refused top-level navigations (the tab stays put)
     same_origin: list[tuple[str, HttpExchange]] = field(default_factory=list)  # served navigations
     changed: asyncio.Event = field(default_factory=asyncio.Event)  # set on every addition
 
@@ -191,7 +191,7 @@ class Browser:
         self.executable = executable
         self.launch_timeout = launch_timeout
         self.traffic = Traffic()
-        self.events: ClickEvents | None = None  # set while a click is being observed
+        self.events: ClickEvents | None = None  # set while a click is observed or a page loads
         self.inflight = 0
         self.last_activity = time.monotonic()
         self.version = ""

@@ -14,6 +14,14 @@ already dismissed, a refused navigation leaves the page as it was, popups are
 closed, a modal gets Escape and then its cancel control; only a tab that
 navigated (an interstitial) or a modal that will not close is loaded again
 (from posture's cache, not the network).
+
+A page may also try to leave the asset by itself (``location.href = ...``, a
+meta refresh), refused like any other off-asset navigation. Once it has loaded
+that changes nothing: it stays put and is judged. While it is still loading,
+the script cut its loading short (the browser's copy stops where it ran, and
+Playwright would wait for a load that never comes): :class:`PageLeft`, at
+once, and the page's links keep their static verdicts. Either way
+``BrowserRun.left_scope`` records where it went.
 """
 
 from __future__ import annotations
@@ -22,14 +30,15 @@ import asyncio
 import contextlib
 import enum
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag
 
-from probes.base import DeadlineExceeded, ToolUnavailable
+from probes.base import DeadlineExceeded, OutOfScope, ToolUnavailable
 from probes.net.web import decode_html, is_html
 from probes.social.browser import Browser, ClickEvents
-from probes.social.js import AIM_JS, CLOSE_MODAL_JS, MARKERS_JS, SCAN_JS, SNIPPET_JS, UNCOVER_JS
+from probes.social.js import AIM_JS, CLOSE_MODAL_JS, MARKERS_JS, REFRESH_JS, SCAN_JS, SNIPPET_JS, UNCOVER_JS
 from probes.social.links import (
     Judgement,
     Method,
@@ -48,6 +57,9 @@ if TYPE_CHECKING:
 OBSERVE_WINDOW = 0.8  # seconds a click may take to show anything
 DOM_CHECK_EVERY = 0.1  # seconds between looks for a modal while waiting
 MAX_CLICKS_PER_PAGE = 60
+REFRESH_WAIT = 2.0  # a meta refresh due within this many seconds of the load is waited for
+LEFT_GRACE = 0.5  # seconds a load still gets once its page asked to leave (leaving as it loads races the report)
+MAX_LEFT_SHOWN = 5  # pages named in the error of a run some of whose pages left while loading
 
 
 class PageHung(PostureError):
@@ -56,6 +68,15 @@ class PageHung(PostureError):
 
 class PageFailed(PostureError):
     """The page could not be loaded (the one-line reason is the message)."""
+
+
+class PageLeft(PostureError):
+    """The page's own script sent the tab off the asset while it loaded (refused): it was cut short."""
+
+    def __init__(self, url: str, to: str) -> None:
+        super().__init__(f"{url}: its script sent it to {to} while it loaded")
+        self.url = url
+        self.to = to
 
 
 @dataclass
@@ -67,6 +88,8 @@ class BrowserRun:
     hung_pages: list[str] = field(default_factory=list)
     crashed_pages: list[str] = field(default_factory=list)  # the renderer crashed (out of memory, killed)
     page_errors: list[dict[str, str]] = field(default_factory=list)
+    # Pages that tried to leave the asset by themselves: {page, to, how: script|refresh, judged: browser|static}
+    left_scope: list[dict[str, str]] = field(default_factory=list)
     clicks: int = 0
     clicks_skipped: int = 0
     reloads: int = 0
@@ -81,8 +104,28 @@ class BrowserRun:
             "hung_pages": self.hung_pages,
             "crashed_pages": self.crashed_pages,
             "page_errors": self.page_errors[:20],
+            "left_scope": self.left_scope[:30],
             "seconds": round(self.seconds, 2),
         }
+
+    def left(self, page: str, to: str, how: str, judged: Method) -> None:
+        """Record that ``page`` tried to leave for ``to`` (once per page, the latest judgement wins)."""
+        self.left_scope = [x for x in self.left_scope if x["page"] != page]
+        self.left_scope.append({"page": page, "to": to, "how": how, "judged": judged.value})
+
+    def left_failure(self) -> OutOfScope | None:
+        """The failure to report when pages left while loading (their links judged from the HTML only)."""
+        cut = [x for x in self.left_scope if x["judged"] == Method.STATIC.value]
+        if not cut:
+            return None
+        if len(cut) == 1:
+            return OutOfScope(f"partial result: {cut[0]['page']} left the asset by script while it loaded "
+                              f"(to {cut[0]['to']}); the browser does not follow it: its links were judged "
+                              "from the HTML only")
+        shown = ", ".join(f"{x['page']} (to {x['to']})" for x in cut[:MAX_LEFT_SHOWN])
+        more = f" and {len(cut) - MAX_LEFT_SHOWN} more" if len(cut) > MAX_LEFT_SHOWN else ""
+        return OutOfScope(f"partial result: {len(cut)} pages left the asset by script while they loaded; the "
+                          f"browser does not follow them: their links were judged from the HTML only ({shown}{more})")
 
 
 @dataclass(frozen=True)
@@ -102,6 +145,7 @@ class _Loaded:
     baseline: dict[str, int]
     dirty: bool = False  # the DOM may have been rebuilt since the scan
     reloads: int = 0  # times a click could only be undone by loading the page again
+    left: list[tuple[str, str]] = field(default_factory=list)  # (to, how) it tried once loaded (refused)
 
 
 async def judge_pages(
@@ -132,6 +176,12 @@ async def judge_pages(
                     return
             except PageFailed as exc:
                 run.page_errors.append({"url": url, "error": str(exc)})
+            except PageLeft as exc:
+                # Not a hang: the page left, as it would for a visitor; its links keep their static verdicts.
+                run.left(url, exc.to, "script", Method.STATIC)
+                if url in run.pages_loaded:  # it left on a reload after a click: not fully judged
+                    run.pages_loaded.remove(url)
+                tab = await _fresh_tab(browser, tab)  # its goto was abandoned mid-way
             if browser.page_crashes > crashes:  # never "ok": the page was not judged
                 run.crashed_pages.append(url)
                 run.page_errors.append({"url": url, "error": "the page's renderer crashed (out of memory or killed)"})
@@ -167,6 +217,8 @@ async def _judge_page(
     except PlaywrightError as exc:
         raise PageFailed(f"{url}: {_first_line(exc)}") from None
     run.pages_loaded.append(url)
+    for to, how in page.left[:1]:
+        run.left(url, to, how, Method.BROWSER)  # it stayed put: judged all the same
     todo = page.found[:MAX_CLICKS_PER_PAGE]
     run.clicks_skipped += len(page.found) - len(todo)
     click_deadline = max(5.0, page_timeout / 2)
@@ -188,27 +240,87 @@ async def _judge_page(
 
 
 async def _open(browser: Browser, tab: Page, url: str, data: SocialData, timeout: float) -> _Loaded:
-    await _load(browser, tab, url, timeout)
-    return _Loaded(url, await _scan(tab, url, data), await _marker_counts(tab, data))
+    left = await _load(browser, tab, url, timeout)
+    return _Loaded(url, await _scan(tab, url, data), await _marker_counts(tab, data), left=left)
 
 
-async def _load(browser: Browser, tab: Page, url: str, timeout: float) -> None:
+async def _load(browser: Browser, tab: Page, url: str, timeout: float) -> list[tuple[str, str]]:
+    """Load ``url`` and let it settle; returns (to, how) where it tried to go once loaded (refused: it stayed).
+
+    Raises :class:`PageLeft` at once when it tried while still loading. A meta refresh due
+    within :data:`REFRESH_WAIT` is waited for: fired mid-click, it would pass for the click's effect.
+    """
     from playwright.async_api import Error as PlaywrightError
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-    for attempt in (1, 2):
-        try:
-            await tab.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000)
-            break
-        except PlaywrightTimeout:
-            raise TimeoutError from None
-        except PlaywrightError as exc:
-            # A navigation the page started itself (a late click effect) cut ours short: once more.
-            if attempt == 2 or "interrupted by another navigation" not in str(exc):
-                raise
-    with contextlib.suppress(PlaywrightTimeout):
-        await tab.wait_for_load_state("load", timeout=min(timeout / 3, 5.0) * 1000)
-    await browser.settle()
+    events = ClickEvents()
+    browser.events = events  # the route handler reports a refused navigation of the tab here
+    try:
+        for attempt in (1, 2):
+            try:
+                goto = tab.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000)
+                if await _unless_left(goto, events, LEFT_GRACE):
+                    raise PageLeft(url, events.off_host[0])
+                break
+            except PlaywrightTimeout:
+                raise TimeoutError from None
+            except PlaywrightError as exc:
+                # A navigation the page started itself (a late click effect) cut ours short: once more.
+                if attempt == 2 or "interrupted by another navigation" not in str(exc):
+                    raise
+        with contextlib.suppress(PlaywrightTimeout):
+            # Not for a page that asked to leave: as far as Playwright knows, it never loads.
+            await _unless_left(tab.wait_for_load_state("load", timeout=min(timeout / 3, 5.0) * 1000), events, 0)
+        await browser.settle()
+        served = browser.cache.get(url)  # no meta refresh to look for in a page without the word
+        refreshes = [] if served is not None and b"refresh" not in served.body.lower() else _refreshes(
+            await _safe_eval(tab, REFRESH_JS, None))
+        due = [delay for delay, _ in refreshes if delay <= REFRESH_WAIT]
+        if due and not events.off_host:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_navigated(events, len(events.same_origin)), timeout=min(due) + LEFT_GRACE)
+            await browser.settle()
+    finally:
+        browser.events = None
+    refreshed = {to for _, to in refreshes}
+    return [(to, "refresh" if to in refreshed else "script") for to in events.off_host]
+
+
+def _refreshes(got: Any) -> list[tuple[float, str]]:
+    """(delay, absolute URL) of each meta refresh REFRESH_JS found."""
+    rows = got if isinstance(got, list) else []
+    return [(float(r[0]), r[1]) for r in rows
+            if isinstance(r, list) and len(r) == 2 and isinstance(r[0], int | float) and isinstance(r[1], str)]
+
+
+async def _unless_left(step: Awaitable[Any], events: ClickEvents, grace: float) -> bool:
+    """Await ``step`` unless the page asks to leave the asset first: then True, ``step`` abandoned.
+
+    A step still running ``grace`` seconds after the page asked is abandoned (Playwright aborts
+    the call); its error, if any, is raised.
+    """
+    task = asyncio.ensure_future(step)
+    asked = asyncio.ensure_future(_navigated(events))
+    try:
+        await asyncio.wait({task, asked}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=grace)
+        if task.done():
+            task.result()
+            return False
+        return True
+    finally:
+        asked.cancel()
+        if not task.done():
+            task.cancel()
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # nobody waits for it
+
+
+async def _navigated(events: ClickEvents, served: int | None = None) -> None:
+    """Until the page asks to leave the asset (refused) or, ``served`` given, navigates within it."""
+    while not events.off_host and (served is None or len(events.same_origin) == served):
+        events.changed.clear()
+        await events.changed.wait()
 
 
 async def _scan(tab: Page, page_url: str, data: SocialData) -> list[Found]:

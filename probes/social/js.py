@@ -123,3 +123,14 @@ CLOSE_MODAL_JS = "([m, labels]) => {" + _CONTAINER_JS + """
   }
   return null;
 }"""
+
+# [delay in seconds, resolved URL] of each <meta http-equiv=refresh> leading elsewhere.
+REFRESH_JS = """() => [...document.querySelectorAll('meta[http-equiv]')]
+  .filter(m => m.httpEquiv.trim().toLowerCase() === 'refresh')
+  .map(m => {
+    const c = m.content || '';
+    const raw = (/url\\s*=\\s*['"]?([^'";]+)/i.exec(c) || [])[1];
+    try { return [parseFloat(c) || 0, raw ? new URL(raw.trim(), document.baseURI).href : null]; }
+    catch (e) { return [0, null]; }
+  })
+  .filter(r => r[1] !== null)"""

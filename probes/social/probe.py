@@ -167,6 +167,10 @@ class SocialProbe:
         if cut is not None:
             # What was judged stands, but the site was not covered: a partial result, said so.
             return state.result(self.name, cut)
+        left = state.run.left_failure() if state.run is not None else None
+        if left is not None:
+            # A page left by script while it loaded: judged from its HTML only, not looked at in full.
+            return state.result(self.name, left)
         if state.crawl is not None and not state.crawl.pages:
             why = state.crawl.start_unjudged or "it gave no page"
             return state.result(self.name, skipped=f"nothing to judge: the start page {target.url} answered, but {why}")
