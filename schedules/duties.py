@@ -14,13 +14,16 @@ A period of ``None`` means the rules set none for that tier (the firm may config
 Dates are calendar dates in the agent's time zone: a duty done on 2026-03-15 with a
 six-month period is next due on 2026-09-15 (the same day of the month, or the month's
 last day when it has no such day).
+
+The vulnerability scan is owed for every system (CC-19000.15): the ``scan`` duty is done as
+of the day by which every configured asset had a complete scan (:class:`ScanCoverage`).
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 
@@ -37,7 +40,7 @@ class DutyState(enum.StrEnum):
     OK = "ok"
     DUE_SOON = "due_soon"
     OVERDUE = "overdue"
-    NEVER = "never"  # never recorded: due from the start (shown, alerted as overdue)
+    NEVER = "never"  # never recorded: due from the start (shown, alerted); overdue once a due date passed
     NOT_REQUIRED = "not_required"  # no period for this tier and none configured
 
 
@@ -80,6 +83,45 @@ def add_months(day: date, months: int) -> date:
 
 
 @dataclass(frozen=True)
+class ScanCoverage:
+    """What the firm-wide ``scan`` duty rests on: each configured asset's latest scan day (a
+    complete scan by posture or a registered third-party scan of that asset; None: never
+    scanned) and the latest firm-wide record (``duty record scan``: a third-party scan of
+    every system at once, so it counts for every asset)."""
+
+    assets: tuple[tuple[str, date | None], ...]  # (asset name, its latest scan day), by name
+    firm_wide: date | None
+
+    def _covered(self) -> list[tuple[str, date | None]]:
+        """Each asset's latest scan, the firm-wide record included."""
+        f = self.firm_wide
+        return [(name, f if own is None else own if f is None else max(own, f)) for name, own in self.assets]
+
+    @property
+    def done(self) -> date | None:
+        """The day by which every asset had been scanned: the oldest of their latest scans (None:
+        an asset never scanned). No asset configured: the firm-wide record alone."""
+        covered = self._covered()
+        if not covered:
+            return self.firm_wide
+        days = [d for _, d in covered]
+        return None if None in days else min(d for d in days if d is not None)
+
+    @property
+    def held_by(self) -> str | None:
+        """The asset whose scan is the oldest (or missing) and so dates the duty; None when no
+        asset is configured or the firm-wide record dates it."""
+        covered = self._covered()
+        if not covered or (self.firm_wide is not None and self.done == self.firm_wide):
+            return None
+        return min(covered, key=lambda c: (c[1] is not None, c[1] or date.min, c[0]))[0]
+
+    def last_scan(self, asset: str) -> date | None:
+        """The asset's own latest scan (the firm-wide record aside)."""
+        return dict(self.assets).get(asset)
+
+
+@dataclass(frozen=True)
 class DutyStatus:
     kind: DutyKind
     months: int | None
@@ -87,6 +129,7 @@ class DutyStatus:
     next_due: date | None
     state: DutyState
     days_left: int | None  # negative when overdue
+    coverage: ScanCoverage | None = None  # the scan duty: what its last_done rests on
 
 
 def status(kind: DutyKind, months: int | None, last_done: date | None, today: date, warn_days: int) -> DutyStatus:
@@ -94,7 +137,8 @@ def status(kind: DutyKind, months: int | None, last_done: date | None, today: da
 
     ``warn_days`` before the due date (and on it: the last day to do it) the state is
     due_soon; the day after, overdue. Never recorded: ``never`` (no next due date, except
-    the declaration, owed by the end of the window open now or last opened).
+    the declaration, owed by the end of the window open now or last opened: once that
+    window has closed unfiled, it is overdue like any other duty past its date).
     """
     if months is None:
         return DutyStatus(kind, None, last_done, None, DutyState.NOT_REQUIRED, None)
@@ -103,15 +147,20 @@ def status(kind: DutyKind, months: int | None, last_done: date | None, today: da
     else:
         due = None if last_done is None else add_months(last_done, months)
     left = None if due is None else (due - today).days
-    if last_done is None:
-        state = DutyState.NEVER
-    elif left is not None and left < 0:
+    if left is not None and left < 0:
         state = DutyState.OVERDUE
+    elif last_done is None:
+        state = DutyState.NEVER
     elif left is not None and left <= warn_days:
         state = DutyState.DUE_SOON
     else:
         state = DutyState.OK
     return DutyStatus(kind, months, last_done, due, state, left)
+
+
+def scan_status(months: int | None, coverage: ScanCoverage, today: date, warn_days: int) -> DutyStatus:
+    """The ``scan`` duty's state on ``today``: done as of ``coverage.done``."""
+    return replace(status(DutyKind.SCAN, months, coverage.done, today, warn_days), coverage=coverage)
 
 
 # ---------------------------------------------------------------- declaration windows

@@ -2,8 +2,11 @@
 with the calendar date as entered, who did it, and the evidence file kept byte for byte
 with its SHA-256.
 
-Third-party scans registered with ``record-scan`` (:mod:`state.external_scans`) are the
-``scan`` duty too: :func:`duty_dates` and :func:`records` read both tables.
+Third-party scans registered with ``record-scan`` (:mod:`state.external_scans`) are listed
+as ``scan`` records too (:func:`records` reads both tables: the pack keeps their reports),
+but a scan of one asset is not the firm-wide duty: :func:`last_done` reads the duty records
+only, and the calendar (``agent.tracking.duties``) dates the ``scan`` duty from every
+configured asset's latest scan.
 """
 
 from __future__ import annotations
@@ -89,6 +92,14 @@ def record(store: Store, kind: str, *, performed_on: date, performed_entered: st
 def records(store: Store, tz: str, kind: str | None = None, until: date | None = None) -> list[DutyRecordInfo]:
     """Duty records (of one kind or all) performed before ``until``, oldest first; third-party
     scans come as ``scan`` records (source ``external_scan``, with the ids of their own table)."""
+    found = _own(store, kind, until)
+    if kind in (None, SCAN_KIND):
+        found += _external(store, tz, until)
+    return sorted(found, key=lambda r: (r.performed_on, r.source, r.id))
+
+
+def _own(store: Store, kind: str | None, until: date | None) -> list[DutyRecordInfo]:
+    """Rows of the duty table alone (of one kind or all) performed before ``until``."""
     from sqlalchemy import select as sa_select
 
     query = sa_select(*_columns())
@@ -96,10 +107,7 @@ def records(store: Store, tz: str, kind: str | None = None, until: date | None =
         query = query.where(col(DutyRow.kind) == kind)
     if until is not None:
         query = query.where(col(DutyRow.performed_on) < until)
-    found = read(store, "cannot read duty records", lambda s: [_info(f) for f in s.execute(query)])
-    if kind in (None, SCAN_KIND):
-        found += _external(store, tz, until)
-    return sorted(found, key=lambda r: (r.performed_on, r.source, r.id))
+    return read(store, "cannot read duty records", lambda s: [_info(f) for f in s.execute(query)])
 
 
 def _external(store: Store, tz: str, until: date | None) -> list[DutyRecordInfo]:
@@ -122,9 +130,10 @@ def _external(store: Store, tz: str, until: date | None) -> list[DutyRecordInfo]
 
 
 def last_done(store: Store, tz: str, until: date | None = None) -> dict[str, date]:
-    """kind -> the newest date it was done (before ``until``)."""
+    """kind -> the newest date a duty record says it was done (before ``until``): for ``scan``,
+    the newest firm-wide record (``duty record scan``), third-party scans of one asset aside."""
     out: dict[str, date] = {}
-    for r in records(store, tz, until=until):
+    for r in _own(store, None, until):
         if r.kind not in out or r.performed_on > out[r.kind]:
             out[r.kind] = r.performed_on
     return out

@@ -1,9 +1,15 @@
-"""``posture digest``: the weekly digest for the week ending at --now; printed, and sent with --send."""
+"""``posture digest``: the weekly digest for the week ending at --now; printed, and sent with --send.
+
+``--since``/``--until`` set another window of events (what a scheduled digest's "N more" line
+names: it covers from where the last digest sent ended to its firing); open counts, deadlines,
+cadence and certificates stand as of --now either way.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from typing import Any
 
 from agent.errors import UsageError
@@ -19,6 +25,8 @@ def register(sub: Any) -> None:
                    help="only this section of each asset, in full, no summary (text): new, fixed, config, "
                         "decisions, scans, overdue, soon, certs, accepted, open, cadence; what a "
                         "\"N more not listed\" line points to")
+    p.add_argument("--since", metavar="WHEN", help="the window's start (default: 7 days before its end)")
+    p.add_argument("--until", metavar="WHEN", help="the window's end (default: now)")
     p.add_argument("--all", dest="everything", action="store_true",
                    help="list every asset, also those with nothing to report (text)")
     p.set_defaults(func=run)
@@ -43,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
     if args.asset is not None and args.asset not in {*(spec.name for spec in cfg.asset_specs()), *watch_names(cfg)}:
         raise UsageError(f"no configured asset named {args.asset!r} (the digest covers configured assets)")
     now = session.clock_now()
+    window = _window(args, now, cfg.agent.timezone)
     catalog = load_catalog()
     with session.open_store() as store:
-        built = digest.build(cfg, store, now, catalog)
+        built = digest.build(cfg, store, now, catalog, window=window)
         failed = send(session, store, built, now) if args.send else []
     if args.format == "json":
         doc = built.to_json()
@@ -60,6 +69,20 @@ def run(args: argparse.Namespace) -> int:
     for d in failed:
         sys.stderr.write(f"posture: digest to {d.channel} failed: {d.error}\n")
     return 1 if failed else 0
+
+
+def _window(args: argparse.Namespace, now: datetime, tz: str) -> tuple[datetime, datetime] | None:
+    """[--since, --until): None for the week ending now (neither given)."""
+    from agent.when import parse_when
+    from schedules.weekly import week_window
+
+    if args.since is None and args.until is None:
+        return None
+    end = now if args.until is None else parse_when(args.until, tz, "--until")
+    start = week_window(end)[0] if args.since is None else parse_when(args.since, tz, "--since")
+    if start >= end:
+        raise UsageError("--since must come before the window's end (--until, else --now)")
+    return start, end
 
 
 def send(session: Any, store: Any, built: Any, now: Any) -> list[Any]:
@@ -77,7 +100,7 @@ def send(session: Any, store: Any, built: Any, now: Any) -> list[Any]:
         raise UsageError("--send: no [[notify]] channel takes the digest (events = [\"digest\"])")
     condition = f"digest-manual:{now.isoformat()}:{uuid.uuid4().hex[:8]}"
     record(store, [Wanted(c.id, c.label, DeliveryEvent.DIGEST, condition, {"manual": True,
-                                                                           "week_end": now.isoformat()})
+                                                                           "week_end": built.end.isoformat()})
                    for c in wanting], now)
 
     def render(channel: Any, rows: Any) -> Any:

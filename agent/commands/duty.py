@@ -78,7 +78,7 @@ def run_record(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     from agent.output import dump_json
     from agent.session import Session
-    from agent.tracking.duties import calendar, local_day, status_json
+    from agent.tracking.duties import calendar, held_back_line, local_day, status_json
 
     session = Session.from_args(args)
     cfg = session.config
@@ -95,4 +95,6 @@ def run_list(args: argparse.Namespace) -> int:
         last = d.last_done.isoformat() if d.last_done else "never"
         due = d.next_due.isoformat() if d.next_due else "-"
         print(f"{d.kind.value:<13} {every:>6} {last:<10} {due:<10} {d.state.value}")
+    for line in filter(None, map(held_back_line, duties)):
+        print(line)
     return 0

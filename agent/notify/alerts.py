@@ -40,6 +40,27 @@ def new_finding(f: FindingInfo) -> Alert:
                   "first_seen": _iso(f.first_seen)})
 
 
+def new_finding_key(condition: str) -> tuple[int, int] | None:
+    """(finding id, reopen count) of a ``new:ID:N`` condition; None for any other condition."""
+    kind, _, rest = condition.partition(":")
+    ident, _, count = rest.partition(":")
+    if kind != "new" or not ident.isdigit() or not count.isdigit():
+        return None
+    return int(ident), int(count)
+
+
+def still_new(f: FindingInfo | None, count: int, now: datetime) -> bool:
+    """A new-finding alert still holds while its finding needs fixing as that same appearance:
+    open or reopened (an acceptance past its end counts as open) with ``count`` reopenings.
+    Fixed, accepted, marked a false positive, resolved by configuration, gone, or back again
+    (a newer ``new:ID:N+1`` says so): it is no longer news."""
+    if f is None:
+        return False
+    from state.lifecycle import NEEDS_FIX
+
+    return f.at(now).state in NEEDS_FIX and f.reopened_count == count
+
+
 def deadline_missed(f: FindingInfo, due: datetime, now: datetime) -> Alert:
     days = int((now - due) / timedelta(days=1))
     return Alert(AlertKind.DEADLINE_MISSED, f"deadline:{f.id}:{due.isoformat()}", f.asset, f.severity,

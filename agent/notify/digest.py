@@ -1,8 +1,9 @@
 """The weekly digest: per configured asset, what changed this week and what needs doing.
 
-Built from stored history at a moment (the week ends there), then rendered as JSON
-(for scripts), plain text, or Markdown (channels that take Markdown or HTML), in
-Traditional Chinese or English.
+Built from stored history as of a moment, over a window of events (``posture digest``: the
+week ending at that moment; a scheduled digest: from where the last one sent ended to its
+firing), then rendered as JSON (for scripts), plain text, or Markdown (channels that take
+Markdown or HTML), in Traditional Chinese or English.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 SEVERITIES = tuple(s.value for s in SEVERITY_ORDER)  # worst first (the one order: vocab)
 # The decisions (and configuration changes) the digest reports, in the order it lists them.
 DECISIONS = ("accepted", "false_positive", "reopened", "resolved_by_config", "acceptance_expired")
+# Events that are a decision of another name: a person's ``findings reopen`` is the "reopened" decision.
+_DECIDED_AS = {"reopened_by_decision": "reopened"}
 
 
 @dataclass(frozen=True)
@@ -149,11 +152,22 @@ class AssetDigest:
 
 @dataclass(frozen=True)
 class Digest:
-    start: datetime
+    start: datetime  # the window of events: [start, end)
     end: datetime
     tz: str
     assets: tuple[AssetDigest, ...]
     duties: tuple[DutyStatus, ...] = ()  # the compliance calendar (with a [firm] section)
+    at: datetime | None = None  # "as of": open counts, deadlines, cadence, certificates (None: the end)
+    periods: int = 1  # scheduled firings the window covers: more than one catches up on digests not sent
+
+    @property
+    def as_of(self) -> datetime:
+        return self.end if self.at is None else self.at
+
+    @property
+    def week_ending_now(self) -> bool:
+        """The window is the week ending at the "as of" moment (what ``posture --now AT digest`` builds)."""
+        return (self.start, self.end) == week_window(self.as_of)
 
     def totals(self) -> dict[str, int]:
         return {
@@ -177,20 +191,23 @@ class Digest:
 
     def to_json(self) -> dict[str, Any]:
         return {"week_start": self.start.isoformat(), "week_end": self.end.isoformat(), "timezone": self.tz,
+                "as_of": self.as_of.isoformat(), "periods": self.periods,
                 "totals": self.totals(), "assets": [a.to_json() for a in self.assets],
                 "duties": [status_json(x) for x in self.duties]}
 
 
 def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
-          stored: Mapping[str, AssetInfo] | None = None) -> Digest:
-    """The digest of the configured assets for the week ending at ``now``."""
+          stored: Mapping[str, AssetInfo] | None = None, *,
+          window: tuple[datetime, datetime] | None = None, periods: int = 1) -> Digest:
+    """The digest of the configured assets as of ``now``, over the events of ``window`` ([start, end);
+    default: the week ending at ``now``). ``periods``: the scheduled firings the window covers."""
     from agent.tracking.remediation import cadences, deadline_policy, deadlines
     from state import evidence, external_scans
     from state.history_reads import latest_runs
     from state.lifecycle import NEEDS_FIX
     from state.views import AssetInfo, EventKind, FindingFilter
 
-    start, end = week_window(now)
+    start, end = week_window(now) if window is None else window
     specs = cfg.asset_specs()
     known = dict(stored) if stored is not None else {a.name: a for a in store.assets()}
     # An asset not stored yet (never scanned, no run --once since it was configured) counts from now.
@@ -265,7 +282,7 @@ def build(cfg: Config, store: Store, now: datetime, catalog: Catalog,
             decisions=tuple(_decisions(events, by_id, line)),
             scan_problems=tuple(problems.get(name, ()) if name in known else ()),
         ))
-    return Digest(start, end, cfg.agent.timezone, tuple(assets), _duties(cfg, store, now))
+    return Digest(start, end, cfg.agent.timezone, tuple(assets), _duties(cfg, store, now), now, periods)
 
 
 def _duties(cfg: Config, store: Store, now: datetime) -> tuple[DutyStatus, ...]:
@@ -278,12 +295,14 @@ def _decisions(events: Sequence[EventInfo], by_id: Mapping[int, FindingInfo],
                line: Callable[[FindingInfo], Line]) -> list[Decision]:
     """The week's decisions, oldest first: people's (scan_id None) and configuration changes.
 
-    A finding a scan reports again also "reopens", but that is a new finding for the digest,
-    not a decision: only a reopening with no scan behind it (a person undoing a decision) counts.
+    A person undoing an acceptance or a false positive (``findings reopen``, the event
+    ``reopened_by_decision``) is the "reopened" decision. A finding a scan reports again also
+    "reopens", but that is a new finding for the digest, not a decision: a ``reopened`` event
+    counts only with no scan behind it.
     """
     out = []
     for e in sorted(events, key=lambda e: (e.at, e.id)):
-        kind = e.kind.value
+        kind = _DECIDED_AS.get(e.kind.value, e.kind.value)
         if kind not in DECISIONS or e.finding_id not in by_id:
             continue
         if kind == "reopened" and e.scan_id is not None:

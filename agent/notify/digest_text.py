@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from agent.notify import i18n
@@ -34,14 +35,21 @@ class Section:
     inline: bool = False  # one value shown beside the heading
 
 
+def _local(d: Digest, at: datetime) -> str:
+    return at.astimezone(ZoneInfo(d.tz)).isoformat(timespec="seconds")
+
+
 def when_arg(d: Digest) -> str:
-    """The --now that rebuilds this digest: its end, in the agent's time zone."""
-    return d.end.astimezone(ZoneInfo(d.tz)).isoformat(timespec="seconds")
+    """The --now that rebuilds this digest: the moment it was built as of, in the agent's time zone."""
+    return _local(d, d.as_of)
 
 
 def more_command(d: Digest, section: str, asset: str | None = None) -> str:
+    """The command that prints exactly this list: the same "as of" and, when it is not the week
+    ending then (a scheduled digest covers up to its firing), the same window."""
+    window = "" if d.week_ending_now else f" --since {_local(d, d.start)} --until {_local(d, d.end)}"
     target = f" --asset {asset}" if asset is not None else ""
-    return f"posture --now {when_arg(d)} digest --section {section}{target}"
+    return f"posture --now {when_arg(d)} digest{window} --section {section}{target}"
 
 
 # ---------------------------------------------------------------- one line each
@@ -136,7 +144,10 @@ def sections(d: Digest, a: AssetDigest, lang: str) -> list[Section]:
 
 def title(d: Digest, language: str) -> str:
     lang = i18n.lang_of(language)
-    return i18n.t(lang, "digest_title", start=i18n.day(d.start, d.tz, lang), end=i18n.day(d.end, d.tz, lang))
+    start, end = i18n.day(d.start, d.tz, lang), i18n.day(d.end, d.tz, lang)
+    if d.periods > 1:  # digests were not sent (posture was down): this one covers everything since
+        return i18n.t(lang, "digest_title_catch_up", start=start, end=end, n=d.periods)
+    return i18n.t(lang, "digest_title", start=start, end=end)
 
 
 def _names(d: Digest, lang: str, names: Sequence[str], section: str) -> str:

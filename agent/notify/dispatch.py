@@ -76,6 +76,26 @@ def supersede_stale(store: Store, holding: set[str], prefixes: Sequence[str] = (
     return len(stale)
 
 
+def supersede_gone_findings(store: Store, now: datetime) -> int:
+    """Pending new-finding alerts (``new:ID:N``) whose finding no longer needs fixing as that
+    appearance (fixed, accepted, a false positive, resolved by configuration, gone, or reopened
+    since) are not sent any more: a delivery that failed is not retried after the fact.
+    Recorded as superseded in the delivery log; returns how many."""
+    from agent.notify.alerts import new_finding_key, still_new
+    from state.deliveries import deliveries, supersede
+
+    pending = [(d.id, key) for d in deliveries(store, event=DeliveryEvent.ALERT, states=[DeliveryState.PENDING],
+                                               prefix="new:")
+               if (key := new_finding_key(d.condition)) is not None]
+    if not pending:
+        return 0
+    found = {f.id: f for f in store.findings_with_ids({ident for _, (ident, _) in pending})}
+    stale = [i for i, (ident, count) in pending if not still_new(found.get(ident), count, now)]
+    if stale:
+        supersede(store, stale)
+    return len(stale)
+
+
 def flush(
     store: Store,
     chans: Sequence[Channel],
@@ -130,8 +150,10 @@ def alert_renderer(tz: str, catalog: Catalog) -> Callable[[Channel, list[Deliver
 
 def send_alerts(store: Store, chans: Sequence[Channel], alerts: Iterable[Alert], now: datetime, tz: str,
                 catalog: Catalog) -> tuple[int, list[Delivery]]:
-    """Record the alerts and send what is due on every channel: (new conditions, deliveries)."""
+    """Record the alerts and send what is due on every channel: (new conditions, deliveries).
+    New-finding alerts whose finding no longer needs fixing are withdrawn first."""
     recorded = record_alerts(store, chans, alerts, now)
+    supersede_gone_findings(store, now)
     return recorded, flush(store, chans, DeliveryEvent.ALERT, now, alert_renderer(tz, catalog))
 
 

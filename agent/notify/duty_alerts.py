@@ -3,8 +3,10 @@ the reminder before the declaration window closes.
 
 Condition keys (the delivery log sends each once per channel):
 ``duty:KIND:STATE:DUE`` (a new record moves DUE, so the next slip is news again; a duty
-never recorded is ``duty:KIND:never``), ``pack:2026H1:ready``, ``pack:2026H1:remind``, ``pack:2026H1:failed``
-(while the pack cannot be built).
+never recorded is ``duty:KIND:never``, the scan duty held back by an asset never scanned
+``duty:scan:never:ASSET``; a declaration never filed is overdue once a window closed unfiled,
+``duty:declaration:overdue:DUE``), ``pack:2026H1:ready``, ``pack:2026H1:remind``,
+``pack:2026H1:failed`` (while the pack cannot be built).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ _TEXT = {
         "overdue": "{name}（{kind}）已逾期 {days} 天：期限 {due}，上次 {last}",
         "never": "{name}（{kind}）尚無執行紀錄（posture duty record {kind}）",
         "due_soon": "{name}（{kind}）將於 {due} 到期，尚餘 {days} 天，上次 {last}",
+        "never_asset": "{name}（{kind}）尚未涵蓋所有資產：{asset} 從未完成掃描（posture scan 或 posture record-scan）",
+        "held": "（最久未掃描的資產：{asset}）",
         "ready": "{period} 資安申報佐證包已產生：{where}；申報期限 {last_day}",
         "failed": "{period} 資安申報佐證包無法產生（{error}）；將於下次評估時重試，申報期限 {last_day}",
         "remind": "{period} 資安申報尚未登錄完成，申報期限 {last_day}（佐證包：{where}；完成後請執行 "
@@ -51,6 +55,9 @@ _TEXT = {
         "overdue": "{name} ({kind}) is {days} day(s) overdue: due {due}, last done {last}",
         "never": "{name} ({kind}) has never been recorded (posture duty record {kind})",
         "due_soon": "{name} ({kind}) is due {due}, {days} day(s) left, last done {last}",
+        "never_asset": "{name} ({kind}) does not cover every asset: {asset} has never had a complete or "
+                       "third-party scan (posture scan, or posture record-scan)",
+        "held": " (held back by asset {asset})",
         "ready": "The {period} declaration pack is ready: {where}; the declaration window closes {last_day}",
         "failed": "The {period} declaration pack could not be built ({error}); retried every cycle; "
                   "the window closes {last_day}",
@@ -77,6 +84,8 @@ def calendar_lines(duties: Iterable[DutyStatus], lang: str) -> list[str]:
                                       state=states[s.state.value],
                                       last=s.last_done.isoformat() if s.last_done else never,
                                       due=s.next_due.isoformat() if s.next_due else "-")
+            + ("" if s.coverage is None or s.coverage.held_by is None
+               else text["held"].format(asset=s.coverage.held_by))
             for s in duties]
 
 
@@ -89,27 +98,34 @@ def line(a: Alert, lang: str) -> str:
                                 error=d.get("error"))
     kind = DutyKind(str(d.get("duty")))
     name = _NAMES.get(lang, _NAMES["en"])[kind]
+    held = d.get("held_back_by")
     if d.get("never"):
-        return text["never"].format(name=name, kind=kind.value)
+        key = "never" if held is None else "never_asset"
+        return text[key].format(name=name, kind=kind.value, asset=held)
     last = d.get("last_done") or ("從未" if lang == "zh-TW" else "never")
     days = int(d.get("days_left") or 0)
+    tail = "" if held is None else text["held"].format(asset=held)
     if a.kind is AlertKind.DUTY_OVERDUE:
-        return text["overdue"].format(name=name, kind=kind.value, days=-days, due=d.get("due"), last=last)
-    return text["due_soon"].format(name=name, kind=kind.value, days=days, due=d.get("due"), last=last)
+        return text["overdue"].format(name=name, kind=kind.value, days=-days, due=d.get("due"), last=last) + tail
+    return text["due_soon"].format(name=name, kind=kind.value, days=days, due=d.get("due"), last=last) + tail
 
 
 def duty_alert(s: DutyStatus) -> Alert | None:
     """The alert a duty's state calls for, or None (ok, not required; the declaration's own
-    due-soon is the pack's notice and reminder)."""
+    due-soon, and its never-filed state while the window is open, are the pack's notice and
+    reminder; once the window has closed unfiled it is overdue)."""
+    held = None if s.coverage is None else s.coverage.held_by
     detail: dict[str, object] = {"duty": s.kind.value, "months": s.months,
                                  "last_done": None if s.last_done is None else s.last_done.isoformat(),
                                  "due": None if s.next_due is None else s.next_due.isoformat(),
                                  "days_left": s.days_left}
+    if held is not None:
+        detail["held_back_by"] = held
     if s.state is DutyState.NEVER:
         if s.kind is DutyKind.DECLARATION:
-            return None  # the pack's notice and reminder speak for it; its overdue comes with a date
-        return Alert(AlertKind.DUTY_OVERDUE, f"duty:{s.kind.value}:never", FIRM, "high", DUTY_CHECK,
-                     {**detail, "never": True})
+            return None  # the window is open: the pack's notice and reminder speak for it
+        condition = f"duty:{s.kind.value}:never" + ("" if held is None else f":{held}")
+        return Alert(AlertKind.DUTY_OVERDUE, condition, FIRM, "high", DUTY_CHECK, {**detail, "never": True})
     if s.state is DutyState.OVERDUE:
         return Alert(AlertKind.DUTY_OVERDUE, f"duty:{s.kind.value}:overdue:{s.next_due}", FIRM, "high",
                      DUTY_CHECK, detail)

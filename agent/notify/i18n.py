@@ -33,6 +33,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "deadline_today_line": "[{sev}] {asset}：{title}（{check}）{key} #{id}，修補期限 {due}，今日已逾期",
         "cadence_overdue_today_line": "{asset}：{title}，期限 {due}，今日已逾期（上次完整掃描：{last}）",
         "digest_title": "posture 每週摘要（{start} 至 {end}）",
+        "digest_title_catch_up": "posture 每週摘要（{start} 至 {end}；補寄：涵蓋上次寄出的摘要之後的 {n} 期）",
         "digest_intro": "期間 {start} 至 {end}（{tz}），共 {n} 項資產：{listed} 項有事項列於下方，"
                         "其餘 {quiet} 項本週無變動、無待辦。",
         "summary_open": "未修補 {open} 項（{counts}）；已逾期 {overdue}；14 天內到期 {soon}；風險接受中 {accepted}；"
@@ -114,6 +115,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "deadline_today_line": "[{sev}] {asset}: {title} ({check}) {key} #{id}, due {due}, overdue since today",
         "cadence_overdue_today_line": "{asset}: {title}, due {due}, overdue since today (last complete scan: {last})",
         "digest_title": "posture weekly digest ({start} to {end})",
+        "digest_title_catch_up": "posture weekly digest ({start} to {end}; catching up: {n} periods since "
+                                 "the last digest sent)",
         "digest_intro": "From {start} to {end} ({tz}), {n} asset(s): {listed} with something to report below, "
                         "the other {quiet} with no change and nothing due.",
         "summary_open": "Open: {open} ({counts}); overdue {overdue}; due in the next 14 days {soon}; "

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from agent.session import Session
     from agent.targets import AssetSpec
     from probes.catalog import Catalog
+    from schedules.timing import Cron
+    from state.delivery_views import DeliveryInfo
     from state.store import Store
     from state.views import AssetInfo
 
@@ -142,13 +144,20 @@ def current_alerts(cfg: Config, store: Store, assets: dict[str, AssetInfo], now:
 
 def digest_deliveries(cfg: Config, store: Store, chans: Sequence[Channel], now: datetime, catalog: Catalog,
                       assets: dict[str, AssetInfo]) -> tuple[datetime | None, list[Delivery]]:
-    """Send the digest of the latest firing not yet logged, to every digest channel."""
+    """Send the digest of the latest firing not yet logged, to every digest channel.
+
+    The digest of a firing covers the events from where the channel's last digest sent ended
+    (its firing) to this firing, whenever the cycle runs: a late timer, downtime or a retry
+    moves neither end, so every event lands in exactly one digest. The window is logged with
+    the firing (payload ``since``), so a retry rebuilds the same one. After downtime only the
+    latest missed firing goes out, covering every firing missed since the last digest sent.
+    """
     from agent.notify import digest, digest_text
     from agent.notify.channels import Message
     from agent.notify.dispatch import flush
     from schedules.timing import due_firing, parse_digest
     from state.deliveries import Wanted, deliveries, record, supersede
-    from state.delivery_views import DeliveryEvent, DeliveryInfo, DeliveryState
+    from state.delivery_views import DeliveryEvent, DeliveryState
 
     cron = parse_digest(cfg.schedule.digest, cfg.agent.timezone)
     wanting = [c for c in chans if c.wants("digest")]
@@ -156,28 +165,71 @@ def digest_deliveries(cfg: Config, store: Store, chans: Sequence[Channel], now: 
         return None, []
     firing: datetime | None = None
     for channel in wanting:
-        logged = deliveries(store, channel=channel.id, event=DeliveryEvent.DIGEST, prefix="digest:")
-        last = max((datetime.fromisoformat(d.payload["firing"]) for d in logged if "firing" in d.payload),
-                   default=None)
+        logged = [d for d in deliveries(store, channel=channel.id, event=DeliveryEvent.DIGEST, prefix="digest:")
+                  if _firing(d) is not None]
+        last = max((f for d in logged if (f := _firing(d)) is not None), default=None)
         due = due_firing(cron, last, now)
         if due is None:
             continue
         firing = due
         condition = f"digest:{due.isoformat()}"
+        sent = [f for d in logged if d.state == DeliveryState.SENT and (f := _firing(d)) is not None and f < due]
+        # Where the last digest sent ended; none sent yet: where the first one logged began (it and any
+        # after it never went out), or the previous firing (a new installation's first digest).
+        since = max(sent) if sent else min((_since(cron, d) for d in logged), default=_previous(cron, due))
         record(store, [Wanted(channel.id, channel.label, DeliveryEvent.DIGEST, condition,
-                              {"firing": due.isoformat()})], now)
-        # After downtime only the latest missed firing goes out.
+                              {"firing": due.isoformat(), "since": since.isoformat()})], now)
+        # After downtime only the latest missed firing goes out (its window covers the others').
         older = [d.id for d in logged if d.state == DeliveryState.PENDING and d.condition != condition]
         if older:
             supersede(store, older)
-    built: list[digest.Digest] = []
+    built: dict[tuple[datetime, datetime], digest.Digest] = {}
 
     def render(channel: Channel, rows: list[DeliveryInfo]) -> Message | None:
-        if not built:
-            built.append(digest.build(cfg, store, now, catalog, assets))
-        return digest_text.message(built[0], channel.language, channel.max_items)
+        windows = [(_since(cron, r), f) for r in rows if (f := _firing(r)) is not None]
+        if not windows:
+            return None
+        window = max(windows, key=lambda w: w[1])  # one row per firing; the latest if several are due
+        if window not in built:
+            built[window] = digest.build(cfg, store, now, catalog, assets, window=window,
+                                         periods=_periods(cron, *window))
+        return digest_text.message(built[window], channel.language, channel.max_items)
 
     return firing, flush(store, wanting, DeliveryEvent.DIGEST, now, render, prefix="digest:")
+
+
+def _firing(d: DeliveryInfo) -> datetime | None:
+    value = d.payload.get("firing")
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def _previous(cron: Cron, firing: datetime) -> datetime:
+    """The firing before ``firing`` (a week before, should the expression give none)."""
+    from schedules.weekly import WEEK
+
+    return cron.previous(firing - timedelta(seconds=1)) or firing - WEEK
+
+
+def _since(cron: Cron, d: DeliveryInfo) -> datetime:
+    """Where the window of a logged digest starts: as logged, else (logged before windows were) its
+    previous firing."""
+    value = d.payload.get("since")
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    firing = _firing(d)
+    assert firing is not None
+    return _previous(cron, firing)
+
+
+_MAX_PERIODS = 1000  # counting firings in a window stops here (a year of hourly digests is more)
+
+
+def _periods(cron: Cron, since: datetime, firing: datetime) -> int:
+    """How many firings fall in (since, firing]: more than one when digests were not sent."""
+    n, at = 1, _previous(cron, firing)
+    while at > since and n < _MAX_PERIODS:
+        n, at = n + 1, _previous(cron, at)
+    return n
 
 
 # ---------------------------------------------------------------- the cycle
@@ -186,7 +238,7 @@ def digest_deliveries(cfg: Config, store: Store, chans: Sequence[Channel], now: 
 def evaluate(session: Session, store: Store, now: datetime, report: CycleReport) -> None:
     """Alerts and the digest at ``now`` (after any scans of this cycle are stored)."""
     from agent.notify.channels import channels
-    from agent.notify.dispatch import alert_renderer, flush, record_alerts, supersede_stale
+    from agent.notify.dispatch import alert_renderer, flush, record_alerts, supersede_gone_findings, supersede_stale
     from probes.catalog import load_catalog
     from state.delivery_views import DeliveryEvent
 
@@ -205,7 +257,7 @@ def evaluate(session: Session, store: Store, now: datetime, report: CycleReport)
     alerts, holding = current_alerts(cfg, store, assets, now)
     alerts += calendar
     report.alerts_recorded = record_alerts(store, chans, alerts, now)
-    report.superseded = supersede_stale(store, holding)
+    report.superseded = supersede_stale(store, holding) + supersede_gone_findings(store, now)
     report.deliveries += flush(store, chans, DeliveryEvent.ALERT, now, alert_renderer(cfg.agent.timezone, catalog))
     report.digest_firing, sent = digest_deliveries(cfg, store, chans, now, catalog, assets)
     report.deliveries += sent

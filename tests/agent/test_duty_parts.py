@@ -1,4 +1,4 @@
-"""Issue 19's edges: configured periods, record-scan as the scan duty, the default pack
+"""Issue 19's edges: configured periods, record-scan as (one asset's part of) the scan duty, the default pack
 directory, the calendar silent without [firm], a declaration never filed, and an alert
 withdrawn when the duty is recorded before its delivery got through."""
 
@@ -60,8 +60,11 @@ def test_record_scan_is_the_scan_duty_and_packs_go_to_the_state_directory(
         s = Story(cfg, store_url, capsys, sink)
         s("2026-02-02", "record-scan", "site", "--date", "2026-02-01", "--by", "Scan Co",
           "--evidence", str(report))
+        scan_duty = s.duties("2026-02-02")["scan"]
+        assert (scan_duty["last_done"], scan_duty["held_back_by"]) == ("2026-02-01", "site")
         _config(cfg, sink, "[firm]\ntier = 3\n")
-        assert s.duties("2026-02-02")["scan"]["last_done"] == "2026-02-01"
+        # No asset configured any more: a scan of a system no longer configured covers none of them.
+        assert s.duties("2026-02-02")["scan"]["last_done"] is None
         assert s.duties("2026-02-02")["health-check"]["state"] == "not_required"  # tier 3
         for kind in ("pentest", "drill", "ddos-drill"):
             s("2026-02-02", "duty", "record", kind, "--date", "2026-01-20", "--by", "x")

@@ -10,12 +10,14 @@ from schedules.duties import (
     DutyKind,
     DutyState,
     HalfYear,
+    ScanCoverage,
     add_months,
     declaration_due,
     default_months,
     open_window,
     parse_half,
     reminder_day,
+    scan_status,
     status,
 )
 
@@ -79,3 +81,49 @@ def test_declaration_due_follows_the_filings() -> None:
     assert declaration_due(date(2026, 7, 9), date(2027, 1, 3)) == date(2027, 1, 10)
     assert declaration_due(date(2026, 1, 8), date(2026, 8, 1)) == date(2026, 7, 10)  # missed: overdue
     assert status(DutyKind.DECLARATION, 6, date(2026, 1, 8), date(2026, 8, 1), 30).state is DutyState.OVERDUE
+
+
+def test_a_declaration_never_filed_is_overdue_once_its_window_closed() -> None:
+    def of(today: date) -> tuple[DutyState, date | None, int | None]:
+        s = status(DutyKind.DECLARATION, 6, None, today, 30)
+        return s.state, s.next_due, s.days_left
+
+    assert of(date(2027, 1, 5)) == (DutyState.NEVER, date(2027, 1, 10), 5)  # the window is open
+    assert of(date(2027, 1, 10))[0] is DutyState.NEVER  # its last day
+    assert of(date(2027, 1, 11)) == (DutyState.OVERDUE, date(2027, 1, 10), -1)
+    assert of(date(2027, 6, 30)) == (DutyState.OVERDUE, date(2027, 1, 10), -171)
+    assert of(date(2027, 7, 3))[:2] == (DutyState.NEVER, date(2027, 7, 10))  # the next window is open
+    # The other duties never recorded have no due date: "never" (alerted as such), not overdue.
+    never = status(DutyKind.PENTEST, 12, None, date(2027, 1, 11), 30)
+    assert (never.state, never.next_due) == (DutyState.NEVER, None)
+
+
+D1, D2, D3 = date(2026, 12, 7), date(2027, 1, 1), date(2027, 5, 26)
+
+
+@pytest.mark.parametrize(("assets", "firm_wide", "done", "held_by"), [
+    ((), None, None, None),
+    ((), D2, D2, None),  # no asset configured: the firm-wide record alone
+    ((("a", D1), ("b", D3)), None, D1, "a"),  # the oldest of the assets' latest scans
+    ((("a", D3), ("b", D1)), None, D1, "b"),
+    ((("a", D3), ("b", None)), None, None, "b"),  # an asset never scanned: not done
+    ((("a", D3), ("b", None)), D2, D2, None),  # a firm-wide scan covers every asset
+    ((("a", D1), ("b", D3)), D2, D2, None),
+    ((("a", D1), ("b", D3)), date(2026, 1, 1), D1, "a"),  # older than every asset's own scan
+    ((("a", D3), ("b", D3)), D2, D3, "a"),
+])
+def test_the_scan_duty_rests_on_every_asset(assets: tuple[tuple[str, date | None], ...], firm_wide: date | None,
+                                            done: date | None, held_by: str | None) -> None:
+    coverage = ScanCoverage(assets, firm_wide)
+    assert (coverage.done, coverage.held_by) == (done, held_by)
+
+
+def test_the_scan_duty_is_due_six_months_after_its_oldest_asset_scan() -> None:
+    coverage = ScanCoverage((("a", D3), ("b", D1)), None)
+    s = scan_status(6, coverage, date(2027, 6, 10), 30)
+    assert (s.kind, s.last_done, s.next_due, s.state, s.days_left) == (
+        DutyKind.SCAN, D1, date(2027, 6, 7), DutyState.OVERDUE, -3)
+    assert s.coverage == coverage and coverage.last_scan("b") == D1
+    assert scan_status(6, coverage, date(2027, 5, 1), 30).state is DutyState.OK
+    assert scan_status(None, coverage, date(2027, 5, 1), 30).state is DutyState.NOT_REQUIRED
+    assert scan_status(6, ScanCoverage((("a", None),), None), date(2027, 5, 1), 30).state is DutyState.NEVER
