@@ -58,7 +58,16 @@ from probes.social.proc import kill_profile_processes
 from vocab import PostureError, one_line
 
 if TYPE_CHECKING:
-    from playwright.async_api import BrowserContext, Dialog, Page, Playwright, Request, Route, WebSocketRoute
+    from playwright.async_api import (
+        BrowserContext,
+        Dialog,
+        Frame,
+        Page,
+        Playwright,
+        Request,
+        Route,
+        WebSocketRoute,
+    )
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 BASE_ARGS = (
@@ -167,6 +176,9 @@ class ClickEvents:
     off_host: list[str] = field(default_factory=list)  # refused top-level navigations (the tab stays put)
     same_origin: list[tuple[str, HttpExchange]] = field(default_factory=list)  # served navigations
     changed: asyncio.Event = field(default_factory=asyncio.Event)  # set on every addition
+    # Frames whose navigations count like the tab's: the frame a clicked link is in, and those around it.
+    frames: tuple[Frame, ...] = ()
+    in_frames: int = 0  # of same_origin, navigations of one of those frames (the tab itself stayed)
 
 
 class _SandboxUnavailable(PostureError):
@@ -325,6 +337,10 @@ class Browser:
                 return
             await asyncio.sleep(0.025)
 
+    def serves(self, url: str) -> bool:
+        """Whether the browser is served ``url`` (a GET of an origin in the asset's scope)."""
+        return self._allowed(url) is None
+
     def _allowed(self, url: str) -> str | None:
         """Why a URL may not be served to the browser, or None."""
         try:
@@ -360,7 +376,9 @@ class Browser:
     async def _handle(self, route: Route, request: Request) -> None:
         url = request.url
         self.traffic.requested[_host(url)] += 1
-        top_level = request.is_navigation_request() and _is_main_frame(request)
+        main = _is_main_frame(request)
+        # A navigation of the tab, or of the frame a clicked link is in: the click's effect.
+        top_level = request.is_navigation_request() and (main or self._watched(request))
         why = self._allowed(url)
         if why is None and request.method not in ("GET", "HEAD"):
             why = f"method {request.method} (the probe is passive)"
@@ -402,8 +420,17 @@ class Browser:
         self.traffic.fetched += int(fetched)
         if top_level and self.events is not None:
             self.events.same_origin.append((url, ex))
+            self.events.in_frames += not main
             self.events.changed.set()
         await route.fulfill(status=ex.status, headers=_response_headers(ex), body=ex.body)
+
+    def _watched(self, request: Request) -> bool:
+        if self.events is None or not self.events.frames:
+            return False
+        try:
+            return request.frame in self.events.frames
+        except Exception:
+            return False  # no frame (a service worker's request)
 
     async def _websocket(self, ws: WebSocketRoute) -> None:
         # Never connected to any server: the page gets a socket that closes.

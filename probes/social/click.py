@@ -9,19 +9,21 @@ for at most :data:`OBSERVE_WINDOW` seconds, and the first decisive sign wins:
 3. the top-level navigation to another host (refused by the route handler): not warned;
 4. an element with leave-notice text becoming visible: warned (modal).
 
+Links in the page's frames of the asset (a widget's ``<iframe>`` inserted by
+script, a ``srcdoc`` frame: :mod:`probes.social.frames`) are scanned and clicked
+like the page's own; a navigation of the frame a clicked link is in counts like
+the tab's, and the judgement names the frame.
+
 Then the page is put back without a reload where it can be: the dialog was
 already dismissed, a refused navigation leaves the page as it was, popups are
-closed, a modal gets Escape and then its cancel control; only a tab that
-navigated (an interstitial) or a modal that will not close is loaded again
+closed, a modal gets Escape and then its cancel control; only a tab (or frame)
+that navigated (an interstitial) or a modal that will not close is loaded again
 (from posture's cache, not the network).
 
-A page may also try to leave the asset by itself (``location.href = ...``, a
-meta refresh), refused like any other off-asset navigation. Once it has loaded
-that changes nothing: it stays put and is judged. While it is still loading,
-the script cut its loading short (the browser's copy stops where it ran, and
-Playwright would wait for a load that never comes): :class:`PageLeft`, at
-once, and the page's links keep their static verdicts. Either way
-``BrowserRun.left_scope`` records where it went.
+A page that left the asset by script while it loaded (:class:`PageLeft`, see
+:mod:`probes.social.load`) keeps its static verdicts, and
+``BrowserRun.left_scope`` records where it went; so does a page the browser
+could not load (:class:`PageFailed`), recorded in ``BrowserRun.failed_pages``.
 """
 
 from __future__ import annotations
@@ -30,15 +32,24 @@ import asyncio
 import contextlib
 import enum
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag
 
-from probes.base import DeadlineExceeded, OutOfScope, ToolUnavailable
+from probes.base import DeadlineExceeded, OutOfScope, ProtocolFailure, ToolUnavailable
 from probes.net.web import decode_html, is_html
 from probes.social.browser import Browser, ClickEvents
-from probes.social.js import AIM_JS, CLOSE_MODAL_JS, MARKERS_JS, REFRESH_JS, SCAN_JS, SNIPPET_JS, UNCOVER_JS
+from probes.social.frames import (
+    Markers,
+    frame_label,
+    marker_counts,
+    new_markers,
+    page_frames,
+    page_point,
+    safe_eval,
+    settle_frames,
+)
+from probes.social.js import AIM_JS, CLICK_JS, CLOSE_MODAL_JS, SCAN_JS, SNIPPET_JS, UNCOVER_JS
 from probes.social.links import (
     Judgement,
     Method,
@@ -48,18 +59,18 @@ from probes.social.links import (
     SocialLink,
     classify_link,
 )
+from probes.social.load import PageLeft, load_page
 from probes.social.static import page_notice
 from vocab import PostureError, one_line
 
 if TYPE_CHECKING:
-    from playwright.async_api import Page
+    from playwright.async_api import Frame, Page
 
 OBSERVE_WINDOW = 0.8  # seconds a click may take to show anything
 DOM_CHECK_EVERY = 0.1  # seconds between looks for a modal while waiting
 MAX_CLICKS_PER_PAGE = 60
-REFRESH_WAIT = 2.0  # a meta refresh due within this many seconds of the load is waited for
-LEFT_GRACE = 0.5  # seconds a load still gets once its page asked to leave (leaving as it loads races the report)
-MAX_LEFT_SHOWN = 5  # pages named in the error of a run some of whose pages left while loading
+MAX_SHOWN = 5  # pages named in the error of a run some of whose pages were judged from their HTML only
+MAX_FRAMES_LISTED = 30  # frames of the asset listed in the observations
 
 
 class PageHung(PostureError):
@@ -69,14 +80,10 @@ class PageHung(PostureError):
 class PageFailed(PostureError):
     """The page could not be loaded (the one-line reason is the message)."""
 
-
-class PageLeft(PostureError):
-    """The page's own script sent the tab off the asset while it loaded (refused): it was cut short."""
-
-    def __init__(self, url: str, to: str) -> None:
-        super().__init__(f"{url}: its script sent it to {to} while it loaded")
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(f"{url}: {why}")
         self.url = url
-        self.to = to
+        self.why = why
 
 
 @dataclass
@@ -87,9 +94,13 @@ class BrowserRun:
     pages_loaded: list[str] = field(default_factory=list)
     hung_pages: list[str] = field(default_factory=list)
     crashed_pages: list[str] = field(default_factory=list)  # the renderer crashed (out of memory, killed)
+    # Pages the browser could not load (not hung, not leaving the asset): {page, why}
+    failed_pages: list[dict[str, str]] = field(default_factory=list)
     page_errors: list[dict[str, str]] = field(default_factory=list)
     # Pages that tried to leave the asset by themselves: {page, to, how: script|refresh, judged: browser|static}
     left_scope: list[dict[str, str]] = field(default_factory=list)
+    frames: list[dict[str, str]] = field(default_factory=list)  # frames of the asset scanned: {page, frame}
+    frames_left_out: int = 0  # frames of the asset over the per-page cap, not scanned
     clicks: int = 0
     clicks_skipped: int = 0
     reloads: int = 0
@@ -103,8 +114,11 @@ class BrowserRun:
             "reloads": self.reloads,
             "hung_pages": self.hung_pages,
             "crashed_pages": self.crashed_pages,
+            "failed_pages": self.failed_pages[:30],
             "page_errors": self.page_errors[:20],
             "left_scope": self.left_scope[:30],
+            "frames": self.frames[:MAX_FRAMES_LISTED],
+            "frames_left_out": self.frames_left_out,
             "seconds": round(self.seconds, 2),
         }
 
@@ -122,17 +136,34 @@ class BrowserRun:
             return OutOfScope(f"partial result: {cut[0]['page']} left the asset by script while it loaded "
                               f"(to {cut[0]['to']}); the browser does not follow it: its links were judged "
                               "from the HTML only")
-        shown = ", ".join(f"{x['page']} (to {x['to']})" for x in cut[:MAX_LEFT_SHOWN])
-        more = f" and {len(cut) - MAX_LEFT_SHOWN} more" if len(cut) > MAX_LEFT_SHOWN else ""
+        shown = ", ".join(f"{x['page']} (to {x['to']})" for x in cut[:MAX_SHOWN])
         return OutOfScope(f"partial result: {len(cut)} pages left the asset by script while they loaded; the "
-                          f"browser does not follow them: their links were judged from the HTML only ({shown}{more})")
+                          f"browser does not follow them: their links were judged from the HTML only "
+                          f"({shown}{_more(len(cut))})")
+
+    def failed_failure(self) -> ProtocolFailure | None:
+        """The failure to report when the browser could not load pages (their links judged from the HTML only)."""
+        failed = self.failed_pages
+        if not failed:
+            return None
+        if len(failed) == 1:
+            return ProtocolFailure(f"partial result: the browser could not load {failed[0]['page']} "
+                                   f"({failed[0]['why']}); its links were judged from the HTML only")
+        shown = ", ".join(f"{x['page']} ({x['why']})" for x in failed[:MAX_SHOWN])
+        return ProtocolFailure(f"partial result: the browser could not load {len(failed)} pages; their links "
+                               f"were judged from the HTML only ({shown}{_more(len(failed))})")
+
+
+def _more(n: int) -> str:
+    return f" and {n - MAX_SHOWN} more" if n > MAX_SHOWN else ""
 
 
 @dataclass(frozen=True)
 class Found:
-    index: int  # position among the candidates SCAN_JS lists
+    frame: Frame  # the frame it is in (the page's main frame, or a frame of the asset)
+    index: int  # position among the candidates SCAN_JS lists in that frame
     link: SocialLink
-    ordinal: int  # elements with the same key before it
+    ordinal: int  # elements with the same key before it on the page (its frames after the page itself)
     row: tuple[str | None, str | None, str | None]  # what SCAN_JS saw: href, onclick, target
 
 
@@ -142,7 +173,7 @@ class _Loaded:
 
     url: str
     found: list[Found]
-    baseline: dict[str, int]
+    baseline: Markers
     dirty: bool = False  # the DOM may have been rebuilt since the scan
     reloads: int = 0  # times a click could only be undone by loading the page again
     left: list[tuple[str, str]] = field(default_factory=list)  # (to, how) it tried once loaded (refused)
@@ -175,6 +206,8 @@ async def judge_pages(
                 if len(run.hung_pages) >= max_hung:
                     return
             except PageFailed as exc:
+                # Never "ok": what its scripts show (links, warnings) was not looked at.
+                run.failed_pages.append({"page": url, "why": exc.why})
                 run.page_errors.append({"url": url, "error": str(exc)})
             except PageLeft as exc:
                 # Not a hang: the page left, as it would for a visitor; its links keep their static verdicts.
@@ -212,11 +245,14 @@ async def _judge_page(
     try:
         async with asyncio.timeout(page_timeout):
             page = await _open(browser, tab, url, data, page_timeout)
+            frames, left_out = page_frames(tab, browser.serves)
     except TimeoutError:
         raise PageHung(f"{url} did not settle within {page_timeout:g}s") from None
     except PlaywrightError as exc:
-        raise PageFailed(f"{url}: {_first_line(exc)}") from None
+        raise PageFailed(url, _first_line(exc)) from None
     run.pages_loaded.append(url)
+    run.frames.extend({"page": url, "frame": f.url} for f in frames[1:])
+    run.frames_left_out += left_out
     for to, how in page.left[:1]:
         run.left(url, to, how, Method.BROWSER)  # it stayed put: judged all the same
     todo = page.found[:MAX_CLICKS_PER_PAGE]
@@ -230,7 +266,7 @@ async def _judge_page(
             raise PageHung(f"{url}: clicking {item.link.href} did not finish within {click_deadline:g}s") from None
         except PlaywrightError as exc:
             verdict = Judgement(url, item.link, Method.BROWSER, Outcome.INCONCLUSIVE, Seen.ERROR,
-                                f"click failed: {_first_line(exc)}", item.ordinal)
+                                f"click failed: {_first_line(exc)}", item.ordinal, frame_label(item.frame))
             with contextlib.suppress(PlaywrightError, TimeoutError):
                 async with asyncio.timeout(page_timeout):
                     page = await _open(browser, tab, url, data, page_timeout)
@@ -240,135 +276,71 @@ async def _judge_page(
 
 
 async def _open(browser: Browser, tab: Page, url: str, data: SocialData, timeout: float) -> _Loaded:
-    left = await _load(browser, tab, url, timeout)
-    return _Loaded(url, await _scan(tab, url, data), await _marker_counts(tab, data), left=left)
+    left = await load_page(browser, tab, url, timeout)
+    found = await _scan(browser, tab, url, data)
+    return _Loaded(url, found, await _markers(browser, tab, data), left=left)
 
 
-async def _load(browser: Browser, tab: Page, url: str, timeout: float) -> list[tuple[str, str]]:
-    """Load ``url`` and let it settle; returns (to, how) where it tried to go once loaded (refused: it stayed).
-
-    Raises :class:`PageLeft` at once when it tried while still loading. A meta refresh due
-    within :data:`REFRESH_WAIT` is waited for: fired mid-click, it would pass for the click's effect.
-    """
-    from playwright.async_api import Error as PlaywrightError
-    from playwright.async_api import TimeoutError as PlaywrightTimeout
-
-    events = ClickEvents()
-    browser.events = events  # the route handler reports a refused navigation of the tab here
-    try:
-        for attempt in (1, 2):
-            try:
-                goto = tab.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000)
-                if await _unless_left(goto, events, LEFT_GRACE):
-                    raise PageLeft(url, events.off_host[0])
-                break
-            except PlaywrightTimeout:
-                raise TimeoutError from None
-            except PlaywrightError as exc:
-                # A navigation the page started itself (a late click effect) cut ours short: once more.
-                if attempt == 2 or "interrupted by another navigation" not in str(exc):
-                    raise
-        with contextlib.suppress(PlaywrightTimeout):
-            # Not for a page that asked to leave: as far as Playwright knows, it never loads.
-            await _unless_left(tab.wait_for_load_state("load", timeout=min(timeout / 3, 5.0) * 1000), events, 0)
-        await browser.settle()
-        served = browser.cache.get(url)  # no meta refresh to look for in a page without the word
-        refreshes = [] if served is not None and b"refresh" not in served.body.lower() else _refreshes(
-            await _safe_eval(tab, REFRESH_JS, None))
-        due = [delay for delay, _ in refreshes if delay <= REFRESH_WAIT]
-        if due and not events.off_host:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_navigated(events, len(events.same_origin)), timeout=min(due) + LEFT_GRACE)
-            await browser.settle()
-    finally:
-        browser.events = None
-    refreshed = {to for _, to in refreshes}
-    return [(to, "refresh" if to in refreshed else "script") for to in events.off_host]
-
-
-def _refreshes(got: Any) -> list[tuple[float, str]]:
-    """(delay, absolute URL) of each meta refresh REFRESH_JS found."""
-    rows = got if isinstance(got, list) else []
-    return [(float(r[0]), r[1]) for r in rows
-            if isinstance(r, list) and len(r) == 2 and isinstance(r[0], int | float) and isinstance(r[1], str)]
-
-
-async def _unless_left(step: Awaitable[Any], events: ClickEvents, grace: float) -> bool:
-    """Await ``step`` unless the page asks to leave the asset first: then True, ``step`` abandoned.
-
-    A step still running ``grace`` seconds after the page asked is abandoned (Playwright aborts
-    the call); its error, if any, is raised.
-    """
-    task = asyncio.ensure_future(step)
-    asked = asyncio.ensure_future(_navigated(events))
-    try:
-        await asyncio.wait({task, asked}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            await asyncio.wait({task}, timeout=grace)
-        if task.done():
-            task.result()
-            return False
-        return True
-    finally:
-        asked.cancel()
-        if not task.done():
-            task.cancel()
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # nobody waits for it
-
-
-async def _navigated(events: ClickEvents, served: int | None = None) -> None:
-    """Until the page asks to leave the asset (refused) or, ``served`` given, navigates within it."""
-    while not events.off_host and (served is None or len(events.same_origin) == served):
-        events.changed.clear()
-        await events.changed.wait()
-
-
-async def _scan(tab: Page, page_url: str, data: SocialData) -> list[Found]:
-    rows: list[list[str | None]] = await tab.evaluate(SCAN_JS)
+async def _scan(browser: Browser, tab: Page, page_url: str, data: SocialData) -> list[Found]:
+    """The social links of the page and of its frames of the asset, the page's own first."""
+    frames, _ = page_frames(tab, browser.serves)
+    if len(frames) > 1:
+        await settle_frames(frames)
+        frames, _ = page_frames(tab, browser.serves)  # one may have loaded another document meanwhile
     found: list[Found] = []
     counts: dict[str, int] = {}
-    for i, (href, onclick, target) in enumerate(rows):
-        link = classify_link(page_url, href, onclick, target, data)
-        if link is None:
-            continue
-        n = counts.get(link.key, 0)
-        counts[link.key] = n + 1
-        found.append(Found(i, link, n, (href, onclick, target)))
+    for frame in frames:
+        # The page's own scan failing is the page failing; a frame's, a frame gone meanwhile.
+        got = await frame.evaluate(SCAN_JS) if frame is tab.main_frame else await safe_eval(frame, SCAN_JS, None)
+        rows: list[list[str | None]] = got if isinstance(got, list) else []
+        for i, (href, onclick, target) in enumerate(rows):
+            link = classify_link(page_url, href, onclick, target, data)
+            if link is None:
+                continue
+            n = counts.get(link.key, 0)
+            counts[link.key] = n + 1
+            found.append(Found(frame, i, link, n, (href, onclick, target)))
     return found
+
+
+async def _markers(browser: Browser, tab: Page, data: SocialData) -> Markers:
+    return await marker_counts(page_frames(tab, browser.serves)[0], data)
 
 
 async def _click_one(
     browser: Browser, tab: Page, page: _Loaded, item: Found, data: SocialData, page_timeout: float
 ) -> Judgement:
+    current = _find(page.found, item)
+
     def verdict(outcome: Outcome, seen: Seen, detail: str) -> Judgement:
-        return Judgement(page.url, item.link, Method.BROWSER, outcome, seen, detail, item.ordinal)
+        where = frame_label((current or item).frame)
+        return Judgement(page.url, item.link, Method.BROWSER, outcome, seen, detail, item.ordinal, where)
 
     if page.dirty:
-        page.found = await _scan(tab, page.url, data)
-        page.baseline = await _marker_counts(tab, data)
+        page.found = await _scan(browser, tab, page.url, data)
+        page.baseline = await _markers(browser, tab, data)
         page.dirty = False
     events = ClickEvents()
     browser.events = events
     try:
         current = _find(page.found, item)
-        aim = await _aim(tab, current) if current is not None else {"stale": True}
+        aim = await _aim(events, current) if current is not None else {"stale": True}
         if aim.get("stale"):
             # The DOM changed under us (a script, a modal): find the element again.
-            page.found = await _scan(tab, page.url, data)
+            page.found = await _scan(browser, tab, page.url, data)
             current = _find(page.found, item)
-            aim = await _aim(tab, current) if current is not None else {}
+            aim = await _aim(events, current) if current is not None else {}
         if current is None:
             return verdict(Outcome.INCONCLUSIVE, Seen.ERROR, "the link was gone when its turn came")
         x, y = aim.get("x"), aim.get("y")
         if isinstance(x, int | float) and isinstance(y, int | float):
             await tab.mouse.click(x, y)  # a real, trusted click (popups allowed, handlers see isTrusted)
-        outcome, seen, detail, modal = await _observe(tab, events, page.baseline, data)
+        outcome, seen, detail, modal = await _observe(browser, tab, events, page.baseline, data)
         if aim.get("covered"):
-            await _safe_eval(tab, UNCOVER_JS, None)
+            await safe_eval(current.frame, UNCOVER_JS, None)
     finally:
         browser.events = None
-    restored = await _restore(browser, tab, page.url, modal, bool(events.same_origin), page.baseline, data,
-                              page_timeout)
+    restored = await _restore(browser, tab, page.url, modal, events, page.baseline, data, page_timeout)
     page.dirty = restored is not Restore.KEPT
     page.reloads += restored is Restore.RELOADED
     return verdict(outcome, seen, detail)
@@ -378,15 +350,44 @@ def _find(found: list[Found], item: Found) -> Found | None:
     return next((f for f in found if (f.link.key, f.ordinal) == (item.link.key, item.ordinal)), None)
 
 
-async def _aim(tab: Page, item: Found) -> dict[str, Any]:
-    got = await tab.evaluate(AIM_JS, [item.index, list(item.row)])
-    return got if isinstance(got, dict) else {}
+def _around(frame: Frame) -> tuple[Frame, ...]:
+    """The frame a link is in and the frames around it (the tab's own navigations count anyway)."""
+    out: list[Frame] = []
+    at: Frame | None = frame
+    while at is not None and at.parent_frame is not None:
+        out.append(at)
+        at = at.parent_frame
+    return tuple(out)
+
+
+async def _aim(events: ClickEvents, item: Found) -> dict[str, Any]:
+    """AIM_JS's answer for ``item``, its point in the page's viewport for one in a frame.
+
+    From here on, a navigation of the frame it is in counts as the click's (AIM_JS may click it).
+    """
+    events.frames = _around(item.frame)
+    if item.frame.parent_frame is None:
+        got = await item.frame.evaluate(AIM_JS, [item.index, list(item.row)])
+        return got if isinstance(got, dict) else {}
+    got = await safe_eval(item.frame, AIM_JS, [item.index, list(item.row)])
+    if not isinstance(got, dict):
+        return {"stale": True}  # the frame went away
+    x, y = got.get("x"), got.get("y")
+    if not (isinstance(x, int | float) and isinstance(y, int | float)):
+        return got
+    point = await page_point(item.frame, x, y)
+    if point is not None:
+        return {**got, "x": point[0], "y": point[1]}
+    # The frame does not show at that point (covered, out of view): clicked from script instead.
+    await safe_eval(item.frame, UNCOVER_JS, None)
+    clicked = await safe_eval(item.frame, CLICK_JS, [item.index, list(item.row)])
+    return {"scripted": True} if clicked is True else {"stale": True}
 
 
 async def _observe(
-    tab: Page, events: ClickEvents, baseline: dict[str, int], data: SocialData
-) -> tuple[Outcome, Seen, str, str | None]:
-    """(outcome, seen, detail, marker of a modal to close)."""
+    browser: Browser, tab: Page, events: ClickEvents, baseline: Markers, data: SocialData
+) -> tuple[Outcome, Seen, str, tuple[Frame, str] | None]:
+    """(outcome, seen, detail, frame and marker of a modal to close)."""
     end = time.monotonic() + OBSERVE_WINDOW
     checked = 0
     while True:
@@ -409,12 +410,13 @@ async def _observe(
                 await asyncio.wait_for(events.changed.wait(), timeout=min(left, DOM_CHECK_EVERY))
             if events.changed.is_set():
                 continue
-        new = _new_markers(baseline, await _marker_counts(tab, data))
+        new = new_markers(baseline, await _markers(browser, tab, data))
         if new:
+            frame, marker = new[0]
             if events.same_origin:
-                return Outcome.WARNED, Seen.INTERSTITIAL, f"{tab.url} shows {new[0]!r}", None
-            text = await _safe_eval(tab, SNIPPET_JS, new[0])
-            return Outcome.WARNED, Seen.MODAL, str(text or new[0])[:300], new[0]
+                return Outcome.WARNED, Seen.INTERSTITIAL, f"{frame.url} shows {marker!r}", None
+            text = await safe_eval(frame, SNIPPET_JS, marker)
+            return Outcome.WARNED, Seen.MODAL, str(text or marker)[:300], new[0]
         if left <= 0:
             break
     if events.same_origin:
@@ -432,9 +434,9 @@ async def _restore(
     browser: Browser,
     tab: Page,
     page_url: str,
-    modal: str | None,
-    went_same_origin: bool,
-    baseline: dict[str, int],
+    modal: tuple[Frame, str] | None,
+    events: ClickEvents,
+    baseline: Markers,
     data: SocialData,
     page_timeout: float,
 ) -> Restore:
@@ -444,56 +446,37 @@ async def _restore(
         with contextlib.suppress(Exception):
             async with asyncio.timeout(3):
                 await extra.close(run_before_unload=False)
-    # A same-origin navigation without a popup happened in our tab, committed or not yet.
-    navigated = went_same_origin and not popups
+    # A same-origin navigation without a popup happened in our tab (or a frame of it), committed or not yet.
+    navigated = bool(events.same_origin) and not popups
     if navigated or urldefrag(tab.url)[0] != urldefrag(page_url)[0]:
         from playwright.async_api import Error as PlaywrightError
 
-        if navigated:
+        if navigated and len(events.same_origin) > events.in_frames:
             # Let it commit first: a load started before would be cut short by it.
             with contextlib.suppress(PlaywrightError):
                 await tab.wait_for_url(lambda u: urldefrag(u)[0] != urldefrag(page_url)[0],
                                        wait_until="commit", timeout=2000)
         # Load our page again rather than going back, which could land one page too far.
-        await _load(browser, tab, page_url, page_timeout)
+        await load_page(browser, tab, page_url, page_timeout)
         return Restore.RELOADED
     if modal is None:
         return Restore.KEPT
-    if await _modal_closed(tab, baseline, data):
+    if await _modal_closed(browser, tab, baseline, data):
         return Restore.MODAL_CLOSED
     await tab.keyboard.press("Escape")
-    if await _modal_closed(tab, baseline, data):
+    if await _modal_closed(browser, tab, baseline, data):
         return Restore.MODAL_CLOSED
-    await _safe_eval(tab, CLOSE_MODAL_JS, [modal, list(data.dismiss_labels)])
-    if await _modal_closed(tab, baseline, data):
+    frame, marker = modal
+    await safe_eval(frame, CLOSE_MODAL_JS, [marker, list(data.dismiss_labels)])
+    if await _modal_closed(browser, tab, baseline, data):
         return Restore.MODAL_CLOSED
-    await _load(browser, tab, page_url, page_timeout)
+    await load_page(browser, tab, page_url, page_timeout)
     return Restore.RELOADED
 
 
-async def _modal_closed(tab: Page, baseline: dict[str, int], data: SocialData) -> bool:
+async def _modal_closed(browser: Browser, tab: Page, baseline: Markers, data: SocialData) -> bool:
     await asyncio.sleep(0.1)  # let a closing animation start
-    return not _new_markers(baseline, await _marker_counts(tab, data))
-
-
-async def _marker_counts(tab: Page, data: SocialData) -> dict[str, int]:
-    got = await _safe_eval(tab, MARKERS_JS, list(data.markers))
-    return {str(k): int(v) for k, v in got.items()} if isinstance(got, dict) else {}
-
-
-def _new_markers(before: dict[str, int], after: dict[str, int]) -> list[str]:
-    """Markers shown more often than before the click, longest first."""
-    return sorted((m for m, n in after.items() if n > before.get(m, 0)), key=len, reverse=True)
-
-
-async def _safe_eval(tab: Page, script: str, arg: Any) -> Any:
-    """Evaluate, treating a page that is navigating away as showing nothing."""
-    from playwright.async_api import Error as PlaywrightError
-
-    try:
-        return await tab.evaluate(script, arg)
-    except PlaywrightError:
-        return None
+    return not new_markers(baseline, await _markers(browser, tab, data))
 
 
 def _first_line(exc: BaseException) -> str:

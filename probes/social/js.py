@@ -1,8 +1,9 @@
 """Scripts the browser judge runs in the page (one ``page.evaluate`` round trip each).
 
 Kept apart from the Python that drives them so each reads as one language.
-They run in the page's main world: a page could lie to them about its own
-links, which only hides its own links; nothing here is trusted beyond that.
+They run in the page's main world (in each frame of the asset that is scanned):
+a page could lie to them about its own links, which only hides its own links;
+nothing here is trusted beyond that.
 """
 
 
@@ -63,6 +64,26 @@ AIM_JS = "([index, expected]) => {" + _COLLECT_JS + """
   if (hit && (hit === el || el.contains(hit))) return {x, y, covered: covers.length};
   for (const [e, v] of covers) e.style.pointerEvents = v;
   return scripted();
+}"""
+
+# A click from script on the element scanned, when a real click cannot reach it (a frame whose
+# place in the page is covered or out of view): false when it is no longer the one scanned.
+CLICK_JS = "([index, expected]) => {" + _COLLECT_JS + """
+  const el = collect()[index];
+  if (!el || JSON.stringify(row(el)) !== JSON.stringify(expected)) return false;
+  el.click();
+  return true;
+}"""
+
+# Run on a frame's element in its parent document: where a point of the frame's viewport is
+# in the parent's viewport, or null when the frame does not show there (covered, scrolled out).
+FRAME_POINT_JS = """(el, [x, y]) => {
+  const r = el.getBoundingClientRect(), s = getComputedStyle(el);
+  const px = r.left + el.clientLeft + (parseFloat(s.paddingLeft) || 0) + x;
+  const py = r.top + el.clientTop + (parseFloat(s.paddingTop) || 0) + y;
+  const root = el.getRootNode();
+  const hit = (root.elementFromPoint ? root : document).elementFromPoint(px, py);
+  return hit === el ? [px, py] : null;
 }"""
 
 UNCOVER_JS = """() => {

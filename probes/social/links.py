@@ -287,12 +287,16 @@ class Judgement:
     seen: Seen
     detail: str  # dialog text, interstitial URL, modal text, or where it went
     ordinal: int = 0  # elements with the same key before this one on the page
+    frame: str | None = None  # URL of the frame of the page it was found in (browser); None: the page itself
 
     def to_json(self) -> dict[str, str]:
-        return {
+        out = {
             "page": self.page,
             "method": self.method.value,
             "outcome": self.outcome.value,
             "seen": self.seen.value,
             "detail": self.detail,
         }
+        if self.frame is not None:
+            out["frame"] = self.frame
+        return out

@@ -14,7 +14,9 @@ A run is OK only when it saw every page it reached for: a start page that answer
 error status, or crawled pages that could not be read (no answer, 5xx), make an error
 result carrying what was judged; a start page that answered but is not an HTML page of
 the asset (another type, a redirect away) leaves nothing to judge: the run is skipped,
-saying why. Either way no earlier finding is taken as fixed from pages never seen.
+saying why. Either way no earlier finding is taken as fixed from pages never seen. So in
+the browser: a page that hung, crashed its renderer, left the asset while it loaded or could
+not be loaded at all keeps its static verdicts, and the run is an error naming it and why.
 """
 
 from __future__ import annotations
@@ -167,9 +169,10 @@ class SocialProbe:
         if cut is not None:
             # What was judged stands, but the site was not covered: a partial result, said so.
             return state.result(self.name, cut)
-        left = state.run.left_failure() if state.run is not None else None
+        left = state.run.left_failure() or state.run.failed_failure() if state.run is not None else None
         if left is not None:
-            # A page left by script while it loaded: judged from its HTML only, not looked at in full.
+            # A page left by script while it loaded, or the browser could not load it: judged from
+            # its HTML only, not looked at in full.
             return state.result(self.name, left)
         if state.crawl is not None and not state.crawl.pages:
             why = state.crawl.start_unjudged or "it gave no page"

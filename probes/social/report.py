@@ -28,7 +28,8 @@ def merge(
     """Browser verdicts, with the static verdict standing where the browser could not tell.
 
     * an inconclusive click falls back to the static verdict of the same
-      element (same page, key and ordinal), the browser's note kept;
+      element (same page, key and ordinal; the page's own elements only, not
+      those of its frames, which its HTML does not hold), the browser's note kept;
     * pages the browser could not judge (hung, failed) keep their static verdicts.
 
     Returns (judgements, disagreements between static and browser).
@@ -39,7 +40,7 @@ def merge(
     out: list[Judgement] = []
     disagreements: list[dict[str, str]] = []
     for b in browser:
-        s = by_element.get((b.page, b.link.key, b.ordinal))
+        s = by_element.get((b.page, b.link.key, b.ordinal)) if b.frame is None else None
         if b.outcome is Outcome.INCONCLUSIVE and s is not None:
             out.append(Judgement(s.page, s.link, Method.STATIC, s.outcome, s.seen,
                                  f"{s.detail} (browser: {b.detail})", s.ordinal))
@@ -65,6 +66,7 @@ def summarise(judgements: Iterable[Judgement]) -> tuple[tuple[Finding, ...], lis
         verdict = Outcome.NO_WARNING if bad else Outcome.WARNED if warned else Outcome.INCONCLUSIVE
         lead = (bad or warned or js)[0]
         pages = sorted(unique(j.page for j in js))
+        framed = [{"page": page, "frame": frame} for page, frame in _in_frames(js)]
         links.append({
             "key": key,
             "platform": lead.link.platform,
@@ -73,6 +75,7 @@ def summarise(judgements: Iterable[Judgement]) -> tuple[tuple[Finding, ...], lis
             "seen": lead.seen.value,
             "detail": lead.detail,
             "pages": pages,
+            **({"frames": framed} if framed else {}),
         })
         if not bad:
             continue
@@ -89,9 +92,16 @@ def summarise(judgements: Iterable[Judgement]) -> tuple[tuple[Finding, ...], lis
             evidence["destination"] = lead.link.destination
         if warned:
             evidence["pages_with_warning"] = sorted(unique(j.page for j in warned))
+        if framed:
+            evidence["frames"] = framed  # where it was found inside a frame of a page
         if lead.method is Method.STATIC:
             evidence["note"] = STATIC_NOTE
         findings.append(Finding(check_id=CHECK_ID, key=key, evidence=evidence))
     findings.sort(key=lambda f: f.key)
     links.sort(key=lambda x: x["key"])
     return tuple(findings), links
+
+
+def _in_frames(judgements: Iterable[Judgement]) -> list[tuple[str, str]]:
+    """(page, frame) of each judgement made inside a frame of its page, once each, sorted."""
+    return sorted({(j.page, j.frame) for j in judgements if j.frame is not None})
