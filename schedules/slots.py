@@ -33,6 +33,16 @@ JITTER = "jitter"
 RETRY = "retry after an incomplete scan"
 
 
+#: A stored scan time later than this past the clock is taken as "now": the clock went back
+#: (NTP correcting a host that ran ahead, a VM restored from a snapshot).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def in_future(at: datetime | None, now: datetime) -> bool:
+    """Whether a stored time ``at`` lies in the future of ``now`` (beyond the tolerance)."""
+    return at is not None and at > now + FUTURE_TOLERANCE
+
+
 @dataclass(frozen=True)
 class Slot:
     due: datetime  # names the job; the scan may start then (after quiet windows)
@@ -42,7 +52,14 @@ class Slot:
 
 def plan_slot(schedule: Schedule, name: str, *, last_complete: datetime | None, last_attempt: datetime | None,
               added: datetime, now: datetime, jitter: timedelta = timedelta(0)) -> Slot:
-    """The asset's next scheduled scan (its due moment is in the past when overdue)."""
+    """The asset's next scheduled scan (its due moment is in the past when overdue).
+
+    Stored times in the future of ``now`` (the clock went back) count as ``now``: the schedule
+    goes on from today instead of waiting, silently, until the clock catches up."""
+    if in_future(last_complete, now):
+        last_complete = now
+    if in_future(last_attempt, now):
+        last_attempt = now
     period = schedule.nominal
     if last_complete is None:
         nominal = added if isinstance(schedule, Every) else schedule.next_after(None, now)

@@ -154,6 +154,7 @@ def read_state(store: Store, cfg: Config, now: datetime) -> list[Metric]:
     """The storage-derived gauges at ``now`` for the configured assets."""
     from agent.tracking.remediation import cadences, deadline_policy, deadlines
     from schedules.remediation import CadenceState, is_overdue
+    from schedules.slots import in_future
     from state import history_reads
     from state.views import FindingFilter
 
@@ -190,6 +191,9 @@ def read_state(store: Store, cfg: Config, now: datetime) -> list[Metric]:
                              "Seconds until the asset's cadence deadline (negative: overdue)", labels=["asset"])
     no_room = GaugeMetricFamily("posture_cadence_no_room", "1 if quiet windows leave no time for a complete scan "
                                 "before the cadence deadline", labels=["asset"])
+    ahead = GaugeMetricFamily("posture_asset_scan_time_in_future", "1 if the asset's last scan is stored later "
+                              "than the clock (the clock went back: its age and cadence are not to be trusted)",
+                              labels=["asset"])
     for name, c in sorted(cadences(cfg, store, assets, now).items()):
         t = times.get(name)
         if t is not None and t.last_complete is not None:
@@ -200,7 +204,9 @@ def read_state(store: Store, cfg: Config, now: datetime) -> list[Metric]:
             state.add_metric([name, s.value], 1 if c.cadence.state == s else 0)
         left.add_metric([name], (c.cadence.due - now).total_seconds())
         no_room.add_metric([name], 1 if c.no_room else 0)
-    return [findings, late, age, last, state, left, no_room]
+        ahead.add_metric([name], 1 if t is not None and (in_future(t.last_complete, now)
+                                                          or in_future(t.last_attempt, now)) else 0)
+    return [findings, late, age, last, state, left, no_room, ahead]
 
 
 class Metrics:

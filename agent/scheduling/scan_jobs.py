@@ -132,6 +132,7 @@ class ScanPlanner:
         self.jitter = timedelta(0) if jitter in NO_JITTER else parse_duration(jitter)
         self.quiet = QuietPolicy.from_config(cfg)
         self.tz = tz
+        self.warned: set[str] = set()  # assets whose stored scan times were found in the future
 
     @property
     def shortest(self) -> timedelta:
@@ -140,8 +141,17 @@ class ScanPlanner:
 
     def plan(self, complete: dict[str, datetime], attempts: dict[str, datetime], added: dict[str, datetime],
              now: datetime) -> list[Planned]:
+        from agent.scheduling.daemon_setup import log
+        from schedules.slots import in_future
+
         out = []
         for spec in self.specs:
+            stored = [t for t in (complete.get(spec.name), attempts.get(spec.name)) if t is not None]
+            ahead = max((t for t in stored if in_future(t, now)), default=None)
+            if ahead is not None and spec.name not in self.warned:
+                self.warned.add(spec.name)  # once per asset and process: the planner runs every turn
+                log(f"{spec.name}: its last scan is stored at {ahead.isoformat()}, after the clock "
+                    f"({now.isoformat()}); the clock went back? Scheduling from now")
             slot = plan_slot(self.schedules[spec.name], spec.name, last_complete=complete.get(spec.name),
                              last_attempt=attempts.get(spec.name), added=added.get(spec.name, now), now=now,
                              jitter=self.jitter)

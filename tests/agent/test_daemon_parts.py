@@ -289,3 +289,18 @@ async def test_a_stop_lets_the_cycle_in_progress_finish_within_the_grace(tmp_pat
         await asyncio.wait_for(shutdown, 30)
         (cycle,) = [j for j in daemon.queue.jobs() if j.kind == JobKind.CYCLE]
         assert cycle.state.value == "done", cycle
+
+
+def test_stored_scan_times_after_the_clock_are_said_once_and_scheduled_from_now(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The clock went back (NTP correcting a host that ran ahead, a VM restored): the planner
+    says so once per asset and schedules from now; the metric flags it."""
+    planner = ScanPlanner(parse_config('[schedule]\nscan_every = "1d"\njitter = "0"\n[[assets]]\nname = "www"\n'
+                                       'url = "https://www.broker.test/"\n'))
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    ahead = {"www": now + timedelta(days=30)}
+    for _ in range(2):
+        (planned,) = planner.plan(ahead, {}, {"www": now - timedelta(days=60)}, now)
+        assert planned.due == now + timedelta(days=1)
+    err = capsys.readouterr().err
+    assert err.count("the clock went back? Scheduling from now") == 1 and "www" in err

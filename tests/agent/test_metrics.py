@@ -168,6 +168,12 @@ def test_state_gauges_on_both_databases(store_url: str) -> None:
     age = samples[("posture_asset_last_complete_scan_age_seconds", (("asset", "www"),))]
     assert age == pytest.approx((now - (T0 + timedelta(seconds=30))).total_seconds())
     assert samples[("posture_storage_read_ok", ())] == 1
+    assert samples[("posture_asset_scan_time_in_future", (("asset", "www"),))] == 0
+    # The clock went back below the stored scan: flagged, not an age of 0 that looks healthy.
+    with Store.open(store_url) as store:
+        m = Metrics.build(store, lambda: cfg, lambda: T0 - timedelta(days=3), lambda: 0)
+        text = generate_latest(m.registry).decode()
+    assert 'posture_asset_scan_time_in_future{asset="www"} 1.0' in text
 
 
 def test_recorder_counts_scans_probe_errors_and_deliveries(sqlite_url: str) -> None:

@@ -36,6 +36,12 @@ NIGHTLY = parse_schedule("0 2 * * *")  # 02:00 Asia/Taipei = 18:00 UTC
         (NIGHTLY, T0 + H, None, T0 + 2 * H, datetime(2026, 3, 2, 18, 0, tzinfo=UTC)),
         (NIGHTLY, T0 + H, None, T0 + 9 * DAY, datetime(2026, 3, 2, 18, 0, tzinfo=UTC)),
         (NIGHTLY, None, None, T0 + 2 * H, datetime(2026, 3, 1, 18, 0, tzinfo=UTC)),
+        # the clock went back (stored times in its future): the schedule goes on from now, not
+        # from a month ahead (no scan, silently, until the clock catches up)
+        (EVERY_DAY, T0 + 30 * DAY, None, T0, T0 + DAY),
+        (EVERY_DAY, T0 + 20 * DAY, T0 + 30 * DAY, T0, T0 + DAY),
+        (EVERY_DAY, T0 + 2 * DAY, None, T0 + 2 * DAY - 4 * 60 * 1000 * timedelta(milliseconds=1),
+         T0 + 3 * DAY),  # within the tolerance: as stored
     ],
 )
 def test_scan_slot(schedule: object, complete: datetime | None, attempt: datetime | None, now: datetime,
