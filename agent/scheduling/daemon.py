@@ -392,6 +392,8 @@ class Daemon:
             forced.cancel()
             for w in waits:
                 w.cancel()
+            # Retrieved, so no "exception was never retrieved" line reaches the log.
+            await asyncio.gather(finished, forced, *waits, return_exceptions=True)
             for task in tasks:
                 task.cancel()  # each stores its scan as interrupted and gives its job back
             await asyncio.gather(*tasks, return_exceptions=True)
