@@ -141,8 +141,10 @@ class ScanPlanner:
 
     def plan(self, complete: dict[str, datetime], attempts: dict[str, datetime], added: dict[str, datetime],
              now: datetime) -> list[Planned]:
-        from agent.scheduling.daemon_setup import log
+        import sys
+
         from schedules.slots import in_future
+        from vocab import escape
 
         out = []
         for spec in self.specs:
@@ -150,8 +152,9 @@ class ScanPlanner:
             ahead = max((t for t in stored if in_future(t, now)), default=None)
             if ahead is not None and spec.name not in self.warned:
                 self.warned.add(spec.name)  # once per asset and process: the planner runs every turn
-                log(f"{spec.name}: its last scan is stored at {ahead.isoformat()}, after the clock "
-                    f"({now.isoformat()}); the clock went back? Scheduling from now")
+                sys.stderr.write(escape(f"posture: {spec.name}: its last scan is stored at {ahead.isoformat()}, after "
+                                        f"the clock ({now.isoformat()}); the clock went back? Scheduling from now")
+                                 + "\n")
             slot = plan_slot(self.schedules[spec.name], spec.name, last_complete=complete.get(spec.name),
                              last_attempt=attempts.get(spec.name), added=added.get(spec.name, now), now=now,
                              jitter=self.jitter)
