@@ -3,7 +3,8 @@
     AgentError                 (exit 1: a runtime failure; under vocab.PostureError)
     ├── UsageError             (exit 2: bad command line, unparsable URL)
     │   └── ConfigError        (exit 2: malformed or invalid config, naming the key)
-    └── StorageUnavailable     (exit 1: the database cannot be opened or written)
+    ├── StorageUnavailable     (exit 1: the database cannot be opened or written)
+    └── WorkerStuck            (exit 1: agent.scheduling.fleet: workers not stopped by the deadline)
 
 Probe failures never reach here: they are values on the scan (probes.base).
 """

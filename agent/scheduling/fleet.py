@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from agent.errors import AgentError
 from agent.monitoring.hooks import observe_scan
 from agent.scheduling.daemon_setup import Settings, log
 from agent.scheduling.scan_jobs import owner_id, run_scan_job
@@ -44,6 +45,14 @@ if TYPE_CHECKING:
 QUEUE = "posture-scans"
 TASK = "posture.scan"
 STOP_GRACE = 10.0  # seconds running scans get to finish when a worker stops; then they are interrupted
+STOP_DEADLINE = STOP_GRACE + 5.0  # a stopping worker is gone by then, database reachable or not
+POOL_WAIT = 5.0  # seconds a database call waits for a connection before it fails (psycopg_pool: 30)
+RETRY_FIRST, RETRY_MAX = 5.0, 60.0  # the pause before running the workers again after a database error
+UNCONFIGURED = "asset no longer configured"
+
+
+class WorkerStuck(AgentError):
+    """The workers did not stop by :data:`STOP_DEADLINE`: the process exits anyway, non-zero."""
 
 
 def conninfo(store: Store) -> str:
@@ -88,7 +97,7 @@ def make_app(store: Store, runtime: Runtime | None = None) -> App:
     """The procrastinate app on the store's database, with the scan task (run only with a runtime)."""
     from procrastinate import App, JobContext, PsycopgConnector
 
-    app = App(connector=PsycopgConnector(conninfo=conninfo(store)))
+    app = App(connector=PsycopgConnector(conninfo=conninfo(store), timeout=POOL_WAIT))
 
     @app.task(name=TASK, queue=QUEUE, pass_context=True)
     async def scan(context: JobContext, key: str, asset: str, due: str) -> str:
@@ -97,7 +106,7 @@ def make_app(store: Store, runtime: Runtime | None = None) -> App:
         job_id = context.job.id if context.job is not None else None
         if job_id is None:
             return await run_task(runtime, key, asset, datetime.fromisoformat(due), job_id)
-        if not await runtime.limits.hold_task(job_id):
+        if not await _hold(runtime, job_id):
             log(f"{key}: an earlier attempt of job {job_id} is still running; not scanned twice")
             return "running elsewhere"
         try:
@@ -106,6 +115,17 @@ def make_app(store: Store, runtime: Runtime | None = None) -> App:
             await asyncio.shield(runtime.limits.release_task(job_id))
 
     return app
+
+
+async def _hold(rt: Runtime, job_id: int) -> bool:
+    """:meth:`FleetAddressLimits.hold_task`, once more on a new session if the database ended
+    the old one (an outage or a restart since the last task)."""
+    from psycopg import OperationalError
+
+    try:
+        return await rt.limits.hold_task(job_id)
+    except OperationalError:
+        return await rt.limits.hold_task(job_id)
 
 
 async def run_task(rt: Runtime, key: str, asset: str, due: datetime, job_id: int | None) -> str:
@@ -119,7 +139,7 @@ async def run_task(rt: Runtime, key: str, asset: str, due: datetime, job_id: int
     spec = next((x for x in s.planner.specs if x.name == asset), None)
     if spec is None:
         log(f"{key}: {asset} is no longer configured; not scanned")
-        return "unconfigured"
+        return await asyncio.to_thread(_settle_unconfigured, rt, key, asset, due, f"{rt.owner}/job{job_id}")
     planner: ScanPlanner = s.planner
     now = rt.clock()
     start = start_time(due, now, planner.quiet.windows(spec), planner.tz, planner.quiet.holidays)
@@ -163,6 +183,28 @@ async def run_task(rt: Runtime, key: str, asset: str, due: datetime, job_id: int
     return record.status.value
 
 
+def _settle_unconfigured(rt: Runtime, key: str, asset: str, due: datetime, owner: str) -> str:
+    """A slot whose asset left the config: a dead attempt's scan is marked interrupted and the
+    slot ends failed, never left running (a slot never taken stays as it is: no row is made)."""
+    from state.job_queue import JobQueue, JobState
+    from state.task_ledger import TASK_LEASE, adopt
+
+    queue = JobQueue(rt.store, owner, TASK_LEASE)
+    try:
+        held = queue.get(key)
+        if held is None or held.state is not JobState.RUNNING:
+            return "unconfigured"
+        now = rt.clock()
+        taken = adopt(rt.store, key, asset, due, owner, now)  # marks the dead attempt's scan interrupted
+        if taken.interrupted is not None:
+            log(f"{key}: scan {taken.interrupted} of a worker that died marked interrupted")
+        if taken.job is not None:
+            queue.complete(key, now, failed=True, error=UNCONFIGURED)
+    except StoreError as exc:
+        log(f"{key}: cannot settle the slot of the unconfigured {asset}: {exc}")
+    return "unconfigured"
+
+
 def _alert_new(rt: Runtime, outcome: ScanOutcome) -> None:
     """New critical/high findings go out at once; the delivery log sends each once, fleet-wide."""
     from agent.notify.dispatch import alert_new_findings
@@ -186,24 +228,71 @@ def worker_options(session: Session, name: str) -> dict[str, Any]:
 
 
 async def work(session: Session, store: Store, stop: asyncio.Event, runtime: Runtime | None = None) -> None:
-    """Run this process's workers until ``stop`` is set (then let running scans finish, briefly)."""
+    """Run this process's workers until ``stop`` is set (then let running scans finish, briefly).
+
+    A database error stops procrastinate's worker: it is logged and the workers run again
+    after a pause (5 s, doubling up to a minute), until ``stop``. Once stopping, the workers
+    are gone within :data:`STOP_DEADLINE`, or :class:`WorkerStuck` is raised: the process
+    exits non-zero.
+    """
     from agent.scanning.service import register_assets
 
     runtime = runtime or Runtime.build(session, store)
     await asyncio.to_thread(register_assets, store, session.config.asset_specs(), runtime.clock())
     app = make_app(store, runtime)
+    opts = worker_options(session, f"posture-worker {runtime.owner}")
+    log(f"worker {runtime.owner}: {opts['concurrency']} scan(s) at once, database {store.url}")
     try:
-        async with app.open_async():
-            opts = worker_options(session, f"posture-worker {runtime.owner}")
-            worker = asyncio.create_task(app.run_worker_async(**opts))
-            stopper = asyncio.create_task(stop.wait())
-            log(f"worker {runtime.owner}: {opts['concurrency']} scan(s) at once, database {store.url}")
-            await asyncio.wait([worker, stopper], return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if not worker.done():
-                worker.cancel()  # procrastinate stops gracefully: running scans get STOP_GRACE seconds
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        await _work_until_stopped(app, opts, stop)
     finally:
-        await runtime.limits.aclose()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(runtime.limits.aclose(), POOL_WAIT)
 
+
+async def _work_until_stopped(app: App, opts: dict[str, Any], stop: asyncio.Event) -> None:
+    from procrastinate.exceptions import ConnectorException
+    from psycopg import Error as PsycopgError
+
+    loop = asyncio.get_running_loop()
+    pause = RETRY_FIRST
+    while not stop.is_set():
+        began = loop.time()
+        attempt = asyncio.create_task(_run_workers(app, opts))
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([attempt, stopper], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if not attempt.done():
+            await _stop_within(attempt, STOP_DEADLINE)
+            return
+        try:
+            attempt.result()
+            return  # procrastinate's worker ended by itself
+        except (ConnectorException, PsycopgError) as exc:
+            if loop.time() - began > RETRY_MAX:
+                pause = RETRY_FIRST  # it ran a while: an outage begins, not a long one goes on
+            log(f"workers stopped by a database error ({one_line(exc, named=True)}); "
+                f"running them again in {pause:g} s")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), pause)
+        pause = min(pause * 2, RETRY_MAX)
+
+
+async def _run_workers(app: App, opts: dict[str, Any]) -> None:
+    async with app.open_async():
+        await app.run_worker_async(**opts)
+
+
+async def _stop_within(attempt: asyncio.Task[None], deadline: float) -> None:
+    """Stop the workers: procrastinate gives running scans STOP_GRACE seconds; all is over by
+    ``deadline`` seconds, database reachable or not. (A second SIGTERM/SIGINT exits at once:
+    :func:`agent.scheduling.fleet_scheduler.serve` handles the signals.)"""
+    attempt.cancel()  # procrastinate stops gracefully: running scans get STOP_GRACE seconds
+    await asyncio.wait([attempt], timeout=deadline)
+    if attempt.done():
+        error = None if attempt.cancelled() else attempt.exception()
+        if error is not None:
+            log(f"workers stopped with an error: {one_line(error, named=True)}")
+        return
+    attempt.cancel()  # no more grace: running scans are left to the next worker (handed back)
+    raise WorkerStuck(f"the workers did not stop within {deadline:g} s (the database unreachable?); "
+                      "their running scans are left to the next worker")

@@ -34,7 +34,7 @@ from agent.monitoring.hooks import observe_deliveries, observe_queue
 from agent.scheduling import sdnotify
 from agent.scheduling.daemon_setup import Settings, log
 from agent.scheduling.deadman import DeadMan, check_failing, check_stale
-from agent.scheduling.fleet import QUEUE, TASK, asset_lock, conninfo, slot_lock
+from agent.scheduling.fleet import QUEUE, STOP_GRACE, TASK, asset_lock, conninfo, slot_lock
 from agent.scheduling.scan_jobs import LEASE, owner_id
 from agent.scheduling.watch_timer import WatchTimer
 from state.errors import StoreError
@@ -52,6 +52,12 @@ if TYPE_CHECKING:
 ELECTION = zlib.crc32(b"posture:scheduler") & 0x7FFFFFFF
 ELECTION_RETRY = 5.0  # seconds between a stand-by's tries
 MAX_SLEEP = 30.0
+CHECK_TIMEOUT = 10.0  # seconds an election query or connection may take before it counts as lost
+STOP_EXTRA = 5.0  # seconds past the workers' STOP_GRACE a stopping process waits; then it exits (1)
+
+# pg_try_advisory_lock(key1, key2): classid = key1, objid = key2, objsubid = 2.
+HOLDS = """SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+AND classid::bigint = %s AND objid::bigint = 0 AND objsubid = 2"""
 
 ACTIVE = f"""SELECT queueing_lock, status FROM procrastinate_jobs
 WHERE queue_name = '{QUEUE}' AND status IN ('todo', 'doing') AND queueing_lock IS NOT NULL"""
@@ -81,35 +87,74 @@ class Scheduler:
         self.late: set[int] = set()  # jobs of silent but live workers, logged once
 
     async def run(self) -> None:
+        """Stand by, be elected, schedule while the election lock holds; lose it (a database
+        restart, a terminated session): step down, reconnect and stand for election again."""
+        tries = 0
+        while not self.stop.is_set():
+            conn = await self._connect(tries)
+            if conn is None:
+                tries += 1
+                continue
+            tries = 0
+            try:
+                if await self._elect(conn):
+                    await self._lead(conn)
+            except Exception as exc:  # psycopg's OperationalError: the election connection is gone
+                if not self.stop.is_set():
+                    log(f"scheduler: election connection lost ({one_line(exc, named=True)}); reconnecting")
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()  # the election lock goes with it
+
+    async def _connect(self, tries: int) -> Any:
+        """A new election connection, or None (after a pause growing to ``ELECTION_RETRY``)."""
         from psycopg import AsyncConnection
 
-        conn = await AsyncConnection.connect(conninfo(self.store), autocommit=True)
         try:
-            if not await self._elect(conn):
+            return await asyncio.wait_for(
+                AsyncConnection.connect(conninfo(self.store), autocommit=True, connect_timeout=int(CHECK_TIMEOUT)),
+                CHECK_TIMEOUT)
+        except Exception as exc:
+            if tries == 0:  # once per outage; the retries are silent
+                log(f"scheduler: cannot connect to the database ({one_line(exc, named=True)}); retrying")
+            await self._pause(min(ELECTION_RETRY, 0.5 * 2 ** tries))
+            return None
+
+    async def _lead(self, conn: Any) -> None:
+        """The elected loop: each turn only while this connection still holds the election lock."""
+        log(f"scheduler {self.queue.owner} elected: {len(self.settings.planner.specs)} assets")
+        last = await asyncio.to_thread(self.queue.last_finished, JobKind.CYCLE)
+        if last is not None:
+            self.deadman.last_cycle = last  # an old one makes the first turn report the gap
+        sdnotify.notify(f"STATUS=scheduling {len(self.settings.planner.specs)} assets")
+        while not self.stop.is_set():
+            if not await self._holds(conn):
+                log("scheduler: the election lock is lost (database restarted or session ended); "
+                    "stepping down")
                 return
-            log(f"scheduler {self.queue.owner} elected: {len(self.settings.planner.specs)} assets")
-            last = await asyncio.to_thread(self.queue.last_finished, JobKind.CYCLE)
-            if last is not None:
-                self.deadman.last_cycle = last  # an old one makes the first turn report the gap
-            sdnotify.notify(f"STATUS=scheduling {len(self.settings.planner.specs)} assets")
-            while not self.stop.is_set():
-                try:
-                    wake_at = await self.turn()
-                except (StoreError, OSError) as exc:
-                    log(f"scheduler: {one_line(exc, named=False)} (retrying)")
-                    wake_at = self.clock() + timedelta(seconds=min(self.stall, MAX_SLEEP))
-                except Exception as exc:  # procrastinate's and psycopg's errors: one line, then again
-                    log(f"scheduler: {one_line(exc, named=True)} (retrying)")
-                    wake_at = self.clock() + timedelta(seconds=min(self.stall, MAX_SLEEP))
-                await self._pause((wake_at - self.clock()).total_seconds())
-        finally:
-            with contextlib.suppress(Exception):
-                await conn.close()  # the election lock goes with it
+            try:
+                wake_at = await self.turn()
+            except (StoreError, OSError) as exc:
+                log(f"scheduler: {one_line(exc, named=False)} (retrying)")
+                wake_at = self.clock() + timedelta(seconds=min(self.stall, MAX_SLEEP))
+            except Exception as exc:  # procrastinate's and psycopg's errors: one line, then again
+                log(f"scheduler: {one_line(exc, named=True)} (retrying)")
+                wake_at = self.clock() + timedelta(seconds=min(self.stall, MAX_SLEEP))
+            await self._pause((wake_at - self.clock()).total_seconds())
+
+    async def _holds(self, conn: Any) -> bool:
+        """Whether ``conn`` is alive and its session still holds the election lock."""
+        try:
+            cur = await asyncio.wait_for(conn.execute(HOLDS, (ELECTION,)), CHECK_TIMEOUT)
+            return await cur.fetchone() is not None
+        except Exception:  # gone, broken or not answering: either way not a leader any more
+            return False
 
     async def _elect(self, conn: Any) -> bool:
         said = False
         while not self.stop.is_set():
-            cur = await conn.execute("SELECT pg_try_advisory_lock(%s, 0)", (ELECTION,))
+            cur = await asyncio.wait_for(conn.execute("SELECT pg_try_advisory_lock(%s, 0)", (ELECTION,)),
+                                         CHECK_TIMEOUT)
             row = await cur.fetchone()
             if row is not None and row[0]:
                 return True
@@ -256,8 +301,9 @@ async def serve(session: Session, store: Store, *, scheduler: bool, workers: boo
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    signalled: list[int] = []  # SIGTERM/SIGINT received so far
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _on_signal, loop, stop, signalled)
     loop.add_signal_handler(signal.SIGHUP, log, "SIGHUP: a fleet process reads its config at start; restart it")
     clock = make_clock(session.now)
     await asyncio.to_thread(register_assets, store, session.config.asset_specs(), clock())
@@ -286,6 +332,26 @@ async def serve(session: Session, store: Store, *, scheduler: bool, workers: boo
         log(f"stopping: {one_line(exc, named=True)}")
     log("stopped")
     return 1 if failed else 0
+
+
+def _on_signal(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, signalled: list[int]) -> None:
+    """The first SIGTERM/SIGINT stops gracefully, within one deadline; a second one exits at once."""
+    signalled.append(1)
+    if len(signalled) > 1:
+        _exit_now("a second stop signal: exiting now")
+        return
+    stop.set()
+    limit = STOP_GRACE + STOP_EXTRA
+    loop.call_later(limit, _exit_now, f"still stopping after {limit:g}s (the database unreachable?); exiting now")
+
+
+def _exit_now(why: str) -> None:
+    """Exit without waiting for what is stuck (a query to an unreachable database, a thread in
+    one): the kernel closes the connections, the election lock goes with them."""
+    import os
+
+    log(why)
+    os._exit(1)
 
 
 def run_fleet(args: Any, *, scheduler: bool) -> int:
