@@ -158,7 +158,9 @@ async def test_workers_stopped_mid_scan_with_the_database_unreachable_stop_by_a_
             store.close()
 
 
-@pytest.mark.parametrize("command", ["worker", "run"])
+# ``posture run`` only: its in-process worker is the same loop (fleet.work) as ``posture worker``'s,
+# and the case that used to take the scheduler down with it. An outage test takes over a minute.
+@pytest.mark.parametrize("command", ["run"])
 def test_a_worker_outlives_a_database_outage_and_scans_again(lab: FleetLab, tmp_path: Path,  # noqa: F811
                                                              pg_url: str, command: str) -> None:  # noqa: F811
     """``posture worker``, and ``posture run`` with its in-process worker (``in_process = true``)."""
