@@ -24,7 +24,7 @@ def _catalog() -> str:
 
 
 def _edge() -> str:
-    from probes.edge.judge import signatures_markdown
+    from probes.edge.readme_table import signatures_markdown
 
     text = signatures_markdown()
     return re.sub(r"^### .*\n\n", "", text, count=1)

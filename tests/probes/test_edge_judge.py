@@ -22,8 +22,8 @@ from probes.edge.judge import (
     detect,
     edge_findings,
     judge_active,
-    signatures_markdown,
 )
+from probes.edge.readme_table import signatures_markdown
 from probes.edge.signatures import Role, Signal, Signature, load_signatures, parse_signatures
 from vocab import DataFileError
 
